@@ -1,0 +1,137 @@
+import type { IncomingMessage } from 'node:http';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { GraphQLError } from 'graphql';
+import {
+  createYoga,
+  maskError as yogaMaskError,
+  useReadinessCheck,
+  type YogaServerInstance,
+} from 'graphql-yoga';
+import { ServiceError } from './domain/errors.js';
+import { createContext, type Context } from './graphql/context.js';
+import { schema } from './graphql/index.js';
+import type { Services } from './services.js';
+
+/** What Node's HTTP server hands Yoga with each request. */
+export interface ServerContext {
+  req?: IncomingMessage;
+}
+
+export type App = YogaServerInstance<ServerContext, Context>;
+
+export interface AppOptions {
+  /** Serve GraphiQL at GET /graphql in a browser. */
+  readonly graphiql: boolean;
+}
+
+/** The ServiceError behind a GraphQL error, if any (resolvers' errors arrive wrapped). */
+function findServiceError(error: unknown): ServiceError | undefined {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
+    if (e instanceof ServiceError) return e;
+    e = (e as Error & { originalError?: unknown }).originalError ?? e.cause;
+  }
+  return undefined;
+}
+
+/**
+ * The Yoga instance: schema, per-request context, error masking and readiness. It does not
+ * listen; `src/main.ts` does. Tests call `app.fetch` directly.
+ */
+export function createApp(services: Services, options: AppOptions): App {
+  const logger = services.logger;
+  return createYoga<ServerContext, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    healthCheckEndpoint: '/health',
+    landingPage: false,
+    graphiql: options.graphiql ? { title: 'Session service' } : false,
+    // Assets come from the installed package: the page works with no network.
+    renderGraphiQL,
+    logging: {
+      debug: (...args) => logger.debug({ args }, 'yoga'),
+      info: (...args) => logger.info({ args }, 'yoga'),
+      warn: (...args) => logger.warn({ args }, 'yoga'),
+      error: (...args) => logger.error({ args }, 'yoga'),
+    },
+    context: ({ request, req }) =>
+      createContext(services, request.headers.get('authorization'), {
+        userAgent: request.headers.get('user-agent'),
+        ip: req?.socket?.remoteAddress ?? null,
+      }),
+    maskedErrors: {
+      maskError(error, message, isDev) {
+        const serviceError = findServiceError(error);
+        if (serviceError) {
+          const original = error instanceof GraphQLError ? error : undefined;
+          return new GraphQLError(serviceError.message, {
+            nodes: original?.nodes,
+            path: original?.path,
+            extensions: {
+              code: serviceError.code,
+              ...(serviceError.field ? { field: serviceError.field } : {}),
+            },
+          });
+        }
+        const masked = yogaMaskError(error, message, isDev);
+        if (masked === error) return masked; // a request error (syntax, validation): safe to show
+        logUnexpected(services, error);
+        return new GraphQLError(message, {
+          nodes: masked instanceof GraphQLError ? masked.nodes : undefined,
+          path: masked instanceof GraphQLError ? masked.path : undefined,
+          extensions: { code: 'INTERNAL_SERVER_ERROR' },
+        });
+      },
+    },
+    plugins: [
+      useReadinessCheck({
+        endpoint: '/ready',
+        check: async () => {
+          try {
+            await withTimeout(services.ping(), 2_000);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+      }),
+    ],
+  });
+}
+
+/**
+ * Logs an unexpected fault with what is needed to fix it, but never query parameters (they may
+ * hold hashes, ciphertexts or identifiers): only messages, codes and stacks.
+ */
+function logUnexpected(services: Services, error: unknown): void {
+  const chain: { name: string; message: string; code?: unknown; stack?: string }[] = [];
+  for (let e: unknown = error; e instanceof Error && chain.length < 5;) {
+    const message = e.message.replace(/\nparams: .*$/s, '\nparams: [redacted]');
+    chain.push({
+      name: e.name,
+      message,
+      code: (e as { code?: unknown }).code,
+      stack: e.stack?.split('\n').slice(1, 8).join('\n'),
+    });
+    const next = (e as Error & { originalError?: unknown }).originalError ?? e.cause;
+    if (next === e) break;
+    e = next;
+  }
+  services.logger.error({ err: chain }, 'unexpected error');
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timed out')), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}

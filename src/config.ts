@@ -1,0 +1,133 @@
+import { z } from 'zod';
+
+/**
+ * The server's configuration, read once from the environment at the edge of the process.
+ * Nothing else in the code reads `process.env`.
+ */
+export interface Config {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  /** Postgres connection string; undefined means the embedded PGlite database in `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly port: number;
+  readonly host: string;
+  /** The admin key given by the operator; undefined means one is generated on first start. */
+  readonly adminKey: string | undefined;
+  /** Master secret the token keys derive from; undefined means generated and kept in `dataDir`. */
+  readonly sessionSecret: string | undefined;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** How long a rotated refresh token still returns the same new pair (racing refreshes). */
+  readonly refreshGraceSeconds: number;
+}
+
+/** Thrown by {@link loadConfig} with every problem found, one line each. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const emptyToUndefined = (value: unknown) => (value === '' ? undefined : value);
+
+const envSchema = z.object({
+  NODE_ENV: z.preprocess(
+    emptyToUndefined,
+    z
+      .enum(['development', 'production', 'test'], {
+        error: 'expected one of development, production, test',
+      })
+      .default('development'),
+  ),
+  DATABASE_URL: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, {
+        error: 'expected a postgres:// or postgresql:// connection URL',
+      })
+      .optional(),
+  ),
+  DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('.data')),
+  PORT: z.preprocess(
+    emptyToUndefined,
+    z.coerce
+      .number({ error: 'expected a port number from 0 to 65535' })
+      .int({ error: 'expected a port number from 0 to 65535' })
+      .min(0, { error: 'expected a port number from 0 to 65535' })
+      .max(65535, { error: 'expected a port number from 0 to 65535' })
+      .default(4000),
+  ),
+  HOST: z.preprocess(emptyToUndefined, z.string().default('0.0.0.0')),
+  ADMIN_KEY: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^ak_[A-Za-z0-9_-]{29,}$/, {
+        error: 'expected "ak_" followed by URL-safe characters, at least 32 characters in all',
+      })
+      .optional(),
+  ),
+  SESSION_SECRET: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .refine((s) => Buffer.byteLength(s, 'utf8') >= 32, {
+        error: 'expected at least 32 bytes (for example `openssl rand -base64 48`)',
+      })
+      .optional(),
+  ),
+  LOG_LEVEL: z.preprocess(
+    emptyToUndefined,
+    z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        error: 'expected one of fatal, error, warn, info, debug, trace, silent',
+      })
+      .default('info'),
+  ),
+  REFRESH_GRACE_SECONDS: z.preprocess(
+    emptyToUndefined,
+    z.coerce
+      .number({ error: 'expected a whole number of seconds from 0 to 300' })
+      .int({ error: 'expected a whole number of seconds from 0 to 300' })
+      .min(0, { error: 'expected a whole number of seconds from 0 to 300' })
+      .max(300, { error: 'expected a whole number of seconds from 0 to 300' })
+      .default(10),
+  ),
+});
+
+/**
+ * Reads the configuration from an environment map. Pure: it never touches the process.
+ * Every bad variable is reported at once in a {@link ConfigError}, never one at a time.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      // Never echo the value: it may be a secret.
+      problems.push(`${issue.path.join('.')}: ${issue.message}`);
+    }
+  }
+  if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {
+    problems.push('SESSION_SECRET: required when NODE_ENV=production (at least 32 bytes)');
+  }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  return Object.freeze({
+    nodeEnv: e.NODE_ENV,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.DATA_DIR,
+    port: e.PORT,
+    host: e.HOST,
+    adminKey: e.ADMIN_KEY,
+    sessionSecret: e.SESSION_SECRET,
+    logLevel: e.LOG_LEVEL,
+    refreshGraceSeconds: e.REFRESH_GRACE_SECONDS,
+  });
+}
+
+/** The process's configuration: the one place that reads `process.env`. */
+export function loadProcessConfig(): Config {
+  return loadConfig(process.env);
+}

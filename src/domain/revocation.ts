@@ -1,0 +1,42 @@
+import { and, isNull, sql, type SQL } from 'drizzle-orm';
+import type { Transaction } from '../db/client.js';
+import { sessions } from '../db/schema.js';
+import { recordEvents } from './events.js';
+
+/** Why a session was revoked, as recorded on the session and its REVOKED event. */
+export type RevokeReason = 'revoked' | 'revoked_all' | 'config_deleted' | 'refresh_token_reused';
+
+/**
+ * Revokes every live session matching `where` and records a REVOKED event for each, in the
+ * caller's transaction. Sessions already revoked are left as they are. Returns the revoked ids.
+ */
+export async function revokeSessionsWhere(
+  tx: Transaction,
+  where: SQL | undefined,
+  reason: RevokeReason,
+): Promise<string[]> {
+  const revoked = await tx
+    .update(sessions)
+    .set({ revokedAt: sql`now()`, revokeReason: reason })
+    .where(and(where, isNull(sessions.revokedAt)))
+    .returning({
+      id: sessions.id,
+      productId: sessions.productId,
+      env: sessions.env,
+      tag: sessions.tag,
+      identifier: sessions.identifier,
+    });
+  await recordEvents(
+    tx,
+    revoked.map((s) => ({
+      productId: s.productId,
+      env: s.env,
+      sessionId: s.id,
+      tag: s.tag,
+      identifier: s.identifier,
+      type: 'REVOKED' as const,
+      reason,
+    })),
+  );
+  return revoked.map((s) => s.id);
+}

@@ -1,0 +1,566 @@
+import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import { and, count, desc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import type { Database } from '../db/client.js';
+import { refreshTokens, sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
+import type { Keyring } from '../tokens/keyring.js';
+import { SealedBox } from '../tokens/sealed-box.js';
+import { hashSecret, randomSecret } from '../tokens/secrets.js';
+import { mintSessionToken, openSessionToken } from '../tokens/session-token.js';
+import type { Scope } from './callers.js';
+import { LIFETIME_LIMITS, requireSessionConfig, tokenLifetimeSeconds } from './configs.js';
+import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
+import { ServiceError, badInput } from './errors.js';
+import { recordEvents } from './events.js';
+import { revokeSessionsWhere } from './revocation.js';
+import { identifierFromData } from './selector.js';
+import { checkLength } from './validation.js';
+
+/** What the session rules need from the process. */
+export interface SessionDeps {
+  readonly db: Database;
+  readonly keyring: Keyring;
+  /** Seconds during which a rotated refresh token still yields the pair it was exchanged for. */
+  readonly refreshGraceSeconds: number;
+}
+
+/** A session row as read for checks, with the database clock at the time of reading. */
+export type SessionRecord = SessionRow & { readonly dbNow: Date };
+
+/** Loads session rows by id; batched by the caller (DataLoader), `undefined` for a missing one. */
+export type SessionLoader = (id: string) => Promise<SessionRecord | undefined>;
+
+export interface Device {
+  readonly userAgent?: string | null;
+  readonly ip?: string | null;
+}
+
+export interface StartSessionInput {
+  readonly tag: string;
+  readonly data?: unknown;
+  readonly identifier?: string | null;
+  readonly expiresIn?: number | null;
+  readonly device?: Device | null;
+}
+
+/** A session token with its refresh token, as start and refresh return them. */
+export interface SessionTokens {
+  readonly token: string;
+  readonly refreshToken: string;
+  readonly sessionId: string;
+  readonly expiresAt: Date;
+}
+
+export interface VerifiedSession {
+  readonly sessionId: string;
+  readonly tag: string;
+  readonly identifier: string;
+  readonly data: Record<string, unknown>;
+  readonly expiresAt: Date;
+  readonly session: SessionRow;
+}
+
+const MAX_IDENTIFIER_LENGTH = 256;
+const MAX_USER_AGENT_LENGTH = 512;
+const REFRESH_TOKEN_PREFIX = 'rt_';
+const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43; // 32 random bytes, base64url
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Postgres `now()` truncated to the second: the one clock, at the precision tokens carry. */
+const nowSeconds = sql`date_trunc('second', now())`;
+const secondsFromNow = (seconds: number) => sql`${nowSeconds} + make_interval(secs => ${seconds})`;
+
+function normalizeDevice(device: Device | null | undefined, fallback: Device): Device {
+  const userAgent = device?.userAgent ?? fallback.userAgent ?? null;
+  const ip = device?.ip ?? fallback.ip ?? null;
+  if (device?.userAgent != null && device.userAgent.length > MAX_USER_AGENT_LENGTH) {
+    throw badInput('input.device.userAgent', `must be at most ${MAX_USER_AGENT_LENGTH} characters`);
+  }
+  if (device?.ip != null && isIP(device.ip) === 0) {
+    throw badInput('input.device.ip', 'expected an IPv4 or IPv6 address');
+  }
+  return {
+    userAgent: userAgent === null ? null : userAgent.slice(0, MAX_USER_AGENT_LENGTH),
+    ip: ip !== null && isIP(ip) !== 0 ? ip : null,
+  };
+}
+
+/**
+ * Starts a session: checks the data against the config, picks the identifier, stores the
+ * session (data sealed at rest) with its first refresh token and a STARTED event in one
+ * transaction, then mints the session token with the database's expiry.
+ */
+export async function startSession(
+  deps: SessionDeps,
+  scope: Scope,
+  input: StartSessionInput,
+  requestDevice: Device,
+): Promise<SessionTokens & { session: SessionRow }> {
+  const config = await requireSessionConfig(deps.db, scope, input.tag);
+  const serialized = checkJsonObject('input.data', input.data, JSON_LIMITS.dataBytes);
+  const data = JSON.parse(serialized) as Record<string, unknown>;
+  checkDataAgainstSample('input.data', data, config.schema as Record<string, unknown>);
+  const identifier =
+    input.identifier != null
+      ? checkLength('input.identifier', input.identifier, MAX_IDENTIFIER_LENGTH)
+      : identifierFromData(config.selector, data);
+  if (identifier.length > MAX_IDENTIFIER_LENGTH) {
+    throw badInput(
+      'input.data',
+      `the selected identifier is longer than ${MAX_IDENTIFIER_LENGTH} characters`,
+    );
+  }
+  const lifetime = input.expiresIn ?? tokenLifetimeSeconds(config);
+  if (
+    !Number.isInteger(lifetime) ||
+    lifetime < LIFETIME_LIMITS.minTokenSeconds ||
+    lifetime > LIFETIME_LIMITS.maxTokenSeconds
+  ) {
+    throw badInput(
+      'input.expiresIn',
+      `expected whole seconds from ${LIFETIME_LIMITS.minTokenSeconds} to ${LIFETIME_LIMITS.maxTokenSeconds}`,
+    );
+  }
+  const device = normalizeDevice(input.device, requestDevice);
+  const sessionId = randomUUID();
+  const refreshToken = newRefreshToken();
+  const refreshLifetime = Math.max(config.refreshExpirySeconds, lifetime);
+
+  const session = await deps.db.transaction(async (tx) => {
+    const inserted = await tx
+      .insert(sessions)
+      .values({
+        id: sessionId,
+        productId: scope.productId,
+        env: scope.env,
+        configId: config.id,
+        tag: config.tag,
+        identifier,
+        dataEnc: deps.keyring.dataBox(scope.productId, scope.env).seal(serialized, sessionId),
+        tokenLifetimeSeconds: lifetime,
+        userAgent: device.userAgent,
+        ip: device.ip,
+        createdAt: sql`date_trunc('milliseconds', now())`,
+        lastActiveAt: sql`now()`,
+        expiresAt: secondsFromNow(lifetime),
+        refreshExpiresAt: secondsFromNow(refreshLifetime),
+      })
+      .returning();
+    const row = inserted[0]!;
+    await tx.insert(refreshTokens).values({
+      tokenHash: hashSecret(refreshToken),
+      sessionId,
+      expiresAt: row.refreshExpiresAt,
+    });
+    await recordEvents(tx, [{ ...scope, sessionId, tag: row.tag, identifier, type: 'STARTED' }]);
+    return row;
+  });
+
+  const token = await mintSessionToken(deps.keyring, scope, {
+    sessionId,
+    tag: session.tag,
+    identifier,
+    data,
+    issuedAt: session.createdAt,
+    expiresAt: session.expiresAt,
+  });
+  return { token, refreshToken, sessionId, expiresAt: session.expiresAt, session };
+}
+
+function newRefreshToken(): string {
+  return `${REFRESH_TOKEN_PREFIX}${randomSecret(32)}`;
+}
+
+/** Reads session rows by id with the database clock, in one query: the batch behind verify. */
+export async function loadSessionRecords(
+  db: Database,
+  ids: readonly string[],
+): Promise<SessionRecord[]> {
+  const valid = ids.filter((id) => UUID_PATTERN.test(id));
+  if (valid.length === 0) return [];
+  const rows = await db
+    .select({ session: sessions, dbNow: sql`now()`.mapWith(sessions.createdAt) })
+    .from(sessions)
+    .where(inArray(sessions.id, valid));
+  return rows.map((r) => ({ ...r.session, dbNow: r.dbNow as Date }));
+}
+
+const tokenInvalid = () =>
+  new ServiceError(
+    'TOKEN_INVALID',
+    'The session token is malformed, altered, or not for this tag.',
+  );
+
+/**
+ * Verifies a session token: opens it (claims checked in src/tokens), then checks its session row
+ * so that a revocation takes effect on the very next call. The database clock decides expiry.
+ */
+export async function verifySession(
+  deps: Pick<SessionDeps, 'keyring'>,
+  scope: Scope,
+  tag: string,
+  token: string,
+  loadSession: SessionLoader,
+): Promise<VerifiedSession> {
+  const claims = await openSessionToken(deps.keyring, scope, tag, token);
+  const row = await loadSession(claims.sessionId);
+  if (!row || row.productId !== scope.productId || row.env !== scope.env || row.tag !== tag) {
+    throw tokenInvalid();
+  }
+  if (row.revokedAt !== null) {
+    throw new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+  }
+  if (claims.expiresAt <= row.dbNow || row.refreshExpiresAt <= row.dbNow) {
+    throw new ServiceError('TOKEN_EXPIRED', 'The session token has expired; refresh the session.');
+  }
+  return {
+    sessionId: row.id,
+    tag: row.tag,
+    identifier: row.identifier,
+    data: claims.data,
+    expiresAt: claims.expiresAt,
+    session: row,
+  };
+}
+
+type RefreshOutcome =
+  | { readonly kind: 'ok'; readonly tokens: SessionTokens }
+  | { readonly kind: 'invalid' | 'revoked' | 'expired' | 'reused' };
+
+/**
+ * Exchanges a refresh token for a new pair, in one transaction holding the session row's lock.
+ * A token already exchanged returns the same pair within the grace window (racing refreshes);
+ * after it, the exchange is taken as theft: the session is revoked and REUSE_DETECTED recorded.
+ * A token that matches nothing revokes nothing.
+ */
+export async function refreshSession(
+  deps: SessionDeps,
+  scope: Scope,
+  tag: string,
+  refreshToken: string,
+): Promise<SessionTokens> {
+  const outcome = await exchangeRefreshToken(deps, scope, tag, refreshToken);
+  switch (outcome.kind) {
+    case 'ok':
+      return outcome.tokens;
+    case 'invalid':
+      throw new ServiceError(
+        'TOKEN_INVALID',
+        'The refresh token is malformed, unknown, or not for this tag.',
+      );
+    case 'revoked':
+      throw new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+    case 'expired':
+      throw new ServiceError('TOKEN_EXPIRED', 'The refresh token has expired; sign in again.');
+    case 'reused':
+      throw new ServiceError(
+        'REFRESH_TOKEN_REUSED',
+        'This refresh token was already used; the session has been revoked as a precaution.',
+      );
+  }
+}
+
+async function exchangeRefreshToken(
+  deps: SessionDeps,
+  scope: Scope,
+  tag: string,
+  refreshToken: string,
+): Promise<RefreshOutcome> {
+  if (
+    refreshToken.length !== REFRESH_TOKEN_LENGTH ||
+    !refreshToken.startsWith(REFRESH_TOKEN_PREFIX)
+  ) {
+    return { kind: 'invalid' };
+  }
+  const tokenHash = hashSecret(refreshToken);
+  return deps.db.transaction(async (tx): Promise<RefreshOutcome> => {
+    const found = await tx
+      .select({ sessionId: refreshTokens.sessionId })
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, tokenHash));
+    if (!found[0]) return { kind: 'invalid' };
+    const sessionId = found[0].sessionId;
+
+    // The lock: every exchange of this session's tokens, and every revocation, queues here.
+    const locked = await tx
+      .select({ session: sessions, refreshExpirySeconds: sessionConfigs.refreshExpirySeconds })
+      .from(sessions)
+      .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
+      .where(eq(sessions.id, sessionId))
+      .for('update', { of: sessions });
+    const current = locked[0];
+    if (
+      !current ||
+      current.session.productId !== scope.productId ||
+      current.session.env !== scope.env ||
+      current.session.tag !== tag
+    ) {
+      return { kind: 'invalid' };
+    }
+    const session = current.session;
+    if (session.revokedAt !== null) return { kind: 'revoked' };
+
+    // Read the token again now that the lock is held: a racing exchange may have spent it.
+    const tokenRows = await tx
+      .select({
+        spent: sql<boolean>`${refreshTokens.spentAt} is not null`,
+        inGrace: sql<boolean>`coalesce(${refreshTokens.spentAt} > now() - make_interval(secs => ${deps.refreshGraceSeconds}), false)`,
+        expired: sql<boolean>`${refreshTokens.expiresAt} <= now()`,
+        successorEnc: refreshTokens.successorEnc,
+      })
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, tokenHash));
+    const token = tokenRows[0]!;
+
+    if (token.spent) {
+      if (token.inGrace && token.successorEnc !== null) {
+        const pair = successorBox(refreshToken).open(token.successorEnc, sessionId);
+        const parsed = JSON.parse(pair) as {
+          token: string;
+          refreshToken: string;
+          expiresAt: string;
+        };
+        return {
+          kind: 'ok',
+          tokens: { ...parsed, sessionId, expiresAt: new Date(parsed.expiresAt) },
+        };
+      }
+      await revokeSessionsWhere(tx, eq(sessions.id, sessionId), 'refresh_token_reused');
+      await recordEvents(tx, [
+        {
+          ...scope,
+          sessionId,
+          tag: session.tag,
+          identifier: session.identifier,
+          type: 'REUSE_DETECTED',
+          reason: 'a rotated refresh token was presented after the grace window',
+        },
+      ]);
+      return { kind: 'reused' };
+    }
+    if (token.expired) return { kind: 'expired' };
+
+    const nextRefreshToken = newRefreshToken();
+    const refreshLifetime = Math.max(current.refreshExpirySeconds, session.tokenLifetimeSeconds);
+    const updated = await tx
+      .update(sessions)
+      .set({
+        expiresAt: secondsFromNow(session.tokenLifetimeSeconds),
+        refreshExpiresAt: secondsFromNow(refreshLifetime),
+        lastActiveAt: sql`now()`,
+      })
+      .where(eq(sessions.id, sessionId))
+      .returning({ expiresAt: sessions.expiresAt, refreshExpiresAt: sessions.refreshExpiresAt });
+    const times = updated[0]!;
+    const data = JSON.parse(
+      deps.keyring.dataBox(scope.productId, scope.env).open(session.dataEnc, sessionId),
+    ) as Record<string, unknown>;
+    const nextToken = await mintSessionToken(deps.keyring, scope, {
+      sessionId,
+      tag: session.tag,
+      identifier: session.identifier,
+      data,
+      expiresAt: times.expiresAt,
+    });
+    const tokens: SessionTokens = {
+      token: nextToken,
+      refreshToken: nextRefreshToken,
+      sessionId,
+      expiresAt: times.expiresAt,
+    };
+    await tx.insert(refreshTokens).values({
+      tokenHash: hashSecret(nextRefreshToken),
+      sessionId,
+      expiresAt: times.refreshExpiresAt,
+    });
+    await tx
+      .update(refreshTokens)
+      .set({
+        spentAt: sql`now()`,
+        successorEnc: successorBox(refreshToken).seal(
+          JSON.stringify({
+            token: nextToken,
+            refreshToken: nextRefreshToken,
+            expiresAt: times.expiresAt.toISOString(),
+          }),
+          sessionId,
+        ),
+      })
+      .where(eq(refreshTokens.tokenHash, tokenHash));
+    await recordEvents(tx, [
+      { ...scope, sessionId, tag: session.tag, identifier: session.identifier, type: 'REFRESHED' },
+    ]);
+    return { kind: 'ok', tokens };
+  });
+}
+
+/**
+ * The box a spent refresh token's successor pair is sealed in: its key derives from the spent
+ * token itself, so only a holder of that token (not a reader of the database) can open it.
+ */
+function successorBox(refreshToken: string): SealedBox {
+  return SealedBox.derive(refreshToken, 'refresh-successor', 'successor-pair');
+}
+
+function checkSessionId(sessionId: string): string {
+  if (!UUID_PATTERN.test(sessionId)) throw badInput('sessionId', 'expected a session id (a UUID)');
+  return sessionId.toLowerCase();
+}
+
+const inScope = (scope: Scope): SQL =>
+  and(eq(sessions.productId, scope.productId), eq(sessions.env, scope.env))!;
+
+/**
+ * Revokes one session. Idempotent: revoking a revoked session returns it unchanged. A session of
+ * another product, env or tag is NOT_FOUND and untouched.
+ */
+export async function revokeSession(
+  deps: SessionDeps,
+  scope: Scope,
+  tag: string,
+  sessionId: string,
+): Promise<SessionRow> {
+  const id = checkSessionId(sessionId);
+  const where = and(inScope(scope), eq(sessions.tag, tag), eq(sessions.id, id));
+  return deps.db.transaction(async (tx) => {
+    await revokeSessionsWhere(tx, where, 'revoked');
+    const rows = await tx.select().from(sessions).where(where);
+    if (!rows[0]) {
+      throw new ServiceError('NOT_FOUND', `No session with that id for tag "${tag}".`);
+    }
+    return rows[0];
+  });
+}
+
+/** Revokes every live session of one identifier under a tag, but the one excluded; returns the count. */
+export async function revokeAllSessions(
+  deps: SessionDeps,
+  scope: Scope,
+  tag: string,
+  identifier: string,
+  excludeSessionId?: string | null,
+): Promise<number> {
+  checkLength('identifier', identifier, MAX_IDENTIFIER_LENGTH);
+  const exclude =
+    excludeSessionId != null
+      ? sql`${sessions.id} <> ${checkSessionIdField(excludeSessionId)}`
+      : undefined;
+  const ids = await deps.db.transaction((tx) =>
+    revokeSessionsWhere(
+      tx,
+      and(inScope(scope), eq(sessions.tag, tag), eq(sessions.identifier, identifier), exclude),
+      'revoked_all',
+    ),
+  );
+  return ids.length;
+}
+
+function checkSessionIdField(value: string): string {
+  if (!UUID_PATTERN.test(value)) {
+    throw badInput('excludeSessionId', 'expected a session id (a UUID)');
+  }
+  return value.toLowerCase();
+}
+
+/** Live: not revoked, and still refreshable by the database clock. */
+const isLive = and(isNull(sessions.revokedAt), gt(sessions.refreshExpiresAt, sql`now()`));
+
+export interface SessionPage {
+  readonly rows: SessionRow[];
+  readonly hasNextPage: boolean;
+  /** Counts every live session of the identifier; run only when asked for. */
+  readonly totalCount: () => Promise<number>;
+}
+
+export const MAX_PAGE_SIZE = 100;
+const DEFAULT_PAGE_SIZE = 20;
+
+/** Keyset cursor over (createdAt desc, id desc); opaque to clients. */
+export function encodeCursor(row: Pick<SessionRow, 'createdAt' | 'id'>): string {
+  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  const text = cursor.length <= 200 ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  const [at, id] = text.split('|');
+  const createdAt = new Date(at ?? '');
+  if (!id || !UUID_PATTERN.test(id) || Number.isNaN(createdAt.getTime())) {
+    throw badInput('after', 'is not a cursor this API returned');
+  }
+  return { createdAt, id };
+}
+
+/** One page of an identifier's live sessions under a tag, newest first (keyset pagination). */
+export async function listSessions(
+  deps: Pick<SessionDeps, 'db'>,
+  scope: Scope,
+  args: { tag: string; identifier: string; first?: number | null; after?: string | null },
+): Promise<SessionPage> {
+  checkLength('identifier', args.identifier, MAX_IDENTIFIER_LENGTH);
+  const first = args.first ?? DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) {
+    throw badInput('first', `expected a whole number from 0 to ${MAX_PAGE_SIZE}`);
+  }
+  const owner = and(
+    inScope(scope),
+    eq(sessions.tag, args.tag),
+    eq(sessions.identifier, args.identifier),
+    isLive,
+  );
+  let where = owner;
+  if (args.after != null) {
+    const c = decodeCursor(args.after);
+    where = and(
+      owner,
+      or(
+        lt(sessions.createdAt, c.createdAt),
+        and(eq(sessions.createdAt, c.createdAt), lt(sessions.id, c.id)),
+      ),
+    );
+  }
+  const rows = await deps.db
+    .select()
+    .from(sessions)
+    .where(where)
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .limit(first + 1);
+  return {
+    rows: rows.slice(0, first),
+    hasNextPage: rows.length > first,
+    totalCount: async () => {
+      const counted = await deps.db.select({ n: count() }).from(sessions).where(owner);
+      return Number(counted[0]?.n ?? 0);
+    },
+  };
+}
+
+/** One session of the caller's product and env, or undefined. */
+export async function findSession(
+  deps: Pick<SessionDeps, 'db'>,
+  scope: Scope,
+  sessionId: string,
+): Promise<SessionRow | undefined> {
+  if (!UUID_PATTERN.test(sessionId)) return undefined;
+  const rows = await deps.db
+    .select()
+    .from(sessions)
+    .where(and(inScope(scope), eq(sessions.id, sessionId.toLowerCase())));
+  return rows[0];
+}
+
+/** The decrypted data of a session row. */
+export function sessionData(keyring: Keyring, row: SessionRow): Record<string, unknown> {
+  return JSON.parse(keyring.dataBox(row.productId, row.env).open(row.dataEnc, row.id)) as Record<
+    string,
+    unknown
+  >;
+}
+
+export type SessionStatus = 'ACTIVE' | 'EXPIRED' | 'REVOKED';
+
+/** A session's status at an instant: revoked, expired (nothing can revive it), or active. */
+export function sessionStatus(row: SessionRow, now: Date): SessionStatus {
+  if (row.revokedAt !== null) return 'REVOKED';
+  if (row.refreshExpiresAt <= now) return 'EXPIRED';
+  return 'ACTIVE';
+}

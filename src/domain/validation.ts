@@ -1,0 +1,30 @@
+import { badInput } from './errors.js';
+
+/** Tags of products and session configs: lower-case, URL- and key-safe. */
+export const TAG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** Environment names appear inside keys (`sk_<env>_...`), so they have no underscore. */
+export const ENV_PATTERN = /^[a-z][a-z0-9-]{0,15}$/;
+
+export function checkTag(field: string, value: string): string {
+  if (!TAG_PATTERN.test(value)) {
+    throw badInput(
+      field,
+      'expected 1 to 64 characters: lower-case letters, digits, "_" or "-", starting with a letter or digit',
+    );
+  }
+  return value;
+}
+
+/** A trimmed, non-empty string of at most `max` characters. */
+export function checkText(field: string, value: string, max: number, allowEmpty = false): string {
+  const trimmed = value.trim();
+  if (!allowEmpty && trimmed.length === 0) throw badInput(field, 'must not be empty');
+  if (trimmed.length > max) throw badInput(field, `must be at most ${max} characters`);
+  return trimmed;
+}
+
+export function checkLength(field: string, value: string, max: number): string {
+  if (value.length === 0) throw badInput(field, 'must not be empty');
+  if (value.length > max) throw badInput(field, `must be at most ${max} characters`);
+  return value;
+}

@@ -1,0 +1,66 @@
+import SchemaBuilder from '@pothos/core';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
+import { ServiceError } from '../domain/errors.js';
+import type { Context } from './context.js';
+
+/**
+ * The Pothos builder, configured and nothing more: types and fields live in one file per domain.
+ * Scope-auth runs first and decides from the caller's key what it may do.
+ */
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  AuthScopes: {
+    /** The admin key. */
+    admin: boolean;
+    /** The session management API: a secret key, or the admin key. */
+    sessions: boolean;
+  };
+  Scalars: {
+    JSON: { Input: unknown; Output: unknown };
+    DateTime: { Input: Date; Output: Date };
+  };
+  DefaultFieldNullability: false;
+}>({
+  plugins: [ScopeAuthPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    authScopes: async (context) => {
+      const caller = await context.caller();
+      return {
+        admin: caller.kind === 'admin',
+        sessions: caller.kind === 'admin' || caller.kind === 'secret',
+      };
+    },
+    // No key or an unknown one is UNAUTHENTICATED; a known key without the right is FORBIDDEN.
+    unauthorizedError: (_parent, context) => {
+      const kind = context.resolved.caller?.kind ?? 'anonymous';
+      if (kind === 'anonymous') {
+        return new ServiceError(
+          'UNAUTHENTICATED',
+          'Send your key in the Authorization header: "Bearer <key>".',
+        );
+      }
+      if (kind === 'unknown-key') {
+        return new ServiceError('UNAUTHENTICATED', 'This key is unknown or has been revoked.');
+      }
+      if (kind === 'publishable') {
+        return new ServiceError(
+          'FORBIDDEN',
+          'A publishable key cannot use the session management API; use a secret key on your backend.',
+        );
+      }
+      return new ServiceError('FORBIDDEN', 'This operation needs the admin key.');
+    },
+  },
+});
+
+builder.addScalarType('JSON', JSONResolver);
+builder.addScalarType('DateTime', DateTimeResolver);
+
+builder.queryType({
+  description: 'Read session configs and sessions, verify tokens, and (admin) list products.',
+});
+builder.mutationType({
+  description: 'Manage session configs and sessions, and (admin) products and keys.',
+});

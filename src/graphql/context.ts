@@ -1,0 +1,102 @@
+import DataLoader from 'dataloader';
+import type { SessionConfigRow, ApiKeyRow } from '../db/schema.js';
+import type { Caller } from '../domain/callers.js';
+import { activeSessionCounts, sessionConfigsByIds } from '../domain/configs.js';
+import { authenticate, listApiKeysOfProducts } from '../domain/keys.js';
+import { loadSessionRecords, type Device, type SessionRecord } from '../domain/sessions.js';
+import type { Services } from '../services.js';
+
+/** Request-scoped batching. A new set per request, so nothing cached outlives a request. */
+export interface Loaders {
+  /**
+   * Session rows by id, for verify's row check. `cache: false`: two verifies in one request each
+   * read the row, so a revocation between them is seen.
+   */
+  readonly sessionRecord: DataLoader<string, SessionRecord | undefined>;
+  /** Configs by id (deleted ones too), for `Session.config` over a page of sessions. */
+  readonly configById: DataLoader<string, SessionConfigRow | undefined>;
+  /** Active sessions per config, keyed `env|configId`: `sessionConfigs` lists 50 configs in one count. */
+  readonly activeSessionCount: DataLoader<string, number>;
+  /** API keys per product id, for `products { apiKeys }`. */
+  readonly apiKeysByProduct: DataLoader<string, ApiKeyRow[]>;
+}
+
+export interface Context {
+  readonly services: Services;
+  /** Who is calling; authenticated on first use, once per request. */
+  readonly caller: () => Promise<Caller>;
+  /**
+   * The caller once `caller()` has resolved (scope-auth's error messages read it). A holder
+   * object, because Yoga copies the context's properties into its own object.
+   */
+  readonly resolved: { caller?: Caller };
+  readonly loaders: Loaders;
+  /** The calling client as the request shows it; a backend may pass its end user's instead. */
+  readonly requestDevice: Device;
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** Reads the key out of an `Authorization: Bearer <key>` value. */
+export function bearerKey(authorization: string | null | undefined): string | undefined {
+  if (!authorization) return undefined;
+  const match = BEARER.exec(authorization);
+  return match ? match[1] : authorization.trim() === '' ? undefined : '\u0000invalid';
+}
+
+export function createContext(
+  services: Services,
+  authorization: string | null | undefined,
+  requestDevice: Device,
+): Context {
+  const { db } = services;
+  let callerPromise: Promise<Caller> | undefined;
+  const resolved: { caller?: Caller } = {};
+  const context: Context = {
+    services,
+    resolved,
+    requestDevice,
+    caller: () => {
+      callerPromise ??= authenticate(db, services.adminKeys, bearerKey(authorization)).then(
+        (caller) => {
+          resolved.caller = caller;
+          return caller;
+        },
+      );
+      return callerPromise;
+    },
+    loaders: {
+      sessionRecord: new DataLoader(
+        async (ids) => {
+          const rows = await loadSessionRecords(db, ids);
+          const byId = new Map(rows.map((r) => [r.id, r]));
+          return ids.map((id) => byId.get(id.toLowerCase()));
+        },
+        { cache: false },
+      ),
+      configById: new DataLoader(async (ids) => {
+        const rows = await sessionConfigsByIds(db, ids);
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        return ids.map((id) => byId.get(id));
+      }),
+      activeSessionCount: new DataLoader(async (keys) => {
+        const byEnv = new Map<string, string[]>();
+        for (const key of keys) {
+          const [env, configId] = key.split('|') as [string, string];
+          byEnv.set(env, [...(byEnv.get(env) ?? []), configId]);
+        }
+        const counts = new Map<string, number>();
+        for (const [env, ids] of byEnv) {
+          const found = await activeSessionCounts(db, env, ids);
+          for (const id of ids) counts.set(`${env}|${id}`, found.get(id) ?? 0);
+        }
+        return keys.map((key) => counts.get(key) ?? 0);
+      }),
+      apiKeysByProduct: new DataLoader(async (productIds) => {
+        const rows = await listApiKeysOfProducts(db, productIds);
+        return productIds.map((id) => rows.filter((r) => r.productId === id));
+      }),
+    },
+  };
+  return context;
+}

@@ -1,0 +1,140 @@
+import type { ApiKeyRow, ProductRow } from '../db/schema.js';
+import { createApiKey, createProduct, listProducts, revokeApiKey } from '../domain/keys.js';
+import { builder } from './builder.js';
+
+const ApiKeyKind = builder.enumType('ApiKeyKind', {
+  description:
+    'What a key may do: SECRET manages sessions on a backend; PUBLISHABLE is for browsers.',
+  values: {
+    SECRET: {
+      value: 'secret',
+      description: 'A backend key (`sk_<env>_...`): the whole session API for its product and env.',
+    },
+    PUBLISHABLE: {
+      value: 'publishable',
+      description: 'A browser key (`pk_<env>_...`): refused by the session management API.',
+    },
+  } as const,
+});
+
+export const ApiKey = builder.objectRef<ApiKeyRow>('ApiKey').implement({
+  description: 'An API key of one product and environment. Its secret part is never shown again.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'Pass to revokeApiKey.' }),
+    kind: t.field({
+      type: ApiKeyKind,
+      description: 'Secret or publishable.',
+      resolve: (k) => k.kind,
+    }),
+    name: t.exposeString('name', {
+      description: 'The name given at creation, to tell keys apart.',
+    }),
+    env: t.exposeString('env', { description: 'The environment the key acts in.' }),
+    prefix: t.exposeString('prefix', {
+      description: 'The first characters of the key, safe to display.',
+    }),
+    createdAt: t.expose('createdAt', {
+      type: 'DateTime',
+      description: 'When the key was created.',
+    }),
+    revokedAt: t.expose('revokedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the key was revoked; null while it works.',
+    }),
+  }),
+});
+
+export const Product = builder.objectRef<ProductRow>('Product').implement({
+  description: 'A product: the tenant that owns session configs, sessions and keys.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'Internal id.' }),
+    tag: t.exposeString('tag', { description: 'Unique name of the product, used in arguments.' }),
+    name: t.exposeString('name', { description: 'Display name.' }),
+    envs: t.exposeStringList('envs', {
+      description: 'Its environments, for example dev, snd, prd.',
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
+    apiKeys: t.field({
+      type: [ApiKey],
+      description: 'Every key of the product, revoked ones included (batched across products).',
+      resolve: (product, _args, ctx) => ctx.loaders.apiKeysByProduct.load(product.id),
+    }),
+  }),
+});
+
+const CreatedApiKey = builder
+  .objectRef<{ key: string; apiKey: ApiKeyRow }>('CreatedApiKey')
+  .implement({
+    description: 'A new key. `key` is shown this once and cannot be recovered: store it now.',
+    fields: (t) => ({
+      key: t.exposeString('key', { description: 'The key itself. Shown only in this response.' }),
+      apiKey: t.field({ type: ApiKey, description: 'The stored key.', resolve: (r) => r.apiKey }),
+    }),
+  });
+
+const CreateProductInput = builder.inputType('CreateProductInput', {
+  description: 'A new product.',
+  fields: (t) => ({
+    tag: t.string({ required: true, description: 'Unique, ^[a-z0-9][a-z0-9_-]{0,63}$.' }),
+    name: t.string({ required: true, description: 'Display name, up to 200 characters.' }),
+    envs: t.stringList({
+      required: false,
+      description: 'Its environments (default ["dev", "snd", "prd"]); up to 10.',
+    }),
+  }),
+});
+
+const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
+  description: 'A new key for one product and environment.',
+  fields: (t) => ({
+    product: t.string({ required: true, description: 'Tag of the product.' }),
+    env: t.string({ required: true, description: 'One of the product’s environments.' }),
+    kind: t.field({ type: ApiKeyKind, required: true, description: 'Secret or publishable.' }),
+    name: t.string({
+      required: true,
+      description: 'A name to tell the key apart, up to 200 characters.',
+    }),
+  }),
+});
+
+builder.queryField('products', (t) =>
+  t.field({
+    type: [Product],
+    description: 'Every product, oldest first. Admin key only.',
+    authScopes: { admin: true },
+    resolve: (_root, _args, ctx) => listProducts(ctx.services.db),
+  }),
+);
+
+builder.mutationField('createProduct', (t) =>
+  t.field({
+    type: Product,
+    description:
+      'Creates a product with its environments. Admin key only. CONFLICT when the tag is taken.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: CreateProductInput, required: true }) },
+    resolve: (_root, { input }, ctx) => createProduct(ctx.services.db, input),
+  }),
+);
+
+builder.mutationField('createApiKey', (t) =>
+  t.field({
+    type: CreatedApiKey,
+    description:
+      'Creates a secret or publishable key; the key is in this response only. Admin key only.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
+    resolve: (_root, { input }, ctx) => createApiKey(ctx.services.db, input),
+  }),
+);
+
+builder.mutationField('revokeApiKey', (t) =>
+  t.field({
+    type: ApiKey,
+    description: 'Revokes a key: its next request is UNAUTHENTICATED. Idempotent. Admin key only.',
+    authScopes: { admin: true },
+    args: { id: t.arg.id({ required: true, description: 'The key’s id.' }) },
+    resolve: (_root, { id }, ctx) => revokeApiKey(ctx.services.db, String(id)),
+  }),
+);

@@ -1,0 +1,22 @@
+import type { Scope } from '../domain/callers.js';
+import { resolveScope } from '../domain/keys.js';
+import { builder } from './builder.js';
+import type { Context } from './context.js';
+
+/** The two arguments every product-scoped operation takes; only the admin key uses them. */
+export const scopeArgs = builder.args((t) => ({
+  product: t.string({
+    description: 'Admin key only: the product’s tag. A secret key acts in its own product.',
+  }),
+  env: t.string({
+    description: 'Admin key only: the environment. A secret key acts in its own environment.',
+  }),
+}));
+
+/** The product and env the caller acts on (from its key, or named by the admin key). */
+export async function scopeOf(
+  ctx: Context,
+  args: { product?: string | null; env?: string | null },
+): Promise<Scope> {
+  return resolveScope(ctx.services.db, await ctx.caller(), args);
+}

@@ -1,0 +1,204 @@
+import type { SessionConfigRow } from '../db/schema.js';
+import {
+  createSessionConfig,
+  deleteSessionConfig,
+  findSessionConfig,
+  listSessionConfigs,
+  updateSessionConfig,
+} from '../domain/configs.js';
+import { builder } from './builder.js';
+import { scopeArgs, scopeOf } from './scope.js';
+
+/** A config as seen from one environment (its active-session count is per env). */
+export interface ConfigView {
+  readonly config: SessionConfigRow;
+  readonly env: string;
+}
+
+export const ExpiryPeriod = builder.enumType('ExpiryPeriod', {
+  description: 'The unit of a session config’s `expiry`.',
+  values: ['SECONDS', 'MINUTES', 'HOURS', 'DAYS', 'WEEKS'] as const,
+});
+
+export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').implement({
+  description:
+    'A session type of the product (Ductape’s session config): what a session holds and how long it lives.',
+  fields: (t) => ({
+    name: t.string({ description: 'Display name.', resolve: (v) => v.config.name }),
+    tag: t.string({
+      description: 'Unique within the product; names the session type in every call.',
+      resolve: (v) => v.config.tag,
+    }),
+    description: t.string({
+      description: 'What the session type is for.',
+      resolve: (v) => v.config.description,
+    }),
+    schema: t.field({
+      type: 'JSON',
+      description:
+        'A sample of the session data; started sessions must match the types of its keys.',
+      resolve: (v) => v.config.schema,
+    }),
+    selector: t.string({
+      description:
+        'Where the identifier is in the data, as "$Session{userId}" or "$Session{details}{username}".',
+      resolve: (v) => v.config.selector,
+    }),
+    expiry: t.int({
+      description: 'The session token’s lifetime, in `period` units.',
+      resolve: (v) => v.config.expiry,
+    }),
+    period: t.field({
+      type: ExpiryPeriod,
+      description: 'The unit of `expiry`.',
+      resolve: (v) => v.config.period,
+    }),
+    refreshExpiresIn: t.int({
+      description: 'Seconds a refresh token stays usable (each refresh issues a new one).',
+      resolve: (v) => v.config.refreshExpirySeconds,
+    }),
+    activeSessionCount: t.int({
+      description:
+        'Sessions of this type in the caller’s environment that are neither revoked nor expired (batched).',
+      resolve: (v, _args, ctx) => ctx.loaders.activeSessionCount.load(`${v.env}|${v.config.id}`),
+    }),
+    createdAt: t.field({
+      type: 'DateTime',
+      description: 'When it was created.',
+      resolve: (v) => v.config.createdAt,
+    }),
+    updatedAt: t.field({
+      type: 'DateTime',
+      description: 'When it last changed.',
+      resolve: (v) => v.config.updatedAt,
+    }),
+  }),
+});
+
+const CreateSessionConfigInput = builder.inputType('CreateSessionConfigInput', {
+  description: 'A new session type, as Ductape’s `sessions.create` takes it.',
+  fields: (t) => ({
+    name: t.string({ required: true, description: 'Display name, up to 200 characters.' }),
+    tag: t.string({
+      required: true,
+      description: 'Unique in the product: ^[a-z0-9][a-z0-9_-]{0,63}$.',
+    }),
+    description: t.string({ required: true, description: 'Up to 2,000 characters.' }),
+    schema: t.field({
+      type: 'JSON',
+      required: true,
+      description: 'A sample JSON object of the session data (up to 16 KiB, 10 levels).',
+    }),
+    selector: t.string({
+      required: true,
+      description:
+        'The identifier’s place in the data: "$Session{userId}", "$Session{details}{username}".',
+    }),
+    expiry: t.int({
+      required: true,
+      description: 'Session token lifetime in `period` units (10 seconds to 365 days).',
+    }),
+    period: t.field({ type: ExpiryPeriod, required: true, description: 'Unit of `expiry`.' }),
+    refreshExpiresIn: t.int({
+      required: false,
+      description:
+        'Refresh token lifetime in seconds; default 30 days, never less than the token lifetime, at most 400 days.',
+    }),
+  }),
+});
+
+const UpdateSessionConfigInput = builder.inputType('UpdateSessionConfigInput', {
+  description: 'The fields to change; the others keep their value (a merge, as Ductape’s update).',
+  fields: (t) => ({
+    name: t.string({ required: false, description: 'New display name.' }),
+    tag: t.string({ required: false, description: 'New tag; existing sessions keep the old one.' }),
+    description: t.string({ required: false, description: 'New description.' }),
+    schema: t.field({ type: 'JSON', required: false, description: 'New sample data.' }),
+    selector: t.string({
+      required: false,
+      description: 'New selector; must resolve in the (new) schema.',
+    }),
+    expiry: t.int({ required: false, description: 'New lifetime, in `period` units.' }),
+    period: t.field({ type: ExpiryPeriod, required: false, description: 'New unit of `expiry`.' }),
+    refreshExpiresIn: t.int({
+      required: false,
+      description: 'New refresh token lifetime, seconds.',
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  sessionConfigs: t.field({
+    type: [SessionConfig],
+    description: 'Every session config of the product, oldest first (Ductape’s fetchAll).',
+    authScopes: { sessions: true },
+    args: scopeArgs,
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      const configs = await listSessionConfigs(ctx.services.db, scope);
+      return configs.map((config) => ({ config, env: scope.env }));
+    },
+  }),
+  sessionConfig: t.field({
+    type: SessionConfig,
+    nullable: true,
+    description: 'One session config by tag, or null (Ductape’s fetch).',
+    authScopes: { sessions: true },
+    args: {
+      tag: t.arg.string({ required: true, description: 'The config’s tag.' }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      const config = await findSessionConfig(ctx.services.db, scope, args.tag);
+      return config ? { config, env: scope.env } : null;
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createSessionConfig: t.field({
+    type: SessionConfig,
+    description:
+      'Creates a session type. BAD_USER_INPUT names the field at fault; CONFLICT when the tag is taken.',
+    authScopes: { sessions: true },
+    args: {
+      input: t.arg({ type: CreateSessionConfigInput, required: true }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      const config = await createSessionConfig(ctx.services.db, scope, args.input);
+      return { config, env: scope.env };
+    },
+  }),
+  updateSessionConfig: t.field({
+    type: SessionConfig,
+    description:
+      'Changes only the given fields of a session config. Live sessions keep the tokens they have.',
+    authScopes: { sessions: true },
+    args: {
+      tag: t.arg.string({ required: true, description: 'The config to change.' }),
+      input: t.arg({ type: UpdateSessionConfigInput, required: true }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      const config = await updateSessionConfig(ctx.services.db, scope, args.tag, args.input);
+      return { config, env: scope.env };
+    },
+  }),
+  deleteSessionConfig: t.boolean({
+    description:
+      'Deletes a session config and revokes all its sessions, in every environment. True when done.',
+    authScopes: { sessions: true },
+    args: {
+      tag: t.arg.string({ required: true, description: 'The config to delete.' }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      await deleteSessionConfig(ctx.services.db, await scopeOf(ctx, args), args.tag);
+      return true;
+    },
+  }),
+}));

@@ -1,0 +1,92 @@
+import { createServer } from 'node:http';
+import { createApp } from './app.js';
+import { adminKeySource, firstStart, resolveSessionSecret } from './bootstrap.js';
+import { ConfigError, loadProcessConfig, type Config } from './config.js';
+import { openDatabase } from './db/client.js';
+import { createLogger } from './logger.js';
+import { Keyring } from './tokens/keyring.js';
+
+/** How long shutdown waits for requests in flight before closing their connections. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+function readConfig(): Config {
+  try {
+    return loadProcessConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const logger = createLogger(config.logLevel);
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  await database.migrate();
+  const { secret, generated } = resolveSessionSecret(config);
+  if (generated)
+    logger.warn('generated a session secret in DATA_DIR; set SESSION_SECRET in production');
+  const services = {
+    db: database.db,
+    keyring: new Keyring(secret),
+    adminKeys: adminKeySource(config),
+    refreshGraceSeconds: config.refreshGraceSeconds,
+    logger,
+    ping: () => database.ping(),
+  };
+  const created = await firstStart(database.db, config);
+  const app = createApp(services, { graphiql: true });
+  const server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://localhost:${port}/graphql`;
+  logger.info({ port, database: database.kind }, 'listening');
+
+  // Shown once, on the terminal only (not through the logger): the operator needs them to begin.
+  const lines = [`\n  Session service ready: GraphiQL at ${url}\n`];
+  if (created.adminKey) lines.push(`  Admin key (shown once, store it now): ${created.adminKey}`);
+  if (created.demoSecretKey) {
+    lines.push(
+      `  Demo product "demo", env "dev", secret key (shown once): ${created.demoSecretKey}`,
+    );
+    lines.push(
+      `  In GraphiQL, set the header {"Authorization": "Bearer ${created.demoSecretKey}"}`,
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    force.unref();
+    server.close(() => {
+      void database
+        .close()
+        .then(() => {
+          logger.info('stopped');
+          process.exit(0);
+        })
+        .catch((error: unknown) => {
+          logger.error({ err: error }, 'closing the database failed');
+          process.exit(1);
+        });
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,48 @@
+import { hkdfSync, webcrypto } from 'node:crypto';
+import { SealedBox } from './sealed-box.js';
+
+/** The key id new session tokens are minted under. Rotation adds ids; see the README. */
+export const CURRENT_TOKEN_KID = 'k1';
+
+/**
+ * Every key the server uses, derived with HKDF-SHA256 from the one master secret, per product and
+ * environment, and cached as ready-to-use keys (importing raw bytes on every call is slow).
+ * Derived keys mean a token minted for one product or env cannot even be opened by another's key.
+ */
+export class Keyring {
+  readonly #master: Buffer;
+  readonly #tokenKeys = new Map<string, Promise<CryptoKey>>();
+  readonly #dataBoxes = new Map<string, SealedBox>();
+
+  constructor(masterSecret: string) {
+    if (Buffer.byteLength(masterSecret, 'utf8') < 32) {
+      throw new Error('the master secret must be at least 32 bytes');
+    }
+    this.#master = Buffer.from(masterSecret, 'utf8');
+  }
+
+  /** The AES-256 key-wrapping key for session tokens of one product, env and key id. */
+  tokenKey(productId: string, env: string, kid: string): Promise<CryptoKey> {
+    const id = `${productId}\u0000${env}\u0000${kid}`;
+    let key = this.#tokenKeys.get(id);
+    if (!key) {
+      const bytes = new Uint8Array(
+        hkdfSync('sha256', this.#master, 'session-token', `token-key\u0000${id}`, 32),
+      );
+      key = webcrypto.subtle.importKey('raw', bytes, 'AES-KW', false, ['wrapKey', 'unwrapKey']);
+      this.#tokenKeys.set(id, key);
+    }
+    return key;
+  }
+
+  /** The box session data is sealed with at rest, per product and env. */
+  dataBox(productId: string, env: string): SealedBox {
+    const id = `${productId}\u0000${env}`;
+    let box = this.#dataBoxes.get(id);
+    if (!box) {
+      box = SealedBox.derive(this.#master, 'session-data', `data-key\u0000${id}`);
+      this.#dataBoxes.set(id, box);
+    }
+    return box;
+  }
+}

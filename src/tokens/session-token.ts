@@ -1,0 +1,115 @@
+import { EncryptJWT, errors as joseErrors, jwtDecrypt } from 'jose';
+import { ServiceError } from '../domain/errors.js';
+import { CURRENT_TOKEN_KID, type Keyring } from './keyring.js';
+
+const ISSUER = 'session-service';
+const KEY_ALGORITHM = 'A256KW';
+const CONTENT_ALGORITHM = 'A256GCM';
+/** Clock skew accepted by the first, local check; the database clock then decides exactly. */
+const CLOCK_TOLERANCE_SECONDS = 30;
+/** No session token we mint comes near this; a larger input is refused before any parsing. */
+export const MAX_SESSION_TOKEN_LENGTH = 65_536;
+
+/** What a session token says, once opened and checked. */
+export interface SessionTokenClaims {
+  readonly sessionId: string;
+  readonly tag: string;
+  readonly identifier: string;
+  readonly data: Record<string, unknown>;
+  readonly issuedAt: Date;
+  readonly expiresAt: Date;
+}
+
+/** Where a token belongs: a token minted for one scope is invalid in every other. */
+export interface TokenScope {
+  readonly productId: string;
+  readonly env: string;
+}
+
+const audienceOf = (scope: TokenScope) => `${scope.productId}:${scope.env}`;
+
+/** Mints a session token: a JWE (A256KW + A256GCM) carrying the session data, bound to scope and tag. */
+export async function mintSessionToken(
+  keyring: Keyring,
+  scope: TokenScope,
+  claims: Omit<SessionTokenClaims, 'issuedAt'> & { issuedAt?: Date },
+): Promise<string> {
+  const key = await keyring.tokenKey(scope.productId, scope.env, CURRENT_TOKEN_KID);
+  return new EncryptJWT({ sid: claims.sessionId, tag: claims.tag, data: claims.data })
+    .setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid: CURRENT_TOKEN_KID })
+    .setIssuer(ISSUER)
+    .setAudience(audienceOf(scope))
+    .setSubject(claims.identifier)
+    .setIssuedAt(Math.floor((claims.issuedAt ?? new Date()).getTime() / 1000))
+    .setExpirationTime(Math.floor(claims.expiresAt.getTime() / 1000))
+    .encrypt(key);
+}
+
+const invalid = () =>
+  new ServiceError(
+    'TOKEN_INVALID',
+    'The session token is malformed, altered, or not for this tag.',
+  );
+
+/**
+ * Opens a session token and checks every claim in one place: algorithms pinned, issuer,
+ * audience (product and env), tag, and expiry against the local clock with a small tolerance.
+ * Throws TOKEN_INVALID or TOKEN_EXPIRED, never anything that says more.
+ */
+export async function openSessionToken(
+  keyring: Keyring,
+  scope: TokenScope,
+  tag: string,
+  token: string,
+): Promise<SessionTokenClaims> {
+  if (token.length === 0 || token.length > MAX_SESSION_TOKEN_LENGTH) throw invalid();
+  let payload: Record<string, unknown>;
+  try {
+    const result = await jwtDecrypt(
+      token,
+      async (header) => {
+        if (header.kid !== CURRENT_TOKEN_KID) throw invalid();
+        return keyring.tokenKey(scope.productId, scope.env, header.kid);
+      },
+      {
+        issuer: ISSUER,
+        audience: audienceOf(scope),
+        keyManagementAlgorithms: [KEY_ALGORITHM],
+        contentEncryptionAlgorithms: [CONTENT_ALGORITHM],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        requiredClaims: ['exp', 'iat', 'sub'],
+      },
+    );
+    payload = result.payload;
+  } catch (error) {
+    if (error instanceof joseErrors.JWTExpired) {
+      throw new ServiceError(
+        'TOKEN_EXPIRED',
+        'The session token has expired; refresh the session.',
+      );
+    }
+    throw invalid();
+  }
+  const { sid, tag: tokenTag, data, sub, iat, exp } = payload;
+  if (
+    typeof sid !== 'string' ||
+    typeof tokenTag !== 'string' ||
+    typeof sub !== 'string' ||
+    typeof iat !== 'number' ||
+    typeof exp !== 'number' ||
+    data === null ||
+    typeof data !== 'object' ||
+    Array.isArray(data)
+  ) {
+    throw invalid();
+  }
+  if (tokenTag !== tag) throw invalid();
+  return {
+    sessionId: sid,
+    tag: tokenTag,
+    identifier: sub,
+    data: data as Record<string, unknown>,
+    issuedAt: new Date(iat * 1000),
+    expiresAt: new Date(exp * 1000),
+  };
+}

@@ -1,0 +1,66 @@
+import { Writable } from 'node:stream';
+import { createApp, type App } from '../../src/app.js';
+import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
+import { generateAdminKey } from '../../src/domain/keys.js';
+import { createLogger } from '../../src/logger.js';
+import type { Services } from '../../src/services.js';
+import { Keyring } from '../../src/tokens/keyring.js';
+import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
+
+/** The test database: Postgres when DATABASE_URL is set, else a fresh in-memory PGlite. */
+export const TEST_DATABASE_URL = process.env.DATABASE_URL || undefined;
+
+export interface TestApp {
+  readonly app: App;
+  readonly database: DatabaseHandle;
+  readonly services: Services;
+  readonly adminKey: string;
+  /** Every log line the server wrote, as text. */
+  readonly logs: string[];
+  /** SQL statements sent since the last reset (text only). */
+  readonly statements: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A server on its own database handle, as `main.ts` would build it, with an admin key of its
+ * own. Tests isolate by creating their own product, never by cleaning tables.
+ */
+export async function createTestApp(
+  options: { refreshGraceSeconds?: number; graphiql?: boolean } = {},
+): Promise<TestApp> {
+  const statements: string[] = [];
+  const database = await openDatabase({
+    databaseUrl: TEST_DATABASE_URL,
+    dataDir: 'memory://',
+    onQuery: (text) => statements.push(text),
+    maxConnections: 20,
+  });
+  await database.migrate();
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logs.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const adminKey = generateAdminKey();
+  const services: Services = {
+    db: database.db,
+    keyring: new Keyring(randomSecret(48)),
+    adminKeys: { configuredHash: hashSecret(adminKey) },
+    refreshGraceSeconds: options.refreshGraceSeconds ?? 10,
+    logger: createLogger('debug', sink),
+    ping: () => database.ping(),
+  };
+  const app = createApp(services, { graphiql: options.graphiql ?? true });
+  return {
+    app,
+    database,
+    services,
+    adminKey,
+    logs,
+    statements,
+    close: () => database.close(),
+  };
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import type { TestApp } from './app.js';
+import { ok } from './graphql.js';
+
+export const uniqueTag = (prefix = 't') => `${prefix}-${randomBytes(6).toString('hex')}`;
+
+export interface TestProduct {
+  tag: string;
+  /** Secret keys by env. */
+  secret: { dev: string; prd: string };
+  publishable: string;
+}
+
+/** A fresh product with envs dev and prd, a secret key for each and a publishable dev key. */
+export async function newProduct(t: TestApp): Promise<TestProduct> {
+  const tag = uniqueTag('p');
+  await ok(t.app, {
+    key: t.adminKey,
+    query: `mutation($input: CreateProductInput!) { createProduct(input: $input) { tag } }`,
+    variables: { input: { tag, name: `Product ${tag}`, envs: ['dev', 'prd'] } },
+  });
+  const key = async (env: string, kind: 'SECRET' | 'PUBLISHABLE') => {
+    const data = await ok<{ createApiKey: { key: string } }>(t.app, {
+      key: t.adminKey,
+      query: `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key } }`,
+      variables: { input: { product: tag, env, kind, name: `${kind} ${env}` } },
+    });
+    return data.createApiKey.key;
+  };
+  return {
+    tag,
+    secret: { dev: await key('dev', 'SECRET'), prd: await key('prd', 'SECRET') },
+    publishable: await key('dev', 'PUBLISHABLE'),
+  };
+}
+
+/** The config of the Ductape docs: a userId and nested details, selected by userId. */
+export const ductapeConfig = (tag = 'user-session', overrides: Record<string, unknown> = {}) => ({
+  name: 'User session',
+  tag,
+  description: 'Signed-in users',
+  schema: {
+    userId: '191010192-19198829819',
+    details: { username: 'ductape-user', email: 'santos@ductape.app' },
+  },
+  selector: '$Session{userId}',
+  expiry: 7,
+  period: 'HOURS',
+  ...overrides,
+});
+
+export async function newConfig(
+  t: TestApp,
+  key: string,
+  overrides: Record<string, unknown> = {},
+): Promise<string> {
+  const tag = uniqueTag('s');
+  await ok(t.app, {
+    key,
+    query: `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input) { tag } }`,
+    variables: { input: ductapeConfig(tag, overrides) },
+  });
+  return tag;
+}
+
+export interface Started {
+  token: string;
+  refreshToken: string;
+  sessionId: string;
+  expiresAt: string;
+}
+
+export async function start(
+  t: TestApp,
+  key: string,
+  tag: string,
+  data: Record<string, unknown> = {
+    userId: 'user-123',
+    details: { username: 'ada', email: 'ada@example.com' },
+  },
+  extra: Record<string, unknown> = {},
+): Promise<Started> {
+  const result = await ok<{ startSession: Started }>(t.app, {
+    key,
+    query: `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId expiresAt } }`,
+    variables: { input: { tag, data, ...extra } },
+  });
+  return result.startSession;
+}
+
+export const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId tag identifier data expiresAt session { id status } } }`;
+export const REFRESH = `mutation($tag: String!, $refreshToken: String!) { refreshSession(tag: $tag, refreshToken: $refreshToken) { token refreshToken sessionId expiresAt } }`;
+export const REVOKE = `mutation($tag: String!, $sessionId: ID!) { revokeSession(tag: $tag, sessionId: $sessionId) { id status revokedAt revokeReason } }`;
