@@ -36,6 +36,7 @@ function describeCall(call: Call, response: unknown): string {
 }
 
 /** The data of a request that must succeed; fails with the query and the response otherwise. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read response shapes freely
 export async function ok<T = Record<string, any>>(app: App, call: Call): Promise<T> {
   const response = await gql<T>(app, call);
   if (response.errors?.length || !response.data) {
