@@ -170,7 +170,6 @@ describe('products and keys', () => {
     }
     // The table holds hashes, never the key.
     const table = await t.database.db.execute<{ row: string }>(
-       
       (await import('drizzle-orm')).sql`select row_to_json(k)::text as row from api_keys k`,
     );
     const text = JSON.stringify(table);

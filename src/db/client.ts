@@ -92,6 +92,9 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   }
   const client = await PGlite.create(location);
   const db = drizzlePglite(client, { schema, logger }) as unknown as Database;
+  // An advisory lock is re-entrant within one session, and PGlite is one session: calls to
+  // migrate() in this process queue here instead.
+  let migrating: Promise<void> = Promise.resolve();
   return {
     db,
     kind: 'pglite',
@@ -99,15 +102,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       if (client.closed) throw new Error('database closed');
       await client.query('select 1');
     },
-    async migrate() {
-      const { migrate } = await import('drizzle-orm/pglite/migrator');
-      // PGlite is one connection in one process; the lock keeps the code path the same.
-      await client.query(`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
-      try {
+    migrate() {
+      const run = migrating.then(async () => {
+        const { migrate } = await import('drizzle-orm/pglite/migrator');
         await migrate(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER });
-      } finally {
-        await client.query(`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
-      }
+      });
+      migrating = run.catch(() => {});
+      return run;
     },
     async close() {
       if (!client.closed) await client.close();

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import type { TestApp } from './app.js';
 import { ok } from './graphql.js';
 
@@ -91,3 +92,22 @@ export async function start(
 export const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId tag identifier data expiresAt session { id status } } }`;
 export const REFRESH = `mutation($tag: String!, $refreshToken: String!) { refreshSession(tag: $tag, refreshToken: $refreshToken) { token refreshToken sessionId expiresAt } }`;
 export const REVOKE = `mutation($tag: String!, $sessionId: ID!) { revokeSession(tag: $tag, sessionId: $sessionId) { id status revokedAt revokeReason } }`;
+
+/**
+ * The rows of `t.database.db.execute(sql\`...\`)`, whichever driver ran it: postgres.js returns
+ * the rows as an array, PGlite returns `{ rows }`.
+ */
+export function rowsOf<T = Record<string, unknown>>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  const rows = (result as { rows?: unknown } | null | undefined)?.rows;
+  if (Array.isArray(rows)) return rows as T[];
+  throw new Error(`not a query result: ${JSON.stringify(result)?.slice(0, 200)}`);
+}
+
+/** The types of a session's event rows, oldest first, read straight from `session_events`. */
+export async function eventTypesOf(t: TestApp, sessionId: string): Promise<string[]> {
+  const result = await t.database.db.execute(
+    sql`select type from session_events where session_id = ${sessionId} order by id`,
+  );
+  return rowsOf<{ type: string }>(result).map((r) => r.type);
+}

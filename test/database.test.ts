@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.js';
+import { openDatabase } from '../src/db/client.js';
+import { createLogger } from '../src/logger.js';
+import { Keyring } from '../src/tokens/keyring.js';
+import { randomSecret } from '../src/tokens/secrets.js';
+import { TEST_DATABASE_URL } from './support/app.js';
+import { rowsOf } from './support/rows.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+/** A database nobody else uses: a new Postgres database, or a new in-memory PGlite. */
+async function freshDatabaseUrl(): Promise<string | undefined> {
+  if (!TEST_DATABASE_URL) return undefined;
+  const name = `mig_${randomBytes(6).toString('hex')}`;
+  const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  cleanups.push(async () => {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  });
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+const migrationCount = async (db: Awaited<ReturnType<typeof openDatabase>>['db']) =>
+  Number(
+    rowsOf<{ n: number }>(
+      await db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`),
+    )[0]!.n,
+  );
+
+describe('migrations', () => {
+  it('apply on a fresh database, and applying them again, or from several instances at once, changes nothing', async () => {
+    const url = await freshDatabaseUrl();
+    const handles = url
+      ? await Promise.all(
+          [1, 2, 3, 4].map(() => openDatabase({ databaseUrl: url, maxConnections: 2 })),
+        )
+      : [await openDatabase({ dataDir: 'memory://' })];
+    for (const h of handles) cleanups.push(() => h.close());
+    // Several instances (or several calls in one process) starting together.
+    await Promise.all([...handles, ...handles].map((h) => h.migrate()));
+    const first = handles[0]!;
+    const applied = await migrationCount(first.db);
+    expect(applied).toBeGreaterThan(0);
+    // And once more, afterwards.
+    await first.migrate();
+    expect(await migrationCount(first.db)).toBe(applied);
+    const tables = rowsOf<{ table_name: string }>(
+      await first.db.execute(
+        sql`select table_name from information_schema.tables where table_schema = 'public' order by 1`,
+      ),
+    ).map((r) => r.table_name);
+    expect(tables).toEqual(
+      expect.arrayContaining([
+        'products',
+        'api_keys',
+        'session_configs',
+        'sessions',
+        'refresh_tokens',
+        'session_events',
+      ]),
+    );
+  });
+});
+
+describe('readiness', () => {
+  const services = (database: Awaited<ReturnType<typeof openDatabase>>) => ({
+    db: database.db,
+    keyring: new Keyring(randomSecret(48)),
+    adminKeys: { configuredHash: undefined },
+    refreshGraceSeconds: 10,
+    logger: createLogger('silent'),
+    ping: () => database.ping(),
+  });
+
+  it.runIf(TEST_DATABASE_URL)(
+    '/ready turns 503 while Postgres is unreachable and 200 again when it returns; /health stays 200',
+    async () => {
+      const target = new URL(TEST_DATABASE_URL!);
+      const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+      const port = await proxy.start();
+      cleanups.push(() => proxy.cut());
+      const viaProxy = new URL(TEST_DATABASE_URL!);
+      viaProxy.hostname = '127.0.0.1';
+      viaProxy.port = String(port);
+      const database = await openDatabase({ databaseUrl: viaProxy.toString(), maxConnections: 2 });
+      cleanups.push(() => database.close());
+      const app = createApp(services(database), { graphiql: false });
+      const status = async (path: string) => (await app.fetch(`http://test.local${path}`)).status;
+
+      expect(await status('/ready')).toBe(200);
+      await proxy.cut();
+      expect(await status('/ready')).toBe(503);
+      expect(await status('/health')).toBe(200);
+      await proxy.restore();
+      let ready = 0;
+      for (let i = 0; i < 50 && ready !== 200; i++) {
+        ready = await status('/ready');
+        if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ready).toBe(200);
+    },
+  );
+
+  it.skipIf(TEST_DATABASE_URL)(
+    '/ready turns 503 once the embedded database is closed; /health stays 200',
+    async () => {
+      const database = await openDatabase({ dataDir: 'memory://' });
+      await database.migrate();
+      const app = createApp(services(database), { graphiql: false });
+      expect((await app.fetch('http://test.local/ready')).status).toBe(200);
+      await database.close();
+      expect((await app.fetch('http://test.local/ready')).status).toBe(503);
+      expect((await app.fetch('http://test.local/health')).status).toBe(200);
+    },
+  );
+});
