@@ -15,6 +15,8 @@ import type { Services } from './services.js';
 /** What Node's HTTP server hands Yoga with each request. */
 export interface ServerContext {
   req?: IncomingMessage;
+  /** Over WebSocket: the `connectionParams` of graphql-ws's connection_init. */
+  connectionParams?: Readonly<Record<string, unknown>>;
 }
 
 export type App = YogaServerInstance<ServerContext, Context>;
@@ -54,11 +56,19 @@ export function createApp(services: Services, options: AppOptions): App {
       warn: (...args) => logger.warn({ args }, 'yoga'),
       error: (...args) => logger.error({ args }, 'yoga'),
     },
-    context: ({ request, req }) =>
-      createContext(services, request.headers.get('authorization'), {
-        userAgent: request.headers.get('user-agent'),
-        ip: req?.socket?.remoteAddress ?? null,
-      }),
+    context: ({ request, req, connectionParams }) => {
+      // Over WebSocket there is no Fetch request: the key comes from connectionParams.
+      const fromParams = connectionParams?.authorization;
+      return createContext(
+        services,
+        request?.headers.get('authorization') ??
+          (typeof fromParams === 'string' ? fromParams : undefined),
+        {
+          userAgent: request?.headers.get('user-agent') ?? req?.headers['user-agent'] ?? null,
+          ip: req?.socket?.remoteAddress ?? null,
+        },
+      );
+    },
     maskedErrors: {
       maskError(error, message, isDev) {
         const serviceError = findServiceError(error);

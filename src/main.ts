@@ -1,10 +1,10 @@
-import { createServer } from 'node:http';
 import { createApp } from './app.js';
 import { adminKeySource, firstStart, resolveSessionSecret } from './bootstrap.js';
 import { ConfigError, loadProcessConfig, type Config } from './config.js';
 import { openDatabase } from './db/client.js';
 import { createLogger } from './logger.js';
-import { Keyring } from './tokens/keyring.js';
+import { createHttpServer } from './server.js';
+import { startServices } from './services.js';
 
 /** How long shutdown waits for requests in flight before closing their connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -29,17 +29,15 @@ async function main(): Promise<void> {
   const { secret, generated } = resolveSessionSecret(config);
   if (generated)
     logger.warn('generated a session secret in DATA_DIR; set SESSION_SECRET in production');
-  const services = {
-    db: database.db,
-    keyring: new Keyring(secret),
+  const services = await startServices(database, {
+    sessionSecret: secret,
     adminKeys: adminKeySource(config),
     refreshGraceSeconds: config.refreshGraceSeconds,
     logger,
-    ping: () => database.ping(),
-  };
+  });
   const created = await firstStart(database.db, config);
   const app = createApp(services, { graphiql: true });
-  const server = createServer(app);
+  const { server, shutdown } = createHttpServer(app, services);
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -64,21 +62,16 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-    force.unref();
-    server.close(() => {
-      void database
-        .close()
-        .then(() => {
-          logger.info('stopped');
-          process.exit(0);
-        })
-        .catch((error: unknown) => {
-          logger.error({ err: error }, 'closing the database failed');
-          process.exit(1);
-        });
-    });
-    server.closeIdleConnections();
+    void shutdown(SHUTDOWN_GRACE_MS)
+      .then(() => database.close())
+      .then(() => {
+        logger.info('stopped');
+        process.exit(0);
+      })
+      .catch((error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

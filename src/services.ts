@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import type { Database } from './db/client.js';
+import type { Database, DatabaseHandle } from './db/client.js';
 import type { AdminKeySource } from './domain/keys.js';
-import type { Keyring } from './tokens/keyring.js';
+import { EventBus } from './events/bus.js';
+import { Keyring } from './tokens/keyring.js';
 
 /** What the process holds for the life of the server and hands to every request. */
 export interface Services {
@@ -10,6 +11,33 @@ export interface Services {
   readonly adminKeys: AdminKeySource;
   readonly refreshGraceSeconds: number;
   readonly logger: Logger;
+  /** Delivers session events to subscriptions. */
+  readonly events: EventBus;
   /** Resolves when the database answers; rejects when it does not. */
   readonly ping: () => Promise<void>;
+}
+
+export interface ServiceOptions {
+  readonly sessionSecret: string;
+  readonly adminKeys: AdminKeySource;
+  readonly refreshGraceSeconds: number;
+  readonly logger: Logger;
+}
+
+/** Builds the services on an open database and starts listening for events. */
+export async function startServices(
+  database: DatabaseHandle,
+  options: ServiceOptions,
+): Promise<Services> {
+  const events = new EventBus(database.db, database.listen.bind(database), options.logger);
+  await events.start();
+  return {
+    db: database.db,
+    keyring: new Keyring(options.sessionSecret),
+    adminKeys: options.adminKeys,
+    refreshGraceSeconds: options.refreshGraceSeconds,
+    logger: options.logger,
+    events,
+    ping: () => database.ping(),
+  };
 }

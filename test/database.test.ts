@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { openDatabase } from '../src/db/client.js';
 import { createLogger } from '../src/logger.js';
-import { Keyring } from '../src/tokens/keyring.js';
+import { startServices } from '../src/services.js';
 import { randomSecret } from '../src/tokens/secrets.js';
 import { TEST_DATABASE_URL } from './support/app.js';
 import { rowsOf } from './support/rows.js';
@@ -74,14 +74,13 @@ describe('migrations', () => {
 });
 
 describe('readiness', () => {
-  const services = (database: Awaited<ReturnType<typeof openDatabase>>) => ({
-    db: database.db,
-    keyring: new Keyring(randomSecret(48)),
-    adminKeys: { configuredHash: undefined },
-    refreshGraceSeconds: 10,
-    logger: createLogger('silent'),
-    ping: () => database.ping(),
-  });
+  const services = (database: Awaited<ReturnType<typeof openDatabase>>) =>
+    startServices(database, {
+      sessionSecret: randomSecret(48),
+      adminKeys: { configuredHash: undefined },
+      refreshGraceSeconds: 10,
+      logger: createLogger('silent'),
+    });
 
   it.runIf(TEST_DATABASE_URL)(
     '/ready turns 503 while Postgres is unreachable and 200 again when it returns; /health stays 200',
@@ -95,7 +94,7 @@ describe('readiness', () => {
       viaProxy.port = String(port);
       const database = await openDatabase({ databaseUrl: viaProxy.toString(), maxConnections: 2 });
       cleanups.push(() => database.close());
-      const app = createApp(services(database), { graphiql: false });
+      const app = createApp(await services(database), { graphiql: false });
       const status = async (path: string) => (await app.fetch(`http://test.local${path}`)).status;
 
       expect(await status('/ready')).toBe(200);
@@ -117,7 +116,7 @@ describe('readiness', () => {
     async () => {
       const database = await openDatabase({ dataDir: 'memory://' });
       await database.migrate();
-      const app = createApp(services(database), { graphiql: false });
+      const app = createApp(await services(database), { graphiql: false });
       expect((await app.fetch('http://test.local/ready')).status).toBe(200);
       await database.close();
       expect((await app.fetch('http://test.local/ready')).status).toBe(503);

@@ -22,6 +22,11 @@ export interface DatabaseHandle {
   ping(): Promise<void>;
   /** Runs the committed migrations, serialised across instances by an advisory lock. */
   migrate(): Promise<void>;
+  /**
+   * Listens to a NOTIFY channel. `onListen` runs each time the listening connection is
+   * (re)established: whatever was notified while it was down must be caught up from tables.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -56,6 +61,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       connect_timeout: 5,
     });
     const db = drizzlePostgres(client, { schema, logger }) as unknown as Database;
+    // LISTEN holds a connection of its own; postgres.js re-establishes it after a drop.
+    let listener: postgres.Sql | undefined;
     return {
       db,
       kind: 'postgres',
@@ -78,8 +85,17 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
           await lockClient.end();
         }
       },
+      async listen(channel, onNotify, onListen) {
+        listener ??= postgres(url, {
+          max: 1,
+          onnotice: () => {},
+          connect_timeout: 5,
+          connection: { application_name: 'session-service-listener' },
+        });
+        await listener.listen(channel, onNotify, onListen);
+      },
       async close() {
-        await client.end({ timeout: 5 });
+        await Promise.all([client.end({ timeout: 5 }), listener?.end({ timeout: 1 })]);
       },
     };
   }
@@ -109,6 +125,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       });
       migrating = run.catch(() => {});
       return run;
+    },
+    async listen(channel, onNotify, onListen) {
+      // One process, one database: notifications never drop, so onListen runs once.
+      await client.listen(channel, onNotify);
+      onListen();
     },
     async close() {
       if (!client.closed) await client.close();

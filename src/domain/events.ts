@@ -1,7 +1,21 @@
-import type { Transaction } from '../db/client.js';
-import { sessionEvents } from '../db/schema.js';
+import { and, asc, eq, gt, inArray, max, sql, type SQL } from 'drizzle-orm';
+import type { Database, Transaction } from '../db/client.js';
+import { sessionEvents, type SessionEventRow } from '../db/schema.js';
 
-export type SessionEventType = (typeof sessionEvents.$inferInsert)['type'];
+export type SessionEventType = SessionEventRow['type'];
+
+export const SESSION_EVENT_TYPES: readonly SessionEventType[] = [
+  'STARTED',
+  'REFRESHED',
+  'REVOKED',
+  'EXPIRED',
+  'REUSE_DETECTED',
+  'EXTENDED',
+  'DATA_UPDATED',
+];
+
+/** The NOTIFY channel that wakes every instance when events of a scope are committed. */
+export const EVENTS_CHANNEL = 'session_service_events';
 
 /** One event about one session, as written beside the change it describes. */
 export interface NewSessionEvent {
@@ -14,15 +28,36 @@ export interface NewSessionEvent {
   readonly reason?: string | null;
 }
 
+/** What a NOTIFY on {@link EVENTS_CHANNEL} carries: which scope has new events (never their content). */
+export interface EventsSignal {
+  readonly productId: string;
+  readonly env: string;
+}
+
 /**
  * Writes events inside the caller's transaction, so an event exists exactly when its change was
- * committed. Ids increase with commit order within one writer.
+ * committed, and queues a NOTIFY that is delivered on commit.
+ *
+ * Within one product and env, event ids follow commit order: a transaction-scoped advisory lock
+ * per scope is taken before the ids are drawn and held until commit. Without it a subscriber
+ * could see id 11 before a slower transaction commits id 10, and a cursor would skip 10 forever.
+ * The lock is taken last in every transaction that writes events, so it is held only for the
+ * insert and the commit.
  */
 export async function recordEvents(
   tx: Transaction,
   events: readonly NewSessionEvent[],
 ): Promise<void> {
   if (events.length === 0) return;
+  const scopes = [...new Map(events.map((e) => [`${e.productId}|${e.env}`, e])).entries()].sort(
+    ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0),
+  );
+  for (const [key, e] of scopes) {
+    const signal = JSON.stringify({ productId: e.productId, env: e.env } satisfies EventsSignal);
+    await tx.execute(
+      sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0)), pg_notify(${EVENTS_CHANNEL}, ${signal})`,
+    );
+  }
   await tx.insert(sessionEvents).values(
     events.map((e) => ({
       productId: e.productId,
@@ -34,4 +69,53 @@ export async function recordEvents(
       reason: e.reason ?? null,
     })),
   );
+}
+
+/** Filters a subscriber may set; absent means any. */
+export interface EventFilter {
+  readonly tag?: string | null;
+  readonly identifier?: string | null;
+  readonly types?: readonly SessionEventType[] | null;
+}
+
+/** Whether an event passes a subscriber's filter. */
+export function matchesFilter(event: SessionEventRow, filter: EventFilter): boolean {
+  return (
+    (filter.tag == null || event.tag === filter.tag) &&
+    (filter.identifier == null || event.identifier === filter.identifier) &&
+    (filter.types == null || filter.types.includes(event.type))
+  );
+}
+
+/** Events of a scope after an id, in id (= commit) order, optionally filtered, at most `limit`. */
+export async function eventsAfter(
+  db: Database,
+  scope: EventsSignal,
+  afterId: number,
+  limit: number,
+  filter: EventFilter = {},
+): Promise<SessionEventRow[]> {
+  const conditions: (SQL | undefined)[] = [
+    eq(sessionEvents.productId, scope.productId),
+    eq(sessionEvents.env, scope.env),
+    gt(sessionEvents.id, afterId),
+    filter.tag != null ? eq(sessionEvents.tag, filter.tag) : undefined,
+    filter.identifier != null ? eq(sessionEvents.identifier, filter.identifier) : undefined,
+    filter.types != null ? inArray(sessionEvents.type, [...filter.types]) : undefined,
+  ];
+  return db
+    .select()
+    .from(sessionEvents)
+    .where(and(...conditions))
+    .orderBy(asc(sessionEvents.id))
+    .limit(limit);
+}
+
+/** The newest event id of a scope (0 when it has none): where a live feed starts. */
+export async function latestEventId(db: Database, scope: EventsSignal): Promise<number> {
+  const rows = await db
+    .select({ id: max(sessionEvents.id) })
+    .from(sessionEvents)
+    .where(and(eq(sessionEvents.productId, scope.productId), eq(sessionEvents.env, scope.env)));
+  return Number(rows[0]?.id ?? 0);
 }

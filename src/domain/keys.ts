@@ -222,16 +222,29 @@ export async function createApiKey(
   return { key, apiKey: inserted[0]! };
 }
 
-/** Revokes a key; its next request fails. Revoking a revoked key changes nothing. */
+/** The NOTIFY channel that tells every instance a key was revoked (payload: the key's id). */
+export const KEY_REVOKED_CHANNEL = 'session_service_key_revoked';
+
+/**
+ * Revokes a key: its next request fails, and every instance ends the subscriptions it opened.
+ * Revoking a revoked key changes nothing.
+ */
 export async function revokeApiKey(db: Database, id: string): Promise<ApiKeyRow> {
-  if (!/^[0-9a-f-]{36}$/i.test(id)) throw notFound('No API key with that id.');
-  const updated = await db
-    .update(apiKeys)
-    .set({ revokedAt: sql`now()` })
-    .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
-    .returning();
-  if (updated[0]) return updated[0];
-  const existing = await db.select().from(apiKeys).where(eq(apiKeys.id, id));
-  if (!existing[0]) throw notFound('No API key with that id.');
-  return existing[0];
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+    throw notFound('No API key with that id.');
+  }
+  return db.transaction(async (tx) => {
+    const updated = await tx
+      .update(apiKeys)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+      .returning();
+    if (updated[0]) {
+      await tx.execute(sql`select pg_notify(${KEY_REVOKED_CHANNEL}, ${updated[0].id})`);
+      return updated[0];
+    }
+    const existing = await tx.select().from(apiKeys).where(eq(apiKeys.id, id));
+    if (!existing[0]) throw notFound('No API key with that id.');
+    return existing[0];
+  });
 }

@@ -25,6 +25,8 @@ export const builder = new SchemaBuilder<{
   plugins: [ScopeAuthPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
+    // Subscriptions are authorized when they start, not per event.
+    authorizeOnSubscribe: true,
     authScopes: async (context) => {
       const caller = await context.caller();
       return {

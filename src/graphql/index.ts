@@ -1,4 +1,5 @@
 import { builder } from './builder.js';
+import './events.js';
 import './products.js';
 import './session-configs.js';
 import './sessions.js';

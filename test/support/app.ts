@@ -3,8 +3,7 @@ import { createApp, type App } from '../../src/app.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
 import { createLogger } from '../../src/logger.js';
-import type { Services } from '../../src/services.js';
-import { Keyring } from '../../src/tokens/keyring.js';
+import { startServices, type Services } from '../../src/services.js';
 import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
 
 /** The test database: Postgres when DATABASE_URL is set, else a fresh in-memory PGlite. */
@@ -27,7 +26,7 @@ export interface TestApp {
  * own. Tests isolate by creating their own product, never by cleaning tables.
  */
 export async function createTestApp(
-  options: { refreshGraceSeconds?: number; graphiql?: boolean } = {},
+  options: { refreshGraceSeconds?: number; graphiql?: boolean; sessionSecret?: string } = {},
 ): Promise<TestApp> {
   const statements: string[] = [];
   const database = await openDatabase({
@@ -45,14 +44,12 @@ export async function createTestApp(
     },
   });
   const adminKey = generateAdminKey();
-  const services: Services = {
-    db: database.db,
-    keyring: new Keyring(randomSecret(48)),
+  const services = await startServices(database, {
+    sessionSecret: options.sessionSecret ?? randomSecret(48),
     adminKeys: { configuredHash: hashSecret(adminKey) },
     refreshGraceSeconds: options.refreshGraceSeconds ?? 10,
     logger: createLogger('debug', sink),
-    ping: () => database.ping(),
-  };
+  });
   const app = createApp(services, { graphiql: options.graphiql ?? true });
   return {
     app,
@@ -61,6 +58,9 @@ export async function createTestApp(
     adminKey,
     logs,
     statements,
-    close: () => database.close(),
+    close: async () => {
+      services.events.stop();
+      await database.close();
+    },
   };
 }

@@ -1,0 +1,119 @@
+import type { SessionEventRow } from '../db/schema.js';
+import { badInput } from '../domain/errors.js';
+import type { SessionEventType } from '../domain/events.js';
+import { builder } from './builder.js';
+import type { Context } from './context.js';
+import { scopeArgs, scopeOf } from './scope.js';
+
+const SessionEventTypeEnum = builder.enumType('SessionEventType', {
+  description: 'What happened to a session.',
+  values: {
+    STARTED: { description: 'A session was started.' },
+    REFRESHED: { description: 'Its refresh token was exchanged for a new pair.' },
+    REVOKED: { description: 'It was revoked; `reason` says why.' },
+    EXPIRED: { description: 'It ran out and was cleaned up.' },
+    REUSE_DETECTED: { description: 'A spent refresh token was replayed; the session was revoked.' },
+    EXTENDED: { description: 'Its lifetime was extended.' },
+    DATA_UPDATED: { description: 'Its data was changed.' },
+  },
+});
+
+const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implement({
+  description:
+    'Something that happened to a session. Ids increase in commit order within a product and env.',
+  fields: (t) => ({
+    id: t.id({
+      description: 'Pass the last id you received as `after` to resume without gap or duplicate.',
+      resolve: (e) => String(e.id),
+    }),
+    type: t.field({
+      type: SessionEventTypeEnum,
+      description: 'What happened.',
+      resolve: (e) => e.type,
+    }),
+    sessionId: t.exposeID('sessionId', { description: 'The session it happened to.' }),
+    tag: t.exposeString('tag', { description: 'The session type.' }),
+    identifier: t.exposeString('identifier', { description: 'The user.' }),
+    at: t.expose('at', { type: 'DateTime', description: 'When it was committed.' }),
+    reason: t.exposeString('reason', {
+      nullable: true,
+      description: 'Why, for revocations and reuse.',
+    }),
+  }),
+});
+
+function parseAfter(after: string | number | null | undefined): number | null {
+  if (after == null) return null;
+  const text = String(after);
+  if (!/^\d{1,15}$/.test(text))
+    throw badInput('after', 'expected an event id, as a previous event gave it');
+  return Number(text);
+}
+
+async function subscribeEvents(
+  ctx: Context,
+  args: {
+    product?: string | null;
+    env?: string | null;
+    tag?: string | null;
+    identifier?: string | null;
+    after?: string | number | null;
+  },
+  types: readonly SessionEventType[] | null,
+) {
+  if (args.tag != null && args.tag.length > 64)
+    throw badInput('tag', 'must be at most 64 characters');
+  if (args.identifier != null && args.identifier.length > 256) {
+    throw badInput('identifier', 'must be at most 256 characters');
+  }
+  const after = parseAfter(args.after);
+  const scope = await scopeOf(ctx, args);
+  const caller = await ctx.caller();
+  return ctx.services.events.subscribe(
+    { productId: scope.productId, env: scope.env },
+    {
+      filter: { tag: args.tag, identifier: args.identifier, types },
+      after,
+      keyId: caller.kind === 'secret' ? caller.keyId : null,
+    },
+  );
+}
+
+builder.subscriptionType({
+  description: 'Live session events, over GraphQL over WebSocket (graphql-ws) or over SSE.',
+});
+
+builder.subscriptionFields((t) => ({
+  sessionRevoked: t.field({
+    type: SessionEvent,
+    description:
+      'Each revocation in the caller’s product and env (logout, revoke all, reuse detected, config deleted), optionally for one tag and one user.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      tag: t.arg.string({ description: 'Only this session type.' }),
+      identifier: t.arg.string({ description: 'Only this user.' }),
+      after: t.arg.id({ description: 'Replay the revocations after this event id first.' }),
+    },
+    subscribe: (_root, args, ctx) => subscribeEvents(ctx, args, ['REVOKED']),
+    resolve: (event) => event,
+  }),
+  sessionEvents: t.field({
+    type: SessionEvent,
+    description:
+      'Every session event in the caller’s product and env, filtered by tag, user and type. With `after`, what was missed is replayed first, in order.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      tag: t.arg.string({ description: 'Only this session type.' }),
+      identifier: t.arg.string({ description: 'Only this user.' }),
+      types: t.arg({ type: [SessionEventTypeEnum], description: 'Only these kinds of event.' }),
+      after: t.arg.id({
+        description: 'Replay the events after this id first, then continue live.',
+      }),
+    },
+    subscribe: (_root, args, ctx) =>
+      subscribeEvents(ctx, args, args.types ? [...new Set(args.types)] : null),
+    resolve: (event) => event,
+  }),
+}));
