@@ -18,6 +18,12 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How long a rotated refresh token still returns the same new pair (racing refreshes). */
   readonly refreshGraceSeconds: number;
+  /** Revoked and expired sessions are deleted this many days after they ended. */
+  readonly sessionRetentionDays: number;
+  /** Session events are deleted this many days after they happened. */
+  readonly eventRetentionDays: number;
+  /** Seconds between cleanup sweeps; 0 turns the sweep off on this instance. */
+  readonly sweepIntervalSeconds: number;
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one line each. */
@@ -29,6 +35,20 @@ export class ConfigError extends Error {
 }
 
 const emptyToUndefined = (value: unknown) => (value === '' ? undefined : value);
+
+/** A whole number within bounds, with a default, and one message for any bad value. */
+function wholeNumber(unit: string, min: number, max: number, fallback: number) {
+  const error = `expected a whole number of ${unit} from ${min} to ${max}`;
+  return z.preprocess(
+    emptyToUndefined,
+    z.coerce
+      .number({ error })
+      .int({ error })
+      .min(min, { error })
+      .max(max, { error })
+      .default(fallback),
+  );
+}
 
 const envSchema = z.object({
   NODE_ENV: z.preprocess(
@@ -94,6 +114,9 @@ const envSchema = z.object({
       .max(300, { error: 'expected a whole number of seconds from 0 to 300' })
       .default(10),
   ),
+  SESSION_RETENTION_DAYS: wholeNumber('days', 0, 3650, 7),
+  EVENT_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
+  SWEEP_INTERVAL_SECONDS: wholeNumber('seconds', 0, 86_400, 60),
 });
 
 /**
@@ -124,6 +147,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sessionSecret: e.SESSION_SECRET,
     logLevel: e.LOG_LEVEL,
     refreshGraceSeconds: e.REFRESH_GRACE_SECONDS,
+    sessionRetentionDays: e.SESSION_RETENTION_DAYS,
+    eventRetentionDays: e.EVENT_RETENTION_DAYS,
+    sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
   });
 }
 

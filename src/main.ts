@@ -5,6 +5,7 @@ import { openDatabase } from './db/client.js';
 import { createLogger } from './logger.js';
 import { createHttpServer } from './server.js';
 import { startServices } from './services.js';
+import { startSweeper } from './sweeper.js';
 
 /** How long shutdown waits for requests in flight before closing their connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -36,6 +37,15 @@ async function main(): Promise<void> {
     logger,
   });
   const created = await firstStart(database.db, config);
+  const sweeper =
+    config.sweepIntervalSeconds > 0
+      ? startSweeper(database.db, logger, {
+          intervalMs: config.sweepIntervalSeconds * 1000,
+          retentionSeconds: config.sessionRetentionDays * 86_400,
+          eventRetentionSeconds: config.eventRetentionDays * 86_400,
+          batchSize: 500,
+        })
+      : undefined;
   const app = createApp(services, { graphiql: true });
   const { server, shutdown } = createHttpServer(app, services);
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
@@ -62,7 +72,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    void shutdown(SHUTDOWN_GRACE_MS)
+    void Promise.all([shutdown(SHUTDOWN_GRACE_MS), sweeper?.stop()])
       .then(() => database.close())
       .then(() => {
         logger.info('stopped');

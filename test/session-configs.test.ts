@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './support/app.js';
-import { failure, ok } from './support/graphql.js';
+import { failure, gql, ok } from './support/graphql.js';
 import {
   REFRESH,
   REVOKE,
@@ -374,6 +374,25 @@ describe('tags are unique in a product', () => {
     expect((await create(other.secret.dev, ductapeConfig(tag))).tag).toBe(tag);
   });
 
+  it('of several concurrent creates with one tag, exactly one succeeds and the rest are CONFLICT', async () => {
+    const product = await newProduct(t);
+    const tag = uniqueTag();
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        gql(t.app, {
+          key: product.secret.dev,
+          query: CREATE,
+          variables: { input: ductapeConfig(tag, { name: `Racer ${i}` }) },
+        }),
+      ),
+    );
+    const created = responses.filter((r) => !r.errors);
+    const codes = responses.flatMap((r) => (r.errors ?? []).map((e) => e.extensions?.code));
+    expect(created).toHaveLength(1);
+    expect(codes).toEqual(Array.from({ length: 7 }, () => 'CONFLICT'));
+    expect(await listConfigs(product.secret.dev)).toHaveLength(1);
+  });
+
   it('renaming a config onto a tag that exists is a CONFLICT and changes nothing', async () => {
     const product = await newProduct(t);
     const key = product.secret.dev;
@@ -552,10 +571,10 @@ describe('createSessionConfig validation', () => {
     }
   });
 
-  it('a refreshExpiresIn shorter than the token lifetime is BAD_USER_INPUT on input.refreshExpiresIn', async () => {
+  it('a refreshExpiresIn shorter than the token lifetime, or over 400 days, is BAD_USER_INPUT on input.refreshExpiresIn', async () => {
     const product = await newProduct(t);
     // 7 hours is 25,200 seconds.
-    for (const refreshExpiresIn of [3_600, 25_199, 0, -1]) {
+    for (const refreshExpiresIn of [3_600, 25_199, 0, -1, 401 * DAY]) {
       expect(
         await createFails(product.secret.dev, ductapeConfig(uniqueTag(), { refreshExpiresIn })),
         String(refreshExpiresIn),

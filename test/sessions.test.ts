@@ -563,10 +563,20 @@ describe('expired sessions', () => {
     const listed = await list(key, tag, 'ada');
     expect(listed.totalCount).toBe(1);
     expect(listed.edges.map((e: { node: { id: string } }) => e.node.id)).toEqual([live.sessionId]);
-    // Revoking all counts only the live one.
+  });
+
+  it('revokeAllSessions ends and counts the live sessions only, leaving an expired one EXPIRED', async () => {
+    const { key, tag } = await setup();
+    const gone = await start(t, key, tag, adaData('ada'));
+    const live = await start(t, key, tag, adaData('ada'));
+    await t.database.db.execute(
+      sql`update sessions set expires_at = now() - interval '2 minutes', refresh_expires_at = now() - interval '1 minute' where id = ${gone.sessionId}`,
+    );
+    expect((await list(key, tag, 'ada')).totalCount).toBe(1);
     const all = await ok(t.app, { key, query: REVOKE_ALL, variables: { tag, identifier: 'ada' } });
-    expect(all.revokeAllSessions.count).toBeGreaterThanOrEqual(1);
+    expect(all.revokeAllSessions.count).toBe(1);
     expect(await verifyFails(key, tag, live.token)).toMatchObject({ code: 'SESSION_REVOKED' });
+    expect((await sessionById(key, gone.sessionId)).status).toBe('EXPIRED');
   });
 });
 

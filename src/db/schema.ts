@@ -67,6 +67,10 @@ export const sessionConfigs = pgTable(
     expiry: integer('expiry').notNull(),
     period: text('period', { enum: ['SECONDS', 'MINUTES', 'HOURS', 'DAYS', 'WEEKS'] }).notNull(),
     refreshExpirySeconds: integer('refresh_expiry_seconds').notNull(),
+    /** A session unused for longer than this is over (null: no idle timeout). */
+    idleTimeoutSeconds: integer('idle_timeout_seconds'),
+    /** Starting one more live session than this for an identifier revokes its oldest. */
+    maxSessionsPerIdentifier: integer('max_sessions_per_identifier'),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
     /** Deleted configs are kept (their sessions point at them) but free their tag. */
@@ -97,6 +101,10 @@ export const sessions = pgTable(
     dataEnc: text('data_enc').notNull(),
     /** Lifetime of each session token this session gets, in seconds (config or `expiresIn`). */
     tokenLifetimeSeconds: integer('token_lifetime_seconds').notNull(),
+    /** The config's idle timeout when the session started (null: none). */
+    idleTimeoutSeconds: integer('idle_timeout_seconds'),
+    /** Bumped by every change of the data; guards writers with `expectedVersion`. */
+    version: integer('version').notNull().default(1),
     userAgent: text('user_agent'),
     ip: text('ip'),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
@@ -107,6 +115,8 @@ export const sessions = pgTable(
     lastActiveAt: timestamptz('last_active_at').notNull().defaultNow(),
     revokedAt: timestamptz('revoked_at'),
     revokeReason: text('revoke_reason'),
+    /** When the sweep found the session over and recorded its EXPIRED event. */
+    expiredAt: timestamptz('expired_at'),
   },
   (t) => [
     // A user's active sessions, newest first (list, revoke all, counts).
@@ -121,6 +131,21 @@ export const sessions = pgTable(
     index('sessions_config_live_idx')
       .on(t.configId, t.refreshExpiresAt)
       .where(sql`${t.revokedAt} is null`),
+    // The sweep: live sessions by when they run out, and ended ones by when they ended.
+    index('sessions_sweep_live_idx')
+      .on(t.refreshExpiresAt)
+      .where(sql`${t.revokedAt} is null and ${t.expiredAt} is null`),
+    index('sessions_sweep_idle_idx')
+      .on(t.lastActiveAt)
+      .where(
+        sql`${t.idleTimeoutSeconds} is not null and ${t.revokedAt} is null and ${t.expiredAt} is null`,
+      ),
+    index('sessions_sweep_revoked_idx')
+      .on(t.revokedAt)
+      .where(sql`${t.revokedAt} is not null`),
+    index('sessions_sweep_expired_idx')
+      .on(t.expiredAt)
+      .where(sql`${t.expiredAt} is not null`),
   ],
 );
 
@@ -174,6 +199,7 @@ export const sessionEvents = pgTable(
   (t) => [
     index('session_events_scope_idx').on(t.productId, t.env, t.id),
     index('session_events_session_idx').on(t.sessionId, t.id),
+    index('session_events_at_idx').on(t.at),
   ],
 );
 

@@ -41,6 +41,8 @@ export interface SessionConfigInput {
   readonly expiry: number;
   readonly period: ExpiryPeriod;
   readonly refreshExpiresIn?: number | null;
+  readonly idleTimeout?: number | null;
+  readonly maxSessionsPerIdentifier?: number | null;
 }
 
 /** The fields to change; null or absent leaves a field as it is. */
@@ -57,7 +59,15 @@ interface CheckedConfig {
   expiry: number;
   period: ExpiryPeriod;
   refreshExpirySeconds: number;
+  idleTimeoutSeconds: number | null;
+  maxSessionsPerIdentifier: number | null;
 }
+
+/** Bounds on the optional per-config limits. */
+export const CONFIG_LIMITS = {
+  minIdleSeconds: 10,
+  maxSessionsPerIdentifier: 1_000,
+} as const;
 
 /** Every rule a whole config must satisfy, checked in one place for create and update alike. */
 function checkConfig(input: CheckedConfig): CheckedConfig {
@@ -99,6 +109,28 @@ function checkConfig(input: CheckedConfig): CheckedConfig {
       `the refresh token (${refresh} s) must live at least as long as the session token (${lifetime} s)`,
     );
   }
+  const idle = input.idleTimeoutSeconds;
+  if (
+    idle !== null &&
+    (!Number.isInteger(idle) ||
+      idle < CONFIG_LIMITS.minIdleSeconds ||
+      idle > LIFETIME_LIMITS.maxRefreshSeconds)
+  ) {
+    throw badInput(
+      'input.idleTimeout',
+      `expected whole seconds from ${CONFIG_LIMITS.minIdleSeconds} to 400 days, or null for none`,
+    );
+  }
+  const cap = input.maxSessionsPerIdentifier;
+  if (
+    cap !== null &&
+    (!Number.isInteger(cap) || cap < 1 || cap > CONFIG_LIMITS.maxSessionsPerIdentifier)
+  ) {
+    throw badInput(
+      'input.maxSessionsPerIdentifier',
+      `expected a whole number from 1 to ${CONFIG_LIMITS.maxSessionsPerIdentifier}, or null for no cap`,
+    );
+  }
   return {
     tag,
     name,
@@ -108,6 +140,8 @@ function checkConfig(input: CheckedConfig): CheckedConfig {
     expiry: input.expiry,
     period: input.period,
     refreshExpirySeconds: refresh,
+    idleTimeoutSeconds: idle,
+    maxSessionsPerIdentifier: cap,
   };
 }
 
@@ -126,6 +160,8 @@ export async function createSessionConfig(
     schema: input.schema as Record<string, unknown>,
     refreshExpirySeconds:
       input.refreshExpiresIn ?? Math.max(LIFETIME_LIMITS.defaultRefreshSeconds, lifetime),
+    idleTimeoutSeconds: input.idleTimeout ?? null,
+    maxSessionsPerIdentifier: input.maxSessionsPerIdentifier ?? null,
   });
   const inserted = await db
     .insert(sessionConfigs)
@@ -158,7 +194,29 @@ export async function updateSessionConfig(
     selector: patch.selector ?? current.selector,
     expiry: patch.expiry ?? current.expiry,
     period: patch.period ?? current.period,
-    refreshExpirySeconds: patch.refreshExpiresIn ?? current.refreshExpirySeconds,
+    // Left out, the refresh lifetime still never falls below the (new) token lifetime.
+    refreshExpirySeconds:
+      patch.refreshExpiresIn ??
+      Math.max(
+        current.refreshExpirySeconds,
+        Number.isInteger(patch.expiry ?? current.expiry) &&
+          (patch.period ?? current.period) in PERIOD_SECONDS
+          ? (patch.expiry ?? current.expiry) * PERIOD_SECONDS[patch.period ?? current.period]
+          : 0,
+      ),
+    // For these two, an explicit 0 removes the limit (null means "leave as it is").
+    idleTimeoutSeconds:
+      patch.idleTimeout === undefined || patch.idleTimeout === null
+        ? current.idleTimeoutSeconds
+        : patch.idleTimeout === 0
+          ? null
+          : patch.idleTimeout,
+    maxSessionsPerIdentifier:
+      patch.maxSessionsPerIdentifier === undefined || patch.maxSessionsPerIdentifier === null
+        ? current.maxSessionsPerIdentifier
+        : patch.maxSessionsPerIdentifier === 0
+          ? null
+          : patch.maxSessionsPerIdentifier,
   });
   try {
     const updated = await db

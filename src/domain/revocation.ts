@@ -4,7 +4,8 @@ import { sessions } from '../db/schema.js';
 import { recordEvents } from './events.js';
 
 /** Why a session was revoked, as recorded on the session and its REVOKED event. */
-export type RevokeReason = 'revoked' | 'revoked_all' | 'config_deleted' | 'refresh_token_reused';
+export type RevokeReason =
+  'revoked' | 'revoked_all' | 'config_deleted' | 'refresh_token_reused' | 'session_limit';
 
 /**
  * Revokes every live session matching `where` and records a REVOKED event for each, in the

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { and, count, desc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
-import type { Database } from '../db/client.js';
+import type { Database, Transaction } from '../db/client.js';
 import { refreshTokens, sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
 import type { Keyring } from '../tokens/keyring.js';
 import { SealedBox } from '../tokens/sealed-box.js';
@@ -56,6 +56,8 @@ export interface VerifiedSession {
   readonly tag: string;
   readonly identifier: string;
   readonly data: Record<string, unknown>;
+  /** The data's version: bumped by every change of the data. */
+  readonly version: number;
   readonly expiresAt: Date;
   readonly session: SessionRow;
 }
@@ -138,6 +140,7 @@ export async function startSession(
         identifier,
         dataEnc: deps.keyring.dataBox(scope.productId, scope.env).seal(serialized, sessionId),
         tokenLifetimeSeconds: lifetime,
+        idleTimeoutSeconds: config.idleTimeoutSeconds,
         userAgent: device.userAgent,
         ip: device.ip,
         createdAt: sql`date_trunc('milliseconds', now())`,
@@ -152,6 +155,9 @@ export async function startSession(
       sessionId,
       expiresAt: row.refreshExpiresAt,
     });
+    if (config.maxSessionsPerIdentifier !== null) {
+      await enforceSessionCap(tx, scope, row, config.maxSessionsPerIdentifier);
+    }
     await recordEvents(tx, [{ ...scope, sessionId, tag: row.tag, identifier, type: 'STARTED' }]);
     return row;
   });
@@ -162,9 +168,37 @@ export async function startSession(
     identifier,
     data,
     issuedAt: session.createdAt,
-    expiresAt: session.expiresAt,
+    expiresAt: session.refreshExpiresAt,
   });
   return { token, refreshToken, sessionId, expiresAt: session.expiresAt, session };
+}
+
+/**
+ * Keeps at most `cap` live sessions for the new session's identifier: the oldest beyond it are
+ * revoked (reason `session_limit`). A per-identifier lock makes concurrent starts count right.
+ */
+async function enforceSessionCap(
+  tx: Transaction,
+  scope: Scope,
+  newest: SessionRow,
+  cap: number,
+): Promise<void> {
+  const owner = `${scope.productId}|${scope.env}|${newest.tag}|${newest.identifier}`;
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`cap|${owner}`}, 0))`);
+  const beyond = tx
+    .select({ id: sessions.id })
+    .from(sessions)
+    .where(
+      and(
+        inScope(scope),
+        eq(sessions.tag, newest.tag),
+        eq(sessions.identifier, newest.identifier),
+        isLive,
+      ),
+    )
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .offset(cap);
+  await revokeSessionsWhere(tx, inArray(sessions.id, beyond), 'session_limit');
 }
 
 function newRefreshToken(): string {
@@ -191,12 +225,40 @@ const tokenInvalid = () =>
     'The session token is malformed, altered, or not for this tag.',
   );
 
+/** How often verify records activity: at most one write per session per this many seconds. */
+export const TOUCH_INTERVAL_SECONDS = 60;
+
+/** Why a session row no longer accepts tokens, by the database clock; null while it is live. */
+function deadReason(row: SessionRow, now: Date): 'revoked' | 'expired' | null {
+  if (row.revokedAt !== null) return 'revoked';
+  if (
+    row.expiredAt !== null ||
+    row.refreshExpiresAt <= now ||
+    (row.idleTimeoutSeconds !== null && idleExpiresAt(row)! <= now)
+  ) {
+    return 'expired';
+  }
+  return null;
+}
+
+/** When an idle session runs out: last activity plus the idle timeout (null: no idle timeout). */
+export function idleExpiresAt(row: SessionRow): Date | null {
+  return row.idleTimeoutSeconds === null
+    ? null
+    : new Date(row.lastActiveAt.getTime() + row.idleTimeoutSeconds * 1000);
+}
+
+const sessionRevoked = () =>
+  new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+
 /**
  * Verifies a session token: opens it (claims checked in src/tokens), then checks its session row
- * so that a revocation takes effect on the very next call. The database clock decides expiry.
+ * so that a revocation takes effect on the very next call. The row decides, by the database
+ * clock: revoked, past its expiry (which extend and setExpiration move), idle for too long.
+ * Returns the session's current data and version. Records activity at most once a minute.
  */
 export async function verifySession(
-  deps: Pick<SessionDeps, 'keyring'>,
+  deps: Pick<SessionDeps, 'keyring' | 'db'>,
   scope: Scope,
   tag: string,
   token: string,
@@ -207,19 +269,28 @@ export async function verifySession(
   if (!row || row.productId !== scope.productId || row.env !== scope.env || row.tag !== tag) {
     throw tokenInvalid();
   }
-  if (row.revokedAt !== null) {
-    throw new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
-  }
-  if (claims.expiresAt <= row.dbNow || row.refreshExpiresAt <= row.dbNow) {
+  const dead = deadReason(row, row.dbNow);
+  if (dead === 'revoked') throw sessionRevoked();
+  if (dead === 'expired' || row.expiresAt <= row.dbNow) {
     throw new ServiceError('TOKEN_EXPIRED', 'The session token has expired; refresh the session.');
+  }
+  let session: SessionRow = row;
+  if (row.dbNow.getTime() - row.lastActiveAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
+    const touched = await deps.db
+      .update(sessions)
+      .set({ lastActiveAt: sql`now()` })
+      .where(and(eq(sessions.id, row.id), isNull(sessions.revokedAt)))
+      .returning({ lastActiveAt: sessions.lastActiveAt });
+    if (touched[0]) session = { ...row, lastActiveAt: touched[0].lastActiveAt };
   }
   return {
     sessionId: row.id,
     tag: row.tag,
     identifier: row.identifier,
-    data: claims.data,
-    expiresAt: claims.expiresAt,
-    session: row,
+    data: sessionData(deps.keyring, row),
+    version: row.version,
+    expiresAt: row.expiresAt,
+    session,
   };
 }
 
@@ -283,7 +354,12 @@ async function exchangeRefreshToken(
 
     // The lock: every exchange of this session's tokens, and every revocation, queues here.
     const locked = await tx
-      .select({ session: sessions, refreshExpirySeconds: sessionConfigs.refreshExpirySeconds })
+      .select({
+        session: sessions,
+        refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
+        // Over for good: swept, or idle past its timeout (by the database clock).
+        over: sql<boolean>`${sessions.expiredAt} is not null or (${sessions.idleTimeoutSeconds} is not null and ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) <= now())`,
+      })
       .from(sessions)
       .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
       .where(eq(sessions.id, sessionId))
@@ -338,7 +414,7 @@ async function exchangeRefreshToken(
       ]);
       return { kind: 'reused' };
     }
-    if (token.expired) return { kind: 'expired' };
+    if (token.expired || current.over) return { kind: 'expired' };
 
     const nextRefreshToken = newRefreshToken();
     const refreshLifetime = Math.max(current.refreshExpirySeconds, session.tokenLifetimeSeconds);
@@ -360,7 +436,7 @@ async function exchangeRefreshToken(
       tag: session.tag,
       identifier: session.identifier,
       data,
-      expiresAt: times.expiresAt,
+      expiresAt: times.refreshExpiresAt,
     });
     const tokens: SessionTokens = {
       token: nextToken,
@@ -448,7 +524,13 @@ export async function revokeAllSessions(
   const ids = await deps.db.transaction((tx) =>
     revokeSessionsWhere(
       tx,
-      and(inScope(scope), eq(sessions.tag, tag), eq(sessions.identifier, identifier), exclude),
+      and(
+        inScope(scope),
+        eq(sessions.tag, tag),
+        eq(sessions.identifier, identifier),
+        isLive,
+        exclude,
+      ),
       'revoked_all',
     ),
   );
@@ -463,7 +545,12 @@ function checkSessionIdField(value: string): string {
 }
 
 /** Live: not revoked, and still refreshable by the database clock. */
-const isLive = and(isNull(sessions.revokedAt), gt(sessions.refreshExpiresAt, sql`now()`));
+export const isLive = and(
+  isNull(sessions.revokedAt),
+  isNull(sessions.expiredAt),
+  gt(sessions.refreshExpiresAt, sql`now()`),
+  sql`(${sessions.idleTimeoutSeconds} is null or ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) > now())`,
+)!;
 
 export interface SessionPage {
   readonly rows: SessionRow[];
@@ -558,9 +645,11 @@ export function sessionData(keyring: Keyring, row: SessionRow): Record<string, u
 
 export type SessionStatus = 'ACTIVE' | 'EXPIRED' | 'REVOKED';
 
-/** A session's status at an instant: revoked, expired (nothing can revive it), or active. */
+/**
+ * A session's status at an instant: revoked; expired once nothing can revive it (refresh token
+ * expired, idle too long, or swept); otherwise active (usable, or refreshable).
+ */
 export function sessionStatus(row: SessionRow, now: Date): SessionStatus {
-  if (row.revokedAt !== null) return 'REVOKED';
-  if (row.refreshExpiresAt <= now) return 'EXPIRED';
-  return 'ACTIVE';
+  const dead = deadReason(row, now);
+  return dead === 'revoked' ? 'REVOKED' : dead === 'expired' ? 'EXPIRED' : 'ACTIVE';
 }

@@ -57,6 +57,17 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
       description: 'Seconds a refresh token stays usable (each refresh issues a new one).',
       resolve: (v) => v.config.refreshExpirySeconds,
     }),
+    idleTimeout: t.int({
+      nullable: true,
+      description: 'Seconds of inactivity after which a session is over; null: no idle timeout.',
+      resolve: (v) => v.config.idleTimeoutSeconds,
+    }),
+    maxSessionsPerIdentifier: t.int({
+      nullable: true,
+      description:
+        'Most live sessions one identifier may have; starting one more revokes the oldest. Null: no cap.',
+      resolve: (v) => v.config.maxSessionsPerIdentifier,
+    }),
     activeSessionCount: t.int({
       description:
         'Sessions of this type in the caller’s environment that are neither revoked nor expired (batched).',
@@ -104,6 +115,16 @@ const CreateSessionConfigInput = builder.inputType('CreateSessionConfigInput', {
       description:
         'Refresh token lifetime in seconds; default 30 days, never less than the token lifetime, at most 400 days.',
     }),
+    idleTimeout: t.int({
+      required: false,
+      description:
+        'Seconds of inactivity (no verify, refresh or touch) after which a session is over; default none.',
+    }),
+    maxSessionsPerIdentifier: t.int({
+      required: false,
+      description:
+        'Most live sessions per identifier (1 to 1,000); starting one more revokes the oldest. Default: no cap.',
+    }),
   }),
 });
 
@@ -123,6 +144,15 @@ const UpdateSessionConfigInput = builder.inputType('UpdateSessionConfigInput', {
     refreshExpiresIn: t.int({
       required: false,
       description: 'New refresh token lifetime, seconds.',
+    }),
+    idleTimeout: t.int({
+      required: false,
+      description:
+        'New idle timeout in seconds; 0 removes it. Applies to sessions started afterwards.',
+    }),
+    maxSessionsPerIdentifier: t.int({
+      required: false,
+      description: 'New cap on live sessions per identifier; 0 removes it.',
     }),
   }),
 });

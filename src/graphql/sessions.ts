@@ -2,6 +2,7 @@ import type { SessionRow } from '../db/schema.js';
 import { ServiceError } from '../domain/errors.js';
 import {
   encodeCursor,
+  idleExpiresAt,
   findSession,
   listSessions,
   refreshSession,
@@ -81,7 +82,33 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
     }),
     lastActiveAt: t.expose('lastActiveAt', {
       type: 'DateTime',
-      description: 'Its last start or refresh.',
+      description:
+        'Its last activity: start, refresh, touch, or verify (recorded at most once a minute).',
+    }),
+    idleExpiresAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description:
+        'When it ends if unused (last activity plus the idle timeout); null without one.',
+      resolve: (s) => idleExpiresAt(s),
+    }),
+    timeRemaining: t.int({
+      description: 'Seconds until `expiresAt` (0 once past: refresh or extend it).',
+      resolve: (s) => Math.max(0, Math.floor((s.expiresAt.getTime() - Date.now()) / 1000)),
+    }),
+    version: t.exposeInt('version', {
+      description:
+        'Version of the data, bumped by every change; pass it as `expectedVersion` to write safely.',
+    }),
+    value: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'One top-level key of the data; null when absent.',
+      args: { key: t.arg.string({ required: true, description: 'The key.' }) },
+      resolve: (s, { key }, ctx) => {
+        const data = sessionData(ctx.services.keyring, s);
+        return Object.hasOwn(data, key) ? data[key] : null;
+      },
     }),
     revokedAt: t.expose('revokedAt', {
       type: 'DateTime',
@@ -137,10 +164,14 @@ const VerifiedSession = builder.objectRef<VerifiedSessionShape>('VerifiedSession
     identifier: t.exposeString('identifier', { description: 'Who the session is for.' }),
     data: t.field({
       type: 'JSON',
-      description: 'The session data, decrypted.',
+      description: 'The session’s current data, decrypted.',
       resolve: (v) => v.data,
     }),
-    expiresAt: t.expose('expiresAt', { type: 'DateTime', description: 'When this token expires.' }),
+    version: t.exposeInt('version', { description: 'Version of the data.' }),
+    expiresAt: t.expose('expiresAt', {
+      type: 'DateTime',
+      description: 'When the session expires unless refreshed or extended.',
+    }),
     session: t.field({ type: Session, description: 'The session row.', resolve: (v) => v.session }),
   }),
 });

@@ -1,0 +1,155 @@
+import {
+  clearSessionData,
+  extendSession,
+  mergeSessionData,
+  removeSessionValue,
+  setSessionExpiration,
+  setSessionValue,
+  touchSession,
+  updateSessionData,
+  type SessionAddress,
+} from '../domain/session-state.js';
+import type { Scope } from '../domain/callers.js';
+import { builder } from './builder.js';
+import type { Context } from './context.js';
+import { scopeArgs, scopeOf } from './scope.js';
+import { Session } from './sessions.js';
+
+/** Arguments that address one session, shared by every state operation. */
+const addressArgs = builder.args((t) => ({
+  tag: t.string({ required: true, description: 'The session type.' }),
+  sessionId: t.id({ required: true, description: 'The session id.' }),
+  expectedVersion: t.int({
+    description: 'Write only if the data is still at this version; CONFLICT otherwise.',
+  }),
+}));
+
+type AddressArgs = {
+  tag: string;
+  sessionId: string | number;
+  expectedVersion?: number | null;
+  product?: string | null;
+  env?: string | null;
+};
+
+/** Resolves the caller's scope and the addressed session, then runs the operation. */
+async function onSession<T>(
+  ctx: Context,
+  args: AddressArgs,
+  run: (scope: Scope, address: SessionAddress) => Promise<T>,
+): Promise<T> {
+  const scope = await scopeOf(ctx, args);
+  return run(scope, {
+    tag: args.tag,
+    sessionId: String(args.sessionId),
+    expectedVersion: args.expectedVersion,
+  });
+}
+
+builder.mutationFields((t) => ({
+  updateSessionData: t.field({
+    type: Session,
+    description:
+      'Replaces the session’s data (checked against the config’s schema); bumps `version`.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      ...addressArgs,
+      data: t.arg({ type: 'JSON', required: true, description: 'The new data: a JSON object.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      onSession(ctx, args, (scope, address) =>
+        updateSessionData(ctx.services, scope, address, args.data),
+      ),
+  }),
+  mergeSessionData: t.field({
+    type: Session,
+    description:
+      'Deep-merges into the session’s data: objects merge key by key; arrays, scalars and null replace. Bumps `version`.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      ...addressArgs,
+      data: t.arg({ type: 'JSON', required: true, description: 'What to merge: a JSON object.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      onSession(ctx, args, (scope, address) =>
+        mergeSessionData(ctx.services, scope, address, args.data),
+      ),
+  }),
+  setSessionValue: t.field({
+    type: Session,
+    description: 'Sets one top-level key of the data. Bumps `version`.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      ...addressArgs,
+      key: t.arg.string({ required: true, description: 'The key, 1 to 128 characters.' }),
+      value: t.arg({ type: 'JSON', required: true, description: 'Its value: any JSON.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      onSession(ctx, args, (scope, address) =>
+        setSessionValue(ctx.services, scope, address, args.key, args.value),
+      ),
+  }),
+  removeSessionValue: t.field({
+    type: Session,
+    description: 'Removes one top-level key of the data (absent is fine). Bumps `version`.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      ...addressArgs,
+      key: t.arg.string({ required: true, description: 'The key.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      onSession(ctx, args, (scope, address) =>
+        removeSessionValue(ctx.services, scope, address, args.key),
+      ),
+  }),
+  clearSessionData: t.field({
+    type: Session,
+    description: 'Empties the data (`{}`). Bumps `version`.',
+    authScopes: { sessions: true },
+    args: { ...scopeArgs, ...addressArgs },
+    resolve: (_root, args, ctx) =>
+      onSession(ctx, args, (scope, address) => clearSessionData(ctx.services, scope, address)),
+  }),
+  touchSession: t.field({
+    type: Session,
+    description: 'Records activity now, which pushes back the idle timeout.',
+    authScopes: { sessions: true },
+    args: { ...scopeArgs, ...addressArgs },
+    resolve: (_root, args, ctx) =>
+      onSession(ctx, args, (scope, address) => touchSession(ctx.services, scope, address)),
+  }),
+  extendSession: t.field({
+    type: Session,
+    description:
+      'Moves `expiresAt` later by `seconds` (from now if it had passed); the session’s tokens verify until then. Never past the refresh token’s expiry.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      ...addressArgs,
+      seconds: t.arg.int({ required: true, description: 'How much longer, in seconds.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      onSession(ctx, args, (scope, address) =>
+        extendSession(ctx.services, scope, address, args.seconds),
+      ),
+  }),
+  setSessionExpiration: t.field({
+    type: Session,
+    description:
+      'Sets `expiresAt` to an instant in the future, no later than the refresh token’s expiry.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      ...addressArgs,
+      expiresAt: t.arg({ type: 'DateTime', required: true, description: 'The new expiry.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      onSession(ctx, args, (scope, address) =>
+        setSessionExpiration(ctx.services, scope, address, args.expiresAt),
+      ),
+  }),
+}));
