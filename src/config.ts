@@ -24,6 +24,10 @@ export interface Config {
   readonly eventRetentionDays: number;
   /** Seconds between cleanup sweeps; 0 turns the sweep off on this instance. */
   readonly sweepIntervalSeconds: number;
+  /** Activity log rows are deleted this many days after they were written. */
+  readonly activityRetentionDays: number;
+  /** Hourly metrics rollups are deleted this many days after their hour. */
+  readonly metricsRetentionDays: number;
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one line each. */
@@ -117,6 +121,8 @@ const envSchema = z.object({
   SESSION_RETENTION_DAYS: wholeNumber('days', 0, 3650, 7),
   EVENT_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   SWEEP_INTERVAL_SECONDS: wholeNumber('seconds', 0, 86_400, 60),
+  ACTIVITY_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
+  METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
 });
 
 /**
@@ -150,6 +156,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sessionRetentionDays: e.SESSION_RETENTION_DAYS,
     eventRetentionDays: e.EVENT_RETENTION_DAYS,
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
+    activityRetentionDays: e.ACTIVITY_RETENTION_DAYS,
+    metricsRetentionDays: e.METRICS_RETENTION_DAYS,
   });
 }
 

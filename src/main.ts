@@ -43,6 +43,8 @@ async function main(): Promise<void> {
           intervalMs: config.sweepIntervalSeconds * 1000,
           retentionSeconds: config.sessionRetentionDays * 86_400,
           eventRetentionSeconds: config.eventRetentionDays * 86_400,
+          activityRetentionSeconds: config.activityRetentionDays * 86_400,
+          rollupRetentionSeconds: config.metricsRetentionDays * 86_400,
           batchSize: 500,
         })
       : undefined;
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     void Promise.all([shutdown(SHUTDOWN_GRACE_MS), sweeper?.stop()])
+      .then(() => services.activity.flush())
       .then(() => database.close())
       .then(() => {
         logger.info('stopped');

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { ActivityRecorder } from './activity/recorder.js';
 import type { Database, DatabaseHandle } from './db/client.js';
 import type { AdminKeySource } from './domain/keys.js';
 import { EventBus } from './events/bus.js';
@@ -13,6 +14,8 @@ export interface Services {
   readonly logger: Logger;
   /** Delivers session events to subscriptions. */
   readonly events: EventBus;
+  /** Batches the activity log and the metrics rollups. */
+  readonly activity: ActivityRecorder;
   /** Resolves when the database answers; rejects when it does not. */
   readonly ping: () => Promise<void>;
 }
@@ -38,6 +41,7 @@ export async function startServices(
     refreshGraceSeconds: options.refreshGraceSeconds,
     logger: options.logger,
     events,
+    activity: new ActivityRecorder(database.db, options.logger),
     ping: () => database.ping(),
   };
 }

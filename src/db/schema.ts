@@ -1,10 +1,12 @@
 import { sql } from 'drizzle-orm';
 import {
   bigserial,
+  doublePrecision,
   index,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -208,3 +210,74 @@ export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type SessionConfigRow = typeof sessionConfigs.$inferSelect;
 export type SessionRow = typeof sessions.$inferSelect;
 export type SessionEventRow = typeof sessionEvents.$inferSelect;
+
+/**
+ * Everyone who has had a session of a tag: kept up in the same transaction as starts, refreshes
+ * and recorded activity, so listing users never scans sessions (which the sweep deletes).
+ */
+export const sessionUsers = pgTable(
+  'session_users',
+  {
+    productId: uuid('product_id')
+      .notNull()
+      .references(() => products.id, { onDelete: 'cascade' }),
+    env: text('env').notNull(),
+    tag: text('tag').notNull(),
+    identifier: text('identifier').notNull(),
+    firstSeenAt: timestamptz('first_seen_at').notNull().defaultNow(),
+    lastSeenAt: timestamptz('last_seen_at').notNull().defaultNow(),
+    totalSessions: integer('total_sessions').notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.productId, t.env, t.tag, t.identifier] }),
+    index('session_users_last_seen_idx').on(t.productId, t.env, t.tag, t.lastSeenAt, t.identifier),
+  ],
+);
+
+/**
+ * The activity log: one row per operation, except successful verifies (counted in the rollups
+ * instead, so verify never writes a row per call). Written in batches, off the request path.
+ */
+export const activityLog = pgTable(
+  'activity_log',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    productId: uuid('product_id')
+      .notNull()
+      .references(() => products.id, { onDelete: 'cascade' }),
+    env: text('env').notNull(),
+    tag: text('tag'),
+    operation: text('operation').notNull(),
+    status: text('status', { enum: ['SUCCESS', 'FAILURE'] }).notNull(),
+    errorCode: text('error_code'),
+    durationMs: doublePrecision('duration_ms').notNull(),
+    sessionId: uuid('session_id'),
+    identifier: text('identifier'),
+    at: timestamptz('at').notNull(),
+  },
+  (t) => [
+    index('activity_log_scope_idx').on(t.productId, t.env, t.at, t.id),
+    index('activity_log_tag_idx').on(t.productId, t.env, t.tag, t.at, t.id),
+  ],
+);
+
+/** Per hour, per tag and operation: counts and total duration. Dashboards read only these. */
+export const activityRollups = pgTable(
+  'activity_rollups',
+  {
+    productId: uuid('product_id')
+      .notNull()
+      .references(() => products.id, { onDelete: 'cascade' }),
+    env: text('env').notNull(),
+    tag: text('tag').notNull(),
+    hour: timestamptz('hour').notNull(),
+    operation: text('operation').notNull(),
+    successes: integer('successes').notNull().default(0),
+    failures: integer('failures').notNull().default(0),
+    durationMsTotal: doublePrecision('duration_ms_total').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.productId, t.env, t.tag, t.hour, t.operation] })],
+);
+
+export type SessionUserRow = typeof sessionUsers.$inferSelect;
+export type ActivityRow = typeof activityLog.$inferSelect;

@@ -5,6 +5,7 @@ import type { Scope } from './callers.js';
 import { LIFETIME_LIMITS } from './configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
 import { ServiceError, badInput } from './errors.js';
+import { recordUserSeen } from './activity.js';
 import { recordEvents, type SessionEventType } from './events.js';
 import { sessionData, type SessionDeps } from './sessions.js';
 
@@ -239,11 +240,14 @@ export function touchSession(
   scope: Scope,
   address: SessionAddress,
 ): Promise<SessionRow> {
-  return changeLiveSession(deps, scope, address, () => ({
-    set: { lastActiveAt: sql`now()` },
-    bumpsVersion: false,
-    event: null,
-  }));
+  return changeLiveSession(deps, scope, address, async (session, { tx }) => {
+    await recordUserSeen(tx, session);
+    return {
+      set: { lastActiveAt: sql`now()` },
+      bumpsVersion: false,
+      event: null,
+    };
+  });
 }
 
 /** The latest a session's expiry may be moved to: its refresh token's expiry. */

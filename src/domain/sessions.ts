@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
-import { and, count, desc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { Database, Transaction } from '../db/client.js';
 import { refreshTokens, sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
 import type { Keyring } from '../tokens/keyring.js';
@@ -11,8 +11,10 @@ import type { Scope } from './callers.js';
 import { LIFETIME_LIMITS, requireSessionConfig, tokenLifetimeSeconds } from './configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
 import { ServiceError, badInput } from './errors.js';
+import { recordSessionStarted, recordUserSeen } from './activity.js';
 import { recordEvents } from './events.js';
 import { revokeSessionsWhere } from './revocation.js';
+import { isLive } from './liveness.js';
 import { identifierFromData } from './selector.js';
 import { checkLength } from './validation.js';
 
@@ -48,6 +50,8 @@ export interface SessionTokens {
   readonly token: string;
   readonly refreshToken: string;
   readonly sessionId: string;
+  /** Who the session is for (not part of the API's SessionTokens; used by the activity log). */
+  readonly identifier: string;
   readonly expiresAt: Date;
 }
 
@@ -158,6 +162,7 @@ export async function startSession(
     if (config.maxSessionsPerIdentifier !== null) {
       await enforceSessionCap(tx, scope, row, config.maxSessionsPerIdentifier);
     }
+    await recordSessionStarted(tx, scope, row.tag, identifier);
     await recordEvents(tx, [{ ...scope, sessionId, tag: row.tag, identifier, type: 'STARTED' }]);
     return row;
   });
@@ -170,7 +175,7 @@ export async function startSession(
     issuedAt: session.createdAt,
     expiresAt: session.refreshExpiresAt,
   });
-  return { token, refreshToken, sessionId, expiresAt: session.expiresAt, session };
+  return { token, refreshToken, sessionId, identifier, expiresAt: session.expiresAt, session };
 }
 
 /**
@@ -281,7 +286,10 @@ export async function verifySession(
       .set({ lastActiveAt: sql`now()` })
       .where(and(eq(sessions.id, row.id), isNull(sessions.revokedAt)))
       .returning({ lastActiveAt: sessions.lastActiveAt });
-    if (touched[0]) session = { ...row, lastActiveAt: touched[0].lastActiveAt };
+    if (touched[0]) {
+      session = { ...row, lastActiveAt: touched[0].lastActiveAt };
+      await recordUserSeen(deps.db, row);
+    }
   }
   return {
     sessionId: row.id,
@@ -398,7 +406,12 @@ async function exchangeRefreshToken(
         };
         return {
           kind: 'ok',
-          tokens: { ...parsed, sessionId, expiresAt: new Date(parsed.expiresAt) },
+          tokens: {
+            ...parsed,
+            sessionId,
+            identifier: session.identifier,
+            expiresAt: new Date(parsed.expiresAt),
+          },
         };
       }
       await revokeSessionsWhere(tx, eq(sessions.id, sessionId), 'refresh_token_reused');
@@ -442,8 +455,10 @@ async function exchangeRefreshToken(
       token: nextToken,
       refreshToken: nextRefreshToken,
       sessionId,
+      identifier: session.identifier,
       expiresAt: times.expiresAt,
     };
+    await recordUserSeen(tx, session);
     await tx.insert(refreshTokens).values({
       tokenHash: hashSecret(nextRefreshToken),
       sessionId,
@@ -543,14 +558,6 @@ function checkSessionIdField(value: string): string {
   }
   return value.toLowerCase();
 }
-
-/** Live: not revoked, and still refreshable by the database clock. */
-export const isLive = and(
-  isNull(sessions.revokedAt),
-  isNull(sessions.expiredAt),
-  gt(sessions.refreshExpiresAt, sql`now()`),
-  sql`(${sessions.idleTimeoutSeconds} is null or ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) > now())`,
-)!;
 
 export interface SessionPage {
   readonly rows: SessionRow[];

@@ -1,5 +1,12 @@
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
+import {
+  EXPIRE_OPERATION,
+  addToRollups,
+  hourOf,
+  pruneActivity,
+  type RollupIncrement,
+} from './activity.js';
 import { recordEvents } from './events.js';
 
 export interface SweepOptions {
@@ -9,6 +16,10 @@ export interface SweepOptions {
   readonly eventRetentionSeconds: number;
   /** Rows per transaction: small, so no sweep ever holds many locks or blocks a request. */
   readonly batchSize: number;
+  /** Activity log rows are deleted this long after they were written (unset: kept). */
+  readonly activityRetentionSeconds?: number;
+  /** Hourly metrics rollups are deleted this long after their hour (unset: kept). */
+  readonly rollupRetentionSeconds?: number;
 }
 
 export interface SweepResult {
@@ -18,6 +29,8 @@ export interface SweepResult {
   deleted: number;
   /** Events deleted after their retention period. */
   eventsPruned: number;
+  /** Activity log rows deleted after their retention period. */
+  activityPruned: number;
 }
 
 type Returned = { id: string; product_id: string; env: string; tag: string; identifier: string };
@@ -34,7 +47,7 @@ function rowsOf<T>(result: unknown): T[] {
  * clock (the condition is checked again under the lock).
  */
 export async function sweepOnce(db: Database, options: SweepOptions): Promise<SweepResult> {
-  const result: SweepResult = { expired: 0, deleted: 0, eventsPruned: 0 };
+  const result: SweepResult = { expired: 0, deleted: 0, eventsPruned: 0, activityPruned: 0 };
   const n = options.batchSize;
 
   // 1. Sessions that ran out get their EXPIRED event and are marked, so it is written once.
@@ -69,6 +82,24 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
             reason: 'ran out',
           })),
         );
+        // The dashboards' "sessions expired" per period.
+        const byTag = new Map<string, RollupIncrement>();
+        const hour = hourOf(new Date());
+        for (const r of rows) {
+          const key = `${r.product_id}|${r.env}|${r.tag}`;
+          const inc = byTag.get(key);
+          byTag.set(key, {
+            productId: r.product_id,
+            env: r.env,
+            tag: r.tag,
+            hour,
+            operation: EXPIRE_OPERATION,
+            successes: (inc?.successes ?? 0) + 1,
+            failures: 0,
+            durationMsTotal: 0,
+          });
+        }
+        await addToRollups(tx, [...byTag.values()]);
         return rows.length;
       });
       result.expired += marked;
@@ -111,6 +142,15 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
     ).length;
     result.eventsPruned += pruned;
     if (pruned < n) break;
+  }
+
+  // 4. The activity log and the metrics rollups, after theirs.
+  if (options.activityRetentionSeconds !== undefined) {
+    result.activityPruned = await pruneActivity(db, {
+      logRetentionSeconds: options.activityRetentionSeconds,
+      rollupRetentionSeconds: options.rollupRetentionSeconds ?? Number.MAX_SAFE_INTEGER,
+      batchSize: n,
+    });
   }
   return result;
 }

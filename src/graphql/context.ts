@@ -1,5 +1,6 @@
 import DataLoader from 'dataloader';
 import type { SessionConfigRow, ApiKeyRow } from '../db/schema.js';
+import { activeSessionsByIdentifier } from '../domain/activity.js';
 import type { Caller } from '../domain/callers.js';
 import { activeSessionCounts, sessionConfigsByIds } from '../domain/configs.js';
 import { authenticate, listApiKeysOfProducts } from '../domain/keys.js';
@@ -19,6 +20,11 @@ export interface Loaders {
   readonly activeSessionCount: DataLoader<string, number>;
   /** API keys per product id, for `products { apiKeys }`. */
   readonly apiKeysByProduct: DataLoader<string, ApiKeyRow[]>;
+  /**
+   * Live sessions per user, keyed `productId|env|tag|identifier`: a page of `sessionUsers`
+   * costs one grouped count, not one per user.
+   */
+  readonly activeSessionsOfUser: DataLoader<string, number>;
 }
 
 export interface Context {
@@ -89,6 +95,26 @@ export function createContext(
         for (const [env, ids] of byEnv) {
           const found = await activeSessionCounts(db, env, ids);
           for (const id of ids) counts.set(`${env}|${id}`, found.get(id) ?? 0);
+        }
+        return keys.map((key) => counts.get(key) ?? 0);
+      }),
+      activeSessionsOfUser: new DataLoader(async (keys) => {
+        const groups = new Map<string, string[]>();
+        for (const key of keys) {
+          const [productId, env, tag, ...rest] = key.split('|') as [string, string, string];
+          const group = `${productId}|${env}|${tag}`;
+          groups.set(group, [...(groups.get(group) ?? []), rest.join('|')]);
+        }
+        const counts = new Map<string, number>();
+        for (const [group, identifiers] of groups) {
+          const [productId, env, tag] = group.split('|') as [string, string, string];
+          const found = await activeSessionsByIdentifier(
+            db,
+            { productId, env, productTag: '' },
+            tag,
+            identifiers,
+          );
+          for (const id of identifiers) counts.set(`${group}|${id}`, found.get(id) ?? 0);
         }
         return keys.map((key) => counts.get(key) ?? 0);
       }),

@@ -1,5 +1,6 @@
 import { builder } from './builder.js';
 import './events.js';
+import './insight.js';
 import './products.js';
 import './session-configs.js';
 import './session-state.js';

@@ -10,6 +10,9 @@ import {
   type SessionAddress,
 } from '../domain/session-state.js';
 import type { Scope } from '../domain/callers.js';
+import type { Operation } from '../domain/activity.js';
+import type { SessionRow } from '../db/schema.js';
+import { tracked } from './tracking.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeOf } from './scope.js';
@@ -33,17 +36,26 @@ type AddressArgs = {
 };
 
 /** Resolves the caller's scope and the addressed session, then runs the operation. */
-async function onSession<T>(
+async function onSession(
   ctx: Context,
   args: AddressArgs,
-  run: (scope: Scope, address: SessionAddress) => Promise<T>,
-): Promise<T> {
+  operation: Operation,
+  run: (scope: Scope, address: SessionAddress) => Promise<SessionRow>,
+): Promise<SessionRow> {
   const scope = await scopeOf(ctx, args);
-  return run(scope, {
+  const address = {
     tag: args.tag,
     sessionId: String(args.sessionId),
     expectedVersion: args.expectedVersion,
-  });
+  };
+  return tracked(
+    ctx,
+    scope,
+    args.tag,
+    operation,
+    () => run(scope, address),
+    (s) => ({ sessionId: s.id, identifier: s.identifier }),
+  );
 }
 
 builder.mutationFields((t) => ({
@@ -58,7 +70,7 @@ builder.mutationFields((t) => ({
       data: t.arg({ type: 'JSON', required: true, description: 'The new data: a JSON object.' }),
     },
     resolve: (_root, args, ctx) =>
-      onSession(ctx, args, (scope, address) =>
+      onSession(ctx, args, 'update_data', (scope, address) =>
         updateSessionData(ctx.services, scope, address, args.data),
       ),
   }),
@@ -73,7 +85,7 @@ builder.mutationFields((t) => ({
       data: t.arg({ type: 'JSON', required: true, description: 'What to merge: a JSON object.' }),
     },
     resolve: (_root, args, ctx) =>
-      onSession(ctx, args, (scope, address) =>
+      onSession(ctx, args, 'merge_data', (scope, address) =>
         mergeSessionData(ctx.services, scope, address, args.data),
       ),
   }),
@@ -88,7 +100,7 @@ builder.mutationFields((t) => ({
       value: t.arg({ type: 'JSON', required: true, description: 'Its value: any JSON.' }),
     },
     resolve: (_root, args, ctx) =>
-      onSession(ctx, args, (scope, address) =>
+      onSession(ctx, args, 'set_value', (scope, address) =>
         setSessionValue(ctx.services, scope, address, args.key, args.value),
       ),
   }),
@@ -102,7 +114,7 @@ builder.mutationFields((t) => ({
       key: t.arg.string({ required: true, description: 'The key.' }),
     },
     resolve: (_root, args, ctx) =>
-      onSession(ctx, args, (scope, address) =>
+      onSession(ctx, args, 'remove_value', (scope, address) =>
         removeSessionValue(ctx.services, scope, address, args.key),
       ),
   }),
@@ -112,7 +124,9 @@ builder.mutationFields((t) => ({
     authScopes: { sessions: true },
     args: { ...scopeArgs, ...addressArgs },
     resolve: (_root, args, ctx) =>
-      onSession(ctx, args, (scope, address) => clearSessionData(ctx.services, scope, address)),
+      onSession(ctx, args, 'clear_data', (scope, address) =>
+        clearSessionData(ctx.services, scope, address),
+      ),
   }),
   touchSession: t.field({
     type: Session,
@@ -120,7 +134,7 @@ builder.mutationFields((t) => ({
     authScopes: { sessions: true },
     args: { ...scopeArgs, ...addressArgs },
     resolve: (_root, args, ctx) =>
-      onSession(ctx, args, (scope, address) => touchSession(ctx.services, scope, address)),
+      onSession(ctx, args, 'touch', (scope, address) => touchSession(ctx.services, scope, address)),
   }),
   extendSession: t.field({
     type: Session,
@@ -133,7 +147,7 @@ builder.mutationFields((t) => ({
       seconds: t.arg.int({ required: true, description: 'How much longer, in seconds.' }),
     },
     resolve: (_root, args, ctx) =>
-      onSession(ctx, args, (scope, address) =>
+      onSession(ctx, args, 'extend', (scope, address) =>
         extendSession(ctx.services, scope, address, args.seconds),
       ),
   }),
@@ -148,7 +162,7 @@ builder.mutationFields((t) => ({
       expiresAt: t.arg({ type: 'DateTime', required: true, description: 'The new expiry.' }),
     },
     resolve: (_root, args, ctx) =>
-      onSession(ctx, args, (scope, address) =>
+      onSession(ctx, args, 'set_expiration', (scope, address) =>
         setSessionExpiration(ctx.services, scope, address, args.expiresAt),
       ),
   }),

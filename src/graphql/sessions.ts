@@ -16,7 +16,9 @@ import {
   type SessionTokens as SessionTokensShape,
   type VerifiedSession as VerifiedSessionShape,
 } from '../domain/sessions.js';
+import type { Scope } from '../domain/callers.js';
 import { builder } from './builder.js';
+import { tracked } from './tracking.js';
 import type { Context } from './context.js';
 import { SessionConfig } from './session-configs.js';
 import { scopeArgs, scopeOf } from './scope.js';
@@ -147,6 +149,10 @@ const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').impl
     }),
   }),
 });
+
+function verifyWithLoader(ctx: Context, scope: Scope, tag: string, token: string) {
+  return verifySession(ctx.services, scope, tag, token, (id) => ctx.loaders.sessionRecord.load(id));
+}
 
 async function requireSessionRow(ctx: Context, id: string): Promise<SessionRow> {
   const row = await ctx.loaders.sessionRecord.load(id);
@@ -324,10 +330,17 @@ builder.queryFields((t) => ({
       token: t.arg.string({ required: true, description: 'The session token.' }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) =>
-      verifySession(ctx.services, await scopeOf(ctx, args), args.tag, args.token, (id) =>
-        ctx.loaders.sessionRecord.load(id),
-      ),
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      return tracked(
+        ctx,
+        scope,
+        args.tag,
+        'verify',
+        () => verifyWithLoader(ctx, scope, args.tag, args.token),
+        (v) => v,
+      );
+    },
   }),
   isSessionValid: t.boolean({
     description:
@@ -341,8 +354,13 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);
       try {
-        await verifySession(ctx.services, scope, args.tag, args.token, (id) =>
-          ctx.loaders.sessionRecord.load(id),
+        await tracked(
+          ctx,
+          scope,
+          args.tag,
+          'verify',
+          () => verifyWithLoader(ctx, scope, args.tag, args.token),
+          (v) => v,
         );
         return true;
       } catch (error) {
@@ -367,8 +385,17 @@ builder.mutationFields((t) => ({
       input: t.arg({ type: StartSessionInput, required: true }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) =>
-      startSession(ctx.services, await scopeOf(ctx, args), args.input, ctx.requestDevice),
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      return tracked(
+        ctx,
+        scope,
+        args.input.tag,
+        'start',
+        () => startSession(ctx.services, scope, args.input, ctx.requestDevice),
+        (r) => ({ sessionId: r.sessionId, identifier: r.session.identifier }),
+      );
+    },
   }),
   refreshSession: t.field({
     type: SessionTokens,
@@ -380,8 +407,17 @@ builder.mutationFields((t) => ({
       refreshToken: t.arg.string({ required: true, description: 'The refresh token.' }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) =>
-      refreshSession(ctx.services, await scopeOf(ctx, args), args.tag, args.refreshToken),
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      return tracked(
+        ctx,
+        scope,
+        args.tag,
+        'refresh',
+        () => refreshSession(ctx.services, scope, args.tag, args.refreshToken),
+        (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
+      );
+    },
   }),
   revokeSession: t.field({
     type: Session,
@@ -395,8 +431,17 @@ builder.mutationFields((t) => ({
       }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) =>
-      revokeSession(ctx.services, await scopeOf(ctx, args), args.tag, String(args.sessionId)),
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      return tracked(
+        ctx,
+        scope,
+        args.tag,
+        'revoke',
+        () => revokeSession(ctx.services, scope, args.tag, String(args.sessionId)),
+        (s) => ({ sessionId: s.id, identifier: s.identifier }),
+      );
+    },
   }),
   revokeAllSessions: t.field({
     type: RevokeAllResult,
@@ -409,14 +454,25 @@ builder.mutationFields((t) => ({
       excludeSessionId: t.arg.id({ description: 'A session to keep (the current one).' }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) => ({
-      count: await revokeAllSessions(
-        ctx.services,
-        await scopeOf(ctx, args),
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      const count = await tracked(
+        ctx,
+        scope,
         args.tag,
-        args.identifier,
-        args.excludeSessionId == null ? null : String(args.excludeSessionId),
-      ),
-    }),
+        'revoke_all',
+        () =>
+          revokeAllSessions(
+            ctx.services,
+            scope,
+            args.tag,
+            args.identifier,
+            args.excludeSessionId == null ? null : String(args.excludeSessionId),
+          ),
+        () => ({}),
+        { identifier: args.identifier },
+      );
+      return { count };
+    },
   }),
 }));

@@ -60,6 +60,7 @@ export async function createTestApp(
     statements,
     close: async () => {
       services.events.stop();
+      await services.activity.flush().catch(() => {});
       await database.close();
     },
   };

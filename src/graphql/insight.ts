@@ -1,0 +1,402 @@
+import type { ActivityRow, SessionRow, SessionUserRow } from '../db/schema.js';
+import {
+  OPERATIONS,
+  findSessionUser,
+  listActivity,
+  listSessionUsers,
+  sessionDashboard,
+  sessionHistory,
+  type Dashboard,
+  type DashboardPeriod,
+  type Page,
+} from '../domain/activity.js';
+import { builder } from './builder.js';
+import { scopeArgs, scopeOf } from './scope.js';
+import { Session } from './sessions.js';
+
+/** A page as the connection types below show it. */
+interface Connection<T> {
+  readonly page: Page<T>;
+}
+
+const PageInfo = builder
+  .objectRef<{ hasNextPage: boolean; endCursor: string | null }>('InsightPageInfo')
+  .implement({
+    description: 'Where a page stands (Relay); pages go forward only.',
+    fields: (t) => ({
+      hasNextPage: t.exposeBoolean('hasNextPage', { description: 'More items after this page.' }),
+      endCursor: t.exposeString('endCursor', {
+        nullable: true,
+        description: 'Pass as `after` for the next page.',
+      }),
+    }),
+  });
+
+const SessionUser = builder
+  .objectRef<SessionUserRow & { scopeKey: string }>('SessionUser')
+  .implement({
+    description: 'Someone who has had a session of a tag (Ductape’s fetchUsers).',
+    fields: (t) => ({
+      identifier: t.exposeString('identifier', {
+        description: 'The user, as the selector picks it.',
+      }),
+      tag: t.exposeString('tag', { description: 'The session type.' }),
+      firstSeenAt: t.expose('firstSeenAt', {
+        type: 'DateTime',
+        description: 'Their first session’s start.',
+      }),
+      lastSeenAt: t.expose('lastSeenAt', {
+        type: 'DateTime',
+        description:
+          'Their latest start, refresh, touch or verify (verify counts at most once a minute).',
+      }),
+      totalSessions: t.exposeInt('totalSessions', { description: 'Sessions they ever started.' }),
+      activeSessions: t.int({
+        description: 'Their sessions that are live now (batched across a page of users).',
+        resolve: (u, _args, ctx) =>
+          ctx.loaders.activeSessionsOfUser.load(`${u.scopeKey}|${u.tag}|${u.identifier}`),
+      }),
+      sessions: t.field({
+        type: SessionHistoryConnection,
+        description:
+          'Their session history, every status, newest first (Ductape’s fetchUserDetails).',
+        args: {
+          first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
+          after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+        },
+        resolve: async (u, args, ctx) => {
+          const [productId, env] = u.scopeKey.split('|') as [string, string];
+          return {
+            page: await sessionHistory(
+              ctx.services.db,
+              { productId, env, productTag: '' },
+              { tag: u.tag, identifier: u.identifier, first: args.first, after: args.after },
+            ),
+          };
+        },
+      }),
+    }),
+  });
+
+const SessionHistoryEdge = builder
+  .objectRef<{ row: SessionRow; cursor: string }>('SessionHistoryEdge')
+  .implement({
+    description: 'A session in a user’s history, with its cursor.',
+    fields: (t) => ({
+      node: t.field({ type: Session, description: 'The session.', resolve: (e) => e.row }),
+      cursor: t.exposeString('cursor', { description: 'Opaque position of this session.' }),
+    }),
+  });
+
+const SessionHistoryConnection = builder
+  .objectRef<Connection<SessionRow>>('SessionHistoryConnection')
+  .implement({
+    description: 'A page of a user’s sessions, newest first.',
+    fields: (t) => ({
+      edges: t.field({
+        type: [SessionHistoryEdge],
+        description: 'The sessions of this page.',
+        resolve: (c) => c.page.rows.map((row) => ({ row, cursor: c.page.cursorOf(row) })),
+      }),
+      pageInfo: t.field({
+        type: PageInfo,
+        description: 'Paging.',
+        resolve: (c) => pageInfoOf(c.page),
+      }),
+      totalCount: t.int({
+        description: 'All their stored sessions.',
+        resolve: (c) => c.page.totalCount(),
+      }),
+    }),
+  });
+
+function pageInfoOf<T>(page: Page<T>) {
+  const last = page.rows.at(-1);
+  return {
+    hasNextPage: page.hasNextPage,
+    endCursor: last === undefined ? null : page.cursorOf(last),
+  };
+}
+
+const SessionUserEdge = builder
+  .objectRef<{ row: SessionUserRow & { scopeKey: string }; cursor: string }>('SessionUserEdge')
+  .implement({
+    description: 'A user in a list, with its cursor.',
+    fields: (t) => ({
+      node: t.field({ type: SessionUser, description: 'The user.', resolve: (e) => e.row }),
+      cursor: t.exposeString('cursor', { description: 'Opaque position of this user.' }),
+    }),
+  });
+
+const SessionUserConnection = builder
+  .objectRef<Connection<SessionUserRow> & { scopeKey: string }>('SessionUserConnection')
+  .implement({
+    description: 'A page of users.',
+    fields: (t) => ({
+      edges: t.field({
+        type: [SessionUserEdge],
+        description: 'The users of this page.',
+        resolve: (c) =>
+          c.page.rows.map((row) => ({
+            row: { ...row, scopeKey: c.scopeKey },
+            cursor: c.page.cursorOf(row),
+          })),
+      }),
+      pageInfo: t.field({
+        type: PageInfo,
+        description: 'Paging.',
+        resolve: (c) => pageInfoOf(c.page),
+      }),
+      totalCount: t.int({
+        description: 'Every user of the tag.',
+        resolve: (c) => c.page.totalCount(),
+      }),
+    }),
+  });
+
+const UserOrder = builder.enumType('SessionUserOrder', {
+  description: 'How users are sorted.',
+  values: {
+    LAST_SEEN_DESC: { description: 'Most recently seen first (the default).' },
+    LAST_SEEN_ASC: { description: 'Least recently seen first.' },
+  },
+});
+
+const OperationEnum = builder.enumType('SessionOperation', {
+  description: 'An operation of the session API, as the activity log names it.',
+  values: Object.fromEntries(
+    OPERATIONS.map((op) => [op.toUpperCase(), { value: op, description: `The ${op} operation.` }]),
+  ) as Record<
+    Uppercase<(typeof OPERATIONS)[number]>,
+    { value: (typeof OPERATIONS)[number]; description: string }
+  >,
+});
+
+const OperationStatus = builder.enumType('OperationStatus', {
+  description: 'How an operation ended.',
+  values: {
+    SUCCESS: { description: 'It succeeded.' },
+    FAILURE: { description: 'It failed; `errorCode` says why.' },
+  },
+});
+
+const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement({
+  description: 'One operation in the activity log (successful verifies are counted, not logged).',
+  fields: (t) => ({
+    id: t.id({ description: 'Its id.', resolve: (a) => String(a.id) }),
+    operation: t.field({
+      type: OperationEnum,
+      description: 'What was done.',
+      resolve: (a) => a.operation as (typeof OPERATIONS)[number],
+    }),
+    status: t.field({
+      type: OperationStatus,
+      description: 'How it ended.',
+      resolve: (a) => a.status,
+    }),
+    errorCode: t.exposeString('errorCode', {
+      nullable: true,
+      description: 'The error code of a failure.',
+    }),
+    tag: t.exposeString('tag', { nullable: true, description: 'The session type.' }),
+    sessionId: t.exposeID('sessionId', { nullable: true, description: 'The session, when known.' }),
+    identifier: t.exposeString('identifier', {
+      nullable: true,
+      description: 'The user, when known.',
+    }),
+    durationMs: t.exposeFloat('durationMs', { description: 'How long it took, in milliseconds.' }),
+    at: t.expose('at', { type: 'DateTime', description: 'When it started.' }),
+  }),
+});
+
+const ActivityEdge = builder
+  .objectRef<{ row: ActivityRow; cursor: string }>('ActivityEdge')
+  .implement({
+    description: 'An entry of the activity log, with its cursor.',
+    fields: (t) => ({
+      node: t.field({ type: ActivityEntry, description: 'The entry.', resolve: (e) => e.row }),
+      cursor: t.exposeString('cursor', { description: 'Opaque position of this entry.' }),
+    }),
+  });
+
+const ActivityConnection = builder
+  .objectRef<Connection<ActivityRow>>('ActivityConnection')
+  .implement({
+    description: 'A page of the activity log, newest first.',
+    fields: (t) => ({
+      edges: t.field({
+        type: [ActivityEdge],
+        description: 'The entries of this page.',
+        resolve: (c) => c.page.rows.map((row) => ({ row, cursor: c.page.cursorOf(row) })),
+      }),
+      pageInfo: t.field({
+        type: PageInfo,
+        description: 'Paging.',
+        resolve: (c) => pageInfoOf(c.page),
+      }),
+      totalCount: t.int({
+        description: 'Every entry matching the filters.',
+        resolve: (c) => c.page.totalCount(),
+      }),
+    }),
+  });
+
+const Grouping = builder.enumType('DashboardGrouping', {
+  description: 'The length of a dashboard period (UTC; weeks start on Monday).',
+  values: {
+    HOUR: { description: 'Hours.' },
+    DAY: { description: 'Days.' },
+    WEEK: { description: 'ISO weeks.' },
+    MONTH: { description: 'Calendar months.' },
+  },
+});
+
+const DashboardPeriodRef = builder.objectRef<DashboardPeriod>('DashboardPeriod').implement({
+  description: 'Figures for one period of a dashboard.',
+  fields: (t) => ({
+    start: t.expose('start', { type: 'DateTime', description: 'When the period starts.' }),
+    sessionsCreated: t.exposeInt('sessionsCreated', { description: 'Sessions started.' }),
+    sessionsExpired: t.exposeInt('sessionsExpired', {
+      description: 'Sessions found run out by the sweep.',
+    }),
+    starts: t.exposeInt('starts', { description: 'startSession calls.' }),
+    verifies: t.exposeInt('verifies', { description: 'verifySession and isSessionValid calls.' }),
+    refreshes: t.exposeInt('refreshes', { description: 'refreshSession calls.' }),
+    revokes: t.exposeInt('revokes', { description: 'revokeSession and revokeAllSessions calls.' }),
+    successes: t.exposeInt('successes', { description: 'Operations that succeeded.' }),
+    failures: t.exposeInt('failures', { description: 'Operations that failed.' }),
+    averageDurationMs: t.exposeFloat('averageDurationMs', {
+      nullable: true,
+      description: 'Mean operation duration; null without operations.',
+    }),
+  }),
+});
+
+const SessionDashboard = builder.objectRef<Dashboard>('SessionDashboard').implement({
+  description: 'A tag’s dashboard (Ductape’s fetchDashboard): totals now, and figures per period.',
+  fields: (t) => ({
+    from: t.expose('from', { type: 'DateTime', description: 'Start of the range.' }),
+    to: t.expose('to', { type: 'DateTime', description: 'End of the range (excluded).' }),
+    groupBy: t.field({
+      type: Grouping,
+      description: 'The period length.',
+      resolve: (d) => d.groupBy,
+    }),
+    totalUsers: t.exposeInt('totalUsers', {
+      description: 'Everyone who has had a session of the tag.',
+    }),
+    activeUsers: t.exposeInt('activeUsers', { description: 'Users seen in the last 24 hours.' }),
+    totalSessions: t.exposeInt('totalSessions', {
+      description: 'Sessions stored now (ended ones until the sweep deletes them).',
+    }),
+    activeSessions: t.exposeInt('activeSessions', { description: 'Live sessions now.' }),
+    expiredSessions: t.exposeInt('expiredSessions', {
+      description: 'Stored sessions that ran out.',
+    }),
+    revokedSessions: t.exposeInt('revokedSessions', {
+      description: 'Stored sessions that were revoked.',
+    }),
+    successes: t.exposeInt('successes', { description: 'Operations that succeeded in the range.' }),
+    failures: t.exposeInt('failures', { description: 'Operations that failed in the range.' }),
+    successRate: t.exposeFloat('successRate', {
+      nullable: true,
+      description: 'successes / operations; null without operations.',
+    }),
+    errorRate: t.exposeFloat('errorRate', {
+      nullable: true,
+      description: 'failures / operations; null without operations.',
+    }),
+    averageDurationMs: t.exposeFloat('averageDurationMs', {
+      nullable: true,
+      description: 'Mean operation duration in the range.',
+    }),
+    periods: t.field({
+      type: [DashboardPeriodRef],
+      description: 'Figures per period that had any, oldest first.',
+      resolve: (d) => d.periods,
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  sessionUsers: t.field({
+    type: SessionUserConnection,
+    description: 'Everyone who has had a session of a tag, by last seen (Ductape’s fetchUsers).',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      orderBy: t.arg({ type: UserOrder, description: 'Sort order (default LAST_SEEN_DESC).' }),
+      first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
+      after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      return {
+        scopeKey: `${scope.productId}|${scope.env}`,
+        page: await listSessionUsers(ctx.services.db, scope, args),
+      };
+    },
+  }),
+  sessionUser: t.field({
+    type: SessionUser,
+    nullable: true,
+    description:
+      'One user of a tag with their session history (Ductape’s fetchUserDetails); null if unknown.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      identifier: t.arg.string({ required: true, description: 'The user.' }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      const user = await findSessionUser(ctx.services.db, scope, args.tag, args.identifier);
+      return user ? { ...user, scopeKey: `${scope.productId}|${scope.env}` } : null;
+    },
+  }),
+  activityLog: t.field({
+    type: ActivityConnection,
+    description:
+      'Operations on sessions, newest first (Ductape’s fetchActivityLogs). Every operation is logged except successful verifies, which are counted in the dashboard instead.',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      tag: t.arg.string({ description: 'Only this session type.' }),
+      operation: t.arg({ type: OperationEnum, description: 'Only this operation.' }),
+      status: t.arg({ type: OperationStatus, description: 'Only successes or only failures.' }),
+      since: t.arg({ type: 'DateTime', description: 'Only entries at or after this instant.' }),
+      until: t.arg({ type: 'DateTime', description: 'Only entries at or before this instant.' }),
+      first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
+      after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      // What this instance recorded so far is written first, so a reader sees its own calls.
+      await ctx.services.activity.flush();
+      return { page: await listActivity(ctx.services.db, scope, args) };
+    },
+  }),
+  sessionDashboard: t.field({
+    type: SessionDashboard,
+    description:
+      'Dashboard figures for a tag over [from, to), grouped by period (Ductape’s fetchDashboard).',
+    authScopes: { sessions: true },
+    args: {
+      ...scopeArgs,
+      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      from: t.arg({ type: 'DateTime', required: true, description: 'Start of the range.' }),
+      to: t.arg({
+        type: 'DateTime',
+        required: true,
+        description: 'End of the range (excluded); at most 800 days after `from`.',
+      }),
+      groupBy: t.arg({ type: Grouping, required: true, description: 'Period length.' }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      await ctx.services.activity.flush();
+      return sessionDashboard(ctx.services.db, scope, args);
+    },
+  }),
+}));
