@@ -1,4 +1,7 @@
 import type { IncomingMessage } from 'node:http';
+import { EnvelopArmor } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { GraphQLError } from 'graphql';
 import {
@@ -8,8 +11,10 @@ import {
   type YogaServerInstance,
 } from 'graphql-yoga';
 import { ServiceError } from './domain/errors.js';
+import { graphiqlOptions, type GraphiQLSetup } from './graphiql.js';
 import { createContext, type Context } from './graphql/context.js';
 import { schema } from './graphql/index.js';
+import { useBodyLimit } from './http/body-limit.js';
 import type { Services } from './services.js';
 
 /** What Node's HTTP server hands Yoga with each request. */
@@ -24,7 +29,24 @@ export type App = YogaServerInstance<ServerContext, Context>;
 export interface AppOptions {
   /** Serve GraphiQL at GET /graphql in a browser. */
   readonly graphiql: boolean;
+  /** What GraphiQL opens with: example tabs, and the demo key when known (src/graphiql.ts). */
+  readonly graphiqlSetup?: GraphiQLSetup;
+  /** Answer introspection queries (default true; production turns it off). */
+  readonly introspection?: boolean;
+  /** Suggest field names in validation errors (default true; production turns it off). */
+  readonly fieldSuggestions?: boolean;
+  /** Largest request body, in bytes (default 128 KiB). */
+  readonly bodyLimitBytes?: number;
 }
+
+/** Limits on an operation's shape, checked before anything executes. */
+export const QUERY_LIMITS = {
+  depth: 12,
+  aliases: 20,
+  tokens: 2_000,
+  directives: 20,
+  cost: 20_000,
+} as const;
 
 /** The ServiceError behind a GraphQL error, if any (resolvers' errors arrive wrapped). */
 function findServiceError(error: unknown): ServiceError | undefined {
@@ -47,7 +69,7 @@ export function createApp(services: Services, options: AppOptions): App {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
-    graphiql: options.graphiql ? { title: 'Session service' } : false,
+    graphiql: options.graphiql ? graphiqlOptions(options.graphiqlSetup) : false,
     // Assets come from the installed package: the page works with no network.
     renderGraphiQL,
     logging: {
@@ -80,6 +102,7 @@ export function createApp(services: Services, options: AppOptions): App {
             extensions: {
               code: serviceError.code,
               ...(serviceError.field ? { field: serviceError.field } : {}),
+              ...serviceError.details,
             },
           });
         }
@@ -93,7 +116,22 @@ export function createApp(services: Services, options: AppOptions): App {
         });
       },
     },
+    // Yoga's own limit streams every body through a counting transform; useBodyLimit checks
+    // Content-Length before anything is read instead.
+    maxRequestBodySize: false,
+    batching: false,
     plugins: [
+      useBodyLimit(options.bodyLimitBytes ?? 131_072),
+      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
+      ...new EnvelopArmor({
+        maxDepth: { n: QUERY_LIMITS.depth },
+        maxAliases: { n: QUERY_LIMITS.aliases },
+        maxTokens: { n: QUERY_LIMITS.tokens },
+        maxDirectives: { n: QUERY_LIMITS.directives },
+        costLimit: { maxCost: QUERY_LIMITS.cost },
+        blockFieldSuggestion: { enabled: options.fieldSuggestions === false },
+      }).protect().plugins,
+      ...(options.introspection === false ? [useDisableIntrospection()] : []),
       useReadinessCheck({
         endpoint: '/ready',
         check: async () => {

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
+import { createSessionConfig } from './domain/configs.js';
 import {
   createApiKey,
   createProduct,
@@ -30,6 +31,9 @@ export function adminKeySource(config: Config): AdminKeySource {
   return { configuredHash: config.adminKey ? hashSecret(config.adminKey) : undefined };
 }
 
+/** The session config the demo product ships with: the tag of Ductape's examples. */
+export const DEMO_SESSION_TAG = 'user-session';
+
 /** What a first start created and must show once. */
 export interface FirstStart {
   readonly adminKey?: string;
@@ -38,13 +42,28 @@ export interface FirstStart {
 
 /**
  * First-start setup: an admin key when `ADMIN_KEY` is unset and none was generated before, and,
- * on the embedded database, a `demo` product with a `dev` env and a secret key to try things with.
+ * on the embedded database, a `demo` product with a `dev` env, a secret key to try things with and
+ * a `user-session` config.
  */
 export async function firstStart(db: Database, config: Config): Promise<FirstStart> {
   const adminKey = config.adminKey ? undefined : await ensureGeneratedAdminKey(db);
   let demoSecretKey: string | undefined;
   if (!config.databaseUrl && !(await findProductByTag(db, 'demo'))) {
-    await createProduct(db, { tag: 'demo', name: 'Demo', envs: ['dev'] });
+    const demo = await createProduct(db, { tag: 'demo', name: 'Demo', envs: ['dev'] });
+    // The session type of Ductape's examples, so that GraphiQL's StartSession tab works at once.
+    await createSessionConfig(
+      db,
+      { productId: demo.id, productTag: demo.tag, env: 'dev' },
+      {
+        name: 'User session',
+        tag: DEMO_SESSION_TAG,
+        description: 'Signed-in users of the demo (created on first start)',
+        schema: { userId: 'user-123', details: { username: 'ada', email: 'ada@example.com' } },
+        selector: '$Session{userId}',
+        expiry: 1,
+        period: 'HOURS',
+      },
+    );
     const created = await createApiKey(db, {
       product: 'demo',
       env: 'dev',

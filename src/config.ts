@@ -28,6 +28,25 @@ export interface Config {
   readonly activityRetentionDays: number;
   /** Hourly metrics rollups are deleted this many days after their hour. */
   readonly metricsRetentionDays: number;
+  /** Largest request body accepted, in bytes (413 beyond). */
+  readonly bodyLimitBytes: number;
+  /** Serve GraphiQL (default: on, except in production). */
+  readonly graphiql: boolean;
+  /** Answer introspection queries (default: on, except in production). */
+  readonly introspection: boolean;
+  /** Suggest field names in validation errors (default: on, except in production). */
+  readonly fieldSuggestions: boolean;
+  /** Token key ids: the first mints new tokens, all of them open tokens. See README, key rotation. */
+  readonly tokenKeyIds: readonly string[];
+  readonly rateLimits: {
+    readonly windowSeconds: number;
+    readonly perWindow: {
+      readonly start: number;
+      readonly verify: number;
+      readonly refresh: number;
+    };
+    readonly refreshesPerSession: number;
+  };
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one line each. */
@@ -51,6 +70,14 @@ function wholeNumber(unit: string, min: number, max: number, fallback: number) {
       .min(min, { error })
       .max(max, { error })
       .default(fallback),
+  );
+}
+
+/** An optional true/false switch; unset leaves the decision to the environment (NODE_ENV). */
+function flag() {
+  return z.preprocess(
+    emptyToUndefined,
+    z.enum(['true', 'false'], { error: 'expected true or false' }).optional(),
   );
 }
 
@@ -121,6 +148,24 @@ const envSchema = z.object({
   SESSION_RETENTION_DAYS: wholeNumber('days', 0, 3650, 7),
   EVENT_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   SWEEP_INTERVAL_SECONDS: wholeNumber('seconds', 0, 86_400, 60),
+  BODY_LIMIT_BYTES: wholeNumber('bytes', 1024, 10_485_760, 131_072),
+  GRAPHIQL: flag(),
+  GRAPHQL_INTROSPECTION: flag(),
+  GRAPHQL_FIELD_SUGGESTIONS: flag(),
+  TOKEN_KEY_IDS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}(,[A-Za-z0-9_-]{1,32}){0,9}$/, {
+        error: 'expected 1 to 10 comma-separated key ids (letters, digits, _ or -), newest first',
+      })
+      .default('k1'),
+  ),
+  RATE_LIMIT_WINDOW_SECONDS: wholeNumber('seconds', 1, 3600, 60),
+  RATE_LIMIT_START: wholeNumber('calls', 1, 100_000_000, 60_000),
+  RATE_LIMIT_VERIFY: wholeNumber('calls', 1, 100_000_000, 600_000),
+  RATE_LIMIT_REFRESH: wholeNumber('calls', 1, 100_000_000, 60_000),
+  RATE_LIMIT_REFRESHES_PER_SESSION: wholeNumber('calls', 1, 100_000, 20),
   ACTIVITY_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
 });
@@ -143,6 +188,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  if (new Set(e.TOKEN_KEY_IDS.split(',')).size !== e.TOKEN_KEY_IDS.split(',').length) {
+    throw new ConfigError(['TOKEN_KEY_IDS: names a key id twice']);
+  }
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     databaseUrl: e.DATABASE_URL,
@@ -157,6 +206,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     eventRetentionDays: e.EVENT_RETENTION_DAYS,
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
     activityRetentionDays: e.ACTIVITY_RETENTION_DAYS,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    graphiql: (e.GRAPHIQL ?? (production ? 'false' : 'true')) === 'true',
+    introspection: (e.GRAPHQL_INTROSPECTION ?? (production ? 'false' : 'true')) === 'true',
+    fieldSuggestions: (e.GRAPHQL_FIELD_SUGGESTIONS ?? (production ? 'false' : 'true')) === 'true',
+    tokenKeyIds: Object.freeze(e.TOKEN_KEY_IDS.split(',')),
+    rateLimits: {
+      windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+      perWindow: {
+        start: e.RATE_LIMIT_START,
+        verify: e.RATE_LIMIT_VERIFY,
+        refresh: e.RATE_LIMIT_REFRESH,
+      },
+      refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
+    },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,
   });
 }

@@ -32,6 +32,8 @@ async function main(): Promise<void> {
     logger.warn('generated a session secret in DATA_DIR; set SESSION_SECRET in production');
   const services = await startServices(database, {
     sessionSecret: secret,
+    tokenKeyIds: config.tokenKeyIds,
+    rateLimits: config.rateLimits,
     adminKeys: adminKeySource(config),
     refreshGraceSeconds: config.refreshGraceSeconds,
     logger,
@@ -48,7 +50,17 @@ async function main(): Promise<void> {
           batchSize: 500,
         })
       : undefined;
-  const app = createApp(services, { graphiql: true });
+  const app = createApp(services, {
+    graphiql: config.graphiql,
+    introspection: config.introspection,
+    fieldSuggestions: config.fieldSuggestions,
+    bodyLimitBytes: config.bodyLimitBytes,
+    // The demo key is known in plaintext on the first start only; GraphiQL's tabs then send it.
+    graphiqlSetup: {
+      demoKey: created.demoSecretKey,
+      production: config.nodeEnv === 'production',
+    },
+  });
   const { server, shutdown } = createHttpServer(app, services);
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const address = server.address();
@@ -57,7 +69,9 @@ async function main(): Promise<void> {
   logger.info({ port, database: database.kind }, 'listening');
 
   // Shown once, on the terminal only (not through the logger): the operator needs them to begin.
-  const lines = [`\n  Session service ready: GraphiQL at ${url}\n`];
+  const lines = [
+    `\n  Session service ready: ${config.graphiql ? 'GraphiQL' : 'GraphQL'} at ${url}\n`,
+  ];
   if (created.adminKey) lines.push(`  Admin key (shown once, store it now): ${created.adminKey}`);
   if (created.demoSecretKey) {
     lines.push(

@@ -68,7 +68,8 @@ export const sessionConfigs = pgTable(
     selector: text('selector').notNull(),
     expiry: integer('expiry').notNull(),
     period: text('period', { enum: ['SECONDS', 'MINUTES', 'HOURS', 'DAYS', 'WEEKS'] }).notNull(),
-    refreshExpirySeconds: integer('refresh_expiry_seconds').notNull(),
+    /** Null: the default (30 days, or the token lifetime if longer). */
+    refreshExpirySeconds: integer('refresh_expiry_seconds'),
     /** A session unused for longer than this is over (null: no idle timeout). */
     idleTimeoutSeconds: integer('idle_timeout_seconds'),
     /** Starting one more live session than this for an identifier revokes its oldest. */

@@ -1,9 +1,10 @@
-import { and, asc, count, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { sessionConfigs, sessions, type SessionConfigRow } from '../db/schema.js';
 import type { Scope } from './callers.js';
 import { JSON_LIMITS, checkJsonObject } from './data-schema.js';
 import { ServiceError, badInput, notFound } from './errors.js';
+import { isLive } from './liveness.js';
 import { revokeSessionsWhere } from './revocation.js';
 import { parseSelector, pickPath } from './selector.js';
 import { checkTag, checkText } from './validation.js';
@@ -26,6 +27,19 @@ export const LIFETIME_LIMITS = {
   defaultRefreshSeconds: 30 * 86_400,
   maxRefreshSeconds: 400 * 86_400,
 } as const;
+
+/**
+ * The refresh token lifetime a config gives, in seconds: the one set, or by default 30 days
+ * (the token lifetime if that is longer).
+ */
+export function refreshLifetimeSeconds(
+  config: Pick<SessionConfigRow, 'expiry' | 'period' | 'refreshExpirySeconds'>,
+): number {
+  return (
+    config.refreshExpirySeconds ??
+    Math.max(LIFETIME_LIMITS.defaultRefreshSeconds, tokenLifetimeSeconds(config))
+  );
+}
 
 /** The session token lifetime a config gives, in seconds. */
 export function tokenLifetimeSeconds(config: Pick<SessionConfigRow, 'expiry' | 'period'>): number {
@@ -58,7 +72,8 @@ interface CheckedConfig {
   selector: string;
   expiry: number;
   period: ExpiryPeriod;
-  refreshExpirySeconds: number;
+  /** Null: the default, 30 days or the token lifetime if longer, following the lifetime. */
+  refreshExpirySeconds: number | null;
   idleTimeoutSeconds: number | null;
   maxSessionsPerIdentifier: number | null;
 }
@@ -100,10 +115,13 @@ function checkConfig(input: CheckedConfig): CheckedConfig {
     );
   }
   const refresh = input.refreshExpirySeconds;
-  if (!Number.isInteger(refresh) || refresh > LIFETIME_LIMITS.maxRefreshSeconds) {
+  if (
+    refresh !== null &&
+    (!Number.isInteger(refresh) || refresh > LIFETIME_LIMITS.maxRefreshSeconds)
+  ) {
     throw badInput('input.refreshExpiresIn', 'expected whole seconds, at most 400 days');
   }
-  if (refresh < lifetime) {
+  if (refresh !== null && refresh < lifetime) {
     throw badInput(
       'input.refreshExpiresIn',
       `the refresh token (${refresh} s) must live at least as long as the session token (${lifetime} s)`,
@@ -151,15 +169,10 @@ export async function createSessionConfig(
   scope: Scope,
   input: SessionConfigInput,
 ): Promise<SessionConfigRow> {
-  const lifetime =
-    Number.isInteger(input.expiry) && input.period in PERIOD_SECONDS
-      ? input.expiry * PERIOD_SECONDS[input.period]
-      : 0;
   const checked = checkConfig({
     ...input,
     schema: input.schema as Record<string, unknown>,
-    refreshExpirySeconds:
-      input.refreshExpiresIn ?? Math.max(LIFETIME_LIMITS.defaultRefreshSeconds, lifetime),
+    refreshExpirySeconds: input.refreshExpiresIn ?? null,
     idleTimeoutSeconds: input.idleTimeout ?? null,
     maxSessionsPerIdentifier: input.maxSessionsPerIdentifier ?? null,
   });
@@ -194,16 +207,8 @@ export async function updateSessionConfig(
     selector: patch.selector ?? current.selector,
     expiry: patch.expiry ?? current.expiry,
     period: patch.period ?? current.period,
-    // Left out, the refresh lifetime still never falls below the (new) token lifetime.
-    refreshExpirySeconds:
-      patch.refreshExpiresIn ??
-      Math.max(
-        current.refreshExpirySeconds,
-        Number.isInteger(patch.expiry ?? current.expiry) &&
-          (patch.period ?? current.period) in PERIOD_SECONDS
-          ? (patch.expiry ?? current.expiry) * PERIOD_SECONDS[patch.period ?? current.period]
-          : 0,
-      ),
+    // Left out, an explicit refresh lifetime stays (and must still fit); a default one follows.
+    refreshExpirySeconds: patch.refreshExpiresIn ?? current.refreshExpirySeconds,
     // For these two, an explicit 0 removes the limit (null means "leave as it is").
     idleTimeoutSeconds:
       patch.idleTimeout === undefined || patch.idleTimeout === null
@@ -312,7 +317,7 @@ export async function sessionConfigsByIds(
 }
 
 /**
- * Active sessions (not revoked, still refreshable) of many configs in one env, in one query:
+ * Live sessions (see `isLive`) of many configs in one env, in one query:
  * the batch function behind `SessionConfig.activeSessionCount`.
  */
 export async function activeSessionCounts(
@@ -325,14 +330,7 @@ export async function activeSessionCounts(
   const rows = await db
     .select({ configId: sessions.configId, n: count() })
     .from(sessions)
-    .where(
-      and(
-        inArray(sessions.configId, [...configIds]),
-        eq(sessions.env, env),
-        isNull(sessions.revokedAt),
-        gt(sessions.refreshExpiresAt, sql`now()`),
-      ),
-    )
+    .where(and(inArray(sessions.configId, [...configIds]), eq(sessions.env, env), isLive))
     .groupBy(sessions.configId);
   for (const row of rows) counts.set(row.configId, Number(row.n));
   return counts;

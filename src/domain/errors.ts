@@ -23,6 +23,8 @@ export class ServiceError extends Error {
     message: string,
     /** The input field at fault, as a dotted path (for BAD_USER_INPUT). */
     readonly field?: string,
+    /** More for the client to act on, such as `retryAfterSeconds`. */
+    readonly details?: Readonly<Record<string, string | number | boolean>>,
   ) {
     super(message);
     this.name = 'ServiceError';

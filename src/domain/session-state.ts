@@ -201,7 +201,7 @@ export function setSessionValue(
   checkKey(key);
   const normalized: unknown = value === undefined ? null : JSON.parse(JSON.stringify(value));
   return changeLiveSession(deps, scope, address, (session, { schema }) =>
-    sealData(deps, session, schema, `data.${key}`, {
+    sealData(deps, session, schema, 'data', {
       ...sessionData(deps.keyring, session),
       [key]: normalized,
     }),

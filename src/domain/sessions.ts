@@ -8,7 +8,12 @@ import { SealedBox } from '../tokens/sealed-box.js';
 import { hashSecret, randomSecret } from '../tokens/secrets.js';
 import { mintSessionToken, openSessionToken } from '../tokens/session-token.js';
 import type { Scope } from './callers.js';
-import { LIFETIME_LIMITS, requireSessionConfig, tokenLifetimeSeconds } from './configs.js';
+import {
+  LIFETIME_LIMITS,
+  refreshLifetimeSeconds,
+  requireSessionConfig,
+  tokenLifetimeSeconds,
+} from './configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
 import { ServiceError, badInput } from './errors.js';
 import { recordSessionStarted, recordUserSeen } from './activity.js';
@@ -24,6 +29,8 @@ export interface SessionDeps {
   readonly keyring: Keyring;
   /** Seconds during which a rotated refresh token still yields the pair it was exchanged for. */
   readonly refreshGraceSeconds: number;
+  /** Called before each rotation; may throw (RATE_LIMITED) to refuse it. */
+  readonly refreshGuard?: (sessionId: string) => Promise<void>;
 }
 
 /** A session row as read for checks, with the database clock at the time of reading. */
@@ -130,7 +137,7 @@ export async function startSession(
   const device = normalizeDevice(input.device, requestDevice);
   const sessionId = randomUUID();
   const refreshToken = newRefreshToken();
-  const refreshLifetime = Math.max(config.refreshExpirySeconds, lifetime);
+  const refreshLifetime = Math.max(refreshLifetimeSeconds(config), lifetime);
 
   const session = await deps.db.transaction(async (tx) => {
     const inserted = await tx
@@ -364,7 +371,11 @@ async function exchangeRefreshToken(
     const locked = await tx
       .select({
         session: sessions,
-        refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
+        config: {
+          expiry: sessionConfigs.expiry,
+          period: sessionConfigs.period,
+          refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
+        },
         // Over for good: swept, or idle past its timeout (by the database clock).
         over: sql<boolean>`${sessions.expiredAt} is not null or (${sessions.idleTimeoutSeconds} is not null and ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) <= now())`,
       })
@@ -428,9 +439,13 @@ async function exchangeRefreshToken(
       return { kind: 'reused' };
     }
     if (token.expired || current.over) return { kind: 'expired' };
+    await deps.refreshGuard?.(sessionId);
 
     const nextRefreshToken = newRefreshToken();
-    const refreshLifetime = Math.max(current.refreshExpirySeconds, session.tokenLifetimeSeconds);
+    const refreshLifetime = Math.max(
+      refreshLifetimeSeconds(current.config),
+      session.tokenLifetimeSeconds,
+    );
     const updated = await tx
       .update(sessions)
       .set({

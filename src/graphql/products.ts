@@ -113,7 +113,13 @@ builder.mutationField('createProduct', (t) =>
     description:
       'Creates a product with its environments. Admin key only. CONFLICT when the tag is taken.',
     authScopes: { admin: true },
-    args: { input: t.arg({ type: CreateProductInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: CreateProductInput,
+        required: true,
+        description: 'The product’s tag, name and environments.',
+      }),
+    },
     resolve: (_root, { input }, ctx) => createProduct(ctx.services.db, input),
   }),
 );
@@ -124,7 +130,13 @@ builder.mutationField('createApiKey', (t) =>
     description:
       'Creates a secret or publishable key; the key is in this response only. Admin key only.',
     authScopes: { admin: true },
-    args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: CreateApiKeyInput,
+        required: true,
+        description: 'The product, environment, kind and name of the key.',
+      }),
+    },
     resolve: (_root, { input }, ctx) => createApiKey(ctx.services.db, input),
   }),
 );

@@ -4,6 +4,7 @@ import {
   deleteSessionConfig,
   findSessionConfig,
   listSessionConfigs,
+  refreshLifetimeSeconds,
   updateSessionConfig,
 } from '../domain/configs.js';
 import { builder } from './builder.js';
@@ -17,7 +18,13 @@ export interface ConfigView {
 
 export const ExpiryPeriod = builder.enumType('ExpiryPeriod', {
   description: 'The unit of a session config’s `expiry`.',
-  values: ['SECONDS', 'MINUTES', 'HOURS', 'DAYS', 'WEEKS'] as const,
+  values: {
+    SECONDS: { description: 'Seconds.' },
+    MINUTES: { description: 'Minutes (60 seconds).' },
+    HOURS: { description: 'Hours (3,600 seconds).' },
+    DAYS: { description: 'Days (86,400 seconds).' },
+    WEEKS: { description: 'Weeks (7 days).' },
+  } as const,
 });
 
 export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').implement({
@@ -55,7 +62,7 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
     }),
     refreshExpiresIn: t.int({
       description: 'Seconds a refresh token stays usable (each refresh issues a new one).',
-      resolve: (v) => v.config.refreshExpirySeconds,
+      resolve: (v) => refreshLifetimeSeconds(v.config),
     }),
     idleTimeout: t.int({
       nullable: true,
@@ -193,7 +200,11 @@ builder.mutationFields((t) => ({
       'Creates a session type. BAD_USER_INPUT names the field at fault; CONFLICT when the tag is taken.',
     authScopes: { sessions: true },
     args: {
-      input: t.arg({ type: CreateSessionConfigInput, required: true }),
+      input: t.arg({
+        type: CreateSessionConfigInput,
+        required: true,
+        description: 'The session type to create.',
+      }),
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {
@@ -209,7 +220,11 @@ builder.mutationFields((t) => ({
     authScopes: { sessions: true },
     args: {
       tag: t.arg.string({ required: true, description: 'The config to change.' }),
-      input: t.arg({ type: UpdateSessionConfigInput, required: true }),
+      input: t.arg({
+        type: UpdateSessionConfigInput,
+        required: true,
+        description: 'The fields to change; the others keep their value.',
+      }),
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {

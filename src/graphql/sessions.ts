@@ -21,7 +21,7 @@ import { builder } from './builder.js';
 import { tracked } from './tracking.js';
 import type { Context } from './context.js';
 import { SessionConfig } from './session-configs.js';
-import { scopeArgs, scopeOf } from './scope.js';
+import { scopeArgs, scopeOf, withinRateLimits } from './scope.js';
 
 const SessionStatus = builder.enumType('SessionStatus', {
   description: 'Where a session stands.',
@@ -337,7 +337,10 @@ builder.queryFields((t) => ({
         scope,
         args.tag,
         'verify',
-        () => verifyWithLoader(ctx, scope, args.tag, args.token),
+        async () => {
+          await withinRateLimits(ctx, 'verify');
+          return verifyWithLoader(ctx, scope, args.tag, args.token);
+        },
         (v) => v,
       );
     },
@@ -359,7 +362,10 @@ builder.queryFields((t) => ({
           scope,
           args.tag,
           'verify',
-          () => verifyWithLoader(ctx, scope, args.tag, args.token),
+          async () => {
+            await withinRateLimits(ctx, 'verify');
+            return verifyWithLoader(ctx, scope, args.tag, args.token);
+          },
           (v) => v,
         );
         return true;
@@ -382,7 +388,11 @@ builder.mutationFields((t) => ({
     description: 'Starts a session: returns the session token, the refresh token and the expiry.',
     authScopes: { sessions: true },
     args: {
-      input: t.arg({ type: StartSessionInput, required: true }),
+      input: t.arg({
+        type: StartSessionInput,
+        required: true,
+        description: 'The session type, its data and, optionally, identifier, lifetime and device.',
+      }),
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {
@@ -392,7 +402,10 @@ builder.mutationFields((t) => ({
         scope,
         args.input.tag,
         'start',
-        () => startSession(ctx.services, scope, args.input, ctx.requestDevice),
+        async () => {
+          await withinRateLimits(ctx, 'start');
+          return startSession(ctx.services, scope, args.input, ctx.requestDevice);
+        },
         (r) => ({ sessionId: r.sessionId, identifier: r.session.identifier }),
       );
     },
@@ -414,7 +427,10 @@ builder.mutationFields((t) => ({
         scope,
         args.tag,
         'refresh',
-        () => refreshSession(ctx.services, scope, args.tag, args.refreshToken),
+        async () => {
+          await withinRateLimits(ctx, 'refresh');
+          return refreshSession(ctx.services, scope, args.tag, args.refreshToken);
+        },
         (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
       );
     },

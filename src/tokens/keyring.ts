@@ -1,8 +1,8 @@
 import { hkdfSync, webcrypto } from 'node:crypto';
 import { SealedBox } from './sealed-box.js';
 
-/** The key id new session tokens are minted under. Rotation adds ids; see the README. */
-export const CURRENT_TOKEN_KID = 'k1';
+/** The key id new session tokens are minted under unless configured otherwise. */
+export const DEFAULT_TOKEN_KID = 'k1';
 
 /**
  * Every key the server uses, derived with HKDF-SHA256 from the one master secret, per product and
@@ -13,12 +13,27 @@ export class Keyring {
   readonly #master: Buffer;
   readonly #tokenKeys = new Map<string, Promise<CryptoKey>>();
   readonly #dataBoxes = new Map<string, SealedBox>();
+  /** The key id new tokens are minted under. */
+  readonly currentKid: string;
+  readonly #acceptedKids: ReadonlySet<string>;
 
-  constructor(masterSecret: string) {
+  /**
+   * @param tokenKeyIds newest first: the first mints new tokens; every one of them still opens
+   * tokens. Rotating is putting a new id first; retiring is removing an old one.
+   */
+  constructor(masterSecret: string, tokenKeyIds: readonly string[] = [DEFAULT_TOKEN_KID]) {
     if (Buffer.byteLength(masterSecret, 'utf8') < 32) {
       throw new Error('the master secret must be at least 32 bytes');
     }
+    if (tokenKeyIds.length === 0) throw new Error('at least one token key id is needed');
     this.#master = Buffer.from(masterSecret, 'utf8');
+    this.currentKid = tokenKeyIds[0]!;
+    this.#acceptedKids = new Set(tokenKeyIds);
+  }
+
+  /** Whether tokens minted under this key id are still accepted. */
+  accepts(kid: unknown): kid is string {
+    return typeof kid === 'string' && this.#acceptedKids.has(kid);
   }
 
   /** The AES-256 key-wrapping key for session tokens of one product, env and key id. */

@@ -1,6 +1,6 @@
 import { EncryptJWT, errors as joseErrors, jwtDecrypt } from 'jose';
 import { ServiceError } from '../domain/errors.js';
-import { CURRENT_TOKEN_KID, type Keyring } from './keyring.js';
+import type { Keyring } from './keyring.js';
 
 const ISSUER = 'session-service';
 const KEY_ALGORITHM = 'A256KW';
@@ -34,9 +34,10 @@ export async function mintSessionToken(
   scope: TokenScope,
   claims: Omit<SessionTokenClaims, 'issuedAt'> & { issuedAt?: Date },
 ): Promise<string> {
-  const key = await keyring.tokenKey(scope.productId, scope.env, CURRENT_TOKEN_KID);
+  const kid = keyring.currentKid;
+  const key = await keyring.tokenKey(scope.productId, scope.env, kid);
   return new EncryptJWT({ sid: claims.sessionId, tag: claims.tag, data: claims.data })
-    .setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid: CURRENT_TOKEN_KID })
+    .setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid })
     .setIssuer(ISSUER)
     .setAudience(audienceOf(scope))
     .setSubject(claims.identifier)
@@ -68,7 +69,8 @@ export async function openSessionToken(
     const result = await jwtDecrypt(
       token,
       async (header) => {
-        if (header.kid !== CURRENT_TOKEN_KID) throw invalid();
+        // Only key ids still in service; an unknown or retired one opens nothing.
+        if (!keyring.accepts(header.kid)) throw invalid();
         return keyring.tokenKey(scope.productId, scope.env, header.kid);
       },
       {

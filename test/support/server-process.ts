@@ -30,7 +30,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
       30_000,
     );
     const check = () => {
-      const match = /GraphiQL at (http:\/\/localhost:\d+\/graphql)/.exec(out);
+      const match = /Graph(?:iQL|QL) at (http:\/\/localhost:\d+\/graphql)/.exec(out);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);

@@ -1,0 +1,1 @@
+ALTER TABLE "session_configs" ALTER COLUMN "refresh_expiry_seconds" DROP NOT NULL;

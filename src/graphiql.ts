@@ -1,0 +1,196 @@
+import type { GraphiQLOptions } from 'graphql-yoga';
+import { DEMO_SESSION_TAG } from './bootstrap.js';
+
+/** What GraphiQL should know when it opens. */
+export interface GraphiQLSetup {
+  /**
+   * The demo product's secret key, known in plaintext only on the first start (it is stored as a
+   * hash). When given, and not in production, every example tab sends it.
+   */
+  readonly demoKey?: string;
+  /** In production no key is ever written into the page. */
+  readonly production?: boolean;
+}
+
+/** What the Headers tab holds when the key is not known: a reminder of the expected shape. */
+export const KEY_PLACEHOLDER = 'Bearer <your secret key>';
+
+const DEMO_DATA = {
+  userId: 'user-123',
+  details: { username: 'ada', email: 'ada@example.com' },
+  role: 'user',
+};
+
+const json = (value: unknown) => JSON.stringify(value, null, 2);
+
+/**
+ * The example operations, one tab each, in the order of a session's life: start, verify,
+ * refresh, list, revoke, hear the revocation; then how to define a session type of your own.
+ * Tab titles come from the operation names.
+ */
+export const EXAMPLE_OPERATIONS: readonly { query: string; variables: unknown }[] = [
+  {
+    query: `# Welcome! These tabs walk through a session's life on the demo product's
+# "${DEMO_SESSION_TAG}" config: start, verify, refresh, list, revoke, and a
+# subscription that hears revocations. Run a tab with the ▶ button (or Ctrl-Enter).
+# Your key goes in the Headers tab below, as {"Authorization": "Bearer sk_dev_..."}.
+#
+# 1. Start a session (Ductape's sessions.start): keep the token and refreshToken.
+mutation StartSession($input: StartSessionInput!) {
+  startSession(input: $input) {
+    token
+    refreshToken
+    sessionId
+    expiresAt
+    session {
+      identifier
+      data
+    }
+  }
+}
+`,
+    variables: { input: { tag: DEMO_SESSION_TAG, data: DEMO_DATA } },
+  },
+  {
+    query: `# 2. Verify a session token (Ductape's sessions.verify): paste the token
+# StartSession returned into the variables below.
+query VerifySession($tag: String!, $token: String!) {
+  verifySession(tag: $tag, token: $token) {
+    sessionId
+    identifier
+    data
+    expiresAt
+  }
+}
+`,
+    variables: { tag: DEMO_SESSION_TAG, token: 'paste the token from StartSession' },
+  },
+  {
+    query: `# 3. Refresh (Ductape's sessions.refresh): a refresh token works once and
+# the answer carries a new pair.
+mutation RefreshSession($tag: String!, $refreshToken: String!) {
+  refreshSession(tag: $tag, refreshToken: $refreshToken) {
+    token
+    refreshToken
+    expiresAt
+  }
+}
+`,
+    variables: { tag: DEMO_SESSION_TAG, refreshToken: 'paste the refreshToken (rt_...)' },
+  },
+  {
+    query: `# 4. A user's active sessions, newest first (Ductape's sessions.list).
+query ListSessions($tag: String!, $identifier: String!) {
+  sessions(tag: $tag, identifier: $identifier, first: 20) {
+    totalCount
+    edges {
+      node {
+        id
+        createdAt
+        expiresAt
+        lastActiveAt
+        device {
+          userAgent
+        }
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+`,
+    variables: { tag: DEMO_SESSION_TAG, identifier: DEMO_DATA.userId },
+  },
+  {
+    query: `# 5. Log out (Ductape's sessions.revoke): the session's tokens fail on the
+# very next verify. revokeAllSessions(tag, identifier) logs out every device.
+mutation RevokeSession($tag: String!, $sessionId: ID!) {
+  revokeSession(tag: $tag, sessionId: $sessionId) {
+    id
+    status
+    revokedAt
+    revokeReason
+  }
+}
+`,
+    variables: { tag: DEMO_SESSION_TAG, sessionId: 'paste the sessionId from StartSession' },
+  },
+  {
+    query: `# 6. Hear revocations as they happen. With after: "0" the revocations so far
+# are replayed first; keep the last id you receive and pass it as after when you
+# reconnect, and nothing is missed. Revoke a session in another tab to see it arrive.
+subscription SessionRevoked($tag: String, $after: ID) {
+  sessionRevoked(tag: $tag, after: $after) {
+    id
+    type
+    sessionId
+    identifier
+    reason
+    at
+  }
+}
+`,
+    variables: { tag: DEMO_SESSION_TAG, after: '0' },
+  },
+  {
+    query: `# 7. Define a session type of your own (Ductape's sessions.create): a sample of
+# the data, a selector naming the user, and the token's lifetime.
+mutation CreateSessionConfig($input: CreateSessionConfigInput!) {
+  createSessionConfig(input: $input) {
+    tag
+    selector
+    expiry
+    period
+    activeSessionCount
+  }
+}
+`,
+    variables: {
+      input: {
+        name: 'Checkout session',
+        tag: 'checkout-session',
+        description: 'A shopper between cart and payment',
+        schema: { userId: 'user-123', cartId: 'cart-789' },
+        selector: '$Session{userId}',
+        expiry: 30,
+        period: 'MINUTES',
+      },
+    },
+  },
+];
+
+/** What a tab opened with "+" shows. */
+const NEW_TAB_QUERY = `# The session configs of your product and env (Ductape's fetchAll).
+query SessionConfigs {
+  sessionConfigs {
+    tag
+    name
+    selector
+    expiry
+    period
+    activeSessionCount
+  }
+}
+`;
+
+/**
+ * GraphiQL's options: the example tabs and, outside production, the demo key in their headers
+ * when it is known (first start). Otherwise the headers hold a placeholder to replace; GraphiQL
+ * keeps what you type in the browser's storage, so it survives restarts.
+ */
+export function graphiqlOptions(setup: GraphiQLSetup = {}): GraphiQLOptions {
+  const key = setup.demoKey && !setup.production ? `Bearer ${setup.demoKey}` : KEY_PLACEHOLDER;
+  const headers = json({ Authorization: key });
+  return {
+    title: 'Session service',
+    headers,
+    defaultQuery: NEW_TAB_QUERY,
+    defaultTabs: EXAMPLE_OPERATIONS.map((operation) => ({
+      query: operation.query,
+      variables: json(operation.variables),
+      headers,
+    })),
+  };
+}
