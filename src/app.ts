@@ -10,6 +10,7 @@ import {
   useReadinessCheck,
   type YogaServerInstance,
 } from 'graphql-yoga';
+import { isDatabaseUnavailable } from './db/errors.js';
 import { ServiceError } from './domain/errors.js';
 import { graphiqlOptions, type GraphiQLSetup } from './graphiql.js';
 import { createContext, type Context } from './graphql/context.js';
@@ -109,6 +110,14 @@ export function createApp(services: Services, options: AppOptions): App {
         const masked = yogaMaskError(error, message, isDev);
         if (masked === error) return masked; // a request error (syntax, validation): safe to show
         logUnexpected(services, error);
+        if (isDatabaseUnavailable(error)) {
+          // Fail closed, and say it is worth retrying: never an answer the database did not give.
+          return new GraphQLError('The service is temporarily unavailable; retry shortly.', {
+            nodes: masked instanceof GraphQLError ? masked.nodes : undefined,
+            path: masked instanceof GraphQLError ? masked.path : undefined,
+            extensions: { code: 'SERVICE_UNAVAILABLE', retriable: true, http: { status: 503 } },
+          });
+        }
         return new GraphQLError(message, {
           nodes: masked instanceof GraphQLError ? masked.nodes : undefined,
           path: masked instanceof GraphQLError ? masked.path : undefined,

@@ -15,11 +15,8 @@ export interface GraphiQLSetup {
 /** What the Headers tab holds when the key is not known: a reminder of the expected shape. */
 export const KEY_PLACEHOLDER = 'Bearer <your secret key>';
 
-const DEMO_DATA = {
-  userId: 'user-123',
-  details: { username: 'ada', email: 'ada@example.com' },
-  role: 'user',
-};
+/** The user of the examples: what the demo config's selector picks from the data. */
+const DEMO_USER = 'user-123';
 
 const json = (value: unknown) => JSON.stringify(value, null, 2);
 
@@ -28,16 +25,29 @@ const json = (value: unknown) => JSON.stringify(value, null, 2);
  * refresh, list, revoke, hear the revocation; then how to define a session type of your own.
  * Tab titles come from the operation names.
  */
-export const EXAMPLE_OPERATIONS: readonly { query: string; variables: unknown }[] = [
+export const EXAMPLE_OPERATIONS: readonly { query: string; variables?: unknown }[] = [
   {
-    query: `# Welcome! These tabs walk through a session's life on the demo product's
-# "${DEMO_SESSION_TAG}" config: start, verify, refresh, list, revoke, and a
-# subscription that hears revocations. Run a tab with the ▶ button (or Ctrl-Enter).
-# Your key goes in the Headers tab below, as {"Authorization": "Bearer sk_dev_..."}.
+    query: `# Welcome! These tabs walk through a session's life on the
+# demo product's "${DEMO_SESSION_TAG}" config: start, verify,
+# refresh, list, revoke, and a subscription that hears
+# revocations. Run a tab with ▶ (or Ctrl-Enter).
+# Your key goes in Headers below:
+#   {"Authorization": "Bearer sk_dev_..."}
 #
-# 1. Start a session (Ductape's sessions.start): keep the token and refreshToken.
-mutation StartSession($input: StartSessionInput!) {
-  startSession(input: $input) {
+# 1. Start a session (Ductape's sessions.start) and keep
+# its token, refreshToken and sessionId for the next tabs.
+mutation StartSession {
+  startSession(
+    input: {
+      tag: "${DEMO_SESSION_TAG}"
+      data: {
+        userId: "${DEMO_USER}"
+        details: { username: "ada", email: "ada@example.com" }
+        role: "user"
+      }
+      expiresIn: 3600
+    }
+  ) {
     token
     refreshToken
     sessionId
@@ -49,11 +59,10 @@ mutation StartSession($input: StartSessionInput!) {
   }
 }
 `,
-    variables: { input: { tag: DEMO_SESSION_TAG, data: DEMO_DATA } },
   },
   {
-    query: `# 2. Verify a session token (Ductape's sessions.verify): paste the token
-# StartSession returned into the variables below.
+    query: `# 2. Verify a session token (Ductape's sessions.verify):
+# paste the token StartSession returned into Variables.
 query VerifySession($tag: String!, $token: String!) {
   verifySession(tag: $tag, token: $token) {
     sessionId
@@ -66,8 +75,8 @@ query VerifySession($tag: String!, $token: String!) {
     variables: { tag: DEMO_SESSION_TAG, token: 'paste the token from StartSession' },
   },
   {
-    query: `# 3. Refresh (Ductape's sessions.refresh): a refresh token works once and
-# the answer carries a new pair.
+    query: `# 3. Refresh (Ductape's sessions.refresh): a refresh token
+# works once; the answer carries a new pair.
 mutation RefreshSession($tag: String!, $refreshToken: String!) {
   refreshSession(tag: $tag, refreshToken: $refreshToken) {
     token
@@ -79,7 +88,8 @@ mutation RefreshSession($tag: String!, $refreshToken: String!) {
     variables: { tag: DEMO_SESSION_TAG, refreshToken: 'paste the refreshToken (rt_...)' },
   },
   {
-    query: `# 4. A user's active sessions, newest first (Ductape's sessions.list).
+    query: `# 4. A user's active sessions, newest first
+# (Ductape's sessions.list).
 query ListSessions($tag: String!, $identifier: String!) {
   sessions(tag: $tag, identifier: $identifier, first: 20) {
     totalCount
@@ -101,11 +111,12 @@ query ListSessions($tag: String!, $identifier: String!) {
   }
 }
 `,
-    variables: { tag: DEMO_SESSION_TAG, identifier: DEMO_DATA.userId },
+    variables: { tag: DEMO_SESSION_TAG, identifier: DEMO_USER },
   },
   {
-    query: `# 5. Log out (Ductape's sessions.revoke): the session's tokens fail on the
-# very next verify. revokeAllSessions(tag, identifier) logs out every device.
+    query: `# 5. Log out (Ductape's sessions.revoke): the session's
+# tokens fail on the very next verify. revokeAllSessions
+# (tag, identifier) logs out every device at once.
 mutation RevokeSession($tag: String!, $sessionId: ID!) {
   revokeSession(tag: $tag, sessionId: $sessionId) {
     id
@@ -118,9 +129,11 @@ mutation RevokeSession($tag: String!, $sessionId: ID!) {
     variables: { tag: DEMO_SESSION_TAG, sessionId: 'paste the sessionId from StartSession' },
   },
   {
-    query: `# 6. Hear revocations as they happen. With after: "0" the revocations so far
-# are replayed first; keep the last id you receive and pass it as after when you
-# reconnect, and nothing is missed. Revoke a session in another tab to see it arrive.
+    query: `# 6. Hear revocations as they happen. With after: "0" the
+# revocations so far are replayed first. Keep the last id
+# you receive and pass it as after when you reconnect:
+# nothing is missed. Revoke a session in another tab (or
+# browser window) and watch it arrive here.
 subscription SessionRevoked($tag: String, $after: ID) {
   sessionRevoked(tag: $tag, after: $after) {
     id
@@ -135,8 +148,9 @@ subscription SessionRevoked($tag: String, $after: ID) {
     variables: { tag: DEMO_SESSION_TAG, after: '0' },
   },
   {
-    query: `# 7. Define a session type of your own (Ductape's sessions.create): a sample of
-# the data, a selector naming the user, and the token's lifetime.
+    query: `# 7. Define a session type of your own (Ductape's
+# sessions.create): a sample of the data, a selector
+# naming the user, and the token's lifetime.
 mutation CreateSessionConfig($input: CreateSessionConfigInput!) {
   createSessionConfig(input: $input) {
     tag
@@ -162,7 +176,8 @@ mutation CreateSessionConfig($input: CreateSessionConfigInput!) {
 ];
 
 /** What a tab opened with "+" shows. */
-const NEW_TAB_QUERY = `# The session configs of your product and env (Ductape's fetchAll).
+const NEW_TAB_QUERY = `# The session configs of your product and env
+# (Ductape's fetchAll).
 query SessionConfigs {
   sessionConfigs {
     tag
@@ -189,7 +204,8 @@ export function graphiqlOptions(setup: GraphiQLSetup = {}): GraphiQLOptions {
     defaultQuery: NEW_TAB_QUERY,
     defaultTabs: EXAMPLE_OPERATIONS.map((operation) => ({
       query: operation.query,
-      variables: json(operation.variables),
+      // GraphiQL opens the first tab with empty variables whatever its tab says: that one has none.
+      variables: operation.variables === undefined ? null : json(operation.variables),
       headers,
     })),
   };

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './support/app.js';
+import { sql } from 'drizzle-orm';
 import { gql } from './support/graphql.js';
+import { newConfig, newProduct, start } from './support/fixtures.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -49,13 +51,35 @@ describe('HTTP surface', () => {
   });
 
   it('masks unexpected faults: the client sees INTERNAL_SERVER_ERROR and no detail, the log has the detail', async () => {
-    // A closed database makes every query fail unexpectedly.
+    const product = await newProduct(t);
+    const tag = await newConfig(t, product.secret.dev);
+    const session = await start(t, product.secret.dev, tag);
+    // A ciphertext that no longer opens: a fault no input could cause.
+    await t.database.db.execute(
+      sql`update sessions set data_enc = 'AQ' || repeat('A', 60) where id = ${session.sessionId}`,
+    );
+    const logsBefore = t.logs.length;
+    const response = await gql(t.app, {
+      key: product.secret.dev,
+      query: 'query($id: ID!) { session(id: $id) { data } }',
+      variables: { id: session.sessionId },
+    });
+    expect(response.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
+    expect(response.errors?.[0]?.message).toBe('Unexpected error.');
+    expect(JSON.stringify(response)).not.toMatch(/stack|decipher|auth|aes|select/i);
+    expect(t.logs.slice(logsBefore).join('')).toMatch(/unexpected error/);
+  });
+
+  it('with the database gone, answers a retriable SERVICE_UNAVAILABLE (503), never data', async () => {
     const broken = await createTestApp();
     await broken.close();
     const response = await gql(broken.app, { query: '{ products { tag } }', key: broken.adminKey });
-    expect(response.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
-    expect(response.errors?.[0]?.message).toBe('Unexpected error.');
+    expect(response.status).toBe(503);
+    expect(response.errors?.[0]?.extensions).toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+      retriable: true,
+    });
+    expect(response.data?.products ?? null).toBeNull();
     expect(JSON.stringify(response)).not.toMatch(/stack|select|postgres|pglite/i);
-    expect(broken.logs.join('')).toMatch(/unexpected error/);
   });
 });
