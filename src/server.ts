@@ -92,12 +92,16 @@ export function createHttpServer(app: App, services: Services): HttpServer {
       for (const client of wss.clients) client.close(CLOSE_CODES.goingAway, 'server shutting down');
       wss.close();
       server.closeIdleConnections();
+      // Responses ending now (SSE streams, requests in flight) leave keep-alive connections idle:
+      // close those as they appear instead of waiting out the grace period.
+      const sweepIdle = setInterval(() => server.closeIdleConnections(), 50);
       const force = setTimeout(() => {
         for (const client of wss.clients) client.terminate();
         server.closeAllConnections();
       }, graceMs);
       force.unref();
       await closed;
+      clearInterval(sweepIdle);
       clearTimeout(force);
     },
   };

@@ -1,3 +1,4 @@
+import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import {
@@ -103,6 +104,8 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
         return rows.length;
       });
       result.expired += marked;
+      // Let requests run between batches: on PGlite, queries alone never yield the event loop.
+      await yieldToRequests();
       if (marked < n) break;
     }
   }
@@ -124,6 +127,8 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
           returning id`),
       ).length;
       result.deleted += deleted;
+      // Let requests run between batches: on PGlite, queries alone never yield the event loop.
+      await yieldToRequests();
       if (deleted < n) break;
     }
   }
@@ -141,6 +146,8 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
         returning id`),
     ).length;
     result.eventsPruned += pruned;
+    // Let requests run between batches: on PGlite, queries alone never yield the event loop.
+    await yieldToRequests();
     if (pruned < n) break;
   }
 

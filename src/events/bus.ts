@@ -1,3 +1,4 @@
+import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Database, DatabaseHandle } from '../db/client.js';
 import type { SessionEventRow } from '../db/schema.js';
@@ -214,6 +215,7 @@ export class EventBus {
               for (const sub of feed.subscribers) this.#deliver(sub, row);
             }
             if (rows.length < PAGE) break;
+            await yieldToRequests();
           }
         } while (feed.readAgain);
       } catch (error) {

@@ -1,8 +1,9 @@
 import { Writable } from 'node:stream';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
 import { createLogger } from '../../src/logger.js';
+import type { RateLimitOptions } from '../../src/security/rate-limits.js';
 import { startServices, type Services } from '../../src/services.js';
 import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
 
@@ -26,11 +27,23 @@ export interface TestApp {
  * own. Tests isolate by creating their own product, never by cleaning tables.
  */
 export async function createTestApp(
-  options: { refreshGraceSeconds?: number; graphiql?: boolean; sessionSecret?: string } = {},
+  options: {
+    refreshGraceSeconds?: number;
+    graphiql?: boolean;
+    sessionSecret?: string;
+    /** Token key ids, newest first (default: the services' default, `k1`). */
+    tokenKeyIds?: readonly string[];
+    /** Rate limits (default: none that ordinary tests could meet). */
+    rateLimits?: RateLimitOptions;
+    /** More options for createApp (introspection, field suggestions, body limit...). */
+    appOptions?: Partial<AppOptions>;
+    /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
+    databaseUrl?: string;
+  } = {},
 ): Promise<TestApp> {
   const statements: string[] = [];
   const database = await openDatabase({
-    databaseUrl: TEST_DATABASE_URL,
+    databaseUrl: options.databaseUrl ?? TEST_DATABASE_URL,
     dataDir: 'memory://',
     onQuery: (text) => statements.push(text),
     maxConnections: 20,
@@ -46,11 +59,13 @@ export async function createTestApp(
   const adminKey = generateAdminKey();
   const services = await startServices(database, {
     sessionSecret: options.sessionSecret ?? randomSecret(48),
+    tokenKeyIds: options.tokenKeyIds,
+    rateLimits: options.rateLimits,
     adminKeys: { configuredHash: hashSecret(adminKey) },
     refreshGraceSeconds: options.refreshGraceSeconds ?? 10,
     logger: createLogger('debug', sink),
   });
-  const app = createApp(services, { graphiql: options.graphiql ?? true });
+  const app = createApp(services, { graphiql: options.graphiql ?? true, ...options.appOptions });
   return {
     app,
     database,

@@ -111,3 +111,37 @@ export async function eventTypesOf(t: TestApp, sessionId: string): Promise<strin
   );
   return rowsOf<{ type: string }>(result).map((r) => r.type);
 }
+
+/** The database ids behind a product tag and one of its session config tags. */
+export async function configIdsOf(
+  t: TestApp,
+  productTag: string,
+  configTag: string,
+): Promise<{ productId: string; configId: string }> {
+  const rows = rowsOf<{ product_id: string; config_id: string }>(
+    await t.database.db.execute(
+      sql`select p.id as product_id, c.id as config_id
+          from session_configs c join products p on p.id = c.product_id
+          where p.tag = ${productTag} and c.tag = ${configTag} and c.deleted_at is null`,
+    ),
+  );
+  if (!rows[0]) throw new Error(`no config ${configTag} in product ${productTag}`);
+  return { productId: rows[0].product_id, configId: rows[0].config_id };
+}
+
+/**
+ * A session's row straight from `sessions` (column names as in SQL, timestamps as Postgres
+ * prints them, to the microsecond), or undefined once it is deleted. Two reads are equal only
+ * if nothing in the row changed.
+ */
+export async function sessionRowOf(
+  t: TestApp,
+  sessionId: string,
+): Promise<Record<string, unknown> | undefined> {
+  const rows = rowsOf<{ row: string }>(
+    await t.database.db.execute(
+      sql`select row_to_json(s)::text as row from sessions s where s.id = ${sessionId}`,
+    ),
+  );
+  return rows[0] ? (JSON.parse(rows[0].row) as Record<string, unknown>) : undefined;
+}

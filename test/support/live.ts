@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { createHttpServer, type HttpServer } from '../../src/server.js';
@@ -9,6 +9,12 @@ export async function listen(
   t: TestApp,
 ): Promise<{ http: HttpServer; url: string; wsUrl: string; close(): Promise<void> }> {
   const http = createHttpServer(t.app, t.services);
+  // Upgraded (WebSocket) sockets are not the HTTP server's to close: track every socket.
+  const sockets = new Set<Socket>();
+  http.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve) => http.server.listen(0, '127.0.0.1', resolve));
   const { port } = http.server.address() as AddressInfo;
   return {
@@ -17,6 +23,7 @@ export async function listen(
     wsUrl: `ws://127.0.0.1:${port}/graphql`,
     close: async () => {
       http.server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
     },
   };
@@ -24,6 +31,8 @@ export async function listen(
 
 export interface Received<T> {
   readonly items: T[];
+  /** `performance.now()` when each item arrived (same index as `items`). */
+  readonly times: number[];
   readonly errors: unknown[];
   /** Resolves when `n` items have arrived (rejects after `timeoutMs`). */
   waitFor(n: number, timeoutMs?: number): Promise<T[]>;
@@ -34,6 +43,7 @@ export interface Received<T> {
 
 function collector<T>() {
   const items: T[] = [];
+  const times: number[] = [];
   const errors: unknown[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   let endResolve!: () => void;
@@ -48,10 +58,12 @@ function collector<T>() {
   };
   return {
     items,
+    times,
     errors,
     ended,
     push(item: T) {
       items.push(item);
+      times.push(performance.now());
       notify();
     },
     end(error?: unknown) {
@@ -174,4 +186,41 @@ export function subscribeSse<T>(
     }
   })();
   return { ...c, status, stop: () => abort.abort() };
+}
+
+/** The graphql-ws URL of a server's HTTP GraphQL URL (`localhost` pinned to IPv4). */
+export function wsUrlOf(httpUrl: string): string {
+  return httpUrl.replace(/^http/, 'ws').replace('//localhost:', '//127.0.0.1:');
+}
+
+/** Resolves with the close code of the client's next socket close. */
+export function nextCloseCode(client: Client): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const off = client.on('closed', (event) => {
+      off();
+      resolve((event as { code: number }).code);
+    });
+  });
+}
+
+/** Polls `predicate` until it holds; fails with `what` after `timeoutMs`. */
+export async function waitUntil(
+  predicate: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The `extensions.code` of the first GraphQL error a subscription ended with, if any. */
+export function errorCodeOf(received: Received<unknown>): string | undefined {
+  const first = received.errors[0];
+  const error = Array.isArray(first) ? (first[0] as unknown) : first;
+  const code = (error as { extensions?: { code?: unknown } } | undefined)?.extensions?.code;
+  return typeof code === 'string' ? code : undefined;
 }

@@ -1,0 +1,449 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- autocannon's per-connection context is untyped */
+/**
+ * `npm run bench`: loads our server (on Postgres, seeded) and a reference server (a stock
+ * createYoga with a one-field schema) over HTTP at 50 connections, interleaving them, and prints
+ * req/s, p50 and p99 of each scenario with its rate as a ratio to the reference's
+ * `{ __typename }`, measured in the same run. Writes the table as JSON beside this file.
+ *
+ *   npm run bench                 # the table (about two minutes)
+ *   npm run bench -- --scale      # also verify and list at 1 k and at 1 M stored sessions
+ *   npm run bench -- --soak       # 10 minutes of verify load; RSS at start and end
+ *
+ * Postgres: BENCH_DATABASE_URL, else a database `bench` on postgres://postgres@127.0.0.1:5432.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import postgres from 'postgres';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const args = new Set(process.argv.slice(2));
+const CONNECTIONS = 50;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ADMIN_KEY = `ak_${randomBytes(32).toString('base64url')}`;
+const SECRET = randomBytes(48).toString('base64url');
+
+const baseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/bench';
+
+async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = target.pathname.slice(1);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
+  const found = await sql`select 1 from pg_database where datname = ${name}`;
+  if (found.length === 0) await sql.unsafe(`create database "${name}"`);
+  await sql.end();
+}
+
+function startProcess(
+  argv: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (ready.test(out)) resolve(child);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => reject(new Error(`process exited (${code}):\n${out}`)));
+    setTimeout(() => reject(new Error(`process did not start:\n${out}`)), 60_000).unref();
+  });
+}
+
+async function gql(url: string, key: string, query: string, variables?: unknown) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: any; errors?: unknown[] };
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+interface Scenario {
+  name: string;
+  target: 'ours' | 'reference';
+  requests: autocannon.Request[];
+  headers: Record<string, string>;
+}
+
+interface Row {
+  name: string;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  ratio?: number;
+}
+
+async function load(url: string, scenario: Scenario, seconds: number): Promise<autocannon.Result> {
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    headers: { 'content-type': 'application/json', ...scenario.headers },
+    requests: scenario.requests,
+  });
+}
+
+const post = (body: unknown): autocannon.Request => ({
+  method: 'POST',
+  body: JSON.stringify(body),
+});
+
+async function main() {
+  await ensureDatabase(baseUrl);
+  const ourPort = 4300 + Math.floor(Math.random() * 200);
+  const refPort = ourPort + 1;
+  const ours = await startProcess(
+    ['--import', 'tsx', 'src/main.ts'],
+    {
+      DATABASE_URL: baseUrl,
+      ADMIN_KEY,
+      SESSION_SECRET: SECRET,
+      PORT: String(ourPort),
+      HOST: '127.0.0.1',
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      SWEEP_INTERVAL_SECONDS: '0',
+      // The benchmark measures throughput, not the limits: each connection refreshes its own
+      // session in a loop, which the per-session limit is there to stop.
+      RATE_LIMIT_REFRESHES_PER_SESSION: '100000',
+    },
+    /ready:/,
+  );
+  const reference = await startProcess(
+    ['--import', 'tsx', 'test/bench/reference-server.ts', String(refPort)],
+    {},
+    /listening/,
+  );
+  const ourUrl = `http://127.0.0.1:${ourPort}/graphql`;
+  const refUrl = `http://127.0.0.1:${refPort}/graphql`;
+  try {
+    // Seed through the API: a product, a key, a config, sessions to verify and refresh, and one
+    // user with a page of sessions to list.
+    const tag = `bench-${randomBytes(4).toString('hex')}`;
+    await gql(
+      ourUrl,
+      ADMIN_KEY,
+      `mutation($i: CreateProductInput!) { createProduct(input: $i) { tag } }`,
+      {
+        i: { tag, name: 'Benchmark', envs: ['prd'] },
+      },
+    );
+    const { createApiKey } = await gql(
+      ourUrl,
+      ADMIN_KEY,
+      `mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key } }`,
+      { i: { product: tag, env: 'prd', kind: 'SECRET', name: 'bench' } },
+    );
+    const key: string = createApiKey.key;
+    await gql(
+      ourUrl,
+      key,
+      `mutation($i: CreateSessionConfigInput!) { createSessionConfig(input: $i) { tag } }`,
+      {
+        i: {
+          name: 'Bench',
+          tag: 'user-session',
+          description: 'benchmark',
+          schema: { userId: 'u', role: 'user' },
+          selector: '$Session{userId}',
+          expiry: 1,
+          period: 'HOURS',
+        },
+      },
+    );
+    const START = `mutation($i: StartSessionInput!) { startSession(input: $i) { token refreshToken sessionId } }`;
+    const started: { token: string; refreshToken: string }[] = [];
+    for (let batch = 0; batch < 20; batch++) {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          gql(ourUrl, key, START, {
+            i: { tag: 'user-session', data: { userId: `user-${batch * 50 + i}`, role: 'user' } },
+          }),
+        ),
+      );
+      for (const r of results) started.push(r.startSession);
+    }
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        gql(ourUrl, key, START, {
+          i: { tag: 'user-session', data: { userId: 'list-user', role: 'user' } },
+        }),
+      ),
+    );
+
+    const auth = { authorization: `Bearer ${key}` };
+    const VERIFY = `query($t: String!) { verifySession(tag: "user-session", token: $t) { sessionId identifier data } }`;
+    const REFRESH = `mutation($r: String!) { refreshSession(tag: "user-session", refreshToken: $r) { token refreshToken } }`;
+    let verifyCursor = 0;
+    let refreshCursor = 0;
+    const scenarios: Scenario[] = [
+      {
+        name: 'reference { __typename }',
+        target: 'reference',
+        headers: {},
+        requests: [post({ query: '{ __typename }' })],
+      },
+      {
+        name: 'our { __typename }',
+        target: 'ours',
+        headers: {},
+        requests: [post({ query: '{ __typename }' })],
+      },
+      {
+        name: 'verifySession',
+        target: 'ours',
+        headers: auth,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req) => ({
+              ...req,
+              body: JSON.stringify({
+                query: VERIFY,
+                variables: { t: started[verifyCursor++ % started.length]!.token },
+              }),
+            }),
+          },
+        ],
+      },
+      {
+        name: 'startSession',
+        target: 'ours',
+        headers: auth,
+        requests: [
+          post({
+            query: START,
+            variables: { i: { tag: 'user-session', data: { userId: 'load', role: 'user' } } },
+          }),
+        ],
+      },
+      {
+        name: 'refreshSession',
+        target: 'ours',
+        headers: auth,
+        requests: [
+          {
+            method: 'POST',
+            // Each connection refreshes its own session and keeps the token it gets back.
+            setupRequest: (req, context: any) => {
+              context.session ??= started[500 + (refreshCursor++ % 450)];
+              return {
+                ...req,
+                body: JSON.stringify({
+                  query: REFRESH,
+                  variables: { r: context.session.refreshToken },
+                }),
+              };
+            },
+            onResponse: (status, body, context: any) => {
+              const parsed = JSON.parse(body);
+              if (parsed.data?.refreshSession) context.session = parsed.data.refreshSession;
+            },
+          },
+        ],
+      },
+      {
+        name: 'sessions(...) list',
+        target: 'ours',
+        headers: auth,
+        requests: [
+          post({
+            query: `{ sessions(tag: "user-session", identifier: "list-user", first: 20) { totalCount edges { node { id createdAt expiresAt lastActiveAt } } } }`,
+          }),
+        ],
+      },
+    ];
+
+    const results = new Map<string, autocannon.Result[]>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const scenario of scenarios) {
+        const result = await load(scenario.target === 'ours' ? ourUrl : refUrl, scenario, SECONDS);
+        results.set(scenario.name, [...(results.get(scenario.name) ?? []), result]);
+        process.stderr.write(
+          `round ${round + 1} ${scenario.name}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms, errors ${result.errors}, non2xx ${result.non2xx}\n`,
+        );
+      }
+    }
+    const rows: Row[] = scenarios.map((s) => {
+      const runs = results.get(s.name)!;
+      const total = runs.reduce((n, r) => n + r.requests.total, 0);
+      const seconds = runs.reduce((n, r) => n + r.duration, 0);
+      return {
+        name: s.name,
+        reqPerSec: Math.round(total / seconds),
+        p50: Math.max(...runs.map((r) => r.latency.p50)),
+        p99: Math.max(...runs.map((r) => r.latency.p99)),
+        errors: runs.reduce((n, r) => n + r.errors, 0),
+        non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+      };
+    });
+    const baseline = rows[0]!.reqPerSec;
+    for (const row of rows) row.ratio = Math.round((row.reqPerSec / baseline) * 100) / 100;
+
+    let scale: unknown;
+    if (args.has('--scale')) scale = await scaleRun(ourUrl, key, started, tag);
+    let soak: unknown;
+    if (args.has('--soak')) soak = await soakRun(ourUrl, key, started, ours.pid!);
+
+    const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+    const table = [
+      `| scenario | req/s | p50 ms | p99 ms | ratio to reference |`,
+      `| --- | ---: | ---: | ---: | ---: |`,
+      ...rows.map((r) => `| ${r.name} | ${r.reqPerSec} | ${r.p50} | ${r.p99} | ${r.ratio} |`),
+    ].join('\n');
+    process.stdout.write(
+      `\n${machine}; ${CONNECTIONS} connections, ${ROUNDS} × ${SECONDS} s each, interleaved\n\n${table}\n`,
+    );
+    const failures = rows.filter((r) => r.errors > 0 || r.non2xx > 0);
+    if (failures.length > 0)
+      process.stdout.write(`\nWARNING: errors in ${failures.map((f) => f.name).join(', ')}\n`);
+    const dir = path.join(ROOT, 'test/bench/results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      path.join(dir, 'latest.json'),
+      `${JSON.stringify({ at: new Date().toISOString(), machine, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, rows, scale, soak }, null, 2)}\n`,
+    );
+  } finally {
+    ours.kill('SIGTERM');
+    reference.kill('SIGTERM');
+  }
+}
+
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+async function scaleRun(
+  url: string,
+  key: string,
+  started: { token: string }[],
+  productTag: string,
+) {
+  const sql = postgres(baseUrl, { max: 2, onnotice: () => {} });
+  const measure = async (label: string) => {
+    const verify = await load(
+      url,
+      {
+        name: 'verify',
+        target: 'ours',
+        headers: { authorization: `Bearer ${key}` },
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req) => ({
+              ...req,
+              body: JSON.stringify({
+                query: `query($t: String!) { verifySession(tag: "user-session", token: $t) { sessionId } }`,
+                variables: { t: started[Math.floor(Math.random() * started.length)]!.token },
+              }),
+            }),
+          },
+        ],
+      },
+      SECONDS,
+    );
+    const list = await load(
+      url,
+      {
+        name: 'list',
+        target: 'ours',
+        headers: { authorization: `Bearer ${key}` },
+        requests: [
+          post({
+            query: `{ sessions(tag: "user-session", identifier: "list-user", first: 20) { totalCount edges { node { id } } } }`,
+          }),
+        ],
+      },
+      SECONDS,
+    );
+    const counted = await sql`select count(*)::int as n from sessions`;
+    return {
+      label,
+      storedSessions: Number(counted[0]?.n),
+      verify: { reqPerSec: Math.round(verify.requests.average), p99: verify.latency.p99 },
+      list: { reqPerSec: Math.round(list.requests.average), p99: list.latency.p99 },
+    };
+  };
+  const small = await measure('before seeding');
+  const [product] = await sql`select id from products where tag = ${productTag}`;
+  const [config] =
+    await sql`select id from session_configs where product_id = ${product!.id} and tag = 'user-session'`;
+  const existing = (await sql`select count(*)::int as n from sessions`)[0]!.n as number;
+  const toAdd = Math.max(0, 1_000_000 - existing);
+  process.stderr.write(`seeding ${toAdd} sessions with generate_series…\n`);
+  for (let done = 0; done < toAdd; done += 250_000) {
+    const n = Math.min(250_000, toAdd - done);
+    await sql`
+      insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc, token_lifetime_seconds,
+                            created_at, expires_at, refresh_expires_at, last_active_at)
+      select gen_random_uuid(), ${product!.id}, 'prd', ${config!.id}, 'user-session', 'filler-' || (g % 100000),
+             'x', 3600, now() - (g || ' seconds')::interval, now() + interval '1 hour', now() + interval '30 days', now()
+      from generate_series(1, ${n}) g`;
+  }
+  await sql`analyze sessions`;
+  const large = await measure('after seeding');
+  await sql.end();
+  return { small, large };
+}
+
+async function soakRun(url: string, key: string, started: { token: string }[], pid: number) {
+  const rssStart = rssOf(pid);
+  const result = await load(
+    url,
+    {
+      name: 'soak verify',
+      target: 'ours',
+      headers: { authorization: `Bearer ${key}` },
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req) => ({
+            ...req,
+            body: JSON.stringify({
+              query: `query($t: String!) { verifySession(tag: "user-session", token: $t) { sessionId } }`,
+              variables: { t: started[Math.floor(Math.random() * started.length)]!.token },
+            }),
+          }),
+        },
+      ],
+    },
+    600,
+  );
+  const rssEnd = rssOf(pid);
+  const soak = {
+    seconds: 600,
+    reqPerSec: Math.round(result.requests.average),
+    p99: result.latency.p99,
+    errors: result.errors,
+    rssStartMiB: Math.round(rssStart / 2 ** 20),
+    rssEndMiB: Math.round(rssEnd / 2 ** 20),
+  };
+  process.stdout.write(`\nsoak: ${JSON.stringify(soak)}\n`);
+  return soak;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});
