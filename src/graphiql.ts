@@ -27,22 +27,26 @@ const json = (value: unknown) => JSON.stringify(value, null, 2);
  */
 export const EXAMPLE_OPERATIONS: readonly { query: string; variables?: unknown }[] = [
   {
-    query: `# Welcome! These tabs walk through a session's life on the
+    query: `# Welcome! These tabs follow a session's life on the
 # demo product's "${DEMO_SESSION_TAG}" config: start, verify,
 # refresh, list, revoke, and a subscription that hears
 # revocations. Run a tab with ▶ (or Ctrl-Enter).
 # Your key goes in Headers below:
 #   {"Authorization": "Bearer sk_dev_..."}
 #
-# 1. Start a session (Ductape's sessions.start) and keep
-# its token, refreshToken and sessionId for the next tabs.
+# 1. Start a session (Ductape's sessions.start); keep
+# its token, refreshToken and sessionId for the next
+# tabs.
 mutation StartSession {
   startSession(
     input: {
       tag: "${DEMO_SESSION_TAG}"
       data: {
         userId: "${DEMO_USER}"
-        details: { username: "ada", email: "ada@example.com" }
+        details: {
+          username: "ada"
+          email: "ada@example.com"
+        }
         role: "user"
       }
       expiresIn: 3600
@@ -129,11 +133,12 @@ mutation RevokeSession($tag: String!, $sessionId: ID!) {
     variables: { tag: DEMO_SESSION_TAG, sessionId: 'paste the sessionId from StartSession' },
   },
   {
-    query: `# 6. Hear revocations as they happen. With after: "0" the
-# revocations so far are replayed first. Keep the last id
-# you receive and pass it as after when you reconnect:
-# nothing is missed. Revoke a session in another tab (or
-# browser window) and watch it arrive here.
+    query: `# 6. Hear revocations. With after: "0" those so far are
+# replayed first, then new ones arrive as they happen
+# (revoke one from another browser window or with curl:
+# switching tabs here stops the subscription). Keep the
+# last id you receive and pass it as after when you
+# reconnect: nothing is missed.
 subscription SessionRevoked($tag: String, $after: ID) {
   sessionRevoked(tag: $tag, after: $after) {
     id

@@ -73,7 +73,16 @@ export class ActivityRecorder {
       try {
         await writeActivity(this.#db, rows, rollups);
       } catch (error) {
-        // Put them back for the next flush rather than lose them.
+        if (isDataError(error)) {
+          // The batch itself cannot be stored (a value the database refuses): retrying would
+          // block every later batch, so it is dropped, and said.
+          this.#logger.error(
+            { rows: rows.length, rollups: rollups.length, err: messageOf(error) },
+            'activity batch refused by the database; dropped',
+          );
+          return;
+        }
+        // The database is away: put them back for the next flush rather than lose them.
         this.#rows = [...rows, ...this.#rows].slice(0, MAX_PENDING_ROWS);
         for (const inc of rollups) this.#merge(inc);
         this.#logger.warn(
@@ -109,4 +118,17 @@ export class ActivityRecorder {
       durationMsTotal: inc.durationMsTotal + (current?.durationMsTotal ?? 0),
     });
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message.replace(/\nparams: .*$/s, '') : String(error);
+}
+
+/** SQLSTATE class 22 (data exception) or 23 (constraint): the rows, not the connection, are at fault. */
+function isDataError(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^2[23]/.test(code)) return true;
+  }
+  return false;
 }

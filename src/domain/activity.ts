@@ -1,18 +1,4 @@
-import {
-  and,
-  asc,
-  count,
-  desc,
-  eq,
-  gt,
-  gte,
-  inArray,
-  lt,
-  lte,
-  or,
-  sql,
-  type SQL,
-} from 'drizzle-orm';
+import { and, asc, count, desc, eq, gte, inArray, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { Database, Transaction } from '../db/client.js';
 import {
   activityLog,
@@ -127,6 +113,9 @@ export async function addToRollups(
     });
 }
 
+/** `now()` at the precision cursors carry (milliseconds), so keyset paging is exact. */
+const nowMs = sql`date_trunc('milliseconds', now())`;
+
 /** Records, in the caller's transaction, that an identifier started one more session. */
 export async function recordSessionStarted(
   tx: Transaction,
@@ -136,11 +125,19 @@ export async function recordSessionStarted(
 ): Promise<void> {
   await tx
     .insert(sessionUsers)
-    .values({ productId: scope.productId, env: scope.env, tag, identifier, totalSessions: 1 })
+    .values({
+      productId: scope.productId,
+      env: scope.env,
+      tag,
+      identifier,
+      totalSessions: 1,
+      firstSeenAt: nowMs,
+      lastSeenAt: nowMs,
+    })
     .onConflictDoUpdate({
       target: [sessionUsers.productId, sessionUsers.env, sessionUsers.tag, sessionUsers.identifier],
       set: {
-        lastSeenAt: sql`now()`,
+        lastSeenAt: nowMs,
         totalSessions: sql`${sessionUsers.totalSessions} + 1`,
       },
     });
@@ -153,7 +150,7 @@ export async function recordUserSeen(
 ): Promise<void> {
   await tx
     .update(sessionUsers)
-    .set({ lastSeenAt: sql`now()` })
+    .set({ lastSeenAt: nowMs })
     .where(
       and(
         eq(sessionUsers.productId, session.productId),
@@ -164,6 +161,12 @@ export async function recordUserSeen(
     );
 }
 
+/** An instant as text with microseconds, in UTC: what keyset cursors carry. */
+const exactInstant = (column: typeof sessionUsers.lastSeenAt) =>
+  sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+const EXACT_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_PAGE = 100;
 const DEFAULT_PAGE = 20;
 
@@ -226,29 +229,34 @@ export async function listSessionUsers(
   let where: SQL | undefined = owner;
   if (args.after != null) {
     const [at, identifier] = decode(args.after, 2) as [string, string];
-    const seen = instant(at);
-    const beyond = ascending ? gt : lt;
+    // The cursor keeps the database's microseconds: users seen within one millisecond are
+    // still told apart.
+    if (!EXACT_INSTANT.test(at)) throw badInput('after', 'is not a cursor this API returned');
+    const seen = sql`${at}::timestamptz`;
+    const beyond = ascending ? sql`>` : sql`<`;
     where = and(
       owner,
-      or(
-        beyond(sessionUsers.lastSeenAt, seen),
-        and(eq(sessionUsers.lastSeenAt, seen), beyond(sessionUsers.identifier, identifier)),
-      ),
+      sql`(${sessionUsers.lastSeenAt} ${beyond} ${seen} or (${sessionUsers.lastSeenAt} = ${seen} and ${sessionUsers.identifier} ${beyond} ${identifier}))`,
     );
   }
   const order = ascending
     ? [asc(sessionUsers.lastSeenAt), asc(sessionUsers.identifier)]
     : [desc(sessionUsers.lastSeenAt), desc(sessionUsers.identifier)];
-  const rows = await db
-    .select()
+  const found = await db
+    .select({ user: sessionUsers, seenKey: exactInstant(sessionUsers.lastSeenAt) })
     .from(sessionUsers)
     .where(where)
     .orderBy(...order)
     .limit(first + 1);
+  const keys = new WeakMap<SessionUserRow, string>();
+  const rows = found.map((r) => {
+    keys.set(r.user, r.seenKey);
+    return r.user;
+  });
   return {
     rows: rows.slice(0, first),
     hasNextPage: rows.length > first,
-    cursorOf: (row) => encode([row.lastSeenAt.toISOString(), row.identifier]),
+    cursorOf: (row) => encode([keys.get(row) ?? row.lastSeenAt.toISOString(), row.identifier]),
     totalCount: async () =>
       Number((await db.select({ n: count() }).from(sessionUsers).where(owner))[0]?.n ?? 0),
   };
@@ -319,6 +327,7 @@ export async function sessionHistory(
   if (args.after != null) {
     const [at, id] = decode(args.after, 2) as [string, string];
     const createdAt = instant(at);
+    if (!UUID_PATTERN.test(id)) throw badInput('after', 'is not a cursor this API returned');
     where = and(
       owner,
       or(

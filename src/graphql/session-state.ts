@@ -55,6 +55,7 @@ async function onSession(
     operation,
     () => run(scope, address),
     (s) => ({ sessionId: s.id, identifier: s.identifier }),
+    { sessionId: address.sessionId },
   );
 }
 

@@ -456,6 +456,7 @@ builder.mutationFields((t) => ({
         'revoke',
         () => revokeSession(ctx.services, scope, args.tag, String(args.sessionId)),
         (s) => ({ sessionId: s.id, identifier: s.identifier }),
+        { sessionId: String(args.sessionId) },
       );
     },
   }),

@@ -2,7 +2,12 @@ import { performance } from 'node:perf_hooks';
 import type { Scope } from '../domain/callers.js';
 import type { Operation } from '../domain/activity.js';
 import { ServiceError } from '../domain/errors.js';
+import { TAG_PATTERN } from '../domain/validation.js';
 import type { Context } from './context.js';
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Where calls naming a tag that cannot exist are counted (it is not a valid tag itself). */
+export const INVALID_TAG = '(invalid tag)';
 
 /** What an operation says about the session it acted on, for the activity log. */
 export interface Subject {
@@ -26,19 +31,27 @@ export async function tracked<T>(
 ): Promise<T> {
   const started = performance.now();
   const at = new Date();
-  const record = (status: 'SUCCESS' | 'FAILURE', errorCode: string | null, subject: Subject) =>
+  const record = (status: 'SUCCESS' | 'FAILURE', errorCode: string | null, subject: Subject) => {
+    // Only what the database can store as it is: a failed call may carry any input at all.
+    const sessionId = subject.sessionId ?? known.sessionId ?? null;
+    const identifier = subject.identifier ?? known.identifier ?? null;
     ctx.services.activity.record({
       productId: scope.productId,
       env: scope.env,
-      tag: tag.slice(0, 64),
+      tag: TAG_PATTERN.test(tag) ? tag : INVALID_TAG,
       operation,
       status,
       errorCode,
       durationMs: performance.now() - started,
-      sessionId: subject.sessionId ?? known.sessionId ?? null,
-      identifier: subject.identifier ?? known.identifier ?? null,
+      sessionId:
+        sessionId !== null && UUID_PATTERN.test(sessionId) ? sessionId.toLowerCase() : null,
+      identifier:
+        identifier !== null && identifier.length <= 256 && !identifier.includes('\u0000')
+          ? identifier
+          : null,
       at,
     });
+  };
   try {
     const result = await run();
     record('SUCCESS', null, subjectOf(result));

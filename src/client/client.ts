@@ -1,0 +1,321 @@
+import { startAutoRefresh, type AutoRefresh, type AutoRefreshOptions } from './auto-refresh.js';
+import * as ops from './documents.js';
+import {
+  subscriptionTransport,
+  type EventSubscription,
+  type SubscribeOptions,
+  type SubscriptionTransportOptions,
+} from './subscriptions.js';
+import { httpTransport } from './transport.js';
+import type {
+  CreateSessionConfigInput,
+  ListedSession,
+  Session,
+  SessionAddress,
+  SessionConfig,
+  SessionData,
+  SessionEvent,
+  SessionEventType,
+  SessionList,
+  SessionTokens,
+  SessionWrite,
+  StartSessionInput,
+  TokenInput,
+  UpdateSessionConfigInput,
+  VerifiedSession,
+} from './types.js';
+
+export interface SessionClientOptions {
+  /** The GraphQL endpoint, e.g. `http://localhost:4000/graphql`. */
+  readonly url: string;
+  /** A secret key (`sk_<env>_...`): product and env come from it. Keep it on your backend. */
+  readonly key: string;
+  /** A fetch implementation (default: the global one). */
+  readonly fetch?: typeof fetch;
+  /** More headers for every HTTP request. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** The WebSocket URL for subscriptions (default: `url` with `ws:` or `wss:`). */
+  readonly wsUrl?: string;
+  /** A WebSocket constructor (default: the global one, else the `ws` package). */
+  readonly webSocketImpl?: unknown;
+  /** More graphql-ws options (retryAttempts, retryWait, keepAlive...). */
+  readonly ws?: SubscriptionTransportOptions['options'];
+}
+
+/** Which events to hear; `after` resumes after an event id you already have. */
+export interface EventFilter {
+  readonly tag?: string;
+  readonly identifier?: string;
+  readonly after?: string;
+}
+
+/** The session client: Ductape's `sessions` calls, plus configs and live events. */
+export type SessionClient = ReturnType<typeof createSessionClient>;
+
+/**
+ * A typed client for the session service that mirrors the Ductape SDK: `configs` is Ductape's
+ * `products.sessions` (create, update, fetch, fetchAll), `sessions` its `sessions` (start,
+ * verify, refresh, revoke, revokeAll, list) with session.do's data and time operations, and
+ * `onRevoked` / `onEvent` for live events. Every failure is a `SessionServiceError` carrying
+ * the API's code.
+ */
+export function createSessionClient(options: SessionClientOptions) {
+  const request = httpTransport(options);
+  const live = subscriptionTransport({
+    url: options.wsUrl ?? options.url.replace(/^http/, 'ws'),
+    key: options.key,
+    webSocketImpl: options.webSocketImpl,
+    options: options.ws,
+  });
+
+  const configs = {
+    /** Creates a session type (Ductape `products.sessions.create`). CONFLICT if the tag is taken. */
+    async create(input: CreateSessionConfigInput): Promise<SessionConfig> {
+      const data = await request<{ createSessionConfig: SessionConfig }>(ops.CREATE_CONFIG, {
+        input,
+      });
+      return data.createSessionConfig;
+    },
+    /**
+     * Changes the given fields only (Ductape `products.sessions.update`): either
+     * `update({ tag, ...changes })` as in Ductape, or `update(tag, changes)`, where
+     * `changes.tag` renames it.
+     */
+    async update(
+      ...args:
+        | [patch: UpdateSessionConfigInput & { readonly tag: string }]
+        | [tag: string, changes: UpdateSessionConfigInput]
+    ): Promise<SessionConfig> {
+      const [tag, input] =
+        typeof args[0] === 'string'
+          ? [args[0], args[1] ?? {}]
+          : [args[0].tag, { ...args[0], tag: undefined }];
+      const data = await request<{ updateSessionConfig: SessionConfig }>(ops.UPDATE_CONFIG, {
+        tag,
+        input,
+      });
+      return data.updateSessionConfig;
+    },
+    /** One session type by tag, or null (Ductape `products.sessions.fetch`). */
+    async fetch(tag: string): Promise<SessionConfig | null> {
+      const data = await request<{ sessionConfig: SessionConfig | null }>(ops.FETCH_CONFIG, {
+        tag,
+      });
+      return data.sessionConfig;
+    },
+    /** Every session type of the product (Ductape `products.sessions.fetchAll`). */
+    async fetchAll(): Promise<SessionConfig[]> {
+      const data = await request<{ sessionConfigs: SessionConfig[] }>(ops.FETCH_CONFIGS);
+      return data.sessionConfigs;
+    },
+    /** Deletes a session type and revokes all its sessions, in every environment. */
+    async delete(tag: string): Promise<boolean> {
+      const data = await request<{ deleteSessionConfig: boolean }>(ops.DELETE_CONFIG, { tag });
+      return data.deleteSessionConfig;
+    },
+  };
+
+  const onSession = async <TData>(
+    document: string,
+    field: string,
+    variables: SessionWrite & object,
+  ): Promise<Session<TData>> => {
+    const data = await request<Record<string, Session<TData>>>(document, {
+      ...variables,
+      expectedVersion: variables.expectedVersion ?? null,
+    });
+    return data[field]!;
+  };
+
+  const sessions = {
+    /** Starts a session: its token and refresh token (Ductape `sessions.start`). */
+    async start<TData = SessionData>(input: StartSessionInput<TData>): Promise<SessionTokens> {
+      const data = await request<{ startSession: SessionTokens }>(ops.START, { input });
+      return data.startSession;
+    },
+    /**
+     * Checks a token and returns its data (Ductape `sessions.verify`). Throws TOKEN_INVALID,
+     * TOKEN_EXPIRED or SESSION_REVOKED when it does not verify.
+     */
+    async verify<TData = SessionData>(input: TokenInput): Promise<VerifiedSession<TData>> {
+      const data = await request<{ verifySession: VerifiedSession<TData> }>(ops.VERIFY, {
+        tag: input.tag,
+        token: input.token,
+      });
+      return data.verifySession;
+    },
+    /** True when the token verifies, false (no error) when it is invalid, expired or revoked. */
+    async isValid(input: TokenInput): Promise<boolean> {
+      const data = await request<{ isSessionValid: boolean }>(ops.IS_VALID, {
+        tag: input.tag,
+        token: input.token,
+      });
+      return data.isSessionValid;
+    },
+    /** Exchanges a refresh token for a new pair (Ductape `sessions.refresh`). */
+    async refresh(input: { tag: string; refreshToken: string }): Promise<SessionTokens> {
+      const data = await request<{ refreshSession: SessionTokens }>(ops.REFRESH, {
+        tag: input.tag,
+        refreshToken: input.refreshToken,
+      });
+      return data.refreshSession;
+    },
+    /** Ends one session, everywhere, from the next verify (Ductape `sessions.revoke`). */
+    async revoke<TData = SessionData>(input: SessionAddress): Promise<Session<TData>> {
+      const data = await request<{ revokeSession: Session<TData> }>(ops.REVOKE, {
+        tag: input.tag,
+        sessionId: input.sessionId,
+      });
+      return data.revokeSession;
+    },
+    /**
+     * Ends every session of a user under a tag (Ductape `sessions.revokeAll`), but the one
+     * named by `excludeCurrentSession` (Ductape's name) or `excludeSessionId`.
+     */
+    async revokeAll(input: {
+      tag: string;
+      identifier: string;
+      excludeCurrentSession?: string;
+      excludeSessionId?: string;
+    }): Promise<{ count: number }> {
+      const data = await request<{ revokeAllSessions: { count: number } }>(ops.REVOKE_ALL, {
+        tag: input.tag,
+        identifier: input.identifier,
+        excludeSessionId: input.excludeSessionId ?? input.excludeCurrentSession ?? null,
+      });
+      return data.revokeAllSessions;
+    },
+    /**
+     * A user's active sessions, newest first (Ductape `sessions.list`): `count` and `sessions`,
+     * 20 a page by default; pass `endCursor` as `after` for the next page.
+     */
+    async list<TData = SessionData>(input: {
+      tag: string;
+      identifier: string;
+      first?: number;
+      after?: string;
+    }): Promise<SessionList<TData>> {
+      const data = await request<{
+        sessions: {
+          totalCount: number;
+          nodes: Session<TData>[];
+          pageInfo: { hasNextPage: boolean; endCursor: string | null };
+        };
+      }>(ops.LIST, {
+        tag: input.tag,
+        identifier: input.identifier,
+        first: input.first ?? null,
+        after: input.after ?? null,
+      });
+      const page = data.sessions;
+      return {
+        count: page.totalCount,
+        sessions: page.nodes.map((s): ListedSession<TData> => ({ ...s, sessionId: s.id })),
+        endCursor: page.pageInfo.endCursor,
+        hasNextPage: page.pageInfo.hasNextPage,
+      };
+    },
+    /** One session by id, whatever its status, or null (session.do `get`). */
+    async get<TData = SessionData>(input: { sessionId: string }): Promise<Session<TData> | null> {
+      const data = await request<{ session: Session<TData> | null }>(ops.GET, {
+        id: input.sessionId,
+      });
+      return data.session;
+    },
+    /** One top-level key of a session's data, or null (session.do `get(id, key)`). */
+    async getValue<T = unknown>(input: { sessionId: string; key: string }): Promise<T | null> {
+      const data = await request<{ session: { value: T | null } | null }>(ops.GET_VALUE, {
+        id: input.sessionId,
+        key: input.key,
+      });
+      return data.session?.value ?? null;
+    },
+    /** Replaces a session's data (session.do `update`). */
+    updateData<TData = SessionData>(input: SessionWrite & { data: TData }) {
+      return onSession<TData>(ops.UPDATE_DATA, 'updateSessionData', input);
+    },
+    /** Deep-merges into a session's data (session.do `merge`). */
+    mergeData<TData = SessionData>(input: SessionWrite & { data: Partial<TData> | SessionData }) {
+      return onSession<TData>(ops.MERGE_DATA, 'mergeSessionData', input);
+    },
+    /** Sets one top-level key of a session's data (session.do `set`). */
+    set<TData = SessionData>(input: SessionWrite & { key: string; value: unknown }) {
+      return onSession<TData>(ops.SET_VALUE, 'setSessionValue', input);
+    },
+    /** Removes one top-level key of a session's data (session.do `remove`). */
+    remove<TData = SessionData>(input: SessionWrite & { key: string }) {
+      return onSession<TData>(ops.REMOVE_VALUE, 'removeSessionValue', input);
+    },
+    /** Empties a session's data (session.do `clear`). */
+    clear<TData = SessionData>(input: SessionWrite) {
+      return onSession<TData>(ops.CLEAR_DATA, 'clearSessionData', input);
+    },
+    /** Records activity now, pushing back the idle timeout (session.do `touch`). */
+    touch<TData = SessionData>(input: SessionAddress) {
+      return onSession<TData>(ops.TOUCH, 'touchSession', input);
+    },
+    /** Moves the session's expiry later by `seconds` (session.do `extend`). */
+    extend<TData = SessionData>(input: SessionAddress & { seconds: number }) {
+      return onSession<TData>(ops.EXTEND, 'extendSession', input);
+    },
+    /** Sets the session's expiry to a future instant (session.do `setExpiration`). */
+    setExpiration<TData = SessionData>(input: SessionAddress & { expiresAt: Date | string }) {
+      const expiresAt =
+        input.expiresAt instanceof Date ? input.expiresAt.toISOString() : input.expiresAt;
+      const variables = { ...input, expiresAt };
+      return onSession<TData>(ops.SET_EXPIRATION, 'setSessionExpiration', variables);
+    },
+    /**
+     * Keeps `tokens` fresh: refreshes `refreshBeforeSeconds` before each expiry and hands each
+     * new pair to `onRefresh`; stops on the first failure, reported to `onError`. What the
+     * Ductape docs' `SessionManager` does by hand.
+     */
+    autoRefresh(tokens: SessionTokens, autoOptions: AutoRefreshOptions): AutoRefresh {
+      return startAutoRefresh((input) => sessions.refresh(input), tokens, autoOptions);
+    },
+    /**
+     * Calls `listener` with each revocation (logout, revoke all, reuse detected, config
+     * deleted) in the key's product and env, optionally for one tag and user. Over WebSocket;
+     * after a reconnect it resumes after the last event delivered, missing none.
+     */
+    onRevoked(
+      filter: EventFilter,
+      listener: (event: SessionEvent) => void,
+      subscribeOptions?: SubscribeOptions,
+    ): EventSubscription {
+      return live.subscribe(
+        ops.ON_REVOKED,
+        'sessionRevoked',
+        { tag: filter.tag ?? null, identifier: filter.identifier ?? null, after: filter.after },
+        listener,
+        subscribeOptions,
+      );
+    },
+    /** Like `onRevoked`, for every kind of event or the given `types`. */
+    onEvent(
+      filter: EventFilter & { types?: readonly SessionEventType[] },
+      listener: (event: SessionEvent) => void,
+      subscribeOptions?: SubscribeOptions,
+    ): EventSubscription {
+      return live.subscribe(
+        ops.ON_EVENT,
+        'sessionEvents',
+        {
+          tag: filter.tag ?? null,
+          identifier: filter.identifier ?? null,
+          types: filter.types ?? null,
+          after: filter.after,
+        },
+        listener,
+        subscribeOptions,
+      );
+    },
+  };
+
+  return {
+    configs,
+    sessions,
+    /** Closes the subscriptions' WebSocket (HTTP calls need no closing). */
+    close: () => live.close(),
+  };
+}

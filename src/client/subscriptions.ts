@@ -1,0 +1,163 @@
+import { createClient, type Client, type ClientOptions } from 'graphql-ws';
+import { SessionServiceError, type GraphQLErrorPayload } from './errors.js';
+import type { SessionEvent } from './types.js';
+
+/** A live subscription; it reconnects by itself and resumes after the last event received. */
+export interface EventSubscription {
+  /** The id of the last event delivered: where a reconnect resumes (`after`). */
+  readonly lastEventId: string | undefined;
+  /** Ends the subscription; no event is delivered afterwards. */
+  unsubscribe(): void;
+}
+
+export interface SubscribeOptions {
+  /** Called once when the subscription ends on an error it cannot recover from. */
+  readonly onError?: (error: SessionServiceError) => void;
+}
+
+/** The WebSocket close codes the server refuses a connection with. */
+const REFUSED = { 4401: 'UNAUTHENTICATED', 4403: 'FORBIDDEN' } as const;
+
+/** A WebSocket constructor: the global one (browsers, Node 22+) or the `ws` package's. */
+export type WebSocketConstructor = unknown;
+
+export interface SubscriptionTransportOptions {
+  /** The `ws://` or `wss://` URL of the GraphQL endpoint. */
+  readonly url: string;
+  readonly key: string;
+  readonly webSocketImpl?: WebSocketConstructor;
+  /** More graphql-ws client options (retryAttempts, retryWait, keepAlive...). */
+  readonly options?: Partial<Omit<ClientOptions, 'url' | 'connectionParams' | 'webSocketImpl'>>;
+}
+
+/**
+ * GraphQL over WebSocket (graphql-ws), opened with the first subscription and shared by all.
+ * graphql-ws reconnects with backoff when the socket drops, and sends each subscription again.
+ */
+export function subscriptionTransport(options: SubscriptionTransportOptions) {
+  let client: Promise<Client> | undefined;
+  /** Stops each live subscription quietly, for close(). */
+  const live = new Set<() => void>();
+
+  const open = async (): Promise<Client> => {
+    const webSocketImpl =
+      options.webSocketImpl ??
+      (globalThis as { WebSocket?: unknown }).WebSocket ??
+      // Node 20 has no global WebSocket: use the `ws` package, a dependency of this package.
+      (await import('ws')).default;
+    return createClient({
+      url: options.url,
+      webSocketImpl,
+      connectionParams: { authorization: `Bearer ${options.key}` },
+      lazy: true,
+      // A service that must hear revocations keeps trying; a refused key (4401, 4403) stops.
+      retryAttempts: Number.POSITIVE_INFINITY,
+      shouldRetry: (event) => !(isCloseEvent(event) && event.code in REFUSED),
+      ...options.options,
+    });
+  };
+
+  return {
+    /**
+     * Subscribes to `field` of `query` and calls `listener` with each event. The payload is
+     * read again every time graphql-ws sends it, so a reconnect asks for what came after the
+     * last event delivered (`after`): nothing missed, nothing twice.
+     */
+    subscribe(
+      query: string,
+      field: string,
+      variables: Record<string, unknown>,
+      listener: (event: SessionEvent) => void,
+      subscribeOptions: SubscribeOptions = {},
+    ): EventSubscription {
+      let lastEventId = variables.after == null ? undefined : String(variables.after);
+      let stopped = false;
+      let dispose: (() => void) | undefined;
+      const stop = () => {
+        stopped = true;
+        live.delete(stop);
+        dispose?.();
+      };
+      live.add(stop);
+      const fail = (error: SessionServiceError) => {
+        if (stopped) return;
+        stop();
+        subscribeOptions.onError?.(error);
+      };
+      const payload = {
+        query,
+        get variables() {
+          return { ...variables, after: lastEventId ?? null };
+        },
+      };
+      client ??= open();
+      client.then(
+        (ws) => {
+          if (stopped) return;
+          dispose = ws.subscribe<Record<string, SessionEvent>>(payload, {
+            next: (result) => {
+              if (stopped) return;
+              if (result.errors?.length) {
+                fail(SessionServiceError.fromGraphQLErrors(result.errors as GraphQLErrorPayload[]));
+                return;
+              }
+              const event = result.data?.[field];
+              if (!event) return;
+              lastEventId = event.id;
+              listener(event);
+            },
+            error: (error) => fail(toServiceError(error)),
+            complete: () => {
+              if (!stopped)
+                fail(
+                  new SessionServiceError('NETWORK_ERROR', 'The server ended the subscription.'),
+                );
+            },
+          });
+        },
+        (error: unknown) => fail(toServiceError(error)),
+      );
+      return {
+        get lastEventId() {
+          return lastEventId;
+        },
+        unsubscribe: stop,
+      };
+    },
+    /** Closes the socket; subscriptions end without their onError. */
+    async close(): Promise<void> {
+      for (const stop of [...live]) stop();
+      const opened = client;
+      client = undefined;
+      const ws = await opened?.catch(() => undefined);
+      await ws?.dispose();
+    },
+  };
+}
+
+function isCloseEvent(value: unknown): value is { code: number; reason: string } {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { code?: unknown }).code === 'number'
+  );
+}
+
+function toServiceError(error: unknown): SessionServiceError {
+  if (error instanceof SessionServiceError) return error;
+  if (Array.isArray(error))
+    return SessionServiceError.fromGraphQLErrors(error as GraphQLErrorPayload[]);
+  if (isCloseEvent(error)) {
+    const code = REFUSED[error.code as keyof typeof REFUSED] ?? 'NETWORK_ERROR';
+    return new SessionServiceError(
+      code,
+      error.reason || `The subscription's connection closed (code ${error.code}).`,
+      { cause: error },
+    );
+  }
+  return new SessionServiceError(
+    'NETWORK_ERROR',
+    `The subscription failed: ${error instanceof Error ? error.message : String(error)}`,
+    { cause: error },
+  );
+}
