@@ -79,8 +79,8 @@ query VerifySession($tag: String!, $token: String!) {
     variables: { tag: DEMO_SESSION_TAG, token: 'paste the token from StartSession' },
   },
   {
-    query: `# 3. Refresh (Ductape's sessions.refresh): a refresh token
-# works once; the answer carries a new pair.
+    query: `# 3. Refresh (Ductape's sessions.refresh): a refresh
+# token works once; the answer carries a new pair.
 mutation RefreshSession($tag: String!, $refreshToken: String!) {
   refreshSession(tag: $tag, refreshToken: $refreshToken) {
     token

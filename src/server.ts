@@ -4,7 +4,6 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { App } from './app.js';
 import { bearerKey } from './graphql/context.js';
-import { authenticate } from './domain/keys.js';
 import type { Services } from './services.js';
 
 /** WebSocket close codes sent when a connection is refused or the server stops. */
@@ -41,9 +40,7 @@ export function createHttpServer(app: App, services: Services): HttpServer {
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args) as never,
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
-        const caller = await authenticate(
-          services.db,
-          services.adminKeys,
+        const caller = await services.authenticate(
           bearerKey(typeof authorization === 'string' ? authorization : undefined),
         );
         const socket = ctx.extra.socket;

@@ -1,7 +1,12 @@
+import DataLoader from 'dataloader';
 import type { Logger } from 'pino';
 import { ActivityRecorder } from './activity/recorder.js';
 import type { Database, DatabaseHandle } from './db/client.js';
-import type { AdminKeySource } from './domain/keys.js';
+import type { Caller } from './domain/callers.js';
+import { authenticate, type AdminKeySource } from './domain/keys.js';
+import { loadSessionRecords, type SessionRecord } from './domain/sessions.js';
+import { CallerCache } from './security/caller-cache.js';
+import { hashSecret } from './tokens/secrets.js';
 import { EventBus } from './events/bus.js';
 import { RateLimits, type RateLimitOptions } from './security/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
@@ -23,6 +28,16 @@ export interface Services {
   readonly refreshGuard: (sessionId: string) => Promise<void>;
   /** Resolves when the database answers; rejects when it does not. */
   readonly ping: () => Promise<void>;
+  /** Who a bearer key is, from the cache or the database. */
+  readonly authenticate: (bearer: string | undefined) => Promise<Caller>;
+  /** Recently seen keys; revokeApiKey forgets a key here at once. */
+  readonly callers: CallerCache;
+  /**
+   * Session rows for verify, batched across concurrent requests: one query serves every verify
+   * that arrived in the same turn of the event loop. `cache: false`, so nothing is ever served
+   * from memory: each row is read after the request that needs it arrived.
+   */
+  readonly sessionRecords: DataLoader<string, SessionRecord | undefined>;
 }
 
 /** Limits high enough never to be met by ordinary use; production sets its own from config. */
@@ -47,7 +62,11 @@ export async function startServices(
   database: DatabaseHandle,
   options: ServiceOptions,
 ): Promise<Services> {
-  const events = new EventBus(database.db, database.listen.bind(database), options.logger);
+  const callers = new CallerCache();
+  const events = new EventBus(database.db, database.listen.bind(database), options.logger, {
+    onKeyRevoked: (keyId) => callers.forgetKey(keyId),
+    onReconnect: () => callers.clear(),
+  });
   await events.start();
   const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED);
   return {
@@ -61,5 +80,23 @@ export async function startServices(
     events,
     activity: new ActivityRecorder(database.db, options.logger),
     ping: () => database.ping(),
+    callers,
+    sessionRecords: new DataLoader(
+      async (ids) => {
+        const rows = await loadSessionRecords(database.db, ids);
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        return ids.map((id) => byId.get(id.toLowerCase()));
+      },
+      { cache: false, maxBatchSize: 200, batchScheduleFn: (run) => setImmediate(run) },
+    ),
+    authenticate: async (bearer) => {
+      if (bearer === undefined || bearer === '') return { kind: 'anonymous' };
+      const hash = hashSecret(bearer);
+      const cached = callers.get(hash);
+      if (cached) return cached;
+      const caller = await authenticate(database.db, options.adminKeys, bearer);
+      callers.set(hash, caller);
+      return caller;
+    },
   };
 }

@@ -168,11 +168,11 @@ function expectStrictlyIncreasing(list: Event[]) {
   }
 }
 
-/** The ids of the product's events in one env after `after`, in table order. */
+/** The ids (commit sequence numbers) of the product's events in one env after `after`, in order. */
 async function tableIdsAfter(product: TestProduct, env: string, after = 0): Promise<number[]> {
   const result = await t.database.db.execute(
-    sql`select e.id from session_events e join products p on p.id = e.product_id
-        where p.tag = ${product.tag} and e.env = ${env} and e.id > ${after} order by e.id`,
+    sql`select e.seq as id from session_events e join products p on p.id = e.product_id
+        where p.tag = ${product.tag} and e.env = ${env} and e.seq > ${after} order by e.seq`,
   );
   return rowsOf<{ id: number | string }>(result).map((r) => Number(r.id));
 }

@@ -276,7 +276,8 @@ export function createSessionClient(options: SessionClientOptions) {
     /**
      * Calls `listener` with each revocation (logout, revoke all, reuse detected, config
      * deleted) in the key's product and env, optionally for one tag and user. Over WebSocket;
-     * after a reconnect it resumes after the last event delivered, missing none.
+     * after a reconnect it resumes after the last event delivered, missing none. Before the
+     * first event there is nothing to resume from: pass `after` to cover that window too.
      */
     onRevoked(
       filter: EventFilter,

@@ -18,6 +18,15 @@ export interface SubscribeOptions {
 /** The WebSocket close codes the server refuses a connection with. */
 const REFUSED = { 4401: 'UNAUTHENTICATED', 4403: 'FORBIDDEN' } as const;
 
+/** How often the client pings the server, and how long it waits for the pong. */
+const KEEP_ALIVE_MS = 10_000;
+const PONG_TIMEOUT_MS = 5_000;
+/** Reconnect backoff: 1, 2, 4... seconds, never more than this, plus up to 1 s of jitter. */
+const MAX_RETRY_WAIT_MS = 30_000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const jitter = () => Math.floor(Math.random() * 1000);
+
 /** A WebSocket constructor: the global one (browsers, Node 22+) or the `ws` package's. */
 export type WebSocketConstructor = unknown;
 
@@ -45,6 +54,13 @@ export function subscriptionTransport(options: SubscriptionTransportOptions) {
       (globalThis as { WebSocket?: unknown }).WebSocket ??
       // Node 20 has no global WebSocket: use the `ws` package, a dependency of this package.
       (await import('ws')).default;
+    const extra = options.options ?? {};
+    // A connection that stops answering pings is closed (and so reopened): a half-open TCP
+    // connection would otherwise keep a subscriber deaf for many minutes.
+    let socket:
+      | { readyState: number; close(code: number, reason: string): void; terminate?(): void }
+      | undefined;
+    let pongTimer: ReturnType<typeof setTimeout> | undefined;
     return createClient({
       url: options.url,
       webSocketImpl,
@@ -52,8 +68,38 @@ export function subscriptionTransport(options: SubscriptionTransportOptions) {
       lazy: true,
       // A service that must hear revocations keeps trying; a refused key (4401, 4403) stops.
       retryAttempts: Number.POSITIVE_INFINITY,
-      shouldRetry: (event) => !(isCloseEvent(event) && event.code in REFUSED),
-      ...options.options,
+      shouldRetry: (event) => isCloseEvent(event) && !(event.code in REFUSED),
+      retryWait: (retries) => sleep(Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS) + jitter()),
+      keepAlive: KEEP_ALIVE_MS,
+      ...extra,
+      on: {
+        ...extra.on,
+        connected: (...args) => {
+          socket = args[0] as typeof socket;
+          extra.on?.connected?.(...args);
+        },
+        ping: (received, payload) => {
+          if (!received) {
+            clearTimeout(pongTimer);
+            pongTimer = setTimeout(() => {
+              if (socket?.readyState !== 1) return;
+              // Node's `ws` can drop the connection at once; a closing handshake would wait for
+              // the server that stopped answering.
+              if (socket.terminate) socket.terminate();
+              else socket.close(4408, 'no pong from the server');
+            }, PONG_TIMEOUT_MS);
+          }
+          extra.on?.ping?.(received, payload);
+        },
+        pong: (received, payload) => {
+          if (received) clearTimeout(pongTimer);
+          extra.on?.pong?.(received, payload);
+        },
+        closed: (event) => {
+          clearTimeout(pongTimer);
+          extra.on?.closed?.(event);
+        },
+      },
     });
   };
 
@@ -104,7 +150,15 @@ export function subscriptionTransport(options: SubscriptionTransportOptions) {
               const event = result.data?.[field];
               if (!event) return;
               lastEventId = event.id;
-              listener(event);
+              try {
+                listener(event);
+              } catch (error) {
+                // The listener's own fault: surface it as a listener of an EventEmitter would,
+                // without breaking the socket's message handling.
+                queueMicrotask(() => {
+                  throw error;
+                });
+              }
             },
             error: (error) => fail(toServiceError(error)),
             complete: () => {

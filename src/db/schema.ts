@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
+  customType,
   doublePrecision,
   index,
   integer,
@@ -12,6 +14,9 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+
+/** Postgres `xid8`: a transaction id, as text on the way out (never read by the code). */
+const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => 'xid8' });
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -198,9 +203,24 @@ export const sessionEvents = pgTable(
     }).notNull(),
     reason: text('reason'),
     at: timestamptz('at').notNull().defaultNow(),
+    /**
+     * The event's place in its product and env, in commit order: drawn at commit time by the
+     * trigger of migration 0005 (`session_events_sequence`), under a per-scope lock held only
+     * while the commit completes. Null only inside the writing transaction. The API's event id.
+     */
+    seq: bigint('seq', { mode: 'number' }),
+    /** The writing transaction, so the commit trigger finds its rows. */
+    xid: xid8('xid')
+      .notNull()
+      .default(sql`pg_current_xact_id()`),
   },
   (t) => [
-    index('session_events_scope_idx').on(t.productId, t.env, t.id),
+    uniqueIndex('session_events_scope_seq_idx')
+      .on(t.productId, t.env, t.seq)
+      .where(sql`${t.seq} is not null`),
+    index('session_events_unsequenced_idx')
+      .on(t.xid)
+      .where(sql`${t.seq} is null`),
     index('session_events_session_idx').on(t.sessionId, t.id),
     index('session_events_at_idx').on(t.at),
   ],

@@ -116,33 +116,6 @@ export async function addToRollups(
 /** `now()` at the precision cursors carry (milliseconds), so keyset paging is exact. */
 const nowMs = sql`date_trunc('milliseconds', now())`;
 
-/** Records, in the caller's transaction, that an identifier started one more session. */
-export async function recordSessionStarted(
-  tx: Transaction,
-  scope: Scope,
-  tag: string,
-  identifier: string,
-): Promise<void> {
-  await tx
-    .insert(sessionUsers)
-    .values({
-      productId: scope.productId,
-      env: scope.env,
-      tag,
-      identifier,
-      totalSessions: 1,
-      firstSeenAt: nowMs,
-      lastSeenAt: nowMs,
-    })
-    .onConflictDoUpdate({
-      target: [sessionUsers.productId, sessionUsers.env, sessionUsers.tag, sessionUsers.identifier],
-      set: {
-        lastSeenAt: nowMs,
-        totalSessions: sql`${sessionUsers.totalSessions} + 1`,
-      },
-    });
-}
-
 /** Records that a session's user was seen now (refresh, touch, verify once a minute). */
 export async function recordUserSeen(
   tx: Transaction | Database,

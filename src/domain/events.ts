@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, max, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, max, type SQL } from 'drizzle-orm';
 import type { Database, Transaction } from '../db/client.js';
 import { sessionEvents, type SessionEventRow } from '../db/schema.js';
 
@@ -36,28 +36,15 @@ export interface EventsSignal {
 
 /**
  * Writes events inside the caller's transaction, so an event exists exactly when its change was
- * committed, and queues a NOTIFY that is delivered on commit.
- *
- * Within one product and env, event ids follow commit order: a transaction-scoped advisory lock
- * per scope is taken before the ids are drawn and held until commit. Without it a subscriber
- * could see id 11 before a slower transaction commits id 10, and a cursor would skip 10 forever.
- * The lock is taken last in every transaction that writes events, so it is held only for the
- * insert and the commit.
+ * committed. Their ids (`seq`) and the NOTIFY that wakes every instance come at commit time,
+ * from the trigger of migration 0005: within one product and env, ids follow commit order,
+ * and writers wait for each other only while their commits complete.
  */
 export async function recordEvents(
   tx: Transaction,
   events: readonly NewSessionEvent[],
 ): Promise<void> {
   if (events.length === 0) return;
-  const scopes = [...new Map(events.map((e) => [`${e.productId}|${e.env}`, e])).entries()].sort(
-    ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0),
-  );
-  for (const [key, e] of scopes) {
-    const signal = JSON.stringify({ productId: e.productId, env: e.env } satisfies EventsSignal);
-    await tx.execute(
-      sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0)), pg_notify(${EVENTS_CHANNEL}, ${signal})`,
-    );
-  }
   await tx.insert(sessionEvents).values(
     events.map((e) => ({
       productId: e.productId,
@@ -87,7 +74,7 @@ export function matchesFilter(event: SessionEventRow, filter: EventFilter): bool
   );
 }
 
-/** Events of a scope after an id, in id (= commit) order, optionally filtered, at most `limit`. */
+/** Events of a scope after a sequence number, in commit order, optionally filtered, at most `limit`. */
 export async function eventsAfter(
   db: Database,
   scope: EventsSignal,
@@ -98,7 +85,7 @@ export async function eventsAfter(
   const conditions: (SQL | undefined)[] = [
     eq(sessionEvents.productId, scope.productId),
     eq(sessionEvents.env, scope.env),
-    gt(sessionEvents.id, afterId),
+    gt(sessionEvents.seq, afterId),
     filter.tag != null ? eq(sessionEvents.tag, filter.tag) : undefined,
     filter.identifier != null ? eq(sessionEvents.identifier, filter.identifier) : undefined,
     filter.types != null ? inArray(sessionEvents.type, [...filter.types]) : undefined,
@@ -107,14 +94,14 @@ export async function eventsAfter(
     .select()
     .from(sessionEvents)
     .where(and(...conditions))
-    .orderBy(asc(sessionEvents.id))
+    .orderBy(asc(sessionEvents.seq))
     .limit(limit);
 }
 
-/** The newest event id of a scope (0 when it has none): where a live feed starts. */
+/** The newest sequence number of a scope (0 when it has none): where a live feed starts. */
 export async function latestEventId(db: Database, scope: EventsSignal): Promise<number> {
   const rows = await db
-    .select({ id: max(sessionEvents.id) })
+    .select({ id: max(sessionEvents.seq) })
     .from(sessionEvents)
     .where(and(eq(sessionEvents.productId, scope.productId), eq(sessionEvents.env, scope.env)));
   return Number(rows[0]?.id ?? 0);

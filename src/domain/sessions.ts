@@ -16,7 +16,7 @@ import {
 } from './configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
 import { ServiceError, badInput } from './errors.js';
-import { recordSessionStarted, recordUserSeen } from './activity.js';
+import { recordUserSeen } from './activity.js';
 import { recordEvents } from './events.js';
 import { revokeSessionsWhere } from './revocation.js';
 import { isLive } from './liveness.js';
@@ -108,7 +108,7 @@ export async function startSession(
   scope: Scope,
   input: StartSessionInput,
   requestDevice: Device,
-): Promise<SessionTokens & { session: SessionRow }> {
+): Promise<SessionTokens> {
   const config = await requireSessionConfig(deps.db, scope, input.tag);
   const serialized = checkJsonObject('input.data', input.data, JSON_LIMITS.dataBytes);
   const data = JSON.parse(serialized) as Record<string, unknown>;
@@ -139,75 +139,80 @@ export async function startSession(
   const refreshToken = newRefreshToken();
   const refreshLifetime = Math.max(refreshLifetimeSeconds(config), lifetime);
 
-  const session = await deps.db.transaction(async (tx) => {
-    const inserted = await tx
-      .insert(sessions)
-      .values({
-        id: sessionId,
-        productId: scope.productId,
-        env: scope.env,
-        configId: config.id,
-        tag: config.tag,
-        identifier,
-        dataEnc: deps.keyring.dataBox(scope.productId, scope.env).seal(serialized, sessionId),
-        tokenLifetimeSeconds: lifetime,
-        idleTimeoutSeconds: config.idleTimeoutSeconds,
-        userAgent: device.userAgent,
-        ip: device.ip,
-        createdAt: sql`date_trunc('milliseconds', now())`,
-        lastActiveAt: sql`now()`,
-        expiresAt: secondsFromNow(lifetime),
-        refreshExpiresAt: secondsFromNow(refreshLifetime),
-      })
-      .returning();
-    const row = inserted[0]!;
-    await tx.insert(refreshTokens).values({
-      tokenHash: hashSecret(refreshToken),
-      sessionId,
-      expiresAt: row.refreshExpiresAt,
-    });
-    if (config.maxSessionsPerIdentifier !== null) {
-      await enforceSessionCap(tx, scope, row, config.maxSessionsPerIdentifier);
-    }
-    await recordSessionStarted(tx, scope, row.tag, identifier);
-    await recordEvents(tx, [{ ...scope, sessionId, tag: row.tag, identifier, type: 'STARTED' }]);
-    return row;
-  });
+  // One statement, so one round trip and no transaction held open across the network: the
+  // session, its first refresh token, its user's record and its STARTED event, all or nothing.
+  const dataEnc = deps.keyring.dataBox(scope.productId, scope.env).seal(serialized, sessionId);
+  const result = await deps.db.execute(sql`
+    with s as (
+      insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc,
+                            token_lifetime_seconds, idle_timeout_seconds, user_agent, ip,
+                            created_at, last_active_at, expires_at, refresh_expires_at)
+      values (${sessionId}, ${scope.productId}, ${scope.env}, ${config.id}, ${config.tag},
+              ${identifier}, ${dataEnc}, ${lifetime}, ${config.idleTimeoutSeconds},
+              ${device.userAgent}, ${device.ip}, date_trunc('milliseconds', now()), now(),
+              ${secondsFromNow(lifetime)}, ${secondsFromNow(refreshLifetime)})
+      returning id, product_id, env, tag, identifier, created_at, expires_at, refresh_expires_at
+    ), r as (
+      insert into refresh_tokens (token_hash, session_id, expires_at)
+      select ${hashSecret(refreshToken)}, s.id, s.refresh_expires_at from s
+    ), u as (
+      insert into session_users (product_id, env, tag, identifier, total_sessions,
+                                 first_seen_at, last_seen_at)
+      select s.product_id, s.env, s.tag, s.identifier, 1, s.created_at, s.created_at from s
+      on conflict (product_id, env, tag, identifier) do update
+        set last_seen_at = excluded.last_seen_at,
+            total_sessions = session_users.total_sessions + 1
+    ), e as (
+      insert into session_events (product_id, env, session_id, tag, identifier, type)
+      select s.product_id, s.env, s.id, s.tag, s.identifier, 'STARTED' from s
+    )
+    select (extract(epoch from created_at) * 1000)::float8 as created_ms,
+           (extract(epoch from expires_at) * 1000)::float8 as expires_ms,
+           (extract(epoch from refresh_expires_at) * 1000)::float8 as refresh_expires_ms
+    from s`);
+  const times = rowsOf<{ created_ms: number; expires_ms: number; refresh_expires_ms: number }>(
+    result,
+  )[0]!;
+  const expiresAt = new Date(Number(times.expires_ms));
+  if (config.maxSessionsPerIdentifier !== null) {
+    await deps.db.transaction((tx) =>
+      enforceSessionCap(tx, scope, config.tag, identifier, config.maxSessionsPerIdentifier!),
+    );
+  }
 
   const token = await mintSessionToken(deps.keyring, scope, {
     sessionId,
-    tag: session.tag,
+    tag: config.tag,
     identifier,
     data,
-    issuedAt: session.createdAt,
-    expiresAt: session.refreshExpiresAt,
+    issuedAt: new Date(Number(times.created_ms)),
+    expiresAt: new Date(Number(times.refresh_expires_ms)),
   });
-  return { token, refreshToken, sessionId, identifier, expiresAt: session.expiresAt, session };
+  return { token, refreshToken, sessionId, identifier, expiresAt };
+}
+
+function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
 }
 
 /**
- * Keeps at most `cap` live sessions for the new session's identifier: the oldest beyond it are
- * revoked (reason `session_limit`). A per-identifier lock makes concurrent starts count right.
+ * Keeps at most `cap` live sessions for an identifier: the oldest beyond it are revoked (reason
+ * `session_limit`). Run after each start; a per-identifier lock makes concurrent starts converge
+ * on exactly `cap`.
  */
 async function enforceSessionCap(
   tx: Transaction,
   scope: Scope,
-  newest: SessionRow,
+  tag: string,
+  identifier: string,
   cap: number,
 ): Promise<void> {
-  const owner = `${scope.productId}|${scope.env}|${newest.tag}|${newest.identifier}`;
+  const owner = `${scope.productId}|${scope.env}|${tag}|${identifier}`;
   await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`cap|${owner}`}, 0))`);
   const beyond = tx
     .select({ id: sessions.id })
     .from(sessions)
-    .where(
-      and(
-        inScope(scope),
-        eq(sessions.tag, newest.tag),
-        eq(sessions.identifier, newest.identifier),
-        isLive,
-      ),
-    )
+    .where(and(inScope(scope), eq(sessions.tag, tag), eq(sessions.identifier, identifier), isLive))
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .offset(cap);
   await revokeSessionsWhere(tx, inArray(sessions.id, beyond), 'session_limit');

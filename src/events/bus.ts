@@ -19,6 +19,14 @@ const PAGE = 500;
 /** Wait before retrying a feed whose read failed (the database may be briefly away). */
 const RETRY_MS = 1_000;
 
+/** What else wants to hear the notifications the bus listens to. */
+export interface BusHooks {
+  /** A key was revoked (on any instance). */
+  readonly onKeyRevoked?: (keyId: string) => void;
+  /** The listening connection was (re)established: anything notified meanwhile was missed. */
+  readonly onReconnect?: () => void;
+}
+
 export interface SubscribeOptions {
   readonly filter: EventFilter;
   /** Replay the scope's events after this id first, then continue live. */
@@ -54,8 +62,8 @@ interface Feed {
  * says "this scope has new events"; each instance then reads the scope's rows after the last id
  * it read, once for all its subscribers of that scope. When the listening connection comes back
  * after a drop, every feed reads again, so what was committed meanwhile is delivered late but
- * never lost. Ids follow commit order within a scope (see `recordEvents`), so "after the last id"
- * is exact.
+ * never lost. Sequence numbers follow commit order within a scope (see `recordEvents`), so "after the
+ * last one" is exact.
  */
 export class EventBus {
   readonly #db: Database;
@@ -65,10 +73,18 @@ export class EventBus {
   readonly #opening = new Map<string, Promise<Feed>>();
   #stopped = false;
 
-  constructor(db: Database, listen: DatabaseHandle['listen'], logger: Logger) {
+  readonly #hooks: BusHooks;
+
+  constructor(
+    db: Database,
+    listen: DatabaseHandle['listen'],
+    logger: Logger,
+    hooks: BusHooks = {},
+  ) {
     this.#db = db;
     this.#listen = listen;
     this.#logger = logger;
+    this.#hooks = hooks;
   }
 
   /** Starts listening; resolves once notifications flow. */
@@ -85,13 +101,17 @@ export class EventBus {
         }
       },
       () => {
-        // (Re)connected: catch up every feed from the table.
+        // (Re)connected: catch up every feed from the table, and drop what may be stale.
+        this.#hooks.onReconnect?.();
         for (const feed of this.#feeds.values()) this.#read(feed);
       },
     );
     await this.#listen(
       KEY_REVOKED_CHANNEL,
-      (keyId) => this.#endSubscriptionsOfKey(keyId),
+      (keyId) => {
+        this.#hooks.onKeyRevoked?.(keyId);
+        this.#endSubscriptionsOfKey(keyId);
+      },
       () => {},
     );
   }
@@ -142,7 +162,7 @@ export class EventBus {
       for (;;) {
         const rows = await eventsAfter(this.#db, feed.scope, cursor, PAGE, sub.filter);
         for (const row of rows) sub.queue.push(row);
-        if (rows.length > 0) cursor = rows[rows.length - 1]!.id;
+        if (rows.length > 0) cursor = rows[rows.length - 1]!.seq!;
         if (rows.length < PAGE || sub.queue.closed) break;
       }
       sub.lastEmitted = cursor;
@@ -165,8 +185,9 @@ export class EventBus {
       sub.buffer.push(row);
       return;
     }
-    if (row.id <= sub.lastEmitted || !matchesFilter(row, sub.filter)) return;
-    sub.lastEmitted = row.id;
+    const seq = row.seq!;
+    if (seq <= sub.lastEmitted || !matchesFilter(row, sub.filter)) return;
+    sub.lastEmitted = seq;
     sub.queue.push(row);
   }
 
@@ -211,7 +232,7 @@ export class EventBus {
           for (;;) {
             const rows = await eventsAfter(this.#db, feed.scope, feed.lastId, PAGE);
             for (const row of rows) {
-              feed.lastId = row.id;
+              feed.lastId = row.seq!;
               for (const sub of feed.subscribers) this.#deliver(sub, row);
             }
             if (rows.length < PAGE) break;

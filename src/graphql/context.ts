@@ -3,16 +3,13 @@ import type { SessionConfigRow, ApiKeyRow } from '../db/schema.js';
 import { activeSessionsByIdentifier } from '../domain/activity.js';
 import type { Caller } from '../domain/callers.js';
 import { activeSessionCounts, sessionConfigsByIds } from '../domain/configs.js';
-import { authenticate, listApiKeysOfProducts } from '../domain/keys.js';
-import { loadSessionRecords, type Device, type SessionRecord } from '../domain/sessions.js';
+import { listApiKeysOfProducts } from '../domain/keys.js';
+import type { Device, SessionRecord } from '../domain/sessions.js';
 import type { Services } from '../services.js';
 
 /** Request-scoped batching. A new set per request, so nothing cached outlives a request. */
 export interface Loaders {
-  /**
-   * Session rows by id, for verify's row check. `cache: false`: two verifies in one request each
-   * read the row, so a revocation between them is seen.
-   */
+  /** Session rows by id, for verify's row check: the process-wide batcher of `Services`. */
   readonly sessionRecord: DataLoader<string, SessionRecord | undefined>;
   /** Configs by id (deleted ones too), for `Session.config` over a page of sessions. */
   readonly configById: DataLoader<string, SessionConfigRow | undefined>;
@@ -63,23 +60,14 @@ export function createContext(
     resolved,
     requestDevice,
     caller: () => {
-      callerPromise ??= authenticate(db, services.adminKeys, bearerKey(authorization)).then(
-        (caller) => {
-          resolved.caller = caller;
-          return caller;
-        },
-      );
+      callerPromise ??= services.authenticate(bearerKey(authorization)).then((caller) => {
+        resolved.caller = caller;
+        return caller;
+      });
       return callerPromise;
     },
     loaders: {
-      sessionRecord: new DataLoader(
-        async (ids) => {
-          const rows = await loadSessionRecords(db, ids);
-          const byId = new Map(rows.map((r) => [r.id, r]));
-          return ids.map((id) => byId.get(id.toLowerCase()));
-        },
-        { cache: false },
-      ),
+      sessionRecord: services.sessionRecords,
       configById: new DataLoader(async (ids) => {
         const rows = await sessionConfigsByIds(db, ids);
         const byId = new Map(rows.map((r) => [r.id, r]));

@@ -24,7 +24,7 @@ const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implemen
   fields: (t) => ({
     id: t.id({
       description: 'Pass the last id you received as `after` to resume without gap or duplicate.',
-      resolve: (e) => String(e.id),
+      resolve: (e) => String(e.seq),
     }),
     type: t.field({
       type: SessionEventTypeEnum,

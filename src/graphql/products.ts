@@ -147,6 +147,11 @@ builder.mutationField('revokeApiKey', (t) =>
     description: 'Revokes a key: its next request is UNAUTHENTICATED. Idempotent. Admin key only.',
     authScopes: { admin: true },
     args: { id: t.arg.id({ required: true, description: 'The key’s id.' }) },
-    resolve: (_root, { id }, ctx) => revokeApiKey(ctx.services.db, String(id)),
+    resolve: async (_root, { id }, ctx) => {
+      const key = await revokeApiKey(ctx.services.db, String(id));
+      // This instance forgets it now; the others on the key-revoked NOTIFY.
+      ctx.services.callers.forgetKey(key.id);
+      return key;
+    },
   }),
 );

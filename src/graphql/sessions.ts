@@ -406,7 +406,7 @@ builder.mutationFields((t) => ({
           await withinRateLimits(ctx, 'start');
           return startSession(ctx.services, scope, args.input, ctx.requestDevice);
         },
-        (r) => ({ sessionId: r.sessionId, identifier: r.session.identifier }),
+        (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
       );
     },
   }),

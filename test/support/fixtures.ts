@@ -104,10 +104,10 @@ export function rowsOf<T = Record<string, unknown>>(result: unknown): T[] {
   throw new Error(`not a query result: ${JSON.stringify(result)?.slice(0, 200)}`);
 }
 
-/** The types of a session's event rows, oldest first, read straight from `session_events`. */
+/** The types of a session's event rows, in commit order, read straight from `session_events`. */
 export async function eventTypesOf(t: TestApp, sessionId: string): Promise<string[]> {
   const result = await t.database.db.execute(
-    sql`select type from session_events where session_id = ${sessionId} order by id`,
+    sql`select type from session_events where session_id = ${sessionId} order by seq`,
   );
   return rowsOf<{ type: string }>(result).map((r) => r.type);
 }
