@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { GraphQLError } from 'graphql';
 import {
@@ -16,6 +17,7 @@ import { graphiqlOptions, type GraphiQLSetup } from './graphiql.js';
 import { createContext, type Context } from './graphql/context.js';
 import { schema } from './graphql/index.js';
 import { useBodyLimit } from './http/body-limit.js';
+import { useRequestLog } from './observability/request-log.js';
 import type { Services } from './services.js';
 
 /** What Node's HTTP server hands Yoga with each request. */
@@ -130,6 +132,7 @@ export function createApp(services: Services, options: AppOptions): App {
     maxRequestBodySize: false,
     batching: false,
     plugins: [
+      useRequestLog(logger),
       useBodyLimit(options.bodyLimitBytes ?? 131_072),
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
       ...new EnvelopArmor({
@@ -141,6 +144,16 @@ export function createApp(services: Services, options: AppOptions): App {
         blockFieldSuggestion: { enabled: options.fieldSuggestions === false },
       }).protect().plugins,
       ...(options.introspection === false ? [useDisableIntrospection()] : []),
+      usePrometheus({
+        registry: services.metrics.registry,
+        endpoint: '/metrics',
+        metrics: {
+          graphql_envelop_request: true,
+          graphql_envelop_request_duration: true,
+          graphql_envelop_error_result: true,
+          graphql_yoga_http_duration: true,
+        },
+      }),
       useReadinessCheck({
         endpoint: '/ready',
         check: async () => {

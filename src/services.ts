@@ -5,6 +5,7 @@ import type { Database, DatabaseHandle } from './db/client.js';
 import type { Caller } from './domain/callers.js';
 import { authenticate, type AdminKeySource } from './domain/keys.js';
 import { loadSessionRecords, type SessionRecord } from './domain/sessions.js';
+import { Metrics } from './observability/metrics.js';
 import { CallerCache } from './security/caller-cache.js';
 import { hashSecret } from './tokens/secrets.js';
 import { EventBus } from './events/bus.js';
@@ -32,6 +33,8 @@ export interface Services {
   readonly authenticate: (bearer: string | undefined) => Promise<Caller>;
   /** Recently seen keys; revokeApiKey forgets a key here at once. */
   readonly callers: CallerCache;
+  /** Prometheus metrics, served at /metrics. */
+  readonly metrics: Metrics;
   /**
    * Session rows for verify, batched across concurrent requests: one query serves every verify
    * that arrived in the same turn of the event loop. `cache: false`, so nothing is ever served
@@ -63,9 +66,11 @@ export async function startServices(
   options: ServiceOptions,
 ): Promise<Services> {
   const callers = new CallerCache();
+  const metrics = new Metrics();
   const events = new EventBus(database.db, database.listen.bind(database), options.logger, {
     onKeyRevoked: (keyId) => callers.forgetKey(keyId),
     onReconnect: () => callers.clear(),
+    onDelivered: (event) => metrics.eventDelivered(event.at),
   });
   await events.start();
   const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED);
@@ -81,6 +86,7 @@ export async function startServices(
     activity: new ActivityRecorder(database.db, options.logger),
     ping: () => database.ping(),
     callers,
+    metrics,
     sessionRecords: new DataLoader(
       async (ids) => {
         const rows = await loadSessionRecords(database.db, ids);

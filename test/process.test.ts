@@ -24,7 +24,8 @@ describe('the server process', () => {
     expect(adminKey).toBeDefined();
     expect(demoKey).toBeDefined();
     const configs = await post(first.url, demoKey!, '{ sessionConfigs { tag } }');
-    expect(configs).toEqual({ data: { sessionConfigs: [] } });
+    // The demo ships with the session config of Ductape's examples, for GraphiQL's first tab.
+    expect(configs).toEqual({ data: { sessionConfigs: [{ tag: 'user-session' }] } });
     const products = await post(first.url, adminKey!, '{ products { tag envs } }');
     expect(products.data?.products).toEqual([{ tag: 'demo', envs: ['dev'] }]);
     // Keys go to the terminal once, never into log lines.
@@ -40,7 +41,7 @@ describe('the server process', () => {
     const second = await startServerProcess({ DATA_DIR: dataDir });
     expect(second.stdout()).not.toMatch(/ak_|sk_dev_/);
     expect(await post(second.url, demoKey!, '{ sessionConfigs { tag } }')).toEqual({
-      data: { sessionConfigs: [] },
+      data: { sessionConfigs: [{ tag: 'user-session' }] },
     });
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);

@@ -25,6 +25,8 @@ export interface BusHooks {
   readonly onKeyRevoked?: (keyId: string) => void;
   /** The listening connection was (re)established: anything notified meanwhile was missed. */
   readonly onReconnect?: () => void;
+  /** An event was handed to a subscriber. */
+  readonly onDelivered?: (event: SessionEventRow) => void;
 }
 
 export interface SubscribeOptions {
@@ -189,6 +191,7 @@ export class EventBus {
     if (seq <= sub.lastEmitted || !matchesFilter(row, sub.filter)) return;
     sub.lastEmitted = seq;
     sub.queue.push(row);
+    this.#hooks.onDelivered?.(row);
   }
 
   async #feedFor(scope: EventsSignal): Promise<Feed> {

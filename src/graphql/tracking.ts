@@ -32,6 +32,7 @@ export async function tracked<T>(
   const started = performance.now();
   const at = new Date();
   const record = (status: 'SUCCESS' | 'FAILURE', errorCode: string | null, subject: Subject) => {
+    ctx.services.metrics.operation(operation, errorCode, (performance.now() - started) / 1000);
     // Only what the database can store as it is: a failed call may carry any input at all.
     const sessionId = subject.sessionId ?? known.sessionId ?? null;
     const identifier = subject.identifier ?? known.identifier ?? null;

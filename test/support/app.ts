@@ -39,16 +39,25 @@ export async function createTestApp(
     appOptions?: Partial<AppOptions>;
     /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
     databaseUrl?: string;
+    /**
+     * Another app's database (e.g. `other.database`), to run several instances on one database,
+     * PGlite included. Such an app's `close()` leaves the database open: its owner closes it.
+     * Its `statements` stay empty.
+     */
+    database?: DatabaseHandle;
   } = {},
 ): Promise<TestApp> {
   const statements: string[] = [];
-  const database = await openDatabase({
-    databaseUrl: options.databaseUrl ?? TEST_DATABASE_URL,
-    dataDir: 'memory://',
-    onQuery: (text) => statements.push(text),
-    maxConnections: 20,
-  });
-  await database.migrate();
+  const shared = options.database;
+  const database =
+    shared ??
+    (await openDatabase({
+      databaseUrl: options.databaseUrl ?? TEST_DATABASE_URL,
+      dataDir: 'memory://',
+      onQuery: (text) => statements.push(text),
+      maxConnections: 20,
+    }));
+  if (!shared) await database.migrate();
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -76,7 +85,7 @@ export async function createTestApp(
     close: async () => {
       services.events.stop();
       await services.activity.flush().catch(() => {});
-      await database.close();
+      if (!shared) await database.close();
     },
   };
 }
