@@ -147,11 +147,21 @@ export function createApp(services: Services, options: AppOptions): App {
       usePrometheus({
         registry: services.metrics.registry,
         endpoint: '/metrics',
+        // Requests and their latency per operation, from one histogram: the envelop phase
+        // metrics walk every document again and cost more than a whole trivial request.
         metrics: {
-          graphql_envelop_request: true,
-          graphql_envelop_request_duration: true,
-          graphql_envelop_error_result: true,
           graphql_yoga_http_duration: true,
+          graphql_envelop_deprecated_field: false,
+          graphql_envelop_request: false,
+          graphql_envelop_request_duration: false,
+          graphql_envelop_request_time_summary: false,
+          graphql_envelop_phase_parse: false,
+          graphql_envelop_phase_validate: false,
+          graphql_envelop_phase_context: false,
+          graphql_envelop_phase_execute: false,
+          graphql_envelop_phase_subscribe: false,
+          graphql_envelop_error_result: false,
+          graphql_envelop_schema_change: false,
         },
       }),
       useReadinessCheck({
