@@ -1,14 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
 import {
   createYoga,
   maskError as yogaMaskError,
   useReadinessCheck,
+  type Plugin,
   type YogaServerInstance,
 } from 'graphql-yoga';
 import { isDatabaseUnavailable } from './db/errors.js';
@@ -50,6 +50,19 @@ export const QUERY_LIMITS = {
   directives: 20,
   cost: 20_000,
 } as const;
+
+/** The same error without graphql-js's "Did you mean …?" hints. */
+function withoutSuggestions(error: GraphQLError): GraphQLError {
+  const message = error.message.replace(/ ?Did you mean [^?]*\?/g, '');
+  if (message === error.message) return error;
+  return new GraphQLError(message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    extensions: error.extensions,
+  });
+}
 
 /** The ServiceError behind a GraphQL error, if any (resolvers' errors arrive wrapped). */
 function findServiceError(error: unknown): ServiceError | undefined {
@@ -110,7 +123,13 @@ export function createApp(services: Services, options: AppOptions): App {
           });
         }
         const masked = yogaMaskError(error, message, isDev);
-        if (masked === error) return masked; // a request error (syntax, validation): safe to show
+        if (masked === error) {
+          // A request error (syntax, validation, variables): safe to show, but without naming
+          // the schema's fields or values when suggestions are off.
+          return options.fieldSuggestions === false && masked instanceof GraphQLError
+            ? withoutSuggestions(masked)
+            : masked;
+        }
         logUnexpected(services, error);
         if (isDatabaseUnavailable(error)) {
           // Fail closed, and say it is worth retrying: never an answer the database did not give.
@@ -143,7 +162,33 @@ export function createApp(services: Services, options: AppOptions): App {
         costLimit: { maxCost: QUERY_LIMITS.cost },
         blockFieldSuggestion: { enabled: options.fieldSuggestions === false },
       }).protect().plugins,
-      ...(options.introspection === false ? [useDisableIntrospection()] : []),
+      // graphql-armor misses some hints ("Did you mean the enum value …?"): strip them all.
+      ...(options.fieldSuggestions === false
+        ? [
+            {
+              onValidate:
+                () =>
+                ({ result, setResult }) => {
+                  if (result.length > 0) {
+                    setResult(
+                      result.map((e: Error) =>
+                        e instanceof GraphQLError ? withoutSuggestions(e) : e,
+                      ),
+                    );
+                  }
+                },
+            } satisfies Plugin,
+          ]
+        : []),
+      // A validation rule, not a check of the HTTP request: it holds over WebSocket too.
+      ...(options.introspection === false
+        ? [
+            {
+              onValidate: ({ addValidationRule }) =>
+                addValidationRule(NoSchemaIntrospectionCustomRule),
+            } satisfies Plugin,
+          ]
+        : []),
       usePrometheus({
         registry: services.metrics.registry,
         endpoint: '/metrics',

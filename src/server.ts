@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { ExecutionArgs } from 'graphql';
+import { GraphQLError, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { App } from './app.js';
@@ -65,9 +65,17 @@ export function createHttpServer(app: App, services: Services): HttpServer {
           connectionParams: ctx.connectionParams,
           params: payload,
         });
-        const document = enveloped.parse(payload.query);
-        const errors = enveloped.validate(enveloped.schema, document);
-        if (errors.length > 0) return errors;
+        // A refused operation (syntax, limits, validation) ends that subscription only, not the
+        // connection and the client's other subscriptions with it.
+        let document: DocumentNode;
+        try {
+          document = enveloped.parse(payload.query);
+          const errors = enveloped.validate(enveloped.schema, document);
+          if (errors.length > 0) return errors;
+        } catch (error) {
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
         return {
           schema: enveloped.schema,
           operationName: payload.operationName,

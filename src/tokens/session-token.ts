@@ -46,6 +46,21 @@ export async function mintSessionToken(
     .encrypt(key);
 }
 
+/**
+ * Five base64url segments, each spelled exactly as we encode them: a token we minted has one
+ * spelling only, so padding, whitespace or stray bits (which lenient decoders accept) make a
+ * token invalid rather than a second spelling of a valid one.
+ */
+function isCanonicalJwe(token: string): boolean {
+  const segments = token.split('.');
+  if (segments.length !== 5) return false;
+  return segments.every(
+    (segment) =>
+      /^[A-Za-z0-9_-]*$/.test(segment) &&
+      Buffer.from(segment, 'base64url').toString('base64url') === segment,
+  );
+}
+
 const invalid = () =>
   new ServiceError(
     'TOKEN_INVALID',
@@ -63,7 +78,9 @@ export async function openSessionToken(
   tag: string,
   token: string,
 ): Promise<SessionTokenClaims> {
-  if (token.length === 0 || token.length > MAX_SESSION_TOKEN_LENGTH) throw invalid();
+  if (token.length === 0 || token.length > MAX_SESSION_TOKEN_LENGTH || !isCanonicalJwe(token)) {
+    throw invalid();
+  }
   let payload: Record<string, unknown>;
   try {
     const result = await jwtDecrypt(
@@ -79,6 +96,8 @@ export async function openSessionToken(
         keyManagementAlgorithms: [KEY_ALGORITHM],
         contentEncryptionAlgorithms: [CONTENT_ALGORITHM],
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        // No compression: a `zip` header is refused, never inflated.
+        maxDecompressedLength: 0,
         requiredClaims: ['exp', 'iat', 'sub'],
       },
     );

@@ -111,7 +111,12 @@ async function main() {
   const ourPort = 4300 + Math.floor(Math.random() * 200);
   const refPort = ourPort + 1;
   const ours = await startProcess(
-    [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'src/main.ts'],
+    [
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      '--import',
+      'tsx',
+      'src/main.ts',
+    ],
     {
       DATABASE_URL: baseUrl,
       ADMIN_KEY,
@@ -238,7 +243,10 @@ async function main() {
               body: JSON.stringify({
                 query: START,
                 variables: {
-                  i: { tag: 'user-session', data: { userId: `load-${startCursor++}`, role: 'user' } },
+                  i: {
+                    tag: 'user-session',
+                    data: { userId: `load-${startCursor++}`, role: 'user' },
+                  },
                 },
               }),
             }),
@@ -296,19 +304,21 @@ async function main() {
         );
       }
     }
-    const rows: Row[] = scenarios.filter((s) => results.has(s.name)).map((s) => {
-      const runs = results.get(s.name)!;
-      const total = runs.reduce((n, r) => n + r.requests.total, 0);
-      const seconds = runs.reduce((n, r) => n + r.duration, 0);
-      return {
-        name: s.name,
-        reqPerSec: Math.round(total / seconds),
-        p50: Math.max(...runs.map((r) => r.latency.p50)),
-        p99: Math.max(...runs.map((r) => r.latency.p99)),
-        errors: runs.reduce((n, r) => n + r.errors, 0),
-        non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
-      };
-    });
+    const rows: Row[] = scenarios
+      .filter((s) => results.has(s.name))
+      .map((s) => {
+        const runs = results.get(s.name)!;
+        const total = runs.reduce((n, r) => n + r.requests.total, 0);
+        const seconds = runs.reduce((n, r) => n + r.duration, 0);
+        return {
+          name: s.name,
+          reqPerSec: Math.round(total / seconds),
+          p50: Math.max(...runs.map((r) => r.latency.p50)),
+          p99: Math.max(...runs.map((r) => r.latency.p99)),
+          errors: runs.reduce((n, r) => n + r.errors, 0),
+          non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+        };
+      });
     const baseline = rows[0]!.reqPerSec;
     for (const row of rows) row.ratio = Math.round((row.reqPerSec / baseline) * 100) / 100;
 

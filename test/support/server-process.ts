@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -69,4 +70,55 @@ export async function post(url: string, key: string, query: string, variables?: 
     body: JSON.stringify({ query, variables }),
   });
   return (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
+}
+
+/**
+ * Through a running server's HTTP API: a new product with a `dev` env, a secret key for it, and
+ * a session config `web` selecting `$Session{userId}` (1-hour tokens). Throws on any error.
+ */
+export async function newProductOverHttp(
+  url: string,
+  adminKey: string,
+): Promise<{ productTag: string; key: string; tag: string }> {
+  const productTag = `p-${randomBytes(6).toString('hex')}`;
+  const expectData = (result: { data?: Record<string, unknown>; errors?: unknown[] }) => {
+    if (result.errors || !result.data) throw new Error(`setup failed: ${JSON.stringify(result)}`);
+    return result.data;
+  };
+  expectData(
+    await post(
+      url,
+      adminKey,
+      `mutation($input: CreateProductInput!) { createProduct(input: $input) { tag } }`,
+      { input: { tag: productTag, name: productTag, envs: ['dev'] } },
+    ),
+  );
+  const created = expectData(
+    await post(
+      url,
+      adminKey,
+      `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key } }`,
+      { input: { product: productTag, env: 'dev', kind: 'SECRET', name: 'test' } },
+    ),
+  );
+  const key = (created.createApiKey as { key: string }).key;
+  expectData(
+    await post(
+      url,
+      key,
+      `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input) { tag } }`,
+      {
+        input: {
+          name: 'Web',
+          tag: 'web',
+          description: 'Signed-in users',
+          schema: { userId: 'u', details: { username: 'n', email: 'e@example.com' } },
+          selector: '$Session{userId}',
+          expiry: 1,
+          period: 'HOURS',
+        },
+      },
+    ),
+  );
+  return { productTag, key, tag: 'web' };
 }
