@@ -11,6 +11,11 @@ import * as schema from './schema.js';
 /** The one database type the rest of the code uses, whichever driver is underneath. */
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 
+/** Rows of `db.execute(...)`: postgres.js returns an array, PGlite `{ rows }`. */
+export function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
+}
+
 /** A transaction handle: the same query API as {@link Database}. */
 export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 

@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gte, inArray, lt, lte, or, sql, type SQL } from 'drizzle-orm';
-import type { Database, Transaction } from '../db/client.js';
+import { type Database, type Transaction, rowsOf } from '../db/client.js';
 import {
   activityLog,
   activityRollups,
@@ -12,7 +12,7 @@ import {
 import type { Scope } from './callers.js';
 import { badInput } from './errors.js';
 import { isLive } from './liveness.js';
-import { checkLength } from './validation.js';
+import { checkLength, UUID_PATTERN } from './validation.js';
 
 /** The operations the activity log and the metrics know. */
 export const OPERATIONS = [
@@ -139,7 +139,6 @@ const exactInstant = (column: typeof sessionUsers.lastSeenAt) =>
   sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 const EXACT_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_PAGE = 100;
 const DEFAULT_PAGE = 20;
 
@@ -409,10 +408,6 @@ export interface Dashboard {
 }
 
 const MAX_DASHBOARD_RANGE_DAYS = 800;
-
-function rowsOf<T>(result: unknown): T[] {
-  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
-}
 
 /**
  * Dashboard figures for a tag over [from, to): current totals from indexed counts, and per

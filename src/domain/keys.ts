@@ -4,7 +4,7 @@ import { adminKeys, apiKeys, products, type ApiKeyRow, type ProductRow } from '.
 import { constantTimeEqual, hashSecret, randomSecret } from '../tokens/secrets.js';
 import type { Caller, Scope } from './callers.js';
 import { ServiceError, badInput, notFound } from './errors.js';
-import { ENV_PATTERN, checkTag, checkText } from './validation.js';
+import { ENV_PATTERN, UUID_PATTERN, checkTag, checkText } from './validation.js';
 
 /** Bytes of randomness in every key: 256 bits (the contract asks for at least 192). */
 const KEY_RANDOM_BYTES = 32;
@@ -230,7 +230,7 @@ export const KEY_REVOKED_CHANNEL = 'session_service_key_revoked';
  * Revoking a revoked key changes nothing.
  */
 export async function revokeApiKey(db: Database, id: string): Promise<ApiKeyRow> {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+  if (!UUID_PATTERN.test(id)) {
     throw notFound('No API key with that id.');
   }
   return db.transaction(async (tx) => {

@@ -1,4 +1,5 @@
 import { and, eq, sql } from 'drizzle-orm';
+import { UUID_PATTERN } from './validation.js';
 import type { Transaction } from '../db/client.js';
 import { sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
 import type { Scope } from './callers.js';
@@ -17,7 +18,6 @@ export interface SessionAddress {
   readonly expectedVersion?: number | null;
 }
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_KEY_LENGTH = 128;
 
 interface Change {

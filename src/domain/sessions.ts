@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { and, count, desc, eq, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
-import type { Database, Transaction } from '../db/client.js';
+import { type Database, type Transaction, rowsOf } from '../db/client.js';
 import { refreshTokens, sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
 import type { Keyring } from '../tokens/keyring.js';
 import { SealedBox } from '../tokens/sealed-box.js';
@@ -21,7 +21,7 @@ import { recordEvents } from './events.js';
 import { revokeSessionsWhere } from './revocation.js';
 import { isLive } from './liveness.js';
 import { identifierFromData } from './selector.js';
-import { checkLength } from './validation.js';
+import { checkLength, UUID_PATTERN } from './validation.js';
 
 /** What the session rules need from the process. */
 export interface SessionDeps {
@@ -77,7 +77,6 @@ const MAX_IDENTIFIER_LENGTH = 256;
 const MAX_USER_AGENT_LENGTH = 512;
 const REFRESH_TOKEN_PREFIX = 'rt_';
 const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43; // 32 random bytes, base64url
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Postgres `now()` truncated to the second: the one clock, at the precision tokens carry. */
 const nowSeconds = sql`date_trunc('second', now())`;
@@ -189,10 +188,6 @@ export async function startSession(
     expiresAt: new Date(Number(times.refresh_expires_ms)),
   });
   return { token, refreshToken, sessionId, identifier, expiresAt };
-}
-
-function rowsOf<T>(result: unknown): T[] {
-  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import type { Database } from '../db/client.js';
+import { type Database, rowsOf } from '../db/client.js';
 import {
   EXPIRE_OPERATION,
   addToRollups,
@@ -35,10 +35,6 @@ export interface SweepResult {
 }
 
 type Returned = { id: string; product_id: string; env: string; tag: string; identifier: string };
-
-function rowsOf<T>(result: unknown): T[] {
-  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
-}
 
 /**
  * One pass of the cleanup, batch by batch until nothing is due. Each batch is its own short

@@ -1,5 +1,8 @@
 import { badInput } from './errors.js';
 
+/** Session ids and other ids the database keeps as `uuid`. */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Tags of products and session configs: lower-case, URL- and key-safe. */
 export const TAG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** Environment names appear inside keys (`sk_<env>_...`), so they have no underscore. */

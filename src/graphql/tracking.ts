@@ -2,10 +2,9 @@ import { performance } from 'node:perf_hooks';
 import type { Scope } from '../domain/callers.js';
 import type { Operation } from '../domain/activity.js';
 import { ServiceError } from '../domain/errors.js';
-import { TAG_PATTERN } from '../domain/validation.js';
+import { TAG_PATTERN, UUID_PATTERN } from '../domain/validation.js';
 import type { Context } from './context.js';
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Where calls naming a tag that cannot exist are counted (it is not a valid tag itself). */
 export const INVALID_TAG = '(invalid tag)';
 

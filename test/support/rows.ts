@@ -1,5 +1,2 @@
-/** Rows of `db.execute(...)`: an array on postgres.js, `{ rows }` on PGlite. */
-export function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  return ((result as { rows?: T[] }).rows ?? []) as T[];
-}
+/** Rows of `db.execute(...)`, whichever driver: the same helper the server uses. */
+export { rowsOf } from '../../src/db/client.js';
