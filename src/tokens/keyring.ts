@@ -1,5 +1,7 @@
 import { hkdfSync, webcrypto } from 'node:crypto';
+import { BoundedCache } from './bounded-cache.js';
 import { SealedBox } from './sealed-box.js';
+import type { SessionTokenClaims } from './session-token.js';
 
 /** The key id new session tokens are minted under unless configured otherwise. */
 export const DEFAULT_TOKEN_KID = 'k1';
@@ -15,6 +17,13 @@ export class Keyring {
   readonly #dataBoxes = new Map<string, SealedBox>();
   /** The key id new tokens are minted under. */
   readonly currentKid: string;
+  /**
+   * Tokens already opened, by scope and SHA-256 of the token: a client's token is verified on
+   * every one of its requests, and opening it again (three WebCrypto jobs) would give the same
+   * claims. Only successfully opened tokens enter; expiry is checked on every hit; the session
+   * row is still checked by every verify. Bound to this keyring, so to the key ids in service.
+   */
+  readonly openedTokens = new BoundedCache<SessionTokenClaims>(20_000);
   readonly #acceptedKids: ReadonlySet<string>;
 
   /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { EncryptJWT, errors as joseErrors, jwtDecrypt } from 'jose';
 import { ServiceError } from '../domain/errors.js';
 import type { Keyring } from './keyring.js';
@@ -81,6 +82,31 @@ export async function openSessionToken(
   if (token.length === 0 || token.length > MAX_SESSION_TOKEN_LENGTH || !isCanonicalJwe(token)) {
     throw invalid();
   }
+  const cacheKey = `${scope.productId}|${scope.env}|${createHash('sha256').update(token).digest('base64url')}`;
+  let claims = keyring.openedTokens.get(cacheKey);
+  if (claims) {
+    // The same exact token opens to the same claims; only its expiry needs checking again.
+    if (claims.expiresAt.getTime() + CLOCK_TOLERANCE_SECONDS * 1000 <= Date.now()) {
+      keyring.openedTokens.delete(cacheKey);
+      throw new ServiceError(
+        'TOKEN_EXPIRED',
+        'The session token has expired; refresh the session.',
+      );
+    }
+  } else {
+    claims = await decryptClaims(keyring, scope, token);
+    keyring.openedTokens.set(cacheKey, claims);
+  }
+  if (claims.tag !== tag) throw invalid();
+  return claims;
+}
+
+/** Decrypts a token and checks its claims, whatever its tag (the caller compares that). */
+async function decryptClaims(
+  keyring: Keyring,
+  scope: TokenScope,
+  token: string,
+): Promise<SessionTokenClaims> {
   let payload: Record<string, unknown>;
   try {
     const result = await jwtDecrypt(
@@ -124,7 +150,6 @@ export async function openSessionToken(
   ) {
     throw invalid();
   }
-  if (tokenTag !== tag) throw invalid();
   return {
     sessionId: sid,
     tag: tokenTag,
