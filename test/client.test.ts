@@ -484,6 +484,26 @@ describe('live events (onRevoked, onEvent)', () => {
     }
   });
 
+  it('latestEventId lets a subscriber start where it stands, missing nothing committed after', async () => {
+    const tag = await newTag();
+    const before = await client.sessions.start({ tag, data: adaData('user-latest') });
+    await client.sessions.revoke({ tag, sessionId: before.sessionId });
+    const latest = await client.sessions.latestEventId();
+    expect(latest).toMatch(/^\d+$/);
+    // Committed after reading it, before subscribing: still delivered; the earlier one is not.
+    const later = await client.sessions.start({ tag, data: adaData('user-latest') });
+    await client.sessions.revoke({ tag, sessionId: later.sessionId });
+    const heard: SessionEvent[] = [];
+    const sub = client.sessions.onRevoked({ tag, after: latest }, (event) => heard.push(event));
+    try {
+      await waitUntil(() => heard.length === 1, 'the revocation after the latest id');
+      await sleep(200);
+      expect(heard.map((e) => e.sessionId)).toEqual([later.sessionId]);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
   it('a key the server refuses ends the subscription with its code, without retrying', async () => {
     const refused = async (refusedKey: string) => {
       const other = createSessionClient({ url: server.url, key: refusedKey });

@@ -808,3 +808,31 @@ describe('shutdown', () => {
     });
   });
 });
+
+describe('latestSessionEventId', () => {
+  it('names the newest event of the caller’s product and env, so a subscriber can start from it without a gap', async () => {
+    const product = await newProduct(t);
+    const key = product.secret.dev;
+    const LATEST = '{ latestSessionEventId }';
+    expect(
+      (await ok<{ latestSessionEventId: string | null }>(t.app, { key, query: LATEST }))
+        .latestSessionEventId,
+    ).toBeNull();
+    const tag = await newConfig(t, key);
+    const first = await start(t, key, tag);
+    await start(t, product.secret.prd, tag); // another env: not counted
+    const latest = (await ok<{ latestSessionEventId: string }>(t.app, { key, query: LATEST }))
+      .latestSessionEventId;
+    expect(latest).toBe(String((await tableIdsAfter(product, 'dev')).at(-1)));
+    // Events committed after reading it, but before subscribing, are still delivered.
+    await ok(t.app, { key, query: REVOKE, variables: { tag, sessionId: first.sessionId } });
+    const client = wsClient(server.wsUrl, key);
+    const received = subscribeWs<Event>(client, EVENTS_FROM, { after: latest }, 'sessionEvents');
+    const [event] = await received.waitFor(1);
+    expect(event).toMatchObject({ type: 'REVOKED', sessionId: first.sessionId });
+    received.stop();
+    await client.dispose();
+  });
+});
+
+const EVENTS_FROM = `subscription($after: ID) { sessionEvents(after: $after) { id type sessionId tag identifier reason } }`;

@@ -144,6 +144,15 @@ export function createSessionClient(options: SessionClientOptions) {
       });
       return data.verifySession;
     },
+    /**
+     * The id of the newest event so far (undefined when there is none): pass it as `after` to
+     * `onRevoked`/`onEvent` so that nothing committed from now on is missed, not even before
+     * the first event arrives.
+     */
+    async latestEventId(): Promise<string | undefined> {
+      const data = await request<{ latestSessionEventId: string | null }>(ops.LATEST_EVENT_ID);
+      return data.latestSessionEventId ?? undefined;
+    },
     /** True when the token verifies, false (no error) when it is invalid, expired or revoked. */
     async isValid(input: TokenInput): Promise<boolean> {
       const data = await request<{ isSessionValid: boolean }>(ops.IS_VALID, {
@@ -277,7 +286,8 @@ export function createSessionClient(options: SessionClientOptions) {
      * Calls `listener` with each revocation (logout, revoke all, reuse detected, config
      * deleted) in the key's product and env, optionally for one tag and user. Over WebSocket;
      * after a reconnect it resumes after the last event delivered, missing none. Before the
-     * first event there is nothing to resume from: pass `after` to cover that window too.
+     * first event there is nothing to resume from: pass `after: await sessions.latestEventId()`
+     * to cover that window too.
      */
     onRevoked(
       filter: EventFilter,

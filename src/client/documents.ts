@@ -115,3 +115,7 @@ export const ON_REVOKED = `subscription SessionRevoked($tag: String, $identifier
 export const ON_EVENT = `subscription SessionEvents($tag: String, $identifier: String, $types: [SessionEventType!], $after: ID) {
   sessionEvents(tag: $tag, identifier: $identifier, types: $types, after: $after) { ${EVENT} }
 }`;
+
+export const LATEST_EVENT_ID = `query LatestSessionEventId {
+  latestSessionEventId
+}`;

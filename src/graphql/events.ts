@@ -1,6 +1,6 @@
 import type { SessionEventRow } from '../db/schema.js';
 import { badInput } from '../domain/errors.js';
-import type { SessionEventType } from '../domain/events.js';
+import { latestEventId, type SessionEventType } from '../domain/events.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeOf } from './scope.js';
@@ -78,6 +78,21 @@ async function subscribeEvents(
     },
   );
 }
+
+builder.queryField('latestSessionEventId', (t) =>
+  t.id({
+    nullable: true,
+    description:
+      'The id of the newest event in the caller’s product and env (null when there is none): subscribe with it as `after` and nothing committed from now on can be missed, even before the first event arrives.',
+    authScopes: { sessions: true },
+    args: { ...scopeArgs },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      const latest = await latestEventId(ctx.services.db, scope);
+      return latest === 0 ? null : String(latest);
+    },
+  }),
+);
 
 builder.subscriptionType({
   description: 'Live session events, over GraphQL over WebSocket (graphql-ws) or over SSE.',
