@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
@@ -40,6 +41,8 @@ export interface AppOptions {
   readonly fieldSuggestions?: boolean;
   /** Largest request body, in bytes (default 128 KiB). */
   readonly bodyLimitBytes?: number;
+  /** Trusted reverse proxies in front (default 0: the TCP peer is the client). */
+  readonly trustProxyHops?: number;
 }
 
 /** Limits on an operation's shape, checked before anything executes. */
@@ -50,6 +53,25 @@ export const QUERY_LIMITS = {
   directives: 20,
   cost: 20_000,
 } as const;
+
+/**
+ * The client's address: the TCP peer, or, behind `hops` trusted proxies, the address the
+ * outermost of them saw (that many entries from the right of X-Forwarded-For). Entries a
+ * client wrote itself, further left, are never believed.
+ */
+export function clientIp(
+  peer: string | null,
+  forwardedFor: string | null,
+  hops: number,
+): string | null {
+  if (hops === 0 || forwardedFor === null) return peer;
+  const chain = forwardedFor
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+  const candidate = chain[chain.length - hops];
+  return candidate !== undefined && isIP(candidate) !== 0 ? candidate : peer;
+}
 
 /** The same error without graphql-js's "Did you mean …?" hints. */
 function withoutSuggestions(error: GraphQLError): GraphQLError {
@@ -103,7 +125,11 @@ export function createApp(services: Services, options: AppOptions): App {
           (typeof fromParams === 'string' ? fromParams : undefined),
         {
           userAgent: request?.headers.get('user-agent') ?? req?.headers['user-agent'] ?? null,
-          ip: req?.socket?.remoteAddress ?? null,
+          ip: clientIp(
+            req?.socket?.remoteAddress ?? null,
+            request?.headers.get('x-forwarded-for') ?? null,
+            options.trustProxyHops ?? 0,
+          ),
         },
       );
     },

@@ -36,6 +36,11 @@ export interface Config {
   readonly introspection: boolean;
   /** Suggest field names in validation errors (default: on, except in production). */
   readonly fieldSuggestions: boolean;
+  /**
+   * Reverse proxies in front of the server whose `X-Forwarded-For` is trusted: the client IP
+   * (for rate limits and device records) is the address that many hops from the right.
+   */
+  readonly trustProxyHops: number;
   /** Token key ids: the first mints new tokens, all of them open tokens. See README, key rotation. */
   readonly tokenKeyIds: readonly string[];
   readonly rateLimits: {
@@ -149,6 +154,7 @@ const envSchema = z.object({
   EVENT_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   SWEEP_INTERVAL_SECONDS: wholeNumber('seconds', 0, 86_400, 60),
   BODY_LIMIT_BYTES: wholeNumber('bytes', 1024, 10_485_760, 131_072),
+  TRUST_PROXY_HOPS: wholeNumber('proxies', 0, 10, 0),
   GRAPHIQL: flag(),
   GRAPHQL_INTROSPECTION: flag(),
   GRAPHQL_FIELD_SUGGESTIONS: flag(),
@@ -207,6 +213,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
     activityRetentionDays: e.ACTIVITY_RETENTION_DAYS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    trustProxyHops: e.TRUST_PROXY_HOPS,
     graphiql: (e.GRAPHIQL ?? (production ? 'false' : 'true')) === 'true',
     introspection: (e.GRAPHQL_INTROSPECTION ?? (production ? 'false' : 'true')) === 'true',
     fieldSuggestions: (e.GRAPHQL_FIELD_SUGGESTIONS ?? (production ? 'false' : 'true')) === 'true',

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './support/app.js';
 import { sql } from 'drizzle-orm';
-import { gql } from './support/graphql.js';
+import { clientIp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { gql, ok } from './support/graphql.js';
 import { newConfig, newProduct, start } from './support/fixtures.js';
 
 let t: TestApp;
@@ -81,5 +83,43 @@ describe('HTTP surface', () => {
     });
     expect(response.data?.products ?? null).toBeNull();
     expect(JSON.stringify(response)).not.toMatch(/stack|select|postgres|pglite/i);
+  });
+});
+
+describe('the client address behind proxies', () => {
+  it('is the TCP peer unless proxies are trusted, then the address the outermost one saw', () => {
+    expect(clientIp('10.0.0.5', '203.0.113.9', 0)).toBe('10.0.0.5');
+    expect(clientIp('10.0.0.5', '203.0.113.9', 1)).toBe('203.0.113.9');
+    // A client writing its own X-Forwarded-For only adds entries further left.
+    expect(clientIp('10.0.0.5', '1.2.3.4, 203.0.113.9', 1)).toBe('203.0.113.9');
+    expect(clientIp('10.0.0.5', '1.2.3.4, 203.0.113.9, 10.0.0.7', 2)).toBe('203.0.113.9');
+    // Fewer entries than trusted hops, or garbage: fall back to the peer.
+    expect(clientIp('10.0.0.5', '203.0.113.9', 2)).toBe('10.0.0.5');
+    expect(clientIp('10.0.0.5', 'not-an-ip', 1)).toBe('10.0.0.5');
+  });
+
+  it('with TRUST_PROXY_HOPS=1 a session records the forwarded address', async () => {
+    const behind = await createTestApp({ appOptions: { trustProxyHops: 1 } });
+    try {
+      const product = await newProduct(behind);
+      const tag = await newConfig(behind, product.secret.dev);
+      const started = await ok<{ startSession: { session: { device: { ip: string | null } } } }>(
+        behind.app,
+        {
+          key: product.secret.dev,
+          headers: { 'x-forwarded-for': '1.2.3.4, 203.0.113.9' },
+          query: `mutation($tag: String!) { startSession(input: { tag: $tag, data: { userId: "u" } }) { session { device { ip } } } }`,
+          variables: { tag },
+        },
+      );
+      expect(started.startSession.session.device.ip).toBe('203.0.113.9');
+    } finally {
+      await behind.close();
+    }
+  });
+
+  it('reads TRUST_PROXY_HOPS from the environment, 0 by default', () => {
+    expect(loadConfig({}).trustProxyHops).toBe(0);
+    expect(loadConfig({ TRUST_PROXY_HOPS: '2' }).trustProxyHops).toBe(2);
   });
 });
