@@ -8,7 +8,7 @@ import { createLogger } from '../src/logger.js';
 import { startServices } from '../src/services.js';
 import { randomSecret } from '../src/tokens/secrets.js';
 import { TEST_DATABASE_URL } from './support/app.js';
-import { rowsOf } from './support/rows.js';
+import { rowsOf } from './support/fixtures.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -10,13 +10,59 @@ import {
   type DashboardPeriod,
   type Page,
 } from '../domain/activity.js';
+import type { ObjectRef } from '@pothos/core';
 import { builder } from './builder.js';
 import { scopeArgs, scopeOf } from './scope.js';
 import { Session } from './sessions.js';
 
-/** A page as the connection types below show it. */
-interface Connection<T> {
-  readonly page: Page<T>;
+/** The builder's type parameters, to type the node of a connection. */
+type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+
+/** A page of nodes as the connection types show it. */
+interface Paged<N> {
+  readonly edges: readonly { readonly node: N; readonly cursor: string }[];
+  readonly pageInfo: { readonly hasNextPage: boolean; readonly endCursor: string | null };
+  readonly totalCount: () => Promise<number>;
+}
+
+/** A domain page, as nodes with their cursors. */
+function paged<T, N = T>(
+  page: Page<T>,
+  toNode: (row: T) => N = (row) => row as unknown as N,
+): Paged<N> {
+  const last = page.rows.at(-1);
+  return {
+    edges: page.rows.map((row) => ({ node: toNode(row), cursor: page.cursorOf(row) })),
+    pageInfo: {
+      hasNextPage: page.hasNextPage,
+      endCursor: last === undefined ? null : page.cursorOf(last),
+    },
+    totalCount: page.totalCount,
+  };
+}
+
+/** `<name>Connection` and `<name>Edge` (Relay) over one node type, with `totalCount`. */
+function connectionType<N>(
+  name: string,
+  node: ObjectRef<BuilderTypes, N>,
+  texts: { readonly connection: string; readonly node: string; readonly total: string },
+) {
+  const edge = builder.objectRef<Paged<N>['edges'][number]>(`${name}Edge`).implement({
+    description: `${texts.node}, with its cursor.`,
+    fields: (t) => ({
+      // (Pothos cannot relate a generic N to its resolver result type; the ref guarantees it.)
+      node: t.field({ type: node, description: `${texts.node}.`, resolve: (e) => e.node as never }),
+      cursor: t.exposeString('cursor', { description: 'Opaque position; pass as `after`.' }),
+    }),
+  });
+  return builder.objectRef<Paged<N>>(`${name}Connection`).implement({
+    description: texts.connection,
+    fields: (t) => ({
+      edges: t.field({ type: [edge], description: 'This page.', resolve: (c) => c.edges }),
+      pageInfo: t.field({ type: PageInfo, description: 'Paging.', resolve: (c) => c.pageInfo }),
+      totalCount: t.int({ description: texts.total, resolve: (c) => c.totalCount() }),
+    }),
+  });
 }
 
 const PageInfo = builder
@@ -66,93 +112,29 @@ const SessionUser = builder
         },
         resolve: async (u, args, ctx) => {
           const [productId, env] = u.scopeKey.split('|') as [string, string];
-          return {
-            page: await sessionHistory(
+          return paged(
+            await sessionHistory(
               ctx.services.db,
               { productId, env, productTag: '' },
               { tag: u.tag, identifier: u.identifier, first: args.first, after: args.after },
             ),
-          };
+          );
         },
       }),
     }),
   });
 
-const SessionHistoryEdge = builder
-  .objectRef<{ row: SessionRow; cursor: string }>('SessionHistoryEdge')
-  .implement({
-    description: 'A session in a user’s history, with its cursor.',
-    fields: (t) => ({
-      node: t.field({ type: Session, description: 'The session.', resolve: (e) => e.row }),
-      cursor: t.exposeString('cursor', { description: 'Opaque position of this session.' }),
-    }),
-  });
+const SessionHistoryConnection = connectionType<SessionRow>('SessionHistory', Session, {
+  connection: 'A page of a user’s sessions, newest first.',
+  node: 'A session in a user’s history',
+  total: 'All their stored sessions.',
+});
 
-const SessionHistoryConnection = builder
-  .objectRef<Connection<SessionRow>>('SessionHistoryConnection')
-  .implement({
-    description: 'A page of a user’s sessions, newest first.',
-    fields: (t) => ({
-      edges: t.field({
-        type: [SessionHistoryEdge],
-        description: 'The sessions of this page.',
-        resolve: (c) => c.page.rows.map((row) => ({ row, cursor: c.page.cursorOf(row) })),
-      }),
-      pageInfo: t.field({
-        type: PageInfo,
-        description: 'Paging.',
-        resolve: (c) => pageInfoOf(c.page),
-      }),
-      totalCount: t.int({
-        description: 'All their stored sessions.',
-        resolve: (c) => c.page.totalCount(),
-      }),
-    }),
-  });
-
-function pageInfoOf<T>(page: Page<T>) {
-  const last = page.rows.at(-1);
-  return {
-    hasNextPage: page.hasNextPage,
-    endCursor: last === undefined ? null : page.cursorOf(last),
-  };
-}
-
-const SessionUserEdge = builder
-  .objectRef<{ row: SessionUserRow & { scopeKey: string }; cursor: string }>('SessionUserEdge')
-  .implement({
-    description: 'A user in a list, with its cursor.',
-    fields: (t) => ({
-      node: t.field({ type: SessionUser, description: 'The user.', resolve: (e) => e.row }),
-      cursor: t.exposeString('cursor', { description: 'Opaque position of this user.' }),
-    }),
-  });
-
-const SessionUserConnection = builder
-  .objectRef<Connection<SessionUserRow> & { scopeKey: string }>('SessionUserConnection')
-  .implement({
-    description: 'A page of users.',
-    fields: (t) => ({
-      edges: t.field({
-        type: [SessionUserEdge],
-        description: 'The users of this page.',
-        resolve: (c) =>
-          c.page.rows.map((row) => ({
-            row: { ...row, scopeKey: c.scopeKey },
-            cursor: c.page.cursorOf(row),
-          })),
-      }),
-      pageInfo: t.field({
-        type: PageInfo,
-        description: 'Paging.',
-        resolve: (c) => pageInfoOf(c.page),
-      }),
-      totalCount: t.int({
-        description: 'Every user of the tag.',
-        resolve: (c) => c.page.totalCount(),
-      }),
-    }),
-  });
+const SessionUserConnection = connectionType<SessionUserRow & { scopeKey: string }>(
+  'SessionUser',
+  SessionUser,
+  { connection: 'A page of users.', node: 'A user in a list', total: 'Every user of the tag.' },
+);
 
 const UserOrder = builder.enumType('SessionUserOrder', {
   description: 'How users are sorted.',
@@ -209,37 +191,11 @@ const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement(
   }),
 });
 
-const ActivityEdge = builder
-  .objectRef<{ row: ActivityRow; cursor: string }>('ActivityEdge')
-  .implement({
-    description: 'An entry of the activity log, with its cursor.',
-    fields: (t) => ({
-      node: t.field({ type: ActivityEntry, description: 'The entry.', resolve: (e) => e.row }),
-      cursor: t.exposeString('cursor', { description: 'Opaque position of this entry.' }),
-    }),
-  });
-
-const ActivityConnection = builder
-  .objectRef<Connection<ActivityRow>>('ActivityConnection')
-  .implement({
-    description: 'A page of the activity log, newest first.',
-    fields: (t) => ({
-      edges: t.field({
-        type: [ActivityEdge],
-        description: 'The entries of this page.',
-        resolve: (c) => c.page.rows.map((row) => ({ row, cursor: c.page.cursorOf(row) })),
-      }),
-      pageInfo: t.field({
-        type: PageInfo,
-        description: 'Paging.',
-        resolve: (c) => pageInfoOf(c.page),
-      }),
-      totalCount: t.int({
-        description: 'Every entry matching the filters.',
-        resolve: (c) => c.page.totalCount(),
-      }),
-    }),
-  });
+const ActivityConnection = connectionType<ActivityRow>('Activity', ActivityEntry, {
+  connection: 'A page of the activity log, newest first.',
+  node: 'An entry of the activity log',
+  total: 'Every entry matching the filters.',
+});
 
 const Grouping = builder.enumType('DashboardGrouping', {
   description: 'The length of a dashboard period (UTC; weeks start on Monday).',
@@ -332,10 +288,11 @@ builder.queryFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);
-      return {
-        scopeKey: `${scope.productId}|${scope.env}`,
-        page: await listSessionUsers(ctx.services.db, scope, args),
-      };
+      const scopeKey = `${scope.productId}|${scope.env}`;
+      return paged(await listSessionUsers(ctx.services.db, scope, args), (row) => ({
+        ...row,
+        scopeKey,
+      }));
     },
   }),
   sessionUser: t.field({
@@ -374,7 +331,7 @@ builder.queryFields((t) => ({
       const scope = await scopeOf(ctx, args);
       // What this instance recorded so far is written first, so a reader sees its own calls.
       await ctx.services.activity.flush();
-      return { page: await listActivity(ctx.services.db, scope, args) };
+      return paged(await listActivity(ctx.services.db, scope, args));
     },
   }),
   sessionDashboard: t.field({

@@ -16,7 +16,6 @@ import {
   type SessionTokens as SessionTokensShape,
   type VerifiedSession as VerifiedSessionShape,
 } from '../domain/sessions.js';
-import type { Scope } from '../domain/callers.js';
 import { builder } from './builder.js';
 import { tracked } from './tracking.js';
 import type { Context } from './context.js';
@@ -150,8 +149,28 @@ const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').impl
   }),
 });
 
-function verifyWithLoader(ctx: Context, scope: Scope, tag: string, token: string) {
-  return verifySession(ctx.services, scope, tag, token, (id) => ctx.loaders.sessionRecord.load(id));
+/**
+ * One verify as both verifySession and isSessionValid make it: within the caller's rate
+ * limits, recorded for the activity log and metrics, the row read by the shared loader.
+ */
+async function verifyCall(
+  ctx: Context,
+  args: { tag: string; token: string; product?: string | null; env?: string | null },
+): Promise<VerifiedSessionShape> {
+  const scope = await scopeOf(ctx, args);
+  return tracked(
+    ctx,
+    scope,
+    args.tag,
+    'verify',
+    async () => {
+      await withinRateLimits(ctx, 'verify');
+      return verifySession(ctx.services, scope, args.tag, args.token, (id) =>
+        ctx.loaders.sessionRecord.load(id),
+      );
+    },
+    (v) => v,
+  );
 }
 
 async function requireSessionRow(ctx: Context, id: string): Promise<SessionRow> {
@@ -330,20 +349,7 @@ builder.queryFields((t) => ({
       token: t.arg.string({ required: true, description: 'The session token.' }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
-      return tracked(
-        ctx,
-        scope,
-        args.tag,
-        'verify',
-        async () => {
-          await withinRateLimits(ctx, 'verify');
-          return verifyWithLoader(ctx, scope, args.tag, args.token);
-        },
-        (v) => v,
-      );
-    },
+    resolve: (_root, args, ctx) => verifyCall(ctx, args),
   }),
   isSessionValid: t.boolean({
     description:
@@ -355,19 +361,8 @@ builder.queryFields((t) => ({
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
       try {
-        await tracked(
-          ctx,
-          scope,
-          args.tag,
-          'verify',
-          async () => {
-            await withinRateLimits(ctx, 'verify');
-            return verifyWithLoader(ctx, scope, args.tag, args.token);
-          },
-          (v) => v,
-        );
+        await verifyCall(ctx, args);
         return true;
       } catch (error) {
         if (

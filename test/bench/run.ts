@@ -360,6 +360,27 @@ async function main() {
   }
 }
 
+/** Verifies of a token picked at random among the seeded sessions. */
+function randomVerify(name: string, key: string, started: { token: string }[]): Scenario {
+  return {
+    name,
+    target: 'ours',
+    headers: { authorization: `Bearer ${key}` },
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => ({
+          ...req,
+          body: JSON.stringify({
+            query: `query($t: String!) { verifySession(tag: "user-session", token: $t) { sessionId } }`,
+            variables: { t: started[Math.floor(Math.random() * started.length)]!.token },
+          }),
+        }),
+      },
+    ],
+  };
+}
+
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
@@ -373,27 +394,7 @@ async function scaleRun(
 ) {
   const sql = postgres(baseUrl, { max: 2, onnotice: () => {} });
   const measure = async (label: string) => {
-    const verify = await load(
-      url,
-      {
-        name: 'verify',
-        target: 'ours',
-        headers: { authorization: `Bearer ${key}` },
-        requests: [
-          {
-            method: 'POST',
-            setupRequest: (req) => ({
-              ...req,
-              body: JSON.stringify({
-                query: `query($t: String!) { verifySession(tag: "user-session", token: $t) { sessionId } }`,
-                variables: { t: started[Math.floor(Math.random() * started.length)]!.token },
-              }),
-            }),
-          },
-        ],
-      },
-      SECONDS,
-    );
+    const verify = await load(url, randomVerify('verify', key, started), SECONDS);
     const list = await load(
       url,
       {
@@ -440,27 +441,7 @@ async function scaleRun(
 
 async function soakRun(url: string, key: string, started: { token: string }[], pid: number) {
   const rssStart = rssOf(pid);
-  const result = await load(
-    url,
-    {
-      name: 'soak verify',
-      target: 'ours',
-      headers: { authorization: `Bearer ${key}` },
-      requests: [
-        {
-          method: 'POST',
-          setupRequest: (req) => ({
-            ...req,
-            body: JSON.stringify({
-              query: `query($t: String!) { verifySession(tag: "user-session", token: $t) { sessionId } }`,
-              variables: { t: started[Math.floor(Math.random() * started.length)]!.token },
-            }),
-          }),
-        },
-      ],
-    },
-    600,
-  );
+  const result = await load(url, randomVerify('soak verify', key, started), 600);
   const rssEnd = rssOf(pid);
   const soak = {
     seconds: 600,

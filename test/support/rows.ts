@@ -1,2 +1,0 @@
-/** Rows of `db.execute(...)`, whichever driver: the same helper the server uses. */
-export { rowsOf } from '../../src/db/client.js';
