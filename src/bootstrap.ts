@@ -63,6 +63,8 @@ export async function firstStart(db: Database, config: Config): Promise<FirstSta
         expiry: 1,
         period: 'HOURS',
       },
+      // Owned by the demo's dev env, as a dev secret key would create it.
+      { admin: false, maxConfigs: config.maxConfigsPerProduct },
     );
     const created = await createApiKey(db, {
       product: 'demo',

@@ -28,6 +28,8 @@ export interface Config {
   readonly activityRetentionDays: number;
   /** Hourly metrics rollups are deleted this many days after their hour. */
   readonly metricsRetentionDays: number;
+  /** Most live session configs one product may have. */
+  readonly maxConfigsPerProduct: number;
   /** Largest request body accepted, in bytes (413 beyond). */
   readonly bodyLimitBytes: number;
   /** Serve GraphiQL (default: on, except in production). */
@@ -174,6 +176,7 @@ const envSchema = z.object({
   RATE_LIMIT_REFRESHES_PER_SESSION: wholeNumber('calls', 1, 100_000, 20),
   ACTIVITY_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
+  MAX_CONFIGS_PER_PRODUCT: wholeNumber('configs', 1, 100_000, 100),
 });
 
 /**
@@ -228,6 +231,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,
+    maxConfigsPerProduct: e.MAX_CONFIGS_PER_PRODUCT,
   });
 }
 

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     rateLimits: config.rateLimits,
     adminKeys: adminKeySource(config),
     refreshGraceSeconds: config.refreshGraceSeconds,
+    maxConfigsPerProduct: config.maxConfigsPerProduct,
     logger,
   });
   const created = await firstStart(database.db, config);

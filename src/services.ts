@@ -18,6 +18,8 @@ export interface Services {
   readonly keyring: Keyring;
   readonly adminKeys: AdminKeySource;
   readonly refreshGraceSeconds: number;
+  /** Most live session configs one product may have (MAX_CONFIGS_PER_PRODUCT). */
+  readonly maxConfigsPerProduct: number;
   readonly logger: Logger;
   /** Delivers session events to subscriptions. */
   readonly events: EventBus;
@@ -43,6 +45,9 @@ export interface Services {
   readonly sessionRecords: DataLoader<string, SessionRecord | undefined>;
 }
 
+/** MAX_CONFIGS_PER_PRODUCT's default. */
+export const DEFAULT_MAX_CONFIGS_PER_PRODUCT = 100;
+
 /** Limits high enough never to be met by ordinary use; production sets its own from config. */
 export const UNLIMITED: RateLimitOptions = {
   windowSeconds: 60,
@@ -57,6 +62,8 @@ export interface ServiceOptions {
   readonly rateLimits?: RateLimitOptions;
   readonly adminKeys: AdminKeySource;
   readonly refreshGraceSeconds: number;
+  /** Most live session configs per product (default: the configuration's default, 100). */
+  readonly maxConfigsPerProduct?: number;
   readonly logger: Logger;
 }
 
@@ -81,6 +88,7 @@ export async function startServices(
     refreshGuard: (sessionId) => rateLimits.consumeSessionRefresh(sessionId),
     adminKeys: options.adminKeys,
     refreshGraceSeconds: options.refreshGraceSeconds,
+    maxConfigsPerProduct: options.maxConfigsPerProduct ?? DEFAULT_MAX_CONFIGS_PER_PRODUCT,
     logger: options.logger,
     events,
     activity: new ActivityRecorder(database.db, options.logger),

@@ -11,6 +11,7 @@ import {
   VERIFY,
   configIdsOf,
   newConfig,
+  newSharedConfig,
   newProduct,
   rowsOf,
   start,
@@ -950,8 +951,8 @@ describe('isolation', () => {
       await clearOfHourBoundary(90);
       const mine = await newProduct(t);
       const theirs = await newProduct(t);
-      const tag = await newConfig(t, mine.secret.dev);
-      // The same config tag in the other product; configs are shared by a product's envs.
+      // Product-wide, so both envs of the product use it; the same tag in the other product.
+      const tag = await newSharedConfig(t, mine.tag);
       await newConfig(t, theirs.secret.dev, { tag });
       const otherTag = await newConfig(t, mine.secret.dev);
 
@@ -1096,7 +1097,7 @@ describe('isolation', () => {
 
   it('the admin key reads any product and env it names, and sees only that one', async () => {
     const mine = await newProduct(t);
-    const tag = await newConfig(t, mine.secret.dev);
+    const tag = await newSharedConfig(t, mine.tag);
     await startFrom(mine.secret.dev, tag, 'alice', 'dev');
     await startFrom(mine.secret.prd, tag, 'bob', 'prd');
     await startFrom(mine.secret.prd, tag, 'carol', 'prd');

@@ -9,6 +9,7 @@ import {
   VERIFY,
   ductapeConfig,
   newConfig,
+  newSharedConfig,
   newProduct,
   start,
   uniqueTag,
@@ -106,13 +107,15 @@ describe('creating, reading and listing session configs', () => {
     expect(await fetchConfig(product.secret.dev, uniqueTag())).toBeNull();
   });
 
-  it('sessionConfigs lists every config of the product, oldest first, to every env of the product', async () => {
+  it('sessionConfigs lists the configs an env may use, oldest first: its own and the product-wide ones', async () => {
     const product = await newProduct(t);
     const tags: string[] = [];
     for (let i = 0; i < 3; i++) tags.push(await newConfig(t, product.secret.dev));
-    expect((await listConfigs(product.secret.dev)).map((c) => c.tag)).toEqual(tags);
-    // Configs belong to the product: the prd key sees the ones made with the dev key.
-    expect((await listConfigs(product.secret.prd)).map((c) => c.tag)).toEqual(tags);
+    const shared = await newSharedConfig(t, product.tag);
+    const prdOwn = await newConfig(t, product.secret.prd);
+    expect((await listConfigs(product.secret.dev)).map((c) => c.tag)).toEqual([...tags, shared]);
+    // The prd key sees the product-wide config and its own, never the dev key's.
+    expect((await listConfigs(product.secret.prd)).map((c) => c.tag)).toEqual([shared, prdOwn]);
     const other = await newProduct(t);
     expect(await listConfigs(other.secret.dev)).toEqual([]);
   });
@@ -255,15 +258,16 @@ describe('updating session configs', () => {
 });
 
 describe('deleting session configs', () => {
-  it('deleteSessionConfig revokes the config’s sessions in every env and frees its tag', async () => {
+  it('deleteSessionConfig of a product-wide config revokes its sessions in every env and frees its tag', async () => {
     const product = await newProduct(t);
-    const tag = await newConfig(t, product.secret.dev);
+    const tag = await newSharedConfig(t, product.tag);
     const dev = await start(t, product.secret.dev, tag);
     const prd = await start(t, product.secret.prd, tag);
+    // Only the admin key deletes a product-wide config.
     const deleted = await ok(t.app, {
-      key: product.secret.dev,
-      query: DELETE,
-      variables: { tag },
+      key: t.adminKey,
+      query: `mutation($tag: String!, $product: String!) { deleteSessionConfig(tag: $tag, product: $product, env: "dev") }`,
+      variables: { tag, product: product.tag },
     });
     expect(deleted.deleteSessionConfig).toBe(true);
 
@@ -601,7 +605,7 @@ describe('createSessionConfig validation', () => {
 describe('activeSessionCount', () => {
   it('counts only the live sessions of the caller’s env', async () => {
     const product = await newProduct(t);
-    const tag = await newConfig(t, product.secret.dev);
+    const tag = await newSharedConfig(t, product.tag);
     const devA = await start(t, product.secret.dev, tag);
     await start(t, product.secret.dev, tag);
     await start(t, product.secret.prd, tag);

@@ -10,6 +10,7 @@ import {
   configIdsOf,
   eventTypesOf,
   newConfig,
+  newSharedConfig,
   newProduct,
   rowsOf,
   sessionRowOf,
@@ -96,10 +97,14 @@ async function setup(
   configOverrides: Record<string, unknown> = {},
   data: Record<string, unknown> = adaData(),
   startExtra: Record<string, unknown> = {},
+  { shared = false } = {},
 ): Promise<Setup> {
   const product = await newProduct(t);
   const key = product.secret.dev;
-  const tag = await newConfig(t, key, configOverrides);
+  // Product-wide (`shared`): the prd key may use the tag too.
+  const tag = shared
+    ? await newSharedConfig(t, product.tag, configOverrides)
+    : await newConfig(t, key, configOverrides);
   const started = await start(t, key, tag, data, startExtra);
   return { product, key, tag, started };
 }
@@ -498,7 +503,7 @@ describe('session data errors', () => {
   });
 
   it('another product’s, env’s or tag’s session is NOT_FOUND for every operation and left untouched', async () => {
-    const s = await setup();
+    const s = await setup({}, adaData(), {}, { shared: true });
     const other = await newProduct(t);
     const theirTag = await newConfig(t, other.secret.dev);
     const otherTag = await newConfig(t, s.key);

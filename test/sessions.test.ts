@@ -8,6 +8,7 @@ import {
   REVOKE,
   VERIFY,
   newConfig,
+  newSharedConfig,
   newProduct,
   start,
   uniqueTag,
@@ -59,9 +60,19 @@ const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $t
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A product with a nested-selector config, as most tests here want. */
-async function setup(): Promise<{ product: TestProduct; key: string; tag: string }> {
+/**
+ * A product and a config its dev key uses; `shared`: a product-wide one (created by the admin
+ * key), which the prd key may use too.
+ */
+async function setup({ shared = false } = {}): Promise<{
+  product: TestProduct;
+  key: string;
+  tag: string;
+}> {
   const product = await newProduct(t);
-  const tag = await newConfig(t, product.secret.dev, NESTED);
+  const tag = shared
+    ? await newSharedConfig(t, product.tag, NESTED)
+    : await newConfig(t, product.secret.dev, NESTED);
   return { product, key: product.secret.dev, tag };
 }
 
@@ -230,7 +241,7 @@ describe('verifying and refreshing', () => {
   });
 
   it('isSessionValid is true for a live token and false, without an error, for a dead or bad one', async () => {
-    const { product, key, tag } = await setup();
+    const { product, key, tag } = await setup({ shared: true });
     const live = await start(t, key, tag);
     const dead = await start(t, key, tag);
     await ok(t.app, { key, query: REVOKE, variables: { tag, sessionId: dead.sessionId } });
@@ -293,7 +304,7 @@ describe('logging out', () => {
   });
 
   it('revoking another product’s, env’s or tag’s session is NOT_FOUND and leaves it active', async () => {
-    const { product, key, tag } = await setup();
+    const { product, key, tag } = await setup({ shared: true });
     const started = await start(t, key, tag);
     const other = await newProduct(t);
     const theirTag = await newConfig(t, other.secret.dev, { ...NESTED });
@@ -393,7 +404,7 @@ describe('logging out', () => {
   });
 
   it('revokeAllSessions does not reach another product’s or env’s sessions', async () => {
-    const { product, key, tag } = await setup();
+    const { product, key, tag } = await setup({ shared: true });
     const mine = await start(t, key, tag, adaData('ada'));
     const inPrd = await start(t, product.secret.prd, tag, adaData('ada'));
     const other = await newProduct(t);
@@ -526,7 +537,7 @@ describe('listing sessions', () => {
   });
 
   it('sessions lists only the caller’s product and env', async () => {
-    const { product, key, tag } = await setup();
+    const { product, key, tag } = await setup({ shared: true });
     await start(t, key, tag, adaData('ada'));
     await start(t, product.secret.prd, tag, adaData('ada'));
     await start(t, product.secret.prd, tag, adaData('ada'));

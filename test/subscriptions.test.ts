@@ -5,6 +5,7 @@ import { createTestApp, type TestApp } from './support/app.js';
 import {
   eventTypesOf,
   newConfig,
+  newSharedConfig,
   newProduct,
   REFRESH,
   REVOKE,
@@ -421,7 +422,8 @@ describe('scope', () => {
   it('a secret key sees only its product and env', async () => {
     const a = await newProduct(t);
     const b = await newProduct(t);
-    const tag = await newConfig(t, a.secret.dev);
+    // Product-wide, so that A's prd key starts sessions under it too.
+    const tag = await newSharedConfig(t, a.tag);
     // The same tag in product B: a tag filter must not reach across products.
     await newConfig(t, b.secret.dev, { tag });
     const ws = await events(a.secret.dev);
@@ -818,7 +820,7 @@ describe('latestSessionEventId', () => {
       (await ok<{ latestSessionEventId: string | null }>(t.app, { key, query: LATEST }))
         .latestSessionEventId,
     ).toBeNull();
-    const tag = await newConfig(t, key);
+    const tag = await newSharedConfig(t, product.tag);
     const first = await start(t, key, tag);
     await start(t, product.secret.prd, tag); // another env: not counted
     const latest = (await ok<{ latestSessionEventId: string }>(t.app, { key, query: LATEST }))

@@ -10,6 +10,7 @@ import {
   ductapeConfig,
   eventTypesOf,
   newConfig,
+  newSharedConfig,
   newProduct,
   rowsOf,
   start,
@@ -61,7 +62,8 @@ function significantPositions(length: number): number[] {
 describe('tokens are bound to their product, env and tag', () => {
   it('a dev token verified with the prd key is TOKEN_INVALID', async () => {
     const product = await newProduct(t);
-    const tag = await newConfig(t, product.secret.dev);
+    // A product-wide config, so that both envs may use the tag.
+    const tag = await newSharedConfig(t, product.tag);
     const dev = await start(t, product.secret.dev, tag);
     expect(await verifyFails(product.secret.prd, tag, dev.token)).toMatchObject({
       code: 'TOKEN_INVALID',

@@ -4,7 +4,7 @@
  */
 
 const CONFIG = `fragment ClientConfig on SessionConfig {
-  name tag description schema selector expiry period refreshExpiresIn idleTimeout
+  name tag env description schema selector expiry period refreshExpiresIn idleTimeout
   maxSessionsPerIdentifier activeSessionCount createdAt updatedAt
 }`;
 

@@ -10,6 +10,8 @@ export type ApiErrorCode =
   | 'SESSION_REVOKED'
   | 'REFRESH_TOKEN_REUSED'
   | 'RATE_LIMITED'
+  /** A quota or size limit of the server was reached (configs per product...). */
+  | 'LIMIT_EXCEEDED'
   | 'SERVICE_UNAVAILABLE'
   /** An unexpected fault on the server; its log has the details. */
   | 'INTERNAL_SERVER_ERROR';

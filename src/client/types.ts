@@ -24,6 +24,8 @@ export type SessionEventType =
 export interface SessionConfig {
   readonly name: string;
   readonly tag: string;
+  /** The environment that owns the config; null: product-wide (changed only with the admin key). */
+  readonly env: string | null;
   readonly description: string;
   /** A sample of the session data; started sessions must match the types of its keys. */
   readonly schema: SessionData;

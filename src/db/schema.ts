@@ -58,7 +58,10 @@ export const apiKeys = pgTable(
   (t) => [index('api_keys_product_idx').on(t.productId, t.createdAt)],
 );
 
-/** A session type of a product (Ductape's session config), shared by all its environments. */
+/**
+ * A session type of a product (Ductape's session config), owned by one environment (`env`) or,
+ * with `env` null, by the whole product (every env uses it; only the admin key changes it).
+ */
 export const sessionConfigs = pgTable(
   'session_configs',
   {
@@ -66,6 +69,8 @@ export const sessionConfigs = pgTable(
     productId: uuid('product_id')
       .notNull()
       .references(() => products.id, { onDelete: 'cascade' }),
+    /** The owning environment; null: product-wide. Fixed at creation. */
+    env: text('env'),
     tag: text('tag').notNull(),
     name: text('name').notNull(),
     description: text('description').notNull(),

@@ -1,13 +1,13 @@
-import { and, asc, count, eq, inArray, isNull, sql } from 'drizzle-orm';
-import type { Database } from '../db/client.js';
-import { sessionConfigs, sessions, type SessionConfigRow } from '../db/schema.js';
+import { and, asc, count, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import { type Database, type Transaction, rowsOf } from '../db/client.js';
+import { products, sessionConfigs, sessions, type SessionConfigRow } from '../db/schema.js';
 import type { Scope } from './callers.js';
 import { JSON_LIMITS, checkJsonObject } from './data-schema.js';
-import { ServiceError, badInput, notFound } from './errors.js';
+import { ServiceError, badInput, forbidden, notFound } from './errors.js';
 import { isLive } from './liveness.js';
 import { revokeSessionsWhere } from './revocation.js';
 import { parseSelector, pickPath } from './selector.js';
-import { checkTag, checkText } from './validation.js';
+import { TAG_PATTERN, checkTag, checkText } from './validation.js';
 
 export type ExpiryPeriod = SessionConfigRow['period'];
 
@@ -57,12 +57,65 @@ export interface SessionConfigInput {
   readonly refreshExpiresIn?: number | null;
   readonly idleTimeout?: number | null;
   readonly maxSessionsPerIdentifier?: number | null;
+  /** Admin key only: a product-wide config (env null) instead of one owned by the scope's env. */
+  readonly shared?: boolean | null;
 }
 
-/** The fields to change; null or absent leaves a field as it is. */
+/** The fields to change; null or absent leaves a field as it is. The owner never changes. */
 export type SessionConfigPatch = {
-  readonly [K in keyof SessionConfigInput]?: SessionConfigInput[K] | null;
+  readonly [K in Exclude<keyof SessionConfigInput, 'shared'>]?: SessionConfigInput[K] | null;
 };
+
+/** Who asks for a change: only the admin key creates, changes or deletes product-wide configs. */
+export interface ConfigActor {
+  readonly admin: boolean;
+}
+
+/**
+ * Who may use a config: its own env, or every env for a product-wide one. A config of another
+ * env is FORBIDDEN, and the answer says nothing about it but that.
+ */
+function checkUsable(config: SessionConfigRow, scope: Scope): SessionConfigRow {
+  if (config.env !== null && config.env !== scope.env) {
+    throw forbidden(
+      `The session config "${config.tag}" belongs to another environment of this product; a key of this environment cannot use it.`,
+    );
+  }
+  return config;
+}
+
+/** Who may change or delete a config: its env's keys; for a product-wide one, the admin key. */
+function checkWritable(config: SessionConfigRow, scope: Scope, actor: ConfigActor): void {
+  checkUsable(config, scope);
+  if (config.env === null && !actor.admin) {
+    throw forbidden(
+      `The session config "${config.tag}" is product-wide (shared by every environment): change or delete it with the admin key.`,
+    );
+  }
+}
+
+/** The config's row, locked until the transaction ends (FOR UPDATE: starts on it wait). */
+async function lockSessionConfig(
+  tx: Transaction,
+  scope: Scope,
+  tag: string,
+): Promise<SessionConfigRow> {
+  const rows = !TAG_PATTERN.test(tag)
+    ? []
+    : await tx
+        .select()
+        .from(sessionConfigs)
+        .where(
+          and(
+            eq(sessionConfigs.productId, scope.productId),
+            eq(sessionConfigs.tag, tag),
+            isNull(sessionConfigs.deletedAt),
+          ),
+        )
+        .for('update');
+  if (!rows[0]) throw notFound(`No session config with tag "${tag}".`);
+  return rows[0];
+}
 
 interface CheckedConfig {
   name: string;
@@ -163,12 +216,21 @@ function checkConfig(input: CheckedConfig): CheckedConfig {
   };
 }
 
-/** Creates a session config; CONFLICT when the product already has one with that tag. */
+/**
+ * Creates a session config, owned by the scope's env (or product-wide: `shared`, admin key only).
+ * CONFLICT when the product already has one with that tag (whatever its owner); LIMIT_EXCEEDED
+ * when the product already has `maxConfigs` live configs. Creates of one product queue on its
+ * row, so concurrent creates never pass the cap.
+ */
 export async function createSessionConfig(
   db: Database,
   scope: Scope,
   input: SessionConfigInput,
+  options: ConfigActor & { readonly maxConfigs: number },
 ): Promise<SessionConfigRow> {
+  if (input.shared && !options.admin) {
+    throw forbidden('Only the admin key creates product-wide (shared) session configs.');
+  }
   const checked = checkConfig({
     ...input,
     schema: input.schema as Record<string, unknown>,
@@ -176,13 +238,32 @@ export async function createSessionConfig(
     idleTimeoutSeconds: input.idleTimeout ?? null,
     maxSessionsPerIdentifier: input.maxSessionsPerIdentifier ?? null,
   });
-  const inserted = await db
-    .insert(sessionConfigs)
-    .values({ ...checked, productId: scope.productId })
-    .onConflictDoNothing()
-    .returning();
-  if (!inserted[0]) throw conflict(checked.tag);
-  return inserted[0];
+  return db.transaction(async (tx) => {
+    // FOR NO KEY UPDATE: serialises config creates of the product, never its starts (whose
+    // foreign keys take KEY SHARE on the same row).
+    await tx
+      .select({ id: products.id })
+      .from(products)
+      .where(eq(products.id, scope.productId))
+      .for('no key update');
+    const live = await tx
+      .select({ n: count() })
+      .from(sessionConfigs)
+      .where(and(eq(sessionConfigs.productId, scope.productId), isNull(sessionConfigs.deletedAt)));
+    if (Number(live[0]?.n ?? 0) >= options.maxConfigs) {
+      throw new ServiceError(
+        'LIMIT_EXCEEDED',
+        `This product already has ${options.maxConfigs} session configs, the most this server allows (MAX_CONFIGS_PER_PRODUCT); delete one first.`,
+      );
+    }
+    const inserted = await tx
+      .insert(sessionConfigs)
+      .values({ ...checked, productId: scope.productId, env: input.shared ? null : scope.env })
+      .onConflictDoNothing()
+      .returning();
+    if (!inserted[0]) throw conflict(checked.tag);
+    return inserted[0];
+  });
 }
 
 const conflict = (tag: string) =>
@@ -191,14 +272,31 @@ const conflict = (tag: string) =>
     `A session config with tag "${tag}" already exists in this product.`,
   );
 
-/** Merges the given fields into a config (Ductape's update); fields left out keep their value. */
+/**
+ * Merges the given fields into a config (Ductape's update); fields left out keep their value.
+ * A new tag is refused (CONFLICT on input.tag) while the config has a live session in any env:
+ * sessions belong to their config and keep its tag, so a rename would orphan them. The config's
+ * row is held FOR UPDATE while live sessions are counted, so a start cannot slip in between.
+ */
 export async function updateSessionConfig(
   db: Database,
   scope: Scope,
   tag: string,
   patch: SessionConfigPatch,
+  actor: ConfigActor,
 ): Promise<SessionConfigRow> {
-  const current = await requireSessionConfig(db, scope, tag);
+  return db.transaction((tx) => updateLocked(tx, scope, tag, patch, actor));
+}
+
+async function updateLocked(
+  tx: Transaction,
+  scope: Scope,
+  tag: string,
+  patch: SessionConfigPatch,
+  actor: ConfigActor,
+): Promise<SessionConfigRow> {
+  const current = await lockSessionConfig(tx, scope, tag);
+  checkWritable(current, scope, actor);
   const checked = checkConfig({
     name: patch.name ?? current.name,
     tag: patch.tag ?? current.tag,
@@ -223,8 +321,22 @@ export async function updateSessionConfig(
           ? null
           : patch.maxSessionsPerIdentifier,
   });
+  if (checked.tag !== current.tag) {
+    const live = await tx
+      .select({ n: count() })
+      .from(sessions)
+      .where(and(eq(sessions.configId, current.id), isLive));
+    const n = Number(live[0]?.n ?? 0);
+    if (n > 0) {
+      throw new ServiceError(
+        'CONFLICT',
+        `The session config "${current.tag}" still has ${n} live session(s), which keep its tag: it cannot be renamed while a session could still be valid. Create a new config with the new tag instead, or revoke the old sessions first (revokeAllSessions) and rename then.`,
+        'input.tag',
+      );
+    }
+  }
   try {
-    const updated = await db
+    const updated = await tx
       .update(sessionConfigs)
       .set({ ...checked, updatedAt: sql`now()` })
       .where(and(eq(sessionConfigs.id, current.id), isNull(sessionConfigs.deletedAt)))
@@ -245,24 +357,23 @@ function isUniqueViolation(error: unknown): boolean {
 }
 
 /**
- * Deletes a config and revokes every session started under it, in every env of the product.
- * Its tag is free again at once.
+ * Deletes a config and revokes every session started under it: those of its env, or of every env
+ * of the product for a product-wide one. Its tag is free again at once. The row is locked first
+ * (FOR UPDATE), so a racing start either lands before and is revoked, or finds no config.
  */
-export async function deleteSessionConfig(db: Database, scope: Scope, tag: string): Promise<void> {
+export async function deleteSessionConfig(
+  db: Database,
+  scope: Scope,
+  tag: string,
+  actor: ConfigActor,
+): Promise<void> {
   await db.transaction(async (tx) => {
-    const deleted = await tx
+    const config = await lockSessionConfig(tx, scope, tag);
+    checkWritable(config, scope, actor);
+    await tx
       .update(sessionConfigs)
       .set({ deletedAt: sql`now()`, updatedAt: sql`now()` })
-      .where(
-        and(
-          eq(sessionConfigs.productId, scope.productId),
-          eq(sessionConfigs.tag, tag),
-          isNull(sessionConfigs.deletedAt),
-        ),
-      )
-      .returning({ id: sessionConfigs.id });
-    const config = deleted[0];
-    if (!config) throw notFound(`No session config with tag "${tag}".`);
+      .where(eq(sessionConfigs.id, config.id));
     await revokeSessionsWhere(tx, eq(sessions.configId, config.id), 'config_deleted');
   });
 }
@@ -272,7 +383,7 @@ export async function findSessionConfig(
   scope: Scope,
   tag: string,
 ): Promise<SessionConfigRow | undefined> {
-  if (tag.length > 64) return undefined;
+  if (!TAG_PATTERN.test(tag)) return undefined;
   const rows = await db
     .select()
     .from(sessionConfigs)
@@ -286,21 +397,59 @@ export async function findSessionConfig(
   return rows[0];
 }
 
+/** The live config with that tag if the scope may use it; FORBIDDEN for another env's. */
+export async function findUsableSessionConfig(
+  db: Database,
+  scope: Scope,
+  tag: string,
+): Promise<SessionConfigRow | undefined> {
+  const config = await findSessionConfig(db, scope, tag);
+  return config && checkUsable(config, scope);
+}
+
+/** The live config with that tag: NOT_FOUND without one, FORBIDDEN for another env's. */
 export async function requireSessionConfig(
   db: Database,
   scope: Scope,
   tag: string,
 ): Promise<SessionConfigRow> {
-  const config = await findSessionConfig(db, scope, tag);
+  const config = await findUsableSessionConfig(db, scope, tag);
   if (!config) throw notFound(`No session config with tag "${tag}" in this product.`);
   return config;
 }
 
+/**
+ * FORBIDDEN when the tag names a live config of another env; passes otherwise (a tag with no
+ * config included: operations on sessions of a deleted config still answer as before).
+ */
+export async function checkConfigAccess(db: Database, scope: Scope, tag: string): Promise<void> {
+  // What is not a tag names no config (and a NUL byte would not even reach Postgres).
+  if (!TAG_PATTERN.test(tag)) return;
+  const rows = rowsOf<{ n: number }>(
+    await db.execute(sql`
+      select 1 as n from ${sessionConfigs}
+      where ${sessionConfigs.productId} = ${scope.productId} and ${sessionConfigs.tag} = ${tag}
+        and ${sessionConfigs.deletedAt} is null and ${sessionConfigs.env} <> ${scope.env}`),
+  );
+  if (rows.length > 0) {
+    throw forbidden(
+      `The session config "${tag}" belongs to another environment of this product; a key of this environment cannot use it.`,
+    );
+  }
+}
+
+/** The configs the scope may use: its env's and the product-wide ones, oldest first. */
 export async function listSessionConfigs(db: Database, scope: Scope): Promise<SessionConfigRow[]> {
   return db
     .select()
     .from(sessionConfigs)
-    .where(and(eq(sessionConfigs.productId, scope.productId), isNull(sessionConfigs.deletedAt)))
+    .where(
+      and(
+        eq(sessionConfigs.productId, scope.productId),
+        isNull(sessionConfigs.deletedAt),
+        or(isNull(sessionConfigs.env), eq(sessionConfigs.env, scope.env)),
+      ),
+    )
     .orderBy(asc(sessionConfigs.createdAt), asc(sessionConfigs.id));
 }
 

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'SESSION_REVOKED'
   | 'REFRESH_TOKEN_REUSED'
   | 'RATE_LIMITED'
+  | 'LIMIT_EXCEEDED'
   | 'SERVICE_UNAVAILABLE';
 
 /**
@@ -21,7 +22,7 @@ export class ServiceError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    /** The input field at fault, as a dotted path (for BAD_USER_INPUT). */
+    /** The input field at fault, as a dotted path (for BAD_USER_INPUT, and a refused rename). */
     readonly field?: string,
     /** More for the client to act on, such as `retryAfterSeconds`. */
     readonly details?: Readonly<Record<string, string | number | boolean>>,
@@ -38,4 +39,8 @@ export function badInput(field: string, message: string): ServiceError {
 
 export function notFound(message: string): ServiceError {
   return new ServiceError('NOT_FOUND', message);
+}
+
+export function forbidden(message: string): ServiceError {
+  return new ServiceError('FORBIDDEN', message);
 }

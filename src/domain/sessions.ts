@@ -10,12 +10,13 @@ import { mintSessionToken, openSessionToken } from '../tokens/session-token.js';
 import type { Scope } from './callers.js';
 import {
   LIFETIME_LIMITS,
+  checkConfigAccess,
   refreshLifetimeSeconds,
   requireSessionConfig,
   tokenLifetimeSeconds,
 } from './configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
-import { ServiceError, badInput } from './errors.js';
+import { ServiceError, badInput, notFound } from './errors.js';
 import { recordUserSeen } from './activity.js';
 import { recordEvents } from './events.js';
 import { revokeSessionsWhere } from './revocation.js';
@@ -33,8 +34,20 @@ export interface SessionDeps {
   readonly refreshGuard?: (sessionId: string) => Promise<void>;
 }
 
-/** A session row as read for checks, with the database clock at the time of reading. */
-export type SessionRecord = SessionRow & { readonly dbNow: Date };
+/**
+ * A session row as read for checks, with the database clock at the time of reading, and whether
+ * its config still holds its tag (live, not renamed) and which env owns that config.
+ */
+export type SessionRecord = SessionRow & {
+  readonly dbNow: Date;
+  /** The session's config is live and still has the session's tag: only then do tokens verify. */
+  readonly configCurrent: boolean;
+  /** The env owning the session's config; null: product-wide. */
+  readonly configEnv: string | null;
+};
+
+/** The session's config is live and still holds the session's tag (of the joined config row). */
+const configHoldsTag = sql<boolean>`coalesce(${sessionConfigs.tag} = ${sessions.tag} and ${sessionConfigs.deletedAt} is null, false)`;
 
 /** Loads session rows by id; batched by the caller (DataLoader), `undefined` for a missing one. */
 export type SessionLoader = (id: string) => Promise<SessionRecord | undefined>;
@@ -146,10 +159,16 @@ export async function startSession(
       insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc,
                             token_lifetime_seconds, idle_timeout_seconds, user_agent, ip,
                             created_at, last_active_at, expires_at, refresh_expires_at)
-      values (${sessionId}, ${scope.productId}, ${scope.env}, ${config.id}, ${config.tag},
-              ${identifier}, ${dataEnc}, ${lifetime}, ${config.idleTimeoutSeconds},
-              ${device.userAgent}, ${device.ip}, date_trunc('milliseconds', now()), now(),
-              ${secondsFromNow(lifetime)}, ${secondsFromNow(refreshLifetime)})
+      select ${sessionId}, ${scope.productId}, ${scope.env}, c.id, c.tag,
+             ${identifier}, ${dataEnc}, ${lifetime}, ${config.idleTimeoutSeconds},
+             ${device.userAgent}, ${device.ip}, date_trunc('milliseconds', now()), now(),
+             ${secondsFromNow(lifetime)}, ${secondsFromNow(refreshLifetime)}
+      -- The config must still hold the tag when the row is written: the row lock waits for a
+      -- rename or delete in progress (FOR UPDATE) and then re-reads the row, so a session never
+      -- lands on a config that has just been renamed or deleted.
+      from session_configs c
+      where c.id = ${config.id} and c.tag = ${config.tag} and c.deleted_at is null
+      for key share of c
       returning id, product_id, env, tag, identifier, created_at, expires_at, refresh_expires_at
     ), r as (
       insert into refresh_tokens (token_hash, session_id, expires_at)
@@ -171,7 +190,8 @@ export async function startSession(
     from s`);
   const times = rowsOf<{ created_ms: number; expires_ms: number; refresh_expires_ms: number }>(
     result,
-  )[0]!;
+  )[0];
+  if (!times) throw notFound(`No session config with tag "${config.tag}" in this product.`);
   const expiresAt = new Date(Number(times.expires_ms));
   if (config.maxSessionsPerIdentifier !== null) {
     await deps.db.transaction((tx) =>
@@ -224,11 +244,23 @@ export async function loadSessionRecords(
 ): Promise<SessionRecord[]> {
   const valid = ids.filter((id) => UUID_PATTERN.test(id));
   if (valid.length === 0) return [];
+  // The config by primary key, in the same query: no round trip added to verify.
   const rows = await db
-    .select({ session: sessions, dbNow: sql`now()`.mapWith(sessions.createdAt) })
+    .select({
+      session: sessions,
+      dbNow: sql`now()`.mapWith(sessions.createdAt),
+      configCurrent: configHoldsTag,
+      configEnv: sessionConfigs.env,
+    })
     .from(sessions)
+    .leftJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
     .where(inArray(sessions.id, valid));
-  return rows.map((r) => ({ ...r.session, dbNow: r.dbNow as Date }));
+  return rows.map((r) => ({
+    ...r.session,
+    dbNow: r.dbNow as Date,
+    configCurrent: Boolean(r.configCurrent),
+    configEnv: r.configEnv,
+  }));
 }
 
 const tokenInvalid = () =>
@@ -276,6 +308,24 @@ export async function verifySession(
   token: string,
   loadSession: SessionLoader,
 ): Promise<VerifiedSession> {
+  try {
+    return await verifyOpened(deps, scope, tag, token, loadSession);
+  } catch (error) {
+    // Off the hot path: only a token that fails asks whether the tag is another env's config.
+    if (error instanceof ServiceError && error.code === 'TOKEN_INVALID') {
+      await checkConfigAccess(deps.db, scope, tag);
+    }
+    throw error;
+  }
+}
+
+async function verifyOpened(
+  deps: Pick<SessionDeps, 'keyring' | 'db'>,
+  scope: Scope,
+  tag: string,
+  token: string,
+  loadSession: SessionLoader,
+): Promise<VerifiedSession> {
   const claims = await openSessionToken(deps.keyring, scope, tag, token);
   const row = await loadSession(claims.sessionId);
   if (!row || row.productId !== scope.productId || row.env !== scope.env || row.tag !== tag) {
@@ -283,6 +333,11 @@ export async function verifySession(
   }
   const dead = deadReason(row, row.dbNow);
   if (dead === 'revoked') throw sessionRevoked();
+  // A session belongs to its config, not to a string: once that config is renamed or deleted,
+  // a config that later takes the tag never accepts it.
+  if (!row.configCurrent || (row.configEnv !== null && row.configEnv !== scope.env)) {
+    throw tokenInvalid();
+  }
   if (dead === 'expired' || row.expiresAt <= row.dbNow) {
     throw new ServiceError('TOKEN_EXPIRED', 'The session token has expired; refresh the session.');
   }
@@ -334,6 +389,7 @@ export async function refreshSession(
     case 'ok':
       return outcome.tokens;
     case 'invalid':
+      await checkConfigAccess(deps.db, scope, tag);
       throw new ServiceError(
         'TOKEN_INVALID',
         'The refresh token is malformed, unknown, or not for this tag.',
@@ -378,6 +434,8 @@ async function rotateInOneStatement(
         refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
       },
       usable: sql<boolean>`${refreshTokens.spentAt} is null and ${refreshTokens.expiresAt} > now() and ${sessions.revokedAt} is null and ${isLive}`,
+      configCurrent: configHoldsTag,
+      configEnv: sessionConfigs.env,
       // The one clock, at the precision tokens carry: new expiries count from it.
       nowMs: sql<number>`(extract(epoch from date_trunc('second', now())) * 1000)::float8`,
     })
@@ -391,7 +449,8 @@ async function rotateInOneStatement(
   if (session.productId !== scope.productId || session.env !== scope.env || session.tag !== tag) {
     return { kind: 'invalid' };
   }
-  if (!current.usable) return undefined;
+  // The slow path decides (revoked first, then the config) for anything but the common case.
+  if (!current.usable || !configAccepts(current, scope)) return undefined;
   await deps.refreshGuard?.(session.id);
 
   const lifetime = session.tokenLifetimeSeconds;
@@ -458,6 +517,14 @@ async function rotateInOneStatement(
   };
 }
 
+/** The session's config still holds its tag, and the scope's env may use it. */
+function configAccepts(
+  row: { configCurrent: boolean | null; configEnv: string | null },
+  scope: Scope,
+): boolean {
+  return Boolean(row.configCurrent) && (row.configEnv === null || row.configEnv === scope.env);
+}
+
 async function exchangeRefreshToken(
   deps: SessionDeps,
   scope: Scope,
@@ -488,6 +555,8 @@ async function exchangeRefreshToken(
           period: sessionConfigs.period,
           refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
         },
+        configCurrent: configHoldsTag,
+        configEnv: sessionConfigs.env,
         // Over for good: swept, or idle past its timeout (by the database clock).
         over: sql<boolean>`${sessions.expiredAt} is not null or (${sessions.idleTimeoutSeconds} is not null and ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) <= now())`,
       })
@@ -506,6 +575,7 @@ async function exchangeRefreshToken(
     }
     const session = current.session;
     if (session.revokedAt !== null) return { kind: 'revoked' };
+    if (!configAccepts(current, scope)) return { kind: 'invalid' };
 
     // Read the token again now that the lock is held: a racing exchange may have spent it.
     const tokenRows = await tx

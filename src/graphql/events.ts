@@ -3,7 +3,7 @@ import { badInput } from '../domain/errors.js';
 import { latestEventId, type SessionEventType } from '../domain/events.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
-import { scopeArgs, scopeOf } from './scope.js';
+import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
 
 const SessionEventTypeEnum = builder.enumType('SessionEventType', {
   description: 'What happened to a session.',
@@ -67,7 +67,7 @@ async function subscribeEvents(
     throw badInput('identifier', 'must be at most 256 characters');
   }
   const after = parseAfter(args.after);
-  const scope = await scopeOf(ctx, args);
+  const scope = await scopeForTag(ctx, args, args.tag);
   const caller = await ctx.caller();
   return ctx.services.events.subscribe(
     { productId: scope.productId, env: scope.env },

@@ -12,7 +12,7 @@ import {
 } from '../domain/activity.js';
 import type { ObjectRef } from '@pothos/core';
 import { builder } from './builder.js';
-import { scopeArgs, scopeOf } from './scope.js';
+import { scopeArgs, scopeForTag } from './scope.js';
 import { Session } from './sessions.js';
 
 /** The builder's type parameters, to type the node of a connection. */
@@ -287,7 +287,7 @@ builder.queryFields((t) => ({
       after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
     },
     resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
+      const scope = await scopeForTag(ctx, args, args.tag);
       const scopeKey = `${scope.productId}|${scope.env}`;
       return paged(await listSessionUsers(ctx.services.db, scope, args), (row) => ({
         ...row,
@@ -307,7 +307,7 @@ builder.queryFields((t) => ({
       identifier: t.arg.string({ required: true, description: 'The user.' }),
     },
     resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
+      const scope = await scopeForTag(ctx, args, args.tag);
       const user = await findSessionUser(ctx.services.db, scope, args.tag, args.identifier);
       return user ? { ...user, scopeKey: `${scope.productId}|${scope.env}` } : null;
     },
@@ -328,7 +328,7 @@ builder.queryFields((t) => ({
       after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
     },
     resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
+      const scope = await scopeForTag(ctx, args, args.tag);
       // What this instance recorded so far is written first, so a reader sees its own calls.
       await ctx.services.activity.flush();
       return paged(await listActivity(ctx.services.db, scope, args));
@@ -351,7 +351,7 @@ builder.queryFields((t) => ({
       groupBy: t.arg({ type: Grouping, required: true, description: 'Period length.' }),
     },
     resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
+      const scope = await scopeForTag(ctx, args, args.tag);
       await ctx.services.activity.flush();
       return sessionDashboard(ctx.services.db, scope, args);
     },

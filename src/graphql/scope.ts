@@ -1,4 +1,5 @@
 import type { Scope } from '../domain/callers.js';
+import { checkConfigAccess } from '../domain/configs.js';
 import { resolveScope } from '../domain/keys.js';
 import type { LimitedOperation } from '../security/rate-limits.js';
 import { builder } from './builder.js';
@@ -20,6 +21,20 @@ export async function scopeOf(
   args: { product?: string | null; env?: string | null },
 ): Promise<Scope> {
   return resolveScope(ctx.services.db, await ctx.caller(), args);
+}
+
+/**
+ * The caller's scope for an operation on one tag: FORBIDDEN when the tag names a config of
+ * another environment of the product.
+ */
+export async function scopeForTag(
+  ctx: Context,
+  args: { product?: string | null; env?: string | null },
+  tag: string | null | undefined,
+): Promise<Scope> {
+  const scope = await scopeOf(ctx, args);
+  if (tag != null) await checkConfigAccess(ctx.services.db, scope, tag);
+  return scope;
 }
 
 /** Counts a call against the caller's rate limits (per key and per client IP). */

@@ -2,13 +2,17 @@ import type { SessionConfigRow } from '../db/schema.js';
 import {
   createSessionConfig,
   deleteSessionConfig,
-  findSessionConfig,
+  findUsableSessionConfig,
   listSessionConfigs,
   refreshLifetimeSeconds,
   updateSessionConfig,
 } from '../domain/configs.js';
 import { builder } from './builder.js';
+import type { Context } from './context.js';
 import { scopeArgs, scopeOf } from './scope.js';
+
+/** Only the admin key creates, changes or deletes product-wide configs. */
+const isAdmin = async (ctx: Context) => (await ctx.caller()).kind === 'admin';
 
 /** A config as seen from one environment (its active-session count is per env). */
 export interface ConfigView {
@@ -35,6 +39,12 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
     tag: t.string({
       description: 'Unique within the product; names the session type in every call.',
       resolve: (v) => v.config.tag,
+    }),
+    env: t.string({
+      nullable: true,
+      description:
+        'The environment that owns the config: only its keys use, change or delete it. Null: product-wide, used by every environment and changed or deleted only with the admin key.',
+      resolve: (v) => v.config.env,
     }),
     description: t.string({
       description: 'What the session type is for.',
@@ -132,6 +142,11 @@ const CreateSessionConfigInput = builder.inputType('CreateSessionConfigInput', {
       description:
         'Most live sessions per identifier (1 to 1,000); starting one more revokes the oldest. Default: no cap.',
     }),
+    shared: t.boolean({
+      required: false,
+      description:
+        'Admin key only (FORBIDDEN otherwise): true makes the config product-wide, used by every environment and changed or deleted only with the admin key. Default false: the config belongs to the environment of the key (for the admin key, the `env` it names).',
+    }),
   }),
 });
 
@@ -139,7 +154,11 @@ const UpdateSessionConfigInput = builder.inputType('UpdateSessionConfigInput', {
   description: 'The fields to change; the others keep their value (a merge, as Ductape’s update).',
   fields: (t) => ({
     name: t.string({ required: false, description: 'New display name.' }),
-    tag: t.string({ required: false, description: 'New tag; existing sessions keep the old one.' }),
+    tag: t.string({
+      required: false,
+      description:
+        'New tag; refused (CONFLICT) while the config has a live session: create a new config instead, or revoke its sessions first.',
+    }),
     description: t.string({ required: false, description: 'New description.' }),
     schema: t.field({ type: 'JSON', required: false, description: 'New sample data.' }),
     selector: t.string({
@@ -167,7 +186,8 @@ const UpdateSessionConfigInput = builder.inputType('UpdateSessionConfigInput', {
 builder.queryFields((t) => ({
   sessionConfigs: t.field({
     type: [SessionConfig],
-    description: 'Every session config of the product, oldest first (Ductape’s fetchAll).',
+    description:
+      'Every session config the caller’s environment may use (its own and the product-wide ones), oldest first (Ductape’s fetchAll).',
     authScopes: { sessions: true },
     args: scopeArgs,
     resolve: async (_root, args, ctx) => {
@@ -179,7 +199,8 @@ builder.queryFields((t) => ({
   sessionConfig: t.field({
     type: SessionConfig,
     nullable: true,
-    description: 'One session config by tag, or null (Ductape’s fetch).',
+    description:
+      'One session config by tag, or null (Ductape’s fetch); FORBIDDEN for a config of another environment.',
     authScopes: { sessions: true },
     args: {
       tag: t.arg.string({ required: true, description: 'The config’s tag.' }),
@@ -187,7 +208,7 @@ builder.queryFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);
-      const config = await findSessionConfig(ctx.services.db, scope, args.tag);
+      const config = await findUsableSessionConfig(ctx.services.db, scope, args.tag);
       return config ? { config, env: scope.env } : null;
     },
   }),
@@ -197,7 +218,7 @@ builder.mutationFields((t) => ({
   createSessionConfig: t.field({
     type: SessionConfig,
     description:
-      'Creates a session type. BAD_USER_INPUT names the field at fault; CONFLICT when the tag is taken.',
+      'Creates a session type, owned by the key’s environment (or product-wide with `shared`). BAD_USER_INPUT names the field at fault; CONFLICT when the tag is taken; LIMIT_EXCEEDED at MAX_CONFIGS_PER_PRODUCT.',
     authScopes: { sessions: true },
     args: {
       input: t.arg({
@@ -209,14 +230,17 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);
-      const config = await createSessionConfig(ctx.services.db, scope, args.input);
+      const config = await createSessionConfig(ctx.services.db, scope, args.input, {
+        admin: await isAdmin(ctx),
+        maxConfigs: ctx.services.maxConfigsPerProduct,
+      });
       return { config, env: scope.env };
     },
   }),
   updateSessionConfig: t.field({
     type: SessionConfig,
     description:
-      'Changes only the given fields of a session config. Live sessions keep the tokens they have.',
+      'Changes only the given fields of a session config. Live sessions keep the tokens they have. FORBIDDEN on another environment’s config, and on a product-wide one but with the admin key.',
     authScopes: { sessions: true },
     args: {
       tag: t.arg.string({ required: true, description: 'The config to change.' }),
@@ -229,20 +253,24 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);
-      const config = await updateSessionConfig(ctx.services.db, scope, args.tag, args.input);
+      const config = await updateSessionConfig(ctx.services.db, scope, args.tag, args.input, {
+        admin: await isAdmin(ctx),
+      });
       return { config, env: scope.env };
     },
   }),
   deleteSessionConfig: t.boolean({
     description:
-      'Deletes a session config and revokes all its sessions, in every environment. True when done.',
+      'Deletes a session config and revokes all its sessions (in every environment for a product-wide one). True when done.',
     authScopes: { sessions: true },
     args: {
       tag: t.arg.string({ required: true, description: 'The config to delete.' }),
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {
-      await deleteSessionConfig(ctx.services.db, await scopeOf(ctx, args), args.tag);
+      await deleteSessionConfig(ctx.services.db, await scopeOf(ctx, args), args.tag, {
+        admin: await isAdmin(ctx),
+      });
       return true;
     },
   }),

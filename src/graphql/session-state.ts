@@ -15,7 +15,7 @@ import type { SessionRow } from '../db/schema.js';
 import { tracked } from './tracking.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
-import { scopeArgs, scopeOf } from './scope.js';
+import { scopeArgs, scopeForTag } from './scope.js';
 import { Session } from './sessions.js';
 
 /** Arguments that address one session, shared by every state operation. */
@@ -42,7 +42,7 @@ async function onSession(
   operation: Operation,
   run: (scope: Scope, address: SessionAddress) => Promise<SessionRow>,
 ): Promise<SessionRow> {
-  const scope = await scopeOf(ctx, args);
+  const scope = await scopeForTag(ctx, args, args.tag);
   const address = {
     tag: args.tag,
     sessionId: String(args.sessionId),

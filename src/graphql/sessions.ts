@@ -20,7 +20,7 @@ import { builder } from './builder.js';
 import { tracked } from './tracking.js';
 import type { Context } from './context.js';
 import { SessionConfig } from './session-configs.js';
-import { scopeArgs, scopeOf, withinRateLimits } from './scope.js';
+import { scopeArgs, scopeForTag, scopeOf, withinRateLimits } from './scope.js';
 
 const SessionStatus = builder.enumType('SessionStatus', {
   description: 'Where a session stands.',
@@ -321,7 +321,8 @@ builder.queryFields((t) => ({
       after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) => listSessions(ctx.services, await scopeOf(ctx, args), args),
+    resolve: async (_root, args, ctx) =>
+      listSessions(ctx.services, await scopeForTag(ctx, args, args.tag), args),
   }),
   session: t.field({
     type: Session,
@@ -443,7 +444,7 @@ builder.mutationFields((t) => ({
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
+      const scope = await scopeForTag(ctx, args, args.tag);
       return tracked(
         ctx,
         scope,
@@ -467,7 +468,7 @@ builder.mutationFields((t) => ({
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
+      const scope = await scopeForTag(ctx, args, args.tag);
       const count = await tracked(
         ctx,
         scope,

@@ -33,6 +33,8 @@ export async function createTestApp(
     sessionSecret?: string;
     /** Token key ids, newest first (default: the services' default, `k1`). */
     tokenKeyIds?: readonly string[];
+    /** Most live configs per product (default: the server's, 100). */
+    maxConfigsPerProduct?: number;
     /** Rate limits (default: none that ordinary tests could meet). */
     rateLimits?: RateLimitOptions;
     /** More options for createApp (introspection, field suggestions, body limit...). */
@@ -72,6 +74,7 @@ export async function createTestApp(
     rateLimits: options.rateLimits,
     adminKeys: { configuredHash: hashSecret(adminKey) },
     refreshGraceSeconds: options.refreshGraceSeconds ?? 10,
+    maxConfigsPerProduct: options.maxConfigsPerProduct,
     logger: createLogger('debug', sink),
   });
   const app = createApp(services, { graphiql: options.graphiql ?? true, ...options.appOptions });

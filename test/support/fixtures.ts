@@ -145,3 +145,21 @@ export async function sessionRowOf(
   );
   return rows[0] ? (JSON.parse(rows[0].row) as Record<string, unknown>) : undefined;
 }
+
+/**
+ * A product-wide config (every env of the product uses it; only the admin key changes or
+ * deletes it), created by the admin key with `shared: true`.
+ */
+export async function newSharedConfig(
+  t: TestApp,
+  productTag: string,
+  overrides: Record<string, unknown> = {},
+): Promise<string> {
+  const tag = uniqueTag('s');
+  await ok(t.app, {
+    key: t.adminKey,
+    query: `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input, product: "${productTag}", env: "dev") { tag } }`,
+    variables: { input: { ...ductapeConfig(tag, overrides), shared: true } },
+  });
+  return tag;
+}
