@@ -1,6 +1,5 @@
 import type { Scope } from '../domain/callers.js';
 import { resolveScope } from '../domain/keys.js';
-import type { LimitedOperation } from '../security/rate-limits.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 
@@ -20,11 +19,4 @@ export async function scopeOf(
   args: { product?: string | null; env?: string | null },
 ): Promise<Scope> {
   return resolveScope(ctx.services.db, await ctx.caller(), args);
-}
-
-/** Counts a call against the caller's rate limits (per key and per client IP). */
-export async function withinRateLimits(ctx: Context, operation: LimitedOperation): Promise<void> {
-  const caller = await ctx.caller();
-  const keyId = caller.kind === 'secret' ? caller.keyId : caller.kind;
-  await ctx.services.rateLimits.consume(operation, keyId, ctx.requestDevice.ip ?? null);
 }

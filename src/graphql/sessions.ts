@@ -20,7 +20,7 @@ import { builder } from './builder.js';
 import { tracked } from './tracking.js';
 import type { Context } from './context.js';
 import { SessionConfig } from './session-configs.js';
-import { scopeArgs, scopeOf, withinRateLimits } from './scope.js';
+import { scopeArgs, scopeOf } from './scope.js';
 
 const SessionStatus = builder.enumType('SessionStatus', {
   description: 'Where a session stands.',
@@ -164,7 +164,6 @@ async function verifyCall(
     args.tag,
     'verify',
     async () => {
-      await withinRateLimits(ctx, 'verify');
       return verifySession(ctx.services, scope, args.tag, args.token, (id) =>
         ctx.loaders.sessionRecord.load(id),
       );
@@ -398,7 +397,6 @@ builder.mutationFields((t) => ({
         args.input.tag,
         'start',
         async () => {
-          await withinRateLimits(ctx, 'start');
           return startSession(ctx.services, scope, args.input, ctx.requestDevice);
         },
         (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
@@ -423,7 +421,6 @@ builder.mutationFields((t) => ({
         args.tag,
         'refresh',
         async () => {
-          await withinRateLimits(ctx, 'refresh');
           return refreshSession(ctx.services, scope, args.tag, args.refreshToken);
         },
         (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
