@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RATE_CLASSES, type RateClass } from './security/rate-limits.js';
 
 /**
  * The server's configuration, read once from the environment at the edge of the process.
@@ -47,14 +48,35 @@ export interface Config {
   readonly tokenKeyIds: readonly string[];
   readonly rateLimits: {
     readonly windowSeconds: number;
-    readonly perWindow: {
-      readonly start: number;
-      readonly verify: number;
-      readonly refresh: number;
-    };
+    /** Calls per window and per key, for each rate class. */
+    readonly perKey: Readonly<Record<RateClass, number>>;
+    /** Calls per window from one client IP in one product and env, for each rate class. */
+    readonly perIp: Readonly<Record<RateClass, number>>;
     readonly refreshesPerSession: number;
   };
 }
+
+/**
+ * Default calls per window (60 s) for each rate class, per key and per (product, env, client
+ * IP). Each lets a busy product through and stops one key or address from taking a large share
+ * of an instance (about 4,000 verifies, 700 starts and 450 refreshes a second on the benchmark
+ * machine). See README, Security.
+ */
+export const RATE_LIMIT_DEFAULTS: Readonly<Record<RateClass, number>> = {
+  verify: 60_000,
+  start: 6_000,
+  refresh: 6_000,
+  write: 6_000,
+  read: 3_000,
+  config: 120,
+  insight: 300,
+  admin: 600,
+  subscribe: 300,
+};
+
+/** `RATE_LIMIT_<CLASS>` (per key, and per IP unless set apart) and `RATE_LIMIT_<CLASS>_PER_IP`. */
+const rateVariable = (rateClass: RateClass, perIp = false) =>
+  `RATE_LIMIT_${rateClass.toUpperCase()}${perIp ? '_PER_IP' : ''}`;
 
 /** Thrown by {@link loadConfig} with every problem found, one line each. */
 export class ConfigError extends Error {
@@ -88,7 +110,26 @@ function flag() {
   );
 }
 
+const rateLimitVariables = Object.fromEntries(
+  RATE_CLASSES.flatMap((c) => [
+    [rateVariable(c), wholeNumber('calls', 1, 100_000_000, RATE_LIMIT_DEFAULTS[c])],
+    [
+      rateVariable(c, true),
+      z.preprocess(
+        emptyToUndefined,
+        z.coerce
+          .number({ error: 'expected a whole number of calls from 1 to 100000000' })
+          .int({ error: 'expected a whole number of calls from 1 to 100000000' })
+          .min(1, { error: 'expected a whole number of calls from 1 to 100000000' })
+          .max(100_000_000, { error: 'expected a whole number of calls from 1 to 100000000' })
+          .optional(),
+      ),
+    ],
+  ]),
+) as Record<string, z.ZodType<number | undefined>>;
+
 const envSchema = z.object({
+  ...rateLimitVariables,
   NODE_ENV: z.preprocess(
     emptyToUndefined,
     z
@@ -170,9 +211,6 @@ const envSchema = z.object({
       .default('k1'),
   ),
   RATE_LIMIT_WINDOW_SECONDS: wholeNumber('seconds', 1, 3600, 60),
-  RATE_LIMIT_START: wholeNumber('calls', 1, 100_000_000, 60_000),
-  RATE_LIMIT_VERIFY: wholeNumber('calls', 1, 100_000_000, 600_000),
-  RATE_LIMIT_REFRESH: wholeNumber('calls', 1, 100_000_000, 60_000),
   RATE_LIMIT_REFRESHES_PER_SESSION: wholeNumber('calls', 1, 100_000, 20),
   ACTIVITY_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
@@ -197,6 +235,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
+  const rates = parsed.data as unknown as Record<string, number | undefined>;
   const production = e.NODE_ENV === 'production';
   if (new Set(e.TOKEN_KEY_IDS.split(',')).size !== e.TOKEN_KEY_IDS.split(',').length) {
     throw new ConfigError(['TOKEN_KEY_IDS: names a key id twice']);
@@ -223,11 +262,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     tokenKeyIds: Object.freeze(e.TOKEN_KEY_IDS.split(',')),
     rateLimits: {
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
-      perWindow: {
-        start: e.RATE_LIMIT_START,
-        verify: e.RATE_LIMIT_VERIFY,
-        refresh: e.RATE_LIMIT_REFRESH,
-      },
+      perKey: Object.freeze(
+        Object.fromEntries(RATE_CLASSES.map((c) => [c, rates[rateVariable(c)]!])) as Record<
+          RateClass,
+          number
+        >,
+      ),
+      perIp: Object.freeze(
+        Object.fromEntries(
+          RATE_CLASSES.map((c) => [c, rates[rateVariable(c, true)] ?? rates[rateVariable(c)]!]),
+        ) as Record<RateClass, number>,
+      ),
       refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,

@@ -9,7 +9,12 @@ import { Metrics } from './observability/metrics.js';
 import { CallerCache } from './security/caller-cache.js';
 import { hashSecret } from './tokens/secrets.js';
 import { EventBus } from './events/bus.js';
-import { RateLimits, type RateLimitOptions } from './security/rate-limits.js';
+import {
+  RATE_CLASSES,
+  RateLimits,
+  type RateClass,
+  type RateLimitOptions,
+} from './security/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
 
 /** What the process holds for the life of the server and hands to every request. */
@@ -25,7 +30,7 @@ export interface Services {
   readonly events: EventBus;
   /** Batches the activity log and the metrics rollups. */
   readonly activity: ActivityRecorder;
-  /** Request limits on start, verify and refresh. */
+  /** Request limits for every rate class of operation. */
   readonly rateLimits: RateLimits;
   /** Called before a refresh token is rotated: stops clients refreshing in a loop. */
   readonly refreshGuard: (sessionId: string) => Promise<void>;
@@ -51,7 +56,8 @@ export const DEFAULT_MAX_CONFIGS_PER_PRODUCT = 100;
 /** Limits high enough never to be met by ordinary use; production sets its own from config. */
 export const UNLIMITED: RateLimitOptions = {
   windowSeconds: 60,
-  perWindow: { start: 1e9, verify: 1e9, refresh: 1e9 },
+  perKey: Object.fromEntries(RATE_CLASSES.map((c) => [c, 1e9])) as Record<RateClass, number>,
+  perIp: Object.fromEntries(RATE_CLASSES.map((c) => [c, 1e9])) as Record<RateClass, number>,
   refreshesPerSession: 1e9,
 };
 

@@ -5,12 +5,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import type { RateLimitOptions } from '../src/security/rate-limits.js';
+import { schema } from '../src/graphql/index.js';
+import { RATE_CLASS_OF } from '../src/graphql/rate-classes.js';
+import { RATE_CLASSES, type RateClass } from '../src/security/rate-limits.js';
 import { randomSecret } from '../src/tokens/secrets.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
-import { gql, type GraphQLResponse } from './support/graphql.js';
+import { gql, ok, type GraphQLResponse } from './support/graphql.js';
 import {
   REFRESH,
+  REVOKE,
   VERIFY,
   eventTypesOf,
   newConfig,
@@ -18,8 +21,9 @@ import {
   rowsOf,
   start,
   type Started,
+  uniqueTag,
 } from './support/fixtures.js';
-import { listen } from './support/live.js';
+import { listen, subscribeSse } from './support/live.js';
 import { newProductOverHttp, post, startServerProcess } from './support/server-process.js';
 
 /** The unlimited instance that sets up products and sessions; limited ones share its database. */
@@ -35,17 +39,27 @@ afterAll(async () => {
 });
 
 const HIGH = 1_000_000;
+const classOf = (field: string): RateClass => {
+  const [type, name] = field.split('.') as [string, string];
+  return RATE_CLASS_OF[type]![name]!;
+};
+const all = (n: number) =>
+  Object.fromEntries(RATE_CLASSES.map((c) => [c, n])) as Record<RateClass, number>;
 async function limitedApp(limits: {
   windowSeconds?: number;
-  perWindow?: Partial<RateLimitOptions['perWindow']>;
+  /** Per key (and per IP, unless `perIp` is given) for each class named. */
+  perWindow?: Partial<Record<RateClass, number>>;
+  perIp?: Partial<Record<RateClass, number>>;
   refreshesPerSession?: number;
 }): Promise<TestApp> {
+  const perKey = { ...all(HIGH), ...limits.perWindow };
   const app = await createTestApp({
     database: base.database,
     sessionSecret,
     rateLimits: {
       windowSeconds: limits.windowSeconds ?? 60,
-      perWindow: { start: HIGH, verify: HIGH, refresh: HIGH, ...limits.perWindow },
+      perKey,
+      perIp: { ...perKey, ...limits.perIp },
       refreshesPerSession: limits.refreshesPerSession ?? HIGH,
     },
   });
@@ -219,33 +233,31 @@ describe('per key', () => {
   });
 });
 
-describe('per client IP', () => {
-  it('start, verify and refresh count every key from one address together; X-Forwarded-For does not reset them', async () => {
-    const app = await limitedApp({ perWindow: { start: 3, verify: 3, refresh: 3 } });
+/** A second secret key of the product's dev env (same product and env, another key). */
+async function secondDevKey(productTag: string): Promise<string> {
+  const data = await ok<{ createApiKey: { key: string } }>(base.app, {
+    key: base.adminKey,
+    query: `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key } }`,
+    variables: { input: { product: productTag, env: 'dev', kind: 'SECRET', name: 'second' } },
+  });
+  return data.createApiKey.key;
+}
+
+describe('per client IP, per product and env', () => {
+  it('start, verify and refresh count every key of one product and env from one address together; X-Forwarded-For does not reset them', async () => {
+    const app = await limitedApp({ perIp: { start: 3, verify: 3, refresh: 3 } });
     const server = await listen(app);
     try {
-      // Two products: four keys, none of them near its own limit.
-      const one = await setup();
-      const two = await setup();
-      const sessions = await Promise.all([
-        start(base, one.keys[0], one.tag),
-        start(base, two.keys[0], two.tag),
-        start(base, one.keys[0], one.tag),
-        start(base, two.keys[0], two.tag),
-      ]);
+      // One product, two keys of its dev env: neither near its own limit.
+      const product = await newProduct(base);
+      const tag = await newConfig(base, product.secret.dev);
+      const keys = [product.secret.dev, await secondDevKey(product.tag)];
+      const sessions = await Promise.all([0, 1, 2, 3].map(() => start(base, keys[0]!, tag)));
+      const keyOf = (i: number) => keys[i % 2]!;
       const calls = {
-        start: [
-          startCall(one.keys[0], one.tag),
-          startCall(two.keys[0], two.tag),
-          startCall(one.keys[1], one.prdTag),
-          startCall(two.keys[1], two.prdTag),
-        ],
-        verify: sessions.map((s, i) =>
-          verifyCall(i % 2 ? two.keys[0] : one.keys[0], i % 2 ? two.tag : one.tag, s.token),
-        ),
-        refresh: sessions.map((s, i) =>
-          refreshCall(i % 2 ? two.keys[0] : one.keys[0], i % 2 ? two.tag : one.tag, s.refreshToken),
-        ),
+        start: [0, 1, 2, 3].map((i) => startCall(keyOf(i), tag)),
+        verify: sessions.map((s, i) => verifyCall(keyOf(i), tag, s.token)),
+        refresh: sessions.map((s, i) => refreshCall(keyOf(i), tag, s.refreshToken)),
       };
       for (const [operation, list] of Object.entries(calls)) {
         for (const call of list.slice(0, 3)) expectOk(await httpGql(server.url, call));
@@ -262,6 +274,258 @@ describe('per client IP', () => {
       expectOk(await gql(app.app, calls.start[3]!));
     } finally {
       await server.close();
+    }
+  });
+
+  it('one product’s traffic from an address never makes another product (or another env) RATE_LIMITED there', async () => {
+    const app = await limitedApp({
+      perIp: { verify: 3, read: 2, write: 2, start: 2 },
+    });
+    const server = await listen(app);
+    try {
+      const a = await setup();
+      const b = await setup();
+      const sessionA = await start(base, a.keys[0], a.tag);
+      const sessionB = await start(base, b.keys[0], b.tag);
+      const sessionAPrd = await start(base, a.keys[1], a.prdTag);
+      const LIST = `query($tag: String!, $identifier: String!) { sessions(tag: $tag, identifier: $identifier) { totalCount } }`;
+      const REVOKE_ALL = `mutation($tag: String!, $identifier: String!) { revokeAllSessions(tag: $tag, identifier: $identifier) { count } }`;
+      const callsOf = (key: string, tag: string, token: string) => ({
+        verify: verifyCall(key, tag, token),
+        read: { key, query: LIST, variables: { tag, identifier: 'nobody' } },
+        write: { key, query: REVOKE_ALL, variables: { tag, identifier: 'nobody' } },
+        start: startCall(key, tag),
+      });
+      const ofA = callsOf(a.keys[0], a.tag, sessionA.token);
+      const ofB = callsOf(b.keys[0], b.tag, sessionB.token);
+      const ofAPrd = callsOf(a.keys[1], a.prdTag, sessionAPrd.token);
+      const limits = { verify: 3, read: 2, write: 2, start: 2 };
+      for (const [rateClass, limit] of Object.entries(limits) as [keyof typeof limits, number][]) {
+        // Product A uses up its allowance from this address...
+        await Promise.all(
+          Array.from({ length: limit }, async () =>
+            expectOk(await httpGql(server.url, ofA[rateClass])),
+          ),
+        );
+        expectLimited(
+          await httpGql(server.url, ofA[rateClass]),
+          60,
+          new RegExp(`${rateClass} calls from this address`),
+        );
+        // ...and product B, from the same address, at the same time, is not touched; nor is
+        // A's other environment.
+        const others = await Promise.all([
+          ...Array.from({ length: limit }, () => httpGql(server.url, ofB[rateClass])),
+          ...Array.from({ length: limit }, () => httpGql(server.url, ofAPrd[rateClass])),
+        ]);
+        for (const response of others) expectOk(response);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+/** One call of every operation of the API, by root type and field; none needs to succeed. */
+const NO_SESSION = '00000000-0000-4000-8000-000000000000';
+type Sample = (p: { key: string; admin: string; tag: string }) => {
+  key: string;
+  query: string;
+  variables?: Record<string, unknown>;
+};
+const onSession = (field: string, args: string, extra: Record<string, unknown> = {}): Sample => {
+  const declared = Object.entries({ $tag: 'String!', $sessionId: 'ID!' })
+    .map(([n, t]) => `${n}: ${t}`)
+    .join(', ');
+  return ({ key, tag }) => ({
+    key,
+    query: `mutation(${declared}) { ${field}(tag: $tag, sessionId: $sessionId${args}) { id } }`,
+    variables: { tag, sessionId: NO_SESSION, ...extra },
+  });
+};
+const SAMPLES: Record<string, Record<string, Sample>> = {
+  Query: {
+    verifySession: ({ key, tag }) => verifyCall(key, tag, 'not-a-token'),
+    isSessionValid: ({ key, tag }) => ({ ...verifyCall(key, tag, 'not-a-token'), query: IS_VALID }),
+    session: ({ key }) => ({ key, query: `{ session(id: "${NO_SESSION}") { id } }` }),
+    sessions: ({ key, tag }) => ({
+      key,
+      query: `{ sessions(tag: "${tag}", identifier: "u") { totalCount } }`,
+    }),
+    sessionConfig: ({ key, tag }) => ({ key, query: `{ sessionConfig(tag: "${tag}") { tag } }` }),
+    sessionConfigs: ({ key }) => ({ key, query: `{ sessionConfigs { tag } }` }),
+    sessionUser: ({ key, tag }) => ({
+      key,
+      query: `{ sessionUser(tag: "${tag}", identifier: "u") { identifier } }`,
+    }),
+    sessionUsers: ({ key, tag }) => ({
+      key,
+      query: `{ sessionUsers(tag: "${tag}") { totalCount } }`,
+    }),
+    latestSessionEventId: ({ key }) => ({ key, query: `{ latestSessionEventId }` }),
+    activityLog: ({ key }) => ({ key, query: `{ activityLog { totalCount } }` }),
+    sessionDashboard: ({ key, tag }) => ({
+      key,
+      query: `{ sessionDashboard(tag: "${tag}", from: "2026-01-01T00:00:00Z", to: "2026-01-02T00:00:00Z", groupBy: DAY) { totalSessions } }`,
+    }),
+    products: ({ admin }) => ({ key: admin, query: `{ products { tag } }` }),
+  },
+  Mutation: {
+    startSession: ({ key, tag }) => startCall(key, tag),
+    refreshSession: ({ key, tag }) => refreshCall(key, tag, 'rt_not-a-token'),
+    revokeSession: onSession('revokeSession', ''),
+    revokeAllSessions: ({ key, tag }) => ({
+      key,
+      query: `mutation { revokeAllSessions(tag: "${tag}", identifier: "u") { count } }`,
+    }),
+    touchSession: onSession('touchSession', ''),
+    extendSession: onSession('extendSession', ', seconds: 60'),
+    setSessionExpiration: onSession('setSessionExpiration', ', expiresAt: "2099-01-01T00:00:00Z"'),
+    updateSessionData: onSession('updateSessionData', ', data: {}'),
+    mergeSessionData: onSession('mergeSessionData', ', data: {}'),
+    setSessionValue: onSession('setSessionValue', ', key: "k", value: 1'),
+    removeSessionValue: onSession('removeSessionValue', ', key: "k"'),
+    clearSessionData: onSession('clearSessionData', ''),
+    createSessionConfig: ({ key }) => ({
+      key,
+      query: `mutation { createSessionConfig(input: { name: "n", tag: "${uniqueTag()}", description: "d", schema: { userId: "u" }, selector: "$Session{userId}", expiry: 1, period: HOURS }) { tag } }`,
+    }),
+    updateSessionConfig: ({ key, tag }) => ({
+      key,
+      query: `mutation { updateSessionConfig(tag: "${tag}", input: { description: "d2" }) { tag } }`,
+    }),
+    deleteSessionConfig: ({ key }) => ({
+      key,
+      query: `mutation { deleteSessionConfig(tag: "no-such-config") }`,
+    }),
+    createProduct: ({ admin }) => ({
+      key: admin,
+      query: `mutation { createProduct(input: { tag: "${uniqueTag('p')}", name: "P" }) { tag } }`,
+    }),
+    createApiKey: ({ admin }) => ({
+      key: admin,
+      query: `mutation { createApiKey(input: { product: "no-such-product", env: "dev", kind: SECRET, name: "k" }) { key } }`,
+    }),
+    revokeApiKey: ({ admin }) => ({
+      key: admin,
+      query: `mutation { revokeApiKey(id: "${NO_SESSION}") { id } }`,
+    }),
+  },
+  Subscription: {
+    sessionEvents: ({ key }) => ({
+      key,
+      query: `subscription { sessionEvents(after: "0") { id } }`,
+    }),
+    sessionRevoked: ({ key }) => ({
+      key,
+      query: `subscription { sessionRevoked(after: "0") { id } }`,
+    }),
+  },
+};
+
+/** Every root field of the served schema, as `Type.field`. */
+function rootFields(): string[] {
+  return [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap(
+    (root) => (root ? Object.keys(root.getFields()).map((f) => `${root.name}.${f}`) : []),
+  );
+}
+
+describe('every operation has a rate class', () => {
+  it('each root field of the schema is classed (the schema refuses to build otherwise) and has a sample here', () => {
+    const classed = Object.entries(RATE_CLASS_OF).flatMap(([type, fields]) =>
+      Object.keys(fields).map((f) => `${type}.${f}`),
+    );
+    const sampled = Object.entries(SAMPLES).flatMap(([type, fields]) =>
+      Object.keys(fields).map((f) => `${type}.${f}`),
+    );
+    expect(classed.sort()).toEqual(rootFields().sort());
+    expect(sampled.sort()).toEqual(rootFields().sort());
+    // Every class is used by some operation.
+    expect(new Set(classed.map((f) => classOf(f))).size).toBe(RATE_CLASSES.length);
+  });
+
+  it('every class limits per key: every operation of a class counts against it, and each is refused once it is used up', async () => {
+    const byClass = new Map<RateClass, string[]>();
+    for (const field of rootFields()) {
+      const rateClass = classOf(field);
+      byClass.set(rateClass, [...(byClass.get(rateClass) ?? []), field]);
+    }
+    // Each class allows exactly as many calls as it has operations.
+    const app = await limitedApp({
+      perWindow: Object.fromEntries([...byClass].map(([c, fields]) => [c, fields.length])),
+    });
+    const server = await listen(app);
+    try {
+      for (const [rateClass, fields] of byClass) {
+        // A fresh product per class: its key's buckets are its own.
+        const product = await newProduct(base);
+        const tag = await newConfig(base, product.secret.dev);
+        const who = { key: product.secret.dev, admin: app.adminKey, tag };
+        const session = await start(base, product.secret.dev, tag);
+        await ok(base.app, {
+          key: product.secret.dev,
+          query: REVOKE,
+          variables: { tag, sessionId: session.sessionId },
+        });
+        const outcome = async (field: string) => {
+          const [type, name] = field.split('.') as [string, string];
+          const call = SAMPLES[type]![name]!(who);
+          if (type !== 'Subscription') return gql(app.app, call);
+          const received = subscribeSse(server.url, call.key, call.query, {}, name);
+          // Allowed: it replays the product's events (one of each kind exists); refused: it
+          // ends with the error.
+          await Promise.race([received.ended, received.waitFor(1, 20_000)]);
+          received.stop();
+          return { status: 200, errors: received.errors[0] as GraphQLResponse['errors'] };
+        };
+        for (const field of fields) {
+          const first = await outcome(field);
+          expect(
+            first.errors?.map((e) => e.extensions?.code) ?? [],
+            `${field} (${rateClass}) within the limit`,
+          ).not.toContain('RATE_LIMITED');
+        }
+        for (const field of fields) {
+          const over = await outcome(field);
+          expect(over.errors?.[0]?.extensions?.code, `${field} (${rateClass}) over the limit`).toBe(
+            'RATE_LIMITED',
+          );
+          expect(over.errors?.[0]?.message).toMatch(
+            new RegExp(`Too many ${rateClass} calls for this key`),
+          );
+        }
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('aliases count one call each, in every class: 20 aliases spend 20 calls', async () => {
+    const app = await limitedApp({ perWindow: { verify: 25, read: 25, insight: 25 } });
+    const { keys, tag } = await setup();
+    const session = await start(base, keys[0], tag);
+    const aliased = (field: string) =>
+      Array.from({ length: 20 }, (_, i) => `a${i}: ${field}`).join(' ');
+    const fields = [
+      ['isSessionValid(tag: $tag, token: $token)', { tag, token: session.token }],
+      ['sessions(tag: $tag, identifier: "u") { totalCount }', { tag }],
+      ['activityLog(first: 1) { totalCount }', {}],
+    ] as const;
+    for (const [field, variables] of fields) {
+      const declared = Object.keys(variables)
+        .map((name) => `$${name}: String!`)
+        .join(', ');
+      const call = (query: string) =>
+        gql(app.app, {
+          key: keys[0],
+          query: `query${declared ? `(${declared})` : ''} { ${query} }`,
+          variables,
+        });
+      // 20 aliases in one request: all within the limit of 25...
+      expectOk(await call(aliased(field)));
+      // ...and they spent 20 of it: 5 more calls pass, the next is refused.
+      for (let i = 0; i < 5; i++) expectOk(await call(`a: ${field}`));
+      expectLimited(await call(`a: ${field}`), 60);
     }
   });
 });
@@ -300,23 +564,41 @@ describe('refresh loops', () => {
 });
 
 describe('configuration', () => {
-  it('RATE_LIMIT_* are read into config.rateLimits, with defaults, and bad values are named', () => {
+  it('RATE_LIMIT_* are read into config.rateLimits, with a default for every class, and bad values are named', () => {
+    const defaults = {
+      verify: 60_000,
+      start: 6_000,
+      refresh: 6_000,
+      write: 6_000,
+      read: 3_000,
+      config: 120,
+      insight: 300,
+      admin: 600,
+      subscribe: 300,
+    };
     expect(loadConfig({}).rateLimits).toEqual({
       windowSeconds: 60,
-      perWindow: { start: 60_000, verify: 600_000, refresh: 60_000 },
+      perKey: defaults,
+      perIp: defaults,
       refreshesPerSession: 20,
     });
+    // The existing names still work (per key, and per IP unless set apart); every class has
+    // its own pair.
     expect(
       loadConfig({
         RATE_LIMIT_WINDOW_SECONDS: '10',
         RATE_LIMIT_START: '5',
         RATE_LIMIT_VERIFY: '50',
+        RATE_LIMIT_VERIFY_PER_IP: '40',
         RATE_LIMIT_REFRESH: '7',
         RATE_LIMIT_REFRESHES_PER_SESSION: '4',
+        RATE_LIMIT_READ: '30',
+        RATE_LIMIT_INSIGHT_PER_IP: '3',
       }).rateLimits,
     ).toEqual({
       windowSeconds: 10,
-      perWindow: { start: 5, verify: 50, refresh: 7 },
+      perKey: { ...defaults, start: 5, verify: 50, refresh: 7, read: 30 },
+      perIp: { ...defaults, start: 5, verify: 40, refresh: 7, read: 30, insight: 3 },
       refreshesPerSession: 4,
     });
     let problems: readonly string[] = [];
@@ -327,6 +609,8 @@ describe('configuration', () => {
         RATE_LIMIT_VERIFY: '-1',
         RATE_LIMIT_REFRESH: '1.5',
         RATE_LIMIT_REFRESHES_PER_SESSION: '0',
+        RATE_LIMIT_WRITE_PER_IP: '0',
+        RATE_LIMIT_SUBSCRIBE: 'x',
       });
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
@@ -336,8 +620,10 @@ describe('configuration', () => {
       'RATE_LIMIT_REFRESH',
       'RATE_LIMIT_REFRESHES_PER_SESSION',
       'RATE_LIMIT_START',
+      'RATE_LIMIT_SUBSCRIBE',
       'RATE_LIMIT_VERIFY',
       'RATE_LIMIT_WINDOW_SECONDS',
+      'RATE_LIMIT_WRITE_PER_IP',
     ]);
   });
 

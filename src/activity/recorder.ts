@@ -14,9 +14,24 @@ const FLUSH_ROWS = 500;
 const MAX_PENDING_ROWS = 50_000;
 
 /**
+ * Whether an operation gets a log row. Verifies (succeeded or failed, isSessionValid included)
+ * and failed refreshes are only counted in the rollups: they are the calls anyone holding a
+ * key can make by the thousand with made-up tokens, and a row each would let them fill the log.
+ * A refresh token replayed after its grace window (REFRESH_TOKEN_REUSED) is still logged: it
+ * revokes a real session, at most once per session.
+ */
+export function isLogged(record: ActivityRecord): boolean {
+  if (record.operation === 'verify') return false;
+  if (record.operation === 'refresh' && record.status === 'FAILURE') {
+    return record.errorCode === 'REFRESH_TOKEN_REUSED';
+  }
+  return true;
+}
+
+/**
  * Collects finished operations off the request path and writes them in batches: log rows for
- * every operation except a successful verify, and hourly rollup increments for all of them
- * (a successful verify costs a counter increment in memory, never a row). Whatever is waiting
+ * the operations {@link isLogged} keeps, and hourly rollup increments for all of them (a
+ * verify costs a counter increment in memory, never a row). Whatever is waiting
  * is written on `flush()`, which shutdown and readers of the log call first.
  */
 export class ActivityRecorder {
@@ -34,7 +49,7 @@ export class ActivityRecorder {
   }
 
   record(record: ActivityRecord): void {
-    if (record.operation !== 'verify' || record.status === 'FAILURE') {
+    if (isLogged(record)) {
       if (this.#rows.length < MAX_PENDING_ROWS) this.#rows.push(record);
       else this.#dropped++;
     }

@@ -210,7 +210,8 @@ export const sessionEvents = pgTable(
     at: timestamptz('at').notNull().defaultNow(),
     /**
      * The event's place in its product and env, in commit order: drawn at commit time by the
-     * trigger of migration 0005 (`session_events_sequence`), under a per-scope lock held only
+     * trigger of migration 0005 (`session_events_sequence`, numbering per scope since 0007, from
+     * `session_event_counters`), under a per-scope lock held only
      * while the commit completes. Null only inside the writing transaction. The API's event id.
      */
     seq: bigint('seq', { mode: 'number' }),
@@ -229,6 +230,24 @@ export const sessionEvents = pgTable(
     index('session_events_session_idx').on(t.sessionId, t.id),
     index('session_events_at_idx').on(t.at),
   ],
+);
+
+/**
+ * The last event id handed out in each product and env: event ids are numbered per scope (by
+ * the commit trigger, migration 0007), so the ids a product sees count its own events only and
+ * never reveal other products' traffic. Kept apart from the events, so pruning old events never
+ * makes an id come back.
+ */
+export const sessionEventCounters = pgTable(
+  'session_event_counters',
+  {
+    productId: uuid('product_id')
+      .notNull()
+      .references(() => products.id, { onDelete: 'cascade' }),
+    env: text('env').notNull(),
+    lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.productId, t.env] })],
 );
 
 export type ProductRow = typeof products.$inferSelect;
@@ -280,11 +299,29 @@ export const activityLog = pgTable(
     sessionId: uuid('session_id'),
     identifier: text('identifier'),
     at: timestamptz('at').notNull(),
+    /**
+     * The row's number in its product and env (from `activity_log_counters`): the API's entry
+     * id and the log's paging order, so what a product sees never counts other products' rows.
+     */
+    seq: bigint('seq', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
-    index('activity_log_scope_idx').on(t.productId, t.env, t.at, t.id),
-    index('activity_log_tag_idx').on(t.productId, t.env, t.tag, t.at, t.id),
+    index('activity_log_scope_idx').on(t.productId, t.env, t.at, t.seq),
+    index('activity_log_tag_idx').on(t.productId, t.env, t.tag, t.at, t.seq),
   ],
+);
+
+/** The last activity entry number handed out in each product and env (see `activityLog.seq`). */
+export const activityLogCounters = pgTable(
+  'activity_log_counters',
+  {
+    productId: uuid('product_id')
+      .notNull()
+      .references(() => products.id, { onDelete: 'cascade' }),
+    env: text('env').notNull(),
+    lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.productId, t.env] })],
 );
 
 /** Per hour, per tag and operation: counts and total duration. Dashboards read only these. */

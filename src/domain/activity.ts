@@ -2,6 +2,7 @@ import { and, asc, count, desc, eq, gte, inArray, lt, lte, or, sql, type SQL } f
 import { type Database, type Transaction, rowsOf } from '../db/client.js';
 import {
   activityLog,
+  activityLogCounters,
   activityRollups,
   sessionUsers,
   sessions,
@@ -76,8 +77,41 @@ export async function writeActivity(
 ): Promise<void> {
   if (rows.length === 0 && increments.length === 0) return;
   await db.transaction(async (tx) => {
-    if (rows.length > 0) await tx.insert(activityLog).values([...rows]);
+    if (rows.length > 0) await tx.insert(activityLog).values(await numbered(tx, rows));
     await addToRollups(tx, increments);
+  });
+}
+
+/**
+ * Numbers log rows within their product and env, from each scope's counter (advanced once per
+ * batch, scopes in a fixed order so concurrent writers never deadlock): the ids a product sees
+ * count its own rows only.
+ */
+async function numbered(
+  tx: Transaction,
+  rows: readonly ActivityRecord[],
+): Promise<(ActivityRecord & { seq: number })[]> {
+  const scopeOf = (r: ActivityRecord) => `${r.productId}|${r.env}`;
+  const counts = new Map<string, number>();
+  for (const row of rows) counts.set(scopeOf(row), (counts.get(scopeOf(row)) ?? 0) + 1);
+  const next = new Map<string, number>();
+  for (const scope of [...counts.keys()].sort()) {
+    const [productId, env] = scope.split('|') as [string, string];
+    const n = counts.get(scope)!;
+    const [counter] = await tx
+      .insert(activityLogCounters)
+      .values({ productId, env, lastSeq: n })
+      .onConflictDoUpdate({
+        target: [activityLogCounters.productId, activityLogCounters.env],
+        set: { lastSeq: sql`${activityLogCounters.lastSeq} + excluded.last_seq` },
+      })
+      .returning({ lastSeq: activityLogCounters.lastSeq });
+    next.set(scope, Number(counter!.lastSeq) - n + 1);
+  }
+  return rows.map((row) => {
+    const seq = next.get(scopeOf(row))!;
+    next.set(scopeOf(row), seq + 1);
+    return { ...row, seq };
   });
 }
 
@@ -333,7 +367,7 @@ export interface ActivityFilter {
   readonly after?: string | null;
 }
 
-/** The activity log, newest first, filtered (keyset pagination on time and id). */
+/** The activity log, newest first, filtered (keyset pagination on time and the scope's number). */
 export async function listActivity(
   db: Database,
   scope: Scope,
@@ -353,22 +387,22 @@ export async function listActivity(
   if (filter.after != null) {
     const [at, id] = decode(filter.after, 2) as [string, string];
     const when = instant(at);
-    if (!/^\d{1,18}$/.test(id)) throw badInput('after', 'is not a cursor this API returned');
+    if (!/^\d{1,15}$/.test(id)) throw badInput('after', 'is not a cursor this API returned');
     where = and(
       matching,
-      or(lt(activityLog.at, when), and(eq(activityLog.at, when), lt(activityLog.id, Number(id)))),
+      or(lt(activityLog.at, when), and(eq(activityLog.at, when), lt(activityLog.seq, Number(id)))),
     );
   }
   const rows = await db
     .select()
     .from(activityLog)
     .where(where)
-    .orderBy(desc(activityLog.at), desc(activityLog.id))
+    .orderBy(desc(activityLog.at), desc(activityLog.seq))
     .limit(first + 1);
   return {
     rows: rows.slice(0, first),
     hasNextPage: rows.length > first,
-    cursorOf: (row) => encode([row.at.toISOString(), String(row.id)]),
+    cursorOf: (row) => encode([row.at.toISOString(), String(row.seq)]),
     totalCount: async () =>
       Number((await db.select({ n: count() }).from(activityLog).where(matching))[0]?.n ?? 0),
   };

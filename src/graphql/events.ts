@@ -23,7 +23,8 @@ const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implemen
     'Something that happened to a session. Ids increase in commit order within a product and env.',
   fields: (t) => ({
     id: t.id({
-      description: 'Pass the last id you received as `after` to resume without gap or duplicate.',
+      description:
+        'Its number in the product and env, in commit order (counts only this product’s events): pass the last id you received as `after` to resume without gap or duplicate.',
       resolve: (e) => String(e.seq),
     }),
     type: t.field({

@@ -5,6 +5,10 @@ import './products.js';
 import './session-configs.js';
 import './session-state.js';
 import './sessions.js';
+import { applyRateClasses } from './rate-classes.js';
 
-/** The whole GraphQL schema: each imported file adds its domain's types and operations. */
-export const schema = builder.toSchema({ sortSchema: true });
+/**
+ * The whole GraphQL schema: each imported file adds its domain's types and operations, and
+ * every operation is counted against its rate class.
+ */
+export const schema = applyRateClasses(builder.toSchema({ sortSchema: true }));

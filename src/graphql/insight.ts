@@ -163,9 +163,14 @@ const OperationStatus = builder.enumType('OperationStatus', {
 });
 
 const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement({
-  description: 'One operation in the activity log (successful verifies are counted, not logged).',
+  description:
+    'One operation in the activity log (successful verifies, and failed verifies and refreshes, are counted in the dashboard, not logged).',
   fields: (t) => ({
-    id: t.id({ description: 'Its id.', resolve: (a) => String(a.id) }),
+    id: t.id({
+      description:
+        'Its number in the product and env (counts only this product’s entries, never another’s).',
+      resolve: (a) => String(a.seq),
+    }),
     operation: t.field({
       type: OperationEnum,
       description: 'What was done.',

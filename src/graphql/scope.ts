@@ -1,7 +1,6 @@
 import type { Scope } from '../domain/callers.js';
 import { checkConfigAccess } from '../domain/configs.js';
 import { resolveScope } from '../domain/keys.js';
-import type { LimitedOperation } from '../security/rate-limits.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 
@@ -37,9 +36,3 @@ export async function scopeForTag(
   return scope;
 }
 
-/** Counts a call against the caller's rate limits (per key and per client IP). */
-export async function withinRateLimits(ctx: Context, operation: LimitedOperation): Promise<void> {
-  const caller = await ctx.caller();
-  const keyId = caller.kind === 'secret' ? caller.keyId : caller.kind;
-  await ctx.services.rateLimits.consume(operation, keyId, ctx.requestDevice.ip ?? null);
-}

@@ -20,7 +20,7 @@ import { builder } from './builder.js';
 import { tracked } from './tracking.js';
 import type { Context } from './context.js';
 import { SessionConfig } from './session-configs.js';
-import { scopeArgs, scopeForTag, scopeOf, withinRateLimits } from './scope.js';
+import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
 
 const SessionStatus = builder.enumType('SessionStatus', {
   description: 'Where a session stands.',
@@ -164,7 +164,6 @@ async function verifyCall(
     args.tag,
     'verify',
     async () => {
-      await withinRateLimits(ctx, 'verify');
       return verifySession(ctx.services, scope, args.tag, args.token, (id) =>
         ctx.loaders.sessionRecord.load(id),
       );
@@ -399,7 +398,6 @@ builder.mutationFields((t) => ({
         args.input.tag,
         'start',
         async () => {
-          await withinRateLimits(ctx, 'start');
           return startSession(ctx.services, scope, args.input, ctx.requestDevice);
         },
         (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
@@ -424,7 +422,6 @@ builder.mutationFields((t) => ({
         args.tag,
         'refresh',
         async () => {
-          await withinRateLimits(ctx, 'refresh');
           return refreshSession(ctx.services, scope, args.tag, args.refreshToken);
         },
         (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
