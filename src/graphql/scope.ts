@@ -35,4 +35,3 @@ export async function scopeForTag(
   if (tag != null) await checkConfigAccess(ctx.services.db, scope, tag);
   return scope;
 }
-
