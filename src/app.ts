@@ -16,6 +16,7 @@ import { isDatabaseUnavailable } from './db/errors.js';
 import { ServiceError } from './domain/errors.js';
 import { graphiqlOptions, type GraphiQLSetup } from './graphiql.js';
 import { createContext, type Context } from './graphql/context.js';
+import { useCostLimit } from './graphql/cost.js';
 import { schema } from './graphql/index.js';
 import { useBodyLimit } from './http/body-limit.js';
 import { useRequestLog } from './observability/request-log.js';
@@ -51,7 +52,6 @@ export const QUERY_LIMITS = {
   aliases: 20,
   tokens: 2_000,
   directives: 20,
-  cost: 20_000,
 } as const;
 
 /**
@@ -185,9 +185,11 @@ export function createApp(services: Services, options: AppOptions): App {
         maxAliases: { n: QUERY_LIMITS.aliases },
         maxTokens: { n: QUERY_LIMITS.tokens },
         maxDirectives: { n: QUERY_LIMITS.directives },
-        costLimit: { maxCost: QUERY_LIMITS.cost },
+        // The cost model weighs pages and JSON sizes (src/graphql/cost.ts): armor's cannot.
+        costLimit: { enabled: false },
         blockFieldSuggestion: { enabled: options.fieldSuggestions === false },
       }).protect().plugins,
+      useCostLimit(),
       // graphql-armor misses some hints ("Did you mean the enum value …?"): strip them all.
       ...(options.fieldSuggestions === false
         ? [
