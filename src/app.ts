@@ -19,6 +19,7 @@ import { createContext, type Context } from './graphql/context.js';
 import { useCostLimit } from './graphql/cost.js';
 import { schema } from './graphql/index.js';
 import { useBodyLimit } from './http/body-limit.js';
+import { useResponseLimit } from './http/response-limit.js';
 import { useRequestLog } from './observability/request-log.js';
 import type { Services } from './services.js';
 
@@ -42,6 +43,8 @@ export interface AppOptions {
   readonly fieldSuggestions?: boolean;
   /** Largest request body, in bytes (default 128 KiB). */
   readonly bodyLimitBytes?: number;
+  /** Largest response sent; a larger result becomes a LIMIT_EXCEEDED error (default 8 MiB). */
+  readonly maxResponseBytes?: number;
   /** Trusted reverse proxies in front (default 0: the TCP peer is the client). */
   readonly trustProxyHops?: number;
 }
@@ -190,6 +193,7 @@ export function createApp(services: Services, options: AppOptions): App {
         blockFieldSuggestion: { enabled: options.fieldSuggestions === false },
       }).protect().plugins,
       useCostLimit(),
+      useResponseLimit(options.maxResponseBytes ?? 8 * 1024 * 1024, logger),
       // graphql-armor misses some hints ("Did you mean the enum value …?"): strip them all.
       ...(options.fieldSuggestions === false
         ? [

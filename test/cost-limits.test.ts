@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './support/app.js';
 import { gql, ok, type GraphQLResponse } from './support/graphql.js';
 import { ductapeConfig, newProduct, uniqueTag, VERIFY } from './support/fixtures.js';
-import { listen, subscribeWs, wsClient, errorCodeOf } from './support/live.js';
+import { errorCodeOf, listen, subscribeSse, subscribeWs, wsClient } from './support/live.js';
 
 /**
  * What one request may cost (issue 12): list fields weigh their page size, JSON and long text
@@ -196,5 +196,70 @@ describe('the cost model refuses what would build a huge response, before anythi
     expect((list.sessions as { totalCount: number }).totalCount).toBe(SESSIONS);
     const configs = await ok(t.app, { key, query: `{ sessionConfigs { ${CONFIG_FIELDS} } }` });
     expect(configs.sessionConfigs).toHaveLength(CONFIGS);
+  });
+});
+
+describe('the response ceiling (MAX_RESPONSE_BYTES): a larger result is replaced by LIMIT_EXCEEDED', () => {
+  const LIMIT = 150_000;
+  let small: TestApp;
+  let smallKey: string;
+  beforeAll(async () => {
+    // A second instance on the same database, with a low ceiling.
+    small = await createTestApp({ database: t.database, appOptions: { maxResponseBytes: LIMIT } });
+    smallKey = (await newProduct(small)).secret.dev;
+    // 12 configs of 16 KiB schemas in two-byte characters: about 100,000 characters of JSON,
+    // about 200,000 bytes. Within the cost budget; over the ceiling only counted in bytes.
+    for (let i = 0; i < 12; i++) {
+      await ok(small.app, {
+        key: smallKey,
+        query: `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input) { tag } }`,
+        variables: {
+          input: ductapeConfig(uniqueTag('s'), {
+            schema: { userId: 'u', pad: 'é'.repeat(8_000) },
+          }),
+        },
+      });
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await small?.close();
+  });
+
+  it('over HTTP: one LIMIT_EXCEEDED error and no data; a smaller answer is sent whole', async () => {
+    const response = await small.app.fetch('http://test.local/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${smallKey}` },
+      body: JSON.stringify({ query: '{ sessionConfigs { tag schema } }' }),
+    });
+    const text = await response.text();
+    expect(Buffer.byteLength(text)).toBeLessThan(LIMIT);
+    const body = JSON.parse(text) as GraphQLResponse;
+    expect(body.data ?? null).toBeNull();
+    expect(body.errors).toHaveLength(1);
+    expect(body.errors![0]!.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', maxBytes: LIMIT });
+    // The same list without the schemas fits, and answers in full.
+    const tags = await ok(small.app, { key: smallKey, query: '{ sessionConfigs { tag } }' });
+    expect(tags.sessionConfigs).toHaveLength(12);
+    // And the log says it happened, without the content.
+    expect(small.logs.join('')).toMatch(/response over MAX_RESPONSE_BYTES/);
+    expect(small.logs.join('')).not.toMatch(/éééé/);
+  });
+
+  it('over SSE: the event is replaced by LIMIT_EXCEEDED', async () => {
+    const server = await listen(small);
+    try {
+      const received = subscribeSse<unknown>(
+        server.url,
+        smallKey,
+        '{ sessionConfigs { tag schema } }',
+        {},
+        'sessionConfigs',
+      );
+      await received.ended;
+      expect(received.items).toEqual([]);
+      expect(errorCodeOf(received)).toBe('LIMIT_EXCEEDED');
+    } finally {
+      await server.close();
+    }
   });
 });
