@@ -1,4 +1,13 @@
+import {
+  getNamedType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  type GraphQLOutputType,
+} from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COST, JSON_DATA_COST, defaultFieldCost } from '../src/graphql/cost.js';
+import { schema } from '../src/graphql/index.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { gql, ok, type GraphQLResponse } from './support/graphql.js';
 import { ductapeConfig, newProduct, uniqueTag, VERIFY } from './support/fixtures.js';
@@ -12,6 +21,10 @@ import { errorCodeOf, listen, subscribeSse, subscribeWs, wsClient } from './supp
 
 /** The most a request the cost model allows can answer (README: 40,960 units × 128 bytes). */
 const RESPONSE_BOUND = 5 * 1024 * 1024;
+
+it('the stated bound is the budget times the unit', () => {
+  expect(COST.maxCost * COST.unitBytes).toBe(RESPONSE_BOUND);
+});
 /** A config's sample schema and a session's data are at most 16 KiB serialized. */
 const JSON_BYTES = 16 * 1024;
 const CONFIGS = 100;
@@ -260,6 +273,55 @@ describe('the response ceiling (MAX_RESPONSE_BYTES): a larger result is replaced
       expect(errorCodeOf(received)).toBe('LIMIT_EXCEEDED');
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('every field that can be large carries its own bound', () => {
+  const isList = (type: GraphQLOutputType): boolean =>
+    isNonNullType(type) ? isListType(type.ofType) : isListType(type);
+  const fields = Object.values(schema.getTypeMap())
+    .filter(isObjectType)
+    .filter((type) => !type.name.startsWith('__'))
+    .flatMap((type) =>
+      Object.values(type.getFields()).map((field) => ({
+        coordinate: `${type.name}.${field.name}`,
+        field,
+      })),
+    );
+
+  it('every list field declares how long it can be (none falls back to the default)', () => {
+    const lists = fields.filter(({ field }) => isList(field.type));
+    expect(lists.length).toBeGreaterThan(5);
+    for (const { coordinate, field } of lists) {
+      expect(field.extensions.complexity, coordinate).not.toBe(defaultFieldCost);
+      expect(field.extensions.complexity, coordinate).toBeDefined();
+    }
+  });
+
+  it('every JSON field weighs the largest JSON the API stores', () => {
+    const json = fields.filter(({ field }) => getNamedType(field.type).name === 'JSON');
+    expect(json.map((j) => j.coordinate)).toEqual(
+      expect.arrayContaining(['SessionConfig.schema', 'Session.data', 'VerifiedSession.data']),
+    );
+    for (const { coordinate, field } of json) {
+      const cost = field.extensions.complexity;
+      const weight = typeof cost === 'number' ? cost : (cost as { field?: number }).field;
+      expect(weight, coordinate).toBeGreaterThanOrEqual(JSON_DATA_COST);
+      expect(JSON_DATA_COST * COST.unitBytes).toBeGreaterThan(16 * 1024);
+    }
+  });
+
+  it('connections weigh their page: fields with a `first` argument multiply by it', () => {
+    const paged = fields.filter(({ field }) => field.args.some((a) => a.name === 'first'));
+    expect(paged.length).toBeGreaterThanOrEqual(4);
+    for (const { coordinate, field } of paged) {
+      const cost = field.extensions.complexity as (args: { first?: number }) => {
+        multiplier: number;
+      };
+      expect(typeof cost, coordinate).toBe('function');
+      expect(cost({ first: 100 }).multiplier, coordinate).toBe(100);
+      expect(cost({}).multiplier, coordinate).toBe(20);
     }
   });
 });
