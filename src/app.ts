@@ -16,8 +16,10 @@ import { isDatabaseUnavailable } from './db/errors.js';
 import { ServiceError } from './domain/errors.js';
 import { graphiqlOptions, type GraphiQLSetup } from './graphiql.js';
 import { createContext, type Context } from './graphql/context.js';
+import { useCostLimit } from './graphql/cost.js';
 import { schema } from './graphql/index.js';
 import { useBodyLimit } from './http/body-limit.js';
+import { useResponseLimit } from './http/response-limit.js';
 import { useRequestLog } from './observability/request-log.js';
 import type { Services } from './services.js';
 
@@ -41,6 +43,8 @@ export interface AppOptions {
   readonly fieldSuggestions?: boolean;
   /** Largest request body, in bytes (default 128 KiB). */
   readonly bodyLimitBytes?: number;
+  /** Largest response sent; a larger result becomes a LIMIT_EXCEEDED error (default 8 MiB). */
+  readonly maxResponseBytes?: number;
   /** Trusted reverse proxies in front (default 0: the TCP peer is the client). */
   readonly trustProxyHops?: number;
 }
@@ -51,7 +55,6 @@ export const QUERY_LIMITS = {
   aliases: 20,
   tokens: 2_000,
   directives: 20,
-  cost: 20_000,
 } as const;
 
 /**
@@ -185,9 +188,12 @@ export function createApp(services: Services, options: AppOptions): App {
         maxAliases: { n: QUERY_LIMITS.aliases },
         maxTokens: { n: QUERY_LIMITS.tokens },
         maxDirectives: { n: QUERY_LIMITS.directives },
-        costLimit: { maxCost: QUERY_LIMITS.cost },
+        // The cost model weighs pages and JSON sizes (src/graphql/cost.ts): armor's cannot.
+        costLimit: { enabled: false },
         blockFieldSuggestion: { enabled: options.fieldSuggestions === false },
       }).protect().plugins,
+      useCostLimit(),
+      useResponseLimit(options.maxResponseBytes ?? 8 * 1024 * 1024, logger),
       // graphql-armor misses some hints ("Did you mean the enum value …?"): strip them all.
       ...(options.fieldSuggestions === false
         ? [

@@ -33,6 +33,8 @@ export interface Config {
   readonly maxConfigsPerProduct: number;
   /** Largest request body accepted, in bytes (413 beyond). */
   readonly bodyLimitBytes: number;
+  /** Largest response sent, in bytes; a larger result is replaced by a LIMIT_EXCEEDED error. */
+  readonly maxResponseBytes: number;
   /** Serve GraphiQL (default: on, except in production). */
   readonly graphiql: boolean;
   /** Answer introspection queries (default: on, except in production). */
@@ -197,6 +199,7 @@ const envSchema = z.object({
   EVENT_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   SWEEP_INTERVAL_SECONDS: wholeNumber('seconds', 0, 86_400, 60),
   BODY_LIMIT_BYTES: wholeNumber('bytes', 1024, 10_485_760, 131_072),
+  MAX_RESPONSE_BYTES: wholeNumber('bytes', 65_536, 268_435_456, 8_388_608),
   TRUST_PROXY_HOPS: wholeNumber('proxies', 0, 10, 0),
   GRAPHIQL: flag(),
   GRAPHQL_INTROSPECTION: flag(),
@@ -255,6 +258,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
     activityRetentionDays: e.ACTIVITY_RETENTION_DAYS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    maxResponseBytes: e.MAX_RESPONSE_BYTES,
     trustProxyHops: e.TRUST_PROXY_HOPS,
     graphiql: (e.GRAPHIQL ?? (production ? 'false' : 'true')) === 'true',
     introspection: (e.GRAPHQL_INTROSPECTION ?? (production ? 'false' : 'true')) === 'true',

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     introspection: config.introspection,
     fieldSuggestions: config.fieldSuggestions,
     bodyLimitBytes: config.bodyLimitBytes,
+    maxResponseBytes: config.maxResponseBytes,
     trustProxyHops: config.trustProxyHops,
     // The demo key is known in plaintext on the first start only; GraphiQL's tabs then send it.
     graphiqlSetup: {

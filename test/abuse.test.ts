@@ -4,6 +4,7 @@ import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUERY_LIMITS } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { COST } from '../src/graphql/cost.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { gql, ok, type GraphQLResponse } from './support/graphql.js';
 import {
@@ -149,7 +150,7 @@ describe('query limits (graphql-armor), checked before anything runs', () => {
     );
   });
 
-  it(`cost: pages of 100 sessions with their configs, a few times over, exceed ${QUERY_LIMITS.cost}`, async () => {
+  it(`cost: pages of 100 sessions with their configs, a few times over, exceed ${COST.maxCost}`, async () => {
     const page = (alias: string) =>
       `${alias}: sessions(tag: $tag, identifier: "user-123", first: 100) { edges { cursor node { id tag identifier data status createdAt expiresAt config { name tag description schema selector expiry period activeSessionCount } } } }`;
     const query = (n: number) =>
@@ -157,7 +158,8 @@ describe('query limits (graphql-armor), checked before anything runs', () => {
     const one = await gql(t.app, { key, query: query(1), variables: { tag } });
     expect(one.errors).toBeUndefined();
     const many = await gql(t.app, { key, query: query(4), variables: { tag } });
-    expectRefused(many, new RegExp(`Cost limit of ${QUERY_LIMITS.cost} exceeded`));
+    expectRefused(many, new RegExp(`more than the ${COST.maxCost} a request may`));
+    expect(many.errors![0]!.extensions?.code).toBe('LIMIT_EXCEEDED');
   });
 });
 

@@ -1,12 +1,15 @@
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import { ServiceError } from '../domain/errors.js';
 import type { Context } from './context.js';
+import { defaultFieldCost } from './cost.js';
 
 /**
  * The Pothos builder, configured and nothing more: types and fields live in one file per domain.
- * Scope-auth runs first and decides from the caller's key what it may do.
+ * Scope-auth runs first and decides from the caller's key what it may do; every field carries its
+ * cost (the complexity plugin) for the per-request cost limit.
  */
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -22,8 +25,11 @@ export const builder = new SchemaBuilder<{
   };
   DefaultFieldNullability: false;
 }>({
-  plugins: [ScopeAuthPlugin],
+  plugins: [ScopeAuthPlugin, ComplexityPlugin],
   defaultFieldNullability: false,
+  // Fields carry their cost (src/graphql/cost.ts); the limit is checked once per request before
+  // it executes (useCostLimit), not in each root resolver.
+  complexity: { disabled: true, fieldComplexity: defaultFieldCost },
   scopeAuth: {
     // Subscriptions are authorized when they start, not per event.
     authorizeOnSubscribe: true,

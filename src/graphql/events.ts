@@ -2,6 +2,7 @@ import type { SessionEventRow } from '../db/schema.js';
 import { badInput } from '../domain/errors.js';
 import { latestEventId, type SessionEventType } from '../domain/events.js';
 import { builder } from './builder.js';
+import { IDENTIFIER_COST } from './cost.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
 
@@ -34,7 +35,10 @@ const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implemen
     }),
     sessionId: t.exposeID('sessionId', { description: 'The session it happened to.' }),
     tag: t.exposeString('tag', { description: 'The session type.' }),
-    identifier: t.exposeString('identifier', { description: 'The user.' }),
+    identifier: t.exposeString('identifier', {
+      description: 'The user.',
+      complexity: IDENTIFIER_COST,
+    }),
     at: t.expose('at', { type: 'DateTime', description: 'When it was committed.' }),
     reason: t.exposeString('reason', {
       nullable: true,

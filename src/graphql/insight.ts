@@ -12,6 +12,13 @@ import {
 } from '../domain/activity.js';
 import type { ObjectRef } from '@pothos/core';
 import { builder } from './builder.js';
+import {
+  COUNTED_BY_PARENT,
+  CURSOR_COST,
+  IDENTIFIER_COST,
+  dashboardCost,
+  pagedCost,
+} from './cost.js';
 import { scopeArgs, scopeForTag } from './scope.js';
 import { Session } from './sessions.js';
 
@@ -52,13 +59,21 @@ function connectionType<N>(
     fields: (t) => ({
       // (Pothos cannot relate a generic N to its resolver result type; the ref guarantees it.)
       node: t.field({ type: node, description: `${texts.node}.`, resolve: (e) => e.node as never }),
-      cursor: t.exposeString('cursor', { description: 'Opaque position; pass as `after`.' }),
+      cursor: t.exposeString('cursor', {
+        description: 'Opaque position; pass as `after`.',
+        complexity: CURSOR_COST,
+      }),
     }),
   });
   return builder.objectRef<Paged<N>>(`${name}Connection`).implement({
     description: texts.connection,
     fields: (t) => ({
-      edges: t.field({ type: [edge], description: 'This page.', resolve: (c) => c.edges }),
+      edges: t.field({
+        type: [edge],
+        description: 'This page.',
+        complexity: COUNTED_BY_PARENT,
+        resolve: (c) => c.edges,
+      }),
       pageInfo: t.field({ type: PageInfo, description: 'Paging.', resolve: (c) => c.pageInfo }),
       totalCount: t.int({ description: texts.total, resolve: (c) => c.totalCount() }),
     }),
@@ -85,6 +100,7 @@ const SessionUser = builder
     fields: (t) => ({
       identifier: t.exposeString('identifier', {
         description: 'The user, as the selector picks it.',
+        complexity: IDENTIFIER_COST,
       }),
       tag: t.exposeString('tag', { description: 'The session type.' }),
       firstSeenAt: t.expose('firstSeenAt', {
@@ -106,6 +122,7 @@ const SessionUser = builder
         type: SessionHistoryConnection,
         description:
           'Their session history, every status, newest first (Ductape’s fetchUserDetails).',
+        complexity: pagedCost,
         args: {
           first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
           after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
@@ -190,6 +207,7 @@ const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement(
     identifier: t.exposeString('identifier', {
       nullable: true,
       description: 'The user, when known.',
+      complexity: IDENTIFIER_COST,
     }),
     durationMs: t.exposeFloat('durationMs', { description: 'How long it took, in milliseconds.' }),
     at: t.expose('at', { type: 'DateTime', description: 'When it started.' }),
@@ -274,6 +292,8 @@ const SessionDashboard = builder.objectRef<Dashboard>('SessionDashboard').implem
     periods: t.field({
       type: [DashboardPeriodRef],
       description: 'Figures per period that had any, oldest first.',
+      // Counted by sessionDashboard, from its range.
+      complexity: COUNTED_BY_PARENT,
       resolve: (d) => d.periods,
     }),
   }),
@@ -284,6 +304,7 @@ builder.queryFields((t) => ({
     type: SessionUserConnection,
     description: 'Everyone who has had a session of a tag, by last seen (Ductape’s fetchUsers).',
     authScopes: { sessions: true },
+    complexity: pagedCost,
     args: {
       ...scopeArgs,
       tag: t.arg.string({ required: true, description: 'The session type.' }),
@@ -322,6 +343,7 @@ builder.queryFields((t) => ({
     description:
       'Operations on sessions, newest first (Ductape’s fetchActivityLogs). Every operation is logged except successful verifies, which are counted in the dashboard instead.',
     authScopes: { sessions: true },
+    complexity: pagedCost,
     args: {
       ...scopeArgs,
       tag: t.arg.string({ description: 'Only this session type.' }),
@@ -344,6 +366,7 @@ builder.queryFields((t) => ({
     description:
       'Dashboard figures for a tag over [from, to), grouped by period (Ductape’s fetchDashboard).',
     authScopes: { sessions: true },
+    complexity: (args) => dashboardCost(args),
     args: {
       ...scopeArgs,
       tag: t.arg.string({ required: true, description: 'The session type.' }),

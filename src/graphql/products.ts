@@ -1,6 +1,7 @@
 import type { ApiKeyRow, ProductRow } from '../db/schema.js';
 import { createApiKey, createProduct, listProducts, revokeApiKey } from '../domain/keys.js';
 import { builder } from './builder.js';
+import { MAX_ENVS_PER_PRODUCT, MAX_NAME_CHARS, NOMINAL_LIST, textCost } from './cost.js';
 
 const ApiKeyKind = builder.enumType('ApiKeyKind', {
   description:
@@ -28,6 +29,7 @@ export const ApiKey = builder.objectRef<ApiKeyRow>('ApiKey').implement({
     }),
     name: t.exposeString('name', {
       description: 'The name given at creation, to tell keys apart.',
+      complexity: textCost(MAX_NAME_CHARS),
     }),
     env: t.exposeString('env', { description: 'The environment the key acts in.' }),
     prefix: t.exposeString('prefix', {
@@ -50,14 +52,19 @@ export const Product = builder.objectRef<ProductRow>('Product').implement({
   fields: (t) => ({
     id: t.exposeID('id', { description: 'Internal id.' }),
     tag: t.exposeString('tag', { description: 'Unique name of the product, used in arguments.' }),
-    name: t.exposeString('name', { description: 'Display name.' }),
+    name: t.exposeString('name', {
+      description: 'Display name.',
+      complexity: textCost(MAX_NAME_CHARS),
+    }),
     envs: t.exposeStringList('envs', {
       description: 'Its environments, for example dev, snd, prd.',
+      complexity: { field: 1, multiplier: MAX_ENVS_PER_PRODUCT },
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
     apiKeys: t.field({
       type: [ApiKey],
       description: 'Every key of the product, revoked ones included (batched across products).',
+      complexity: { field: 1, multiplier: NOMINAL_LIST.apiKeysPerProduct },
       resolve: (product, _args, ctx) => ctx.loaders.apiKeysByProduct.load(product.id),
     }),
   }),
@@ -103,6 +110,7 @@ builder.queryField('products', (t) =>
     type: [Product],
     description: 'Every product, oldest first. Admin key only.',
     authScopes: { admin: true },
+    complexity: { field: 1, multiplier: NOMINAL_LIST.products },
     resolve: (_root, _args, ctx) => listProducts(ctx.services.db),
   }),
 );

@@ -9,6 +9,14 @@ import {
 } from '../domain/configs.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
+import {
+  JSON_DATA_COST,
+  MAX_CONFIGS_PER_PRODUCT_BOUND,
+  MAX_DESCRIPTION_CHARS,
+  MAX_NAME_CHARS,
+  MAX_SELECTOR_CHARS,
+  textCost,
+} from './cost.js';
 import { scopeArgs, scopeOf } from './scope.js';
 
 /** Only the admin key creates, changes or deletes product-wide configs. */
@@ -35,7 +43,11 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
   description:
     'A session type of the product (Ductape’s session config): what a session holds and how long it lives.',
   fields: (t) => ({
-    name: t.string({ description: 'Display name.', resolve: (v) => v.config.name }),
+    name: t.string({
+      description: 'Display name.',
+      complexity: textCost(MAX_NAME_CHARS),
+      resolve: (v) => v.config.name,
+    }),
     tag: t.string({
       description: 'Unique within the product; names the session type in every call.',
       resolve: (v) => v.config.tag,
@@ -48,17 +60,20 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
     }),
     description: t.string({
       description: 'What the session type is for.',
+      complexity: textCost(MAX_DESCRIPTION_CHARS),
       resolve: (v) => v.config.description,
     }),
     schema: t.field({
       type: 'JSON',
       description:
         'A sample of the session data; started sessions must match the types of its keys.',
+      complexity: JSON_DATA_COST,
       resolve: (v) => v.config.schema,
     }),
     selector: t.string({
       description:
         'Where the identifier is in the data, as "$Session{userId}" or "$Session{details}{username}".',
+      complexity: textCost(MAX_SELECTOR_CHARS),
       resolve: (v) => v.config.selector,
     }),
     expiry: t.int({
@@ -189,6 +204,8 @@ builder.queryFields((t) => ({
     description:
       'Every session config the caller’s environment may use (its own and the product-wide ones), oldest first (Ductape’s fetchAll).',
     authScopes: { sessions: true },
+    // As many as a product may hold.
+    complexity: { field: 1, multiplier: MAX_CONFIGS_PER_PRODUCT_BOUND },
     args: scopeArgs,
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);

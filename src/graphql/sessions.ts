@@ -17,6 +17,15 @@ import {
   type VerifiedSession as VerifiedSessionShape,
 } from '../domain/sessions.js';
 import { builder } from './builder.js';
+import {
+  COUNTED_BY_PARENT,
+  IDENTIFIER_COST,
+  JSON_DATA_COST,
+  MAX_USER_AGENT_CHARS,
+  TOKEN_COST,
+  pagedCost,
+  textCost,
+} from './cost.js';
 import { tracked } from './tracking.js';
 import type { Context } from './context.js';
 import { SessionConfig } from './session-configs.js';
@@ -36,7 +45,11 @@ const SessionStatus = builder.enumType('SessionStatus', {
 const Device = builder.objectRef<Pick<SessionRow, 'userAgent' | 'ip'>>('Device').implement({
   description: 'The client a session was started from.',
   fields: (t) => ({
-    userAgent: t.exposeString('userAgent', { nullable: true, description: 'Its User-Agent.' }),
+    userAgent: t.exposeString('userAgent', {
+      nullable: true,
+      description: 'Its User-Agent.',
+      complexity: textCost(MAX_USER_AGENT_CHARS),
+    }),
     ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
   }),
 });
@@ -60,10 +73,12 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
     identifier: t.exposeString('identifier', {
       description:
         'Who the session is for: what the selector picked out of the data, or the identifier given at start.',
+      complexity: IDENTIFIER_COST,
     }),
     data: t.field({
       type: 'JSON',
       description: 'The session data, decrypted.',
+      complexity: JSON_DATA_COST,
       resolve: (s, _args, ctx) => sessionData(ctx.services.keyring, s),
     }),
     status: t.field({
@@ -105,6 +120,7 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
       type: 'JSON',
       nullable: true,
       description: 'One top-level key of the data; null when absent.',
+      complexity: JSON_DATA_COST,
       args: { key: t.arg.string({ required: true, description: 'The key.' }) },
       resolve: (s, { key }, ctx) => {
         const data = sessionData(ctx.services.keyring, s);
@@ -131,6 +147,7 @@ const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').impl
   fields: (t) => ({
     token: t.exposeString('token', {
       description: 'The session token (JWE): send it with every request; verify it.',
+      complexity: TOKEN_COST,
     }),
     refreshToken: t.exposeString('refreshToken', {
       description:
@@ -185,10 +202,14 @@ const VerifiedSession = builder.objectRef<VerifiedSessionShape>('VerifiedSession
       description: 'The session’s id (to revoke it, for example).',
     }),
     tag: t.exposeString('tag', { description: 'The session type.' }),
-    identifier: t.exposeString('identifier', { description: 'Who the session is for.' }),
+    identifier: t.exposeString('identifier', {
+      description: 'Who the session is for.',
+      complexity: IDENTIFIER_COST,
+    }),
     data: t.field({
       type: 'JSON',
       description: 'The session’s current data, decrypted.',
+      complexity: JSON_DATA_COST,
       resolve: (v) => v.data,
     }),
     version: t.exposeInt('version', { description: 'Version of the data.' }),
@@ -240,11 +261,13 @@ const SessionConnection = builder.objectRef<SessionPage>('SessionConnection').im
     edges: t.field({
       type: [SessionEdge],
       description: 'The sessions of this page.',
+      complexity: COUNTED_BY_PARENT,
       resolve: (p) => p.rows,
     }),
     nodes: t.field({
       type: [Session],
       description: 'The sessions of this page, without cursors.',
+      complexity: COUNTED_BY_PARENT,
       resolve: (p) => p.rows,
     }),
     pageInfo: t.field({
@@ -313,6 +336,7 @@ builder.queryFields((t) => ({
     type: SessionConnection,
     description: 'A user’s active sessions under a tag, newest first (Ductape’s sessions.list).',
     authScopes: { sessions: true },
+    complexity: pagedCost,
     args: {
       tag: t.arg.string({ required: true, description: 'The session type.' }),
       identifier: t.arg.string({ required: true, description: 'The user.' }),

@@ -1,0 +1,186 @@
+import { GraphQLError, getNamedType, isListType, isNonNullType, validate } from 'graphql';
+import type {
+  DocumentNode,
+  ExecutionArgs,
+  GraphQLField,
+  GraphQLOutputType,
+  GraphQLSchema,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import { createComplexityRule, type FieldComplexityValue } from '@pothos/plugin-complexity';
+import { JSON_LIMITS } from '../domain/data-schema.js';
+
+/**
+ * The cost model (README, Security): what one request may make the server build, counted
+ * before anything runs by @pothos/plugin-complexity from the document and its variables.
+ *
+ * One unit stands for at most {@link COST.unitBytes} bytes of response: a scalar field (name,
+ * punctuation and a value of up to ~100 bytes: ids, dates, numbers, enums, tags) is 1; longer
+ * text and JSON weigh their largest stored size in units; a list multiplies what is selected
+ * under it by its largest page (the `first` argument, its default or maximum, or the cap on
+ * what a product may hold). So a request within {@link COST.maxCost} answers at most about
+ * maxCost × unitBytes bytes (5 MiB): a handful of full pages, never hundreds of MB.
+ */
+export const COST = {
+  unitBytes: 128,
+  maxCost: 40_960,
+} as const;
+
+/** The most configs a product may hold (MAX_CONFIGS_PER_PRODUCT's default; to wire to config). */
+export const MAX_CONFIGS_PER_PRODUCT_BOUND = 100;
+
+/** Pages of sessions, users and activity: 20 by default, at most 100 (src/domain). */
+export const PAGE = { default: 20, max: 100 } as const;
+
+/**
+ * Lists no stored cap bounds (admin only: products, a product's keys): weighed at a nominal
+ * size. The response ceiling (MAX_RESPONSE_BYTES) is their bound.
+ */
+export const NOMINAL_LIST = { products: 100, apiKeysPerProduct: 20 } as const;
+
+/** Units for a text of at most `chars` UTF-16 characters (3 bytes each at most in UTF-8). */
+export const textCost = (chars: number): number =>
+  Math.max(1, Math.ceil((chars * 3) / COST.unitBytes));
+
+/** Units for a JSON value of at most `bytes` serialized. */
+export const jsonCost = (bytes: number): number => Math.ceil(bytes / COST.unitBytes) + 1;
+
+/** A session config's schema, a session's data or one of its values: up to 16 KiB. */
+export const JSON_DATA_COST = jsonCost(Math.max(JSON_LIMITS.schemaBytes, JSON_LIMITS.dataBytes));
+
+/**
+ * A session token: a JWE of the session's claims and data (16 KiB), base64url (×4/3), with its
+ * header, key and tag; 24 KiB is above the largest.
+ */
+export const TOKEN_COST = jsonCost(24 * 1024);
+
+/** The size of a page a `first` argument asks for, as the domain will read it (0 to 100). */
+export function pageOf(first: number | null | undefined): number {
+  // Out-of-range values are the domain's BAD_USER_INPUT: weigh them as the largest page.
+  if (first === null || first === undefined) return PAGE.default;
+  return Math.min(Math.max(first, 0), PAGE.max);
+}
+
+/** A connection field: everything selected under it is repeated once per item of the page. */
+export const pagedCost = (args: { first?: number | null }): FieldComplexityValue => ({
+  field: 1,
+  multiplier: pageOf(args.first),
+});
+
+/** A list whose length its parent field already counted (a connection's edges or nodes). */
+export const COUNTED_BY_PARENT: FieldComplexityValue = { field: 1, multiplier: 1 };
+
+/**
+ * The default for a field with no cost of its own: 1 for a scalar or an object, JSON weighed
+ * as the largest JSON the API stores, and a list as a page of the largest size it could be
+ * (fail safe: a new list field without a bound weighs a lot rather than nothing).
+ */
+export function defaultFieldCost<Context>(
+  _args: unknown,
+  _ctx: Context,
+  field: GraphQLField<unknown, Context, Record<string, unknown>>,
+): FieldComplexityValue {
+  const json = getNamedType(field.type).name === 'JSON';
+  const list = isList(field.type);
+  if (list) return { field: json ? JSON_DATA_COST : 1, multiplier: UNBOUNDED_LIST };
+  return json ? JSON_DATA_COST : 1;
+}
+
+/** The multiplier of a list without a declared bound: large enough to refuse it selected twice. */
+export const UNBOUNDED_LIST = 1_000;
+
+function isList(type: GraphQLOutputType): boolean {
+  return isNonNullType(type) ? isListType(type.ofType) : isListType(type);
+}
+
+/**
+ * The cost of the operation a request runs (every operation of the document when it names
+ * none), or null when the document or its variables are not valid: execution reports that.
+ */
+export function operationCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  variableValues: Record<string, unknown> | null | undefined,
+  operationName: string | null | undefined,
+): number | null {
+  let cost: number | null = null;
+  const rule = createComplexityRule({
+    context: {},
+    variableValues: variableValues ?? {},
+    operationName: operationName ?? undefined,
+    validate: (result) => {
+      cost = Math.max(cost ?? 0, result.complexity);
+    },
+  });
+  validate(schema, document, [rule]);
+  return cost;
+}
+
+/** The error a request over the budget gets, before anything runs. */
+export function costLimitError(cost: number): GraphQLError {
+  return new GraphQLError(
+    `This request would cost ${cost} units, more than the ${COST.maxCost} a request may: ask for smaller pages (first), fewer fields or fewer aliases, or split it.`,
+    { extensions: { code: 'LIMIT_EXCEEDED', cost, maxCost: COST.maxCost } },
+  );
+}
+
+/** Longest stored texts, in characters (the domain's checks). */
+export const MAX_NAME_CHARS = 200;
+export const MAX_DESCRIPTION_CHARS = 2_000;
+export const MAX_SELECTOR_CHARS = 600;
+export const MAX_USER_AGENT_CHARS = 512;
+export const MAX_IDENTIFIER_CHARS = 256;
+export const IDENTIFIER_COST = textCost(MAX_IDENTIFIER_CHARS);
+/** Cursors: base64url of a few values, an identifier at most (decoders read 1,000 characters). */
+export const CURSOR_COST = Math.ceil(1_000 / COST.unitBytes);
+
+/** The longest dashboard range (src/domain/activity.ts), and the size of one period's figures. */
+const DASHBOARD = { maxRangeDays: 800, periodCost: 12 } as const;
+const PERIOD_MS = {
+  HOUR: 3_600_000,
+  DAY: 86_400_000,
+  WEEK: 7 * 86_400_000,
+  MONTH: 28 * 86_400_000,
+};
+
+/**
+ * A dashboard: its totals, and up to one period of figures per hour, day, week or month of its
+ * range (a range too long is the domain's BAD_USER_INPUT: weighed at the longest).
+ */
+export function dashboardCost(args: {
+  from?: Date | null;
+  to?: Date | null;
+  groupBy?: string | null;
+}): number {
+  const from = args.from?.getTime() ?? NaN;
+  const to = args.to?.getTime() ?? NaN;
+  const unit = PERIOD_MS[(args.groupBy ?? 'HOUR') as keyof typeof PERIOD_MS] ?? PERIOD_MS.HOUR;
+  const range = Number.isFinite(to - from)
+    ? Math.min(Math.max(to - from, 0), DASHBOARD.maxRangeDays * 86_400_000)
+    : 0;
+  const periods = Math.ceil(range / unit) + 1;
+  return 1 + periods * DASHBOARD.periodCost;
+}
+
+/** A product has up to 10 environments. */
+export const MAX_ENVS_PER_PRODUCT = 10;
+
+/**
+ * Refuses, before anything executes, an operation that costs more than {@link COST.maxCost}:
+ * over HTTP, SSE and WebSocket alike (every path goes through execute or subscribe). It runs at
+ * execution, with the request's variables, not in validation: Yoga caches validation by document,
+ * and a `first: $first` weighs what the variables say.
+ */
+export function useCostLimit(): Plugin {
+  const check = (
+    args: ExecutionArgs,
+    refuse: (result: { errors: GraphQLError[] }) => void,
+  ): void => {
+    const cost = operationCost(args.schema, args.document, args.variableValues, args.operationName);
+    if (cost !== null && cost > COST.maxCost) refuse({ errors: [costLimitError(cost)] });
+  };
+  return {
+    onExecute: ({ args, setResultAndStopExecution }) => check(args, setResultAndStopExecution),
+    onSubscribe: ({ args, setResultAndStopExecution }) => check(args, setResultAndStopExecution),
+  };
+}
