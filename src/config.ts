@@ -114,7 +114,8 @@ const envSchema = z.object({
       .max(65535, { error: 'expected a port number from 0 to 65535' })
       .default(4000),
   ),
-  HOST: z.preprocess(emptyToUndefined, z.string().default('0.0.0.0')),
+  // Unset: loopback outside production (see loadConfig).
+  HOST: z.preprocess(emptyToUndefined, z.string().optional()),
   ADMIN_KEY: z.preprocess(
     emptyToUndefined,
     z
@@ -203,7 +204,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
     port: e.PORT,
-    host: e.HOST,
+    // Outside production the first start prints (and GraphiQL shows) a demo key: listen on
+    // loopback unless told otherwise. Production listens on every interface by default.
+    host: e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     adminKey: e.ADMIN_KEY,
     sessionSecret: e.SESSION_SECRET,
     logLevel: e.LOG_LEVEL,
