@@ -28,6 +28,10 @@ export interface Config {
   readonly activityRetentionDays: number;
   /** Hourly metrics rollups are deleted this many days after their hour. */
   readonly metricsRetentionDays: number;
+  /** Log output waiting for a slow or stuck reader, in bytes; lines beyond are dropped. */
+  readonly logBufferBytes: number;
+  /** How long shutdown lets requests in flight finish; the process exits 5 s after at most. */
+  readonly shutdownGraceSeconds: number;
   /** Largest request body accepted, in bytes (413 beyond). */
   readonly bodyLimitBytes: number;
   /** Serve GraphiQL (default: on, except in production). */
@@ -155,6 +159,8 @@ const envSchema = z.object({
   EVENT_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   SWEEP_INTERVAL_SECONDS: wholeNumber('seconds', 0, 86_400, 60),
   BODY_LIMIT_BYTES: wholeNumber('bytes', 1024, 10_485_760, 131_072),
+  LOG_BUFFER_BYTES: wholeNumber('bytes', 16_384, 67_108_864, 1_048_576),
+  SHUTDOWN_GRACE_SECONDS: wholeNumber('seconds', 1, 300, 10),
   TRUST_PROXY_HOPS: wholeNumber('proxies', 0, 10, 0),
   GRAPHIQL: flag(),
   GRAPHQL_INTROSPECTION: flag(),
@@ -216,6 +222,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
     activityRetentionDays: e.ACTIVITY_RETENTION_DAYS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    logBufferBytes: e.LOG_BUFFER_BYTES,
+    shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     trustProxyHops: e.TRUST_PROXY_HOPS,
     graphiql: (e.GRAPHIQL ?? (production ? 'false' : 'true')) === 'true',
     introspection: (e.GRAPHQL_INTROSPECTION ?? (production ? 'false' : 'true')) === 'true',

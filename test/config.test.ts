@@ -40,6 +40,21 @@ describe('configuration', () => {
     ).toBe('::1');
   });
 
+  it('LOG_BUFFER_BYTES and SHUTDOWN_GRACE_SECONDS: bounded, with defaults', () => {
+    expect(loadConfig({})).toMatchObject({ logBufferBytes: 1_048_576, shutdownGraceSeconds: 10 });
+    expect(loadConfig({ LOG_BUFFER_BYTES: '16384', SHUTDOWN_GRACE_SECONDS: '1' })).toMatchObject({
+      logBufferBytes: 16_384,
+      shutdownGraceSeconds: 1,
+    });
+    expect(problemsOf({ LOG_BUFFER_BYTES: '100', SHUTDOWN_GRACE_SECONDS: '0' })).toEqual([
+      expect.stringMatching(/^LOG_BUFFER_BYTES:/),
+      expect.stringMatching(/^SHUTDOWN_GRACE_SECONDS:/),
+    ]);
+    expect(
+      problemsOf({ LOG_BUFFER_BYTES: '99999999999', SHUTDOWN_GRACE_SECONDS: '301' }),
+    ).toHaveLength(2);
+  });
+
   it('reads every variable it documents', () => {
     const config = loadConfig({
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
