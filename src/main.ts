@@ -94,21 +94,6 @@ async function main(): Promise<void> {
   const url = `http://localhost:${port}/graphql`;
   logger.info({ port, database: database.kind }, 'listening');
 
-  // Shown once, on the terminal only (not through the logger): the operator needs them to begin.
-  const lines = [
-    `\n  Session service ready: ${config.graphiql ? 'GraphiQL' : 'GraphQL'} at ${url}\n`,
-  ];
-  if (created.adminKey) lines.push(`  Admin key (shown once, store it now): ${created.adminKey}`);
-  if (created.demoSecretKey) {
-    lines.push(
-      `  Demo product "demo", env "dev", secret key (shown once): ${created.demoSecretKey}`,
-    );
-    lines.push(
-      `  In GraphiQL, set the header {"Authorization": "Bearer ${created.demoSecretKey}"}`,
-    );
-  }
-  output.write(`${lines.join('\n')}\n\n`);
-
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -137,8 +122,25 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
+  // Before the banner: whoever reads it may signal at once (a signal with no handler yet kills
+  // the process instead of stopping it).
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  // Shown once, on the terminal only (not through the logger): the operator needs them to begin.
+  const lines = [
+    `\n  Session service ready: ${config.graphiql ? 'GraphiQL' : 'GraphQL'} at ${url}\n`,
+  ];
+  if (created.adminKey) lines.push(`  Admin key (shown once, store it now): ${created.adminKey}`);
+  if (created.demoSecretKey) {
+    lines.push(
+      `  Demo product "demo", env "dev", secret key (shown once): ${created.demoSecretKey}`,
+    );
+    lines.push(
+      `  In GraphiQL, set the header {"Authorization": "Bearer ${created.demoSecretKey}"}`,
+    );
+  }
+  output.write(`${lines.join('\n')}\n\n`);
 }
 
 main().catch((error: unknown) => {

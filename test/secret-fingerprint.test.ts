@@ -162,7 +162,12 @@ describe('the secret fingerprint', () => {
     const secret = randomSecret(48);
     const first = await startServerProcess({ DATA_DIR: dataDir, SESSION_SECRET: secret });
     first.child.kill('SIGTERM');
-    expect(await first.exited).toBe(0);
+    const firstExit = await first.exited;
+    expect({ code: firstExit, signal: first.child.signalCode, stderr: first.stderr() }).toEqual({
+      code: 0,
+      signal: null,
+      stderr: '',
+    });
     const refused = await runServerExpectingExit({
       DATA_DIR: dataDir,
       SESSION_SECRET: randomSecret(48),
