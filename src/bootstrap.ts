@@ -73,16 +73,24 @@ export async function checkSecretFingerprint(
   context: { generated: boolean; dataDir: string },
 ): Promise<'recorded' | 'matched'> {
   const mine = secretFingerprint(secret);
-  const inserted = await db
-    .insert(secretFingerprints)
-    .values({ name: 'session-secret', fingerprint: mine })
-    .onConflictDoNothing()
-    .returning({ name: secretFingerprints.name });
-  if (inserted.length > 0) return 'recorded';
-  const [stored] = await db
-    .select({ fingerprint: secretFingerprints.fingerprint })
-    .from(secretFingerprints)
-    .where(eq(secretFingerprints.name, 'session-secret'));
+  let stored: { fingerprint: string } | undefined;
+  try {
+    const inserted = await db
+      .insert(secretFingerprints)
+      .values({ name: 'session-secret', fingerprint: mine })
+      .onConflictDoNothing()
+      .returning({ name: secretFingerprints.name });
+    if (inserted.length > 0) return 'recorded';
+    [stored] = await db
+      .select({ fingerprint: secretFingerprints.fingerprint })
+      .from(secretFingerprints)
+      .where(eq(secretFingerprints.name, 'session-secret'));
+  } catch (error) {
+    // The driver's message carries the query's parameters: never let it reach the output.
+    throw new Error('could not record or check the session secret fingerprint in the database', {
+      cause: error,
+    });
+  }
   const a = Buffer.from(mine);
   const b = Buffer.from(stored?.fingerprint ?? '');
   if (a.length === b.length && timingSafeEqual(a, b)) return 'matched';
