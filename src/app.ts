@@ -14,7 +14,7 @@ import {
 } from 'graphql-yoga';
 import { isDatabaseUnavailable } from './db/errors.js';
 import { ServiceError } from './domain/errors.js';
-import { graphiqlOptions, type GraphiQLSetup } from './graphiql.js';
+import { graphiqlOptions, isLocalRequest, type GraphiQLSetup } from './graphiql.js';
 import { createContext, type Context } from './graphql/context.js';
 import { useCostLimit } from './graphql/cost.js';
 import { schema } from './graphql/index.js';
@@ -110,7 +110,16 @@ export function createApp(services: Services, options: AppOptions): App {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
-    graphiql: options.graphiql ? graphiqlOptions(options.graphiqlSetup) : false,
+    // The demo key goes only into a page served to this machine itself (src/graphiql.ts).
+    graphiql: options.graphiql
+      ? (request, serverContext) =>
+          graphiqlOptions({
+            ...options.graphiqlSetup,
+            demoKey: isLocalRequest(serverContext?.req?.socket?.remoteAddress, request.headers)
+              ? options.graphiqlSetup?.demoKey
+              : undefined,
+          })
+      : false,
     // Assets come from the installed package: the page works with no network.
     renderGraphiQL,
     logging: {

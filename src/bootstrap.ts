@@ -1,7 +1,10 @@
+import { hkdfSync, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
+import { eq } from 'drizzle-orm';
 import type { Database } from './db/client.js';
+import { secretFingerprints } from './db/schema.js';
 import { createSessionConfig } from './domain/configs.js';
 import {
   createApiKey,
@@ -25,6 +28,73 @@ export function resolveSessionSecret(config: Config): { secret: string; generate
   writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
   return { secret, generated: true };
+}
+
+/**
+ * A fingerprint of the master secret: HKDF-SHA256 under a label used for nothing else, so it
+ * can be stored and compared but gives nothing usable about the secret or the keys derived
+ * from it (they use other labels; a plain hash of the secret is used nowhere).
+ */
+export function secretFingerprint(secret: string): string {
+  return Buffer.from(
+    hkdfSync('sha256', secret, 'session-service', 'secret-fingerprint\u0000v1', 32),
+  ).toString('base64url');
+}
+
+/** Thrown when this instance's secret is not the one its database was first started with. */
+export class SecretMismatchError extends Error {
+  constructor(generated: boolean, dataDir: string) {
+    super(
+      [
+        'SESSION_SECRET does not match the secret this database was first started with:',
+        'tokens minted by the other instances on this database would be TOKEN_INVALID here,',
+        'and theirs here. Refusing to start.',
+        generated
+          ? `SESSION_SECRET is unset, so this instance uses the secret it generated in ${path.join(dataDir, 'session-secret')}.`
+          : 'SESSION_SECRET is set, to another value than on the first instance.',
+        'Fix: set the same SESSION_SECRET on every instance that shares this database.',
+        'To change the secret deliberately (every token and stored session data become',
+        'unusable): stop every instance, run `DELETE FROM secret_fingerprints;` on the',
+        'database, and start them with the new SESSION_SECRET (README, Security).',
+      ].join('\n'),
+    );
+    this.name = 'SecretMismatchError';
+  }
+}
+
+/**
+ * Records the secret's fingerprint on the first start on this database, or checks it against
+ * the recorded one. Instances starting together race on the insert; the database keeps one
+ * and every instance compares with that one. Throws {@link SecretMismatchError} on a mismatch.
+ */
+export async function checkSecretFingerprint(
+  db: Database,
+  secret: string,
+  context: { generated: boolean; dataDir: string },
+): Promise<'recorded' | 'matched'> {
+  const mine = secretFingerprint(secret);
+  let stored: { fingerprint: string } | undefined;
+  try {
+    const inserted = await db
+      .insert(secretFingerprints)
+      .values({ name: 'session-secret', fingerprint: mine })
+      .onConflictDoNothing()
+      .returning({ name: secretFingerprints.name });
+    if (inserted.length > 0) return 'recorded';
+    [stored] = await db
+      .select({ fingerprint: secretFingerprints.fingerprint })
+      .from(secretFingerprints)
+      .where(eq(secretFingerprints.name, 'session-secret'));
+  } catch (error) {
+    // The driver's message carries the query's parameters: never let it reach the output.
+    throw new Error('could not record or check the session secret fingerprint in the database', {
+      cause: error,
+    });
+  }
+  const a = Buffer.from(mine);
+  const b = Buffer.from(stored?.fingerprint ?? '');
+  if (a.length === b.length && timingSafeEqual(a, b)) return 'matched';
+  throw new SecretMismatchError(context.generated, context.dataDir);
 }
 
 export function adminKeySource(config: Config): AdminKeySource {

@@ -31,6 +31,10 @@ export interface Config {
   readonly metricsRetentionDays: number;
   /** Most live session configs one product may have. */
   readonly maxConfigsPerProduct: number;
+  /** Log output waiting for a slow or stuck reader, in bytes; lines beyond are dropped. */
+  readonly logBufferBytes: number;
+  /** How long shutdown lets requests in flight finish; the process exits 5 s after at most. */
+  readonly shutdownGraceSeconds: number;
   /** Largest request body accepted, in bytes (413 beyond). */
   readonly bodyLimitBytes: number;
   /** Largest response sent, in bytes; a larger result is replaced by a LIMIT_EXCEEDED error. */
@@ -159,7 +163,8 @@ const envSchema = z.object({
       .max(65535, { error: 'expected a port number from 0 to 65535' })
       .default(4000),
   ),
-  HOST: z.preprocess(emptyToUndefined, z.string().default('0.0.0.0')),
+  // Unset: loopback outside production (see loadConfig).
+  HOST: z.preprocess(emptyToUndefined, z.string().optional()),
   ADMIN_KEY: z.preprocess(
     emptyToUndefined,
     z
@@ -200,6 +205,8 @@ const envSchema = z.object({
   SWEEP_INTERVAL_SECONDS: wholeNumber('seconds', 0, 86_400, 60),
   BODY_LIMIT_BYTES: wholeNumber('bytes', 1024, 10_485_760, 131_072),
   MAX_RESPONSE_BYTES: wholeNumber('bytes', 65_536, 268_435_456, 8_388_608),
+  LOG_BUFFER_BYTES: wholeNumber('bytes', 16_384, 67_108_864, 1_048_576),
+  SHUTDOWN_GRACE_SECONDS: wholeNumber('seconds', 1, 300, 10),
   TRUST_PROXY_HOPS: wholeNumber('proxies', 0, 10, 0),
   GRAPHIQL: flag(),
   GRAPHQL_INTROSPECTION: flag(),
@@ -248,7 +255,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
     port: e.PORT,
-    host: e.HOST,
+    // Outside production the first start prints (and GraphiQL shows) a demo key: listen on
+    // loopback unless told otherwise. Production listens on every interface by default.
+    host: e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     adminKey: e.ADMIN_KEY,
     sessionSecret: e.SESSION_SECRET,
     logLevel: e.LOG_LEVEL,
@@ -259,6 +268,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     activityRetentionDays: e.ACTIVITY_RETENTION_DAYS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     maxResponseBytes: e.MAX_RESPONSE_BYTES,
+    logBufferBytes: e.LOG_BUFFER_BYTES,
+    shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     trustProxyHops: e.TRUST_PROXY_HOPS,
     graphiql: (e.GRAPHIQL ?? (production ? 'false' : 'true')) === 'true',
     introspection: (e.GRAPHQL_INTROSPECTION ?? (production ? 'false' : 'true')) === 'true',

@@ -1,3 +1,4 @@
+import { BlockList, isIPv4 } from 'node:net';
 import type { GraphiQLOptions } from 'graphql-yoga';
 import { DEMO_SESSION_TAG } from './bootstrap.js';
 
@@ -10,6 +11,26 @@ export interface GraphiQLSetup {
   readonly demoKey?: string;
   /** In production no key is ever written into the page. */
   readonly production?: boolean;
+}
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+
+/**
+ * Whether a request comes from this machine itself: its TCP peer is a loopback address and no
+ * proxy says it forwards it for someone else. Deliberately independent of `TRUST_PROXY_HOPS`:
+ * a reverse proxy on the same host makes every client's peer loopback, so any forwarding header
+ * (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`) counts as "not local".
+ */
+export function isLocalRequest(peer: string | null | undefined, headers: Headers): boolean {
+  if (!peer) return false;
+  if (headers.has('x-forwarded-for') || headers.has('forwarded') || headers.has('x-real-ip')) {
+    return false;
+  }
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(peer)?.[1];
+  const address = mapped ?? peer;
+  return isIPv4(address) ? loopback.check(address, 'ipv4') : loopback.check(address, 'ipv6');
 }
 
 /** What the Headers tab holds when the key is not known: a reminder of the expected shape. */

@@ -1,14 +1,25 @@
 import { createApp } from './app.js';
-import { adminKeySource, firstStart, resolveSessionSecret } from './bootstrap.js';
+import {
+  adminKeySource,
+  checkSecretFingerprint,
+  firstStart,
+  resolveSessionSecret,
+  SecretMismatchError,
+} from './bootstrap.js';
 import { ConfigError, loadProcessConfig, type Config } from './config.js';
 import { openDatabase } from './db/client.js';
-import { createLogger } from './logger.js';
+import { createLogger, processOutput } from './logger.js';
 import { createHttpServer } from './server.js';
 import { startServices } from './services.js';
 import { startSweeper } from './sweeper.js';
 
-/** How long shutdown waits for requests in flight before closing their connections. */
-const SHUTDOWN_GRACE_MS = 10_000;
+/**
+ * After the grace period, what is left (closing the database, the last log lines) gets this
+ * long; then the process exits whatever is pending.
+ */
+const SHUTDOWN_LAST_RESORT_MS = 5_000;
+/** How long the last log lines may take to reach a slow reader before exit. */
+const LOG_DRAIN_MS = 1_000;
 
 function readConfig(): Config {
   try {
@@ -24,12 +35,26 @@ function readConfig(): Config {
 
 async function main(): Promise<void> {
   const config = readConfig();
-  const logger = createLogger(config.logLevel);
+  // Never blocks on its reader: a stuck or vanished stdout drops lines instead (src/logger.ts).
+  const output = processOutput(config.logBufferBytes);
+  const logger = createLogger(config.logLevel, output);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   await database.migrate();
   const { secret, generated } = resolveSessionSecret(config);
   if (generated)
     logger.warn('generated a session secret in DATA_DIR; set SESSION_SECRET in production');
+  // Every instance on one database must hold the same secret: refuse to start otherwise.
+  try {
+    await checkSecretFingerprint(database.db, secret, {
+      generated: !config.sessionSecret,
+      dataDir: config.dataDir,
+    });
+  } catch (error) {
+    if (!(error instanceof SecretMismatchError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    await database.close();
+    process.exit(1);
+  }
   const services = await startServices(database, {
     sessionSecret: secret,
     tokenKeyIds: config.tokenKeyIds,
@@ -71,6 +96,39 @@ async function main(): Promise<void> {
   const url = `http://localhost:${port}/graphql`;
   logger.info({ port, database: database.kind }, 'listening');
 
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    const graceMs = config.shutdownGraceSeconds * 1000;
+    // The hard bound: whatever is still pending then (a database that does not answer, a log
+    // reader that does not read), the process exits. Deliberately not unref'd.
+    setTimeout(() => {
+      process.stderr.write(
+        `shutdown did not finish within ${(graceMs + SHUTDOWN_LAST_RESORT_MS) / 1000} s; exiting\n`,
+      );
+      process.exit(1);
+    }, graceMs + SHUTDOWN_LAST_RESORT_MS);
+    logger.info({ signal }, 'shutting down');
+    void Promise.all([shutdown(graceMs), sweeper?.stop()])
+      .then(() => services.activity.flush())
+      .then(() => database.close())
+      .then(async () => {
+        logger.info('stopped');
+        await output.drain(LOG_DRAIN_MS);
+        process.exit(0);
+      })
+      .catch(async (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        await output.drain(LOG_DRAIN_MS);
+        process.exit(1);
+      });
+  };
+  // Before the banner: whoever reads it may signal at once (a signal with no handler yet kills
+  // the process instead of stopping it).
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
   // Shown once, on the terminal only (not through the logger): the operator needs them to begin.
   const lines = [
     `\n  Session service ready: ${config.graphiql ? 'GraphiQL' : 'GraphQL'} at ${url}\n`,
@@ -84,27 +142,7 @@ async function main(): Promise<void> {
       `  In GraphiQL, set the header {"Authorization": "Bearer ${created.demoSecretKey}"}`,
     );
   }
-  process.stdout.write(`${lines.join('\n')}\n\n`);
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    void Promise.all([shutdown(SHUTDOWN_GRACE_MS), sweeper?.stop()])
-      .then(() => services.activity.flush())
-      .then(() => database.close())
-      .then(() => {
-        logger.info('stopped');
-        process.exit(0);
-      })
-      .catch((error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  output.write(`${lines.join('\n')}\n\n`);
 }
 
 main().catch((error: unknown) => {

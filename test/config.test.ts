@@ -27,6 +27,34 @@ describe('configuration', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('HOST: loopback only outside production (the first start prints a demo key), every interface in production; an explicit HOST wins', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'development' }).host).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'test' }).host).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: 's'.repeat(32) }).host).toBe(
+      '0.0.0.0',
+    );
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(
+      loadConfig({ NODE_ENV: 'production', SESSION_SECRET: 's'.repeat(32), HOST: '::1' }).host,
+    ).toBe('::1');
+  });
+
+  it('LOG_BUFFER_BYTES and SHUTDOWN_GRACE_SECONDS: bounded, with defaults', () => {
+    expect(loadConfig({})).toMatchObject({ logBufferBytes: 1_048_576, shutdownGraceSeconds: 10 });
+    expect(loadConfig({ LOG_BUFFER_BYTES: '16384', SHUTDOWN_GRACE_SECONDS: '1' })).toMatchObject({
+      logBufferBytes: 16_384,
+      shutdownGraceSeconds: 1,
+    });
+    expect(problemsOf({ LOG_BUFFER_BYTES: '100', SHUTDOWN_GRACE_SECONDS: '0' })).toEqual([
+      expect.stringMatching(/^LOG_BUFFER_BYTES:/),
+      expect.stringMatching(/^SHUTDOWN_GRACE_SECONDS:/),
+    ]);
+    expect(
+      problemsOf({ LOG_BUFFER_BYTES: '99999999999', SHUTDOWN_GRACE_SECONDS: '301' }),
+    ).toHaveLength(2);
+  });
+
   it('reads every variable it documents', () => {
     const config = loadConfig({
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',

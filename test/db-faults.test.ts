@@ -18,7 +18,12 @@ import {
   start,
   type Started,
 } from './support/fixtures.js';
-import { newProductOverHttp, post, startServerProcess } from './support/server-process.js';
+import {
+  newProductOverHttp,
+  post,
+  startServerProcess,
+  TEST_SESSION_SECRET,
+} from './support/server-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -157,7 +162,8 @@ describe('a process killed mid-refresh', () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'sessions-kill-'));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const adminKey = `ak_${randomSecret(30)}`;
-    const sessionSecret = randomSecret(48);
+    // On the shared test database every process holds the suite's secret (the fingerprint).
+    const sessionSecret = TEST_SESSION_SECRET;
     const server = await startServerProcess({
       DATA_DIR: dataDir,
       ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}),

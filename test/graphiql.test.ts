@@ -86,3 +86,52 @@ describe('the GraphiQL page', () => {
     expect(html).not.toMatch(/sk_dev_\w/);
   });
 });
+
+describe('the demo key in the GraphiQL page', () => {
+  const demoKey = 'sk_dev_demoKeyOnlyForLoopback';
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ appOptions: { graphiqlSetup: { demoKey } } });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  /** The page as a client at `peer` sees it (the TCP peer Node's server would hand Yoga). */
+  const page = async (peer: string | undefined, headers: Record<string, string> = {}) => {
+    const response = await t.app.fetch(
+      'http://test.local/graphql',
+      { headers: { accept: 'text/html', ...headers } },
+      { req: { socket: { remoteAddress: peer } } as never },
+    );
+    expect(response.status).toBe(200);
+    return response.text();
+  };
+
+  it('is prefilled for a client on a loopback address (IPv4, IPv6, IPv4-mapped)', async () => {
+    for (const peer of ['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1']) {
+      expect((await page(peer)).includes(demoKey), peer).toBe(true);
+    }
+  });
+
+  it('is never in the page for any other client: a LAN or public peer, an unknown peer, or a loopback peer forwarding for someone else', async () => {
+    const cases: [string | undefined, Record<string, string>][] = [
+      ['192.168.1.20', {}],
+      ['10.0.0.7', {}],
+      ['203.0.113.5', {}],
+      ['::ffff:203.0.113.5', {}],
+      ['2001:db8::1', {}],
+      [undefined, {}],
+      // A reverse proxy on the same host: the peer is loopback, the client is not.
+      ['127.0.0.1', { 'x-forwarded-for': '203.0.113.5' }],
+      ['::1', { forwarded: 'for=203.0.113.5' }],
+    ];
+    for (const [peer, headers] of cases) {
+      const html = await page(peer, headers);
+      const label = `${peer} ${JSON.stringify(headers)}`;
+      expect(html.includes(demoKey), label).toBe(false);
+      expect(/sk_dev_\w/.test(html), label).toBe(false);
+      expect(html.includes(KEY_PLACEHOLDER), label).toBe(true);
+    }
+  });
+});

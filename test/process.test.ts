@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL } from './support/app.js';
-import { post, runServerExpectingExit, startServerProcess } from './support/server-process.js';
+import {
+  acceptedRequest,
+  exitOrKill,
+  post,
+  refusesConnections,
+  runServerExpectingExit,
+  startServerProcess,
+} from './support/server-process.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -14,6 +21,13 @@ const tempDir = () => {
   dirs.push(dir);
   return dir;
 };
+
+/** A fresh embedded database, or the test Postgres when DATABASE_URL is set. */
+const databaseEnv = (): Record<string, string> => ({
+  DATA_DIR: tempDir(),
+  SWEEP_INTERVAL_SECONDS: '0',
+  ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}),
+});
 
 describe('the server process', () => {
   it('on a first embedded start prints GraphiQL, the admin key and a working demo key, once; they persist', async () => {
@@ -45,27 +59,86 @@ describe('the server process', () => {
     });
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);
-  });
+  }, 300_000);
 
   it('shuts down on SIGTERM after finishing requests in flight, and exits 0', async () => {
-    const server = await startServerProcess({
-      DATA_DIR: tempDir(),
-      ADMIN_KEY: `ak_${'k'.repeat(40)}`,
-    });
+    const adminKey = `ak_${'k'.repeat(40)}`;
+    const server = await startServerProcess({ ...databaseEnv(), ADMIN_KEY: adminKey });
+    // Twenty requests the server has begun to handle (it answered 100 Continue to each).
     const inFlight = Array.from({ length: 20 }, () =>
-      post(server.url, `ak_${'k'.repeat(40)}`, '{ products { tag } }'),
+      acceptedRequest(server.url, adminKey, '{ products { tag } }'),
     );
-    await new Promise((r) => setTimeout(r, 5));
+    await Promise.all(inFlight.map((r) => r.accepted));
     server.child.kill('SIGTERM');
-    const results = await Promise.allSettled(inFlight);
-    // Requests accepted before the signal complete; none is cut off with a half answer.
-    for (const r of results) {
-      if (r.status === 'fulfilled') expect(r.value.data?.products).toBeDefined();
+    // Once the port refuses new connections the server is shutting down: the requests are
+    // finished after the signal, and each gets a whole answer.
+    expect(await refusesConnections(server.url)).toBe(true);
+    for (const r of inFlight) r.finish();
+    for (const r of inFlight) {
+      const answer = await r.response;
+      expect(answer.status).toBe(200);
+      expect((JSON.parse(answer.body) as { data?: { products?: unknown } }).data?.products).toEqual(
+        expect.any(Array),
+      );
     }
-    expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
     expect(await server.exited).toBe(0);
     expect(server.stdout()).toMatch(/"msg":"stopped"/);
-  });
+  }, 300_000);
+
+  it('exits when its stdout and stderr reader goes away at SIGTERM, with requests in flight; every time', async () => {
+    const adminKey = `ak_${'e'.repeat(40)}`;
+    for (let run = 0; run < 3; run++) {
+      const server = await startServerProcess({ ...databaseEnv(), ADMIN_KEY: adminKey });
+      // Load: requests finished before the signal (each logged a line) and requests in flight.
+      await Promise.all(
+        Array.from({ length: 10 }, () => post(server.url, adminKey, '{ products { tag } }')),
+      );
+      const inFlight = Array.from({ length: 10 }, () =>
+        acceptedRequest(server.url, adminKey, '{ products { tag } }'),
+      );
+      await Promise.all(inFlight.map((r) => r.accepted));
+      server.child.kill('SIGTERM');
+      // The reader goes away at once: every later write to stdout or stderr gets EPIPE.
+      server.child.stdout!.destroy();
+      server.child.stderr!.destroy();
+      for (const r of inFlight) r.finish();
+      const code = await exitOrKill(server);
+      expect(code, `run ${run}`).toBe(0);
+      await Promise.allSettled(inFlight.map((r) => r.response));
+    }
+  }, 600_000);
+
+  it('keeps serving while its stdout is a full pipe nobody reads: log lines are dropped (said once on stderr), and SIGTERM still ends it', async () => {
+    const adminKey = `ak_${'f'.repeat(40)}`;
+    const server = await startServerProcess({
+      ...databaseEnv(),
+      ADMIN_KEY: adminKey,
+      LOG_BUFFER_BYTES: '16384',
+    });
+    // Nobody reads stdout any more: the pipe (and this side's buffer) fills up.
+    server.child.stdout!.pause();
+    server.child.stdout!.removeAllListeners('data');
+    const dropping = () => /dropping log lines/.test(server.stderr());
+    let requests = 0;
+    while (!dropping() && requests < 5_000) {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => post(server.url, adminKey, '{ products { tag } }')),
+      );
+      requests += answers.length;
+      for (const a of answers) expect(a.errors).toBeUndefined();
+    }
+    expect(dropping()).toBe(true);
+    // The event loop is not blocked: the server still answers, and logs without blocking.
+    for (let i = 0; i < 50; i++) {
+      const answer = await post(server.url, adminKey, '{ products { tag } }');
+      expect(answer.data?.products).toEqual(expect.any(Array));
+    }
+    expect((await fetch(server.url.replace('/graphql', '/health'))).status).toBe(200);
+    server.child.kill('SIGTERM');
+    expect(await exitOrKill(server)).toBe(0);
+    // Said once, not once per dropped line.
+    expect(server.stderr().match(/dropping log lines/g)).toHaveLength(1);
+  }, 300_000);
 
   it.runIf(TEST_DATABASE_URL)(
     'runs on Postgres when DATABASE_URL is set, without a demo product',

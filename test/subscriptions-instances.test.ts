@@ -17,7 +17,12 @@ import {
   wsUrlOf,
   type Received,
 } from './support/live.js';
-import { post, startServerProcess, type ServerProcess } from './support/server-process.js';
+import {
+  post,
+  startServerProcess,
+  TEST_SESSION_SECRET,
+  type ServerProcess,
+} from './support/server-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /**
@@ -48,7 +53,8 @@ const tempDir = () => {
 };
 
 const adminKey = `ak_${randomBytes(24).toString('hex')}`;
-const sessionSecret = randomBytes(24).toString('hex');
+// Instances on one database share one secret: the suite's, on the shared test database.
+const sessionSecret = TEST_SESSION_SECRET;
 let a: ServerProcess;
 let b: ServerProcess;
 

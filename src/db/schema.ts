@@ -342,5 +342,17 @@ export const activityRollups = pgTable(
   (t) => [primaryKey({ columns: [t.productId, t.env, t.tag, t.hour, t.operation] })],
 );
 
+/**
+ * A fingerprint of `SESSION_SECRET`, stored by the first instance that starts on this database,
+ * so that an instance with another secret (whose tokens the others could not open) refuses to
+ * start. HKDF-derived under a label of its own: it reveals nothing usable about the secret.
+ */
+export const secretFingerprints = pgTable('secret_fingerprints', {
+  /** What is fingerprinted: `session-secret`. */
+  name: text('name').primaryKey(),
+  fingerprint: text('fingerprint').notNull(),
+  createdAt: timestamptz('created_at').notNull().defaultNow(),
+});
+
 export type SessionUserRow = typeof sessionUsers.$inferSelect;
 export type ActivityRow = typeof activityLog.$inferSelect;

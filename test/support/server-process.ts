@@ -1,8 +1,30 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import path from 'node:path';
+import { TEST_DATABASE_URL } from './app.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/**
+ * The one `SESSION_SECRET` of every server process on the shared test database: instances on
+ * one database must share their secret, or the second refuses to start (README, Security). A
+ * test that needs another secret runs on a database of its own (support/databases.ts).
+ */
+export const TEST_SESSION_SECRET = 'test-suite-secret:every-process-on-the-shared-test-database';
+
+/** The environment a server process gets on the shared test database: {@link TEST_SESSION_SECRET}. */
+function withSharedSecret(env: Record<string, string>): Record<string, string> {
+  if (!TEST_DATABASE_URL || env.DATABASE_URL !== TEST_DATABASE_URL) return env;
+  if (env.SESSION_SECRET === undefined) return { ...env, SESSION_SECRET: TEST_SESSION_SECRET };
+  if (env.SESSION_SECRET !== TEST_SESSION_SECRET) {
+    throw new Error(
+      'a server process on the shared test database must use TEST_SESSION_SECRET (or none); ' +
+        'use freshPostgresDatabase() for another secret',
+    );
+  }
+  return env;
+}
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -17,7 +39,13 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      ...withSharedSecret(env),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -28,7 +56,8 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`server did not start:\n${out}\n${err}`)),
-      30_000,
+      // A liveness bound, generous: on a loaded 2-core machine a start can take tens of seconds.
+      120_000,
     );
     const check = () => {
       const match = /Graph(?:iQL|QL) at (http:\/\/localhost:\d+\/graphql)/.exec(out);
@@ -52,12 +81,16 @@ export async function runServerExpectingExit(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', ...withSharedSecret(env) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    // It started after all: stop it, and let the caller see the exit code of a normal stop.
+    if (/Session service ready/.test(stdout)) child.kill('SIGTERM');
+  });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   return { code, stdout, stderr };
@@ -121,4 +154,80 @@ export async function newProductOverHttp(
     ),
   );
   return { productTag, key, tag: 'web' };
+}
+
+/**
+ * A POST the server has provably begun to handle: it is sent with `Expect: 100-continue`, and
+ * `accepted` resolves when the server answers `100 Continue`, which Node's server does once it
+ * has parsed the request's headers (the request is then in flight, not an idle connection). The
+ * body is sent only when `finish()` is called.
+ */
+export function acceptedRequest(url: string, key: string, query: string, variables?: unknown) {
+  const body = JSON.stringify({ query, variables });
+  let markAccepted!: () => void;
+  const accepted = new Promise<void>((resolve) => (markAccepted = resolve));
+  const request = httpRequest(url, {
+    method: 'POST',
+    agent: false,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      authorization: `Bearer ${key}`,
+      expect: '100-continue',
+    },
+  });
+  request.on('continue', markAccepted);
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    request.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    request.on('error', reject);
+  });
+  request.flushHeaders();
+  // Callers await `accepted` before they care; a failure shows in `response`.
+  void response.catch(() => {});
+  return { accepted, response, finish: () => request.end(body) };
+}
+
+/** Resolves once a new TCP connection to the server's port is refused (it stopped listening). */
+export async function refusesConnections(url: string, attempts = 200): Promise<boolean> {
+  const { hostname, port } = new URL(url.replace('localhost', '127.0.0.1'));
+  for (let i = 0; i < attempts; i++) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const probe = httpRequest({ hostname, port, path: '/health', agent: false });
+      probe.on('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+      probe.on('response', (res) => {
+        res.resume();
+        resolve(false);
+      });
+      probe.end();
+    });
+    if (refused) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
+
+/**
+ * The process's exit code, or `'hung'` (after SIGKILL) when it has not exited `limitMs` after
+ * this call: a liveness bound for tests of processes that must exit, never a timing claim.
+ */
+export async function exitOrKill(
+  server: ServerProcess,
+  limitMs = 30_000,
+): Promise<number | null | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => {
+    timer = setTimeout(() => {
+      server.child.kill('SIGKILL');
+      resolve('hung');
+    }, limitMs);
+  });
+  const result = await Promise.race([server.exited, hung]);
+  clearTimeout(timer);
+  return result;
 }
