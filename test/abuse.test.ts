@@ -286,7 +286,12 @@ describe('transport rules', () => {
     const bare = await t.app.fetch(url);
     expect(bare.status).toBe(403);
     expect(await bare.json()).toEqual({
-      errors: [{ message: 'Required CSRF header(s) not present' }],
+      errors: [
+        {
+          message: 'Required CSRF header(s) not present',
+          extensions: { code: 'BAD_REQUEST' },
+        },
+      ],
     });
     // The same for POSTs of the "simple" content types.
     for (const [contentType, payload] of [

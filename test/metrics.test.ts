@@ -46,8 +46,10 @@ describe('/metrics', () => {
     expect(delta('session_verify_failures_total{code="TOKEN_INVALID"}')).toBe(2);
     expect(delta('session_verify_failures_total{code="SESSION_REVOKED"}')).toBe(1);
     expect(delta('session_operations_total{operation="verify",status="success",code=""}')).toBe(1);
-    // Yoga's request metrics, per operation, are in the same registry.
-    expect(after).toMatch(/graphql_yoga_http_duration_bucket\{.*operationName="/);
+    // Yoga's request metrics, per route and operation (a root field), are in the same registry.
+    expect(after).toMatch(
+      /graphql_yoga_http_duration_bucket\{[^}]*route="\/graphql",operation="verifySession"/,
+    );
     expect(after).toMatch(/event_bus_lag_seconds_bucket/);
     expect(after).toMatch(/process_resident_memory_bytes/);
     // Nothing secret is exported.
