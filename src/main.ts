@@ -3,6 +3,7 @@ import { adminKeySource, firstStart, resolveSessionSecret } from './bootstrap.js
 import { ConfigError, loadProcessConfig, type Config } from './config.js';
 import { openDatabase } from './db/client.js';
 import { createLogger } from './logger.js';
+import { createMetricsServer } from './observability/metrics-http.js';
 import { createHttpServer } from './server.js';
 import { startServices } from './services.js';
 import { startSweeper } from './sweeper.js';
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
     fieldSuggestions: config.fieldSuggestions,
     bodyLimitBytes: config.bodyLimitBytes,
     trustProxyHops: config.trustProxyHops,
+    metrics: { onMainPort: config.metrics.port === null, token: config.metrics.token },
     // The demo key is known in plaintext on the first start only; GraphiQL's tabs then send it.
     graphiqlSetup: {
       demoKey: created.demoSecretKey,
@@ -68,6 +70,17 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://localhost:${port}/graphql`;
   logger.info({ port, database: database.kind }, 'listening');
+  const metricsServer =
+    config.metrics.port === null
+      ? undefined
+      : createMetricsServer(services.metrics.registry, config.metrics.token);
+  if (metricsServer) {
+    const metricsPort = config.metrics.port!;
+    await new Promise<void>((resolve) =>
+      metricsServer.listen(metricsPort, config.metrics.host, resolve),
+    );
+    logger.info({ port: metricsPort, host: config.metrics.host }, 'metrics listening');
+  }
 
   // Shown once, on the terminal only (not through the logger): the operator needs them to begin.
   const lines = [
@@ -89,6 +102,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    metricsServer?.close();
     void Promise.all([shutdown(SHUTDOWN_GRACE_MS), sweeper?.stop()])
       .then(() => services.activity.flush())
       .then(() => database.close())
