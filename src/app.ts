@@ -13,13 +13,20 @@ import {
   type YogaServerInstance,
 } from 'graphql-yoga';
 import { isDatabaseUnavailable } from './db/errors.js';
-import { ServiceError } from './domain/errors.js';
 import { graphiqlOptions, isLocalRequest, type GraphiQLSetup } from './graphiql.js';
 import { createContext, type Context } from './graphql/context.js';
 import { useCostLimit } from './graphql/cost.js';
 import { schema } from './graphql/index.js';
 import { useBodyLimit } from './http/body-limit.js';
 import { useResponseLimit } from './http/response-limit.js';
+import { useErrorContract } from './http/error-contract.js';
+import { useInputGuard } from './http/input-guard.js';
+import { findServiceError, yogaLogging } from './observability/errors.js';
+import {
+  httpDurationHistogram,
+  useMetricsEndpoint,
+  type MetricsExposure,
+} from './observability/metrics-http.js';
 import { useRequestLog } from './observability/request-log.js';
 import type { Services } from './services.js';
 
@@ -47,6 +54,8 @@ export interface AppOptions {
   readonly maxResponseBytes?: number;
   /** Trusted reverse proxies in front (default 0: the TCP peer is the client). */
   readonly trustProxyHops?: number;
+  /** Where `/metrics` is served and whether it needs a token (default: here, no token). */
+  readonly metrics?: MetricsExposure;
 }
 
 /** Limits on an operation's shape, checked before anything executes. */
@@ -89,16 +98,6 @@ function withoutSuggestions(error: GraphQLError): GraphQLError {
   });
 }
 
-/** The ServiceError behind a GraphQL error, if any (resolvers' errors arrive wrapped). */
-function findServiceError(error: unknown): ServiceError | undefined {
-  let e: unknown = error;
-  for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
-    if (e instanceof ServiceError) return e;
-    e = (e as Error & { originalError?: unknown }).originalError ?? e.cause;
-  }
-  return undefined;
-}
-
 /**
  * The Yoga instance: schema, per-request context, error masking and readiness. It does not
  * listen; `src/main.ts` does. Tests call `app.fetch` directly.
@@ -122,12 +121,9 @@ export function createApp(services: Services, options: AppOptions): App {
       : false,
     // Assets come from the installed package: the page works with no network.
     renderGraphiQL,
-    logging: {
-      debug: (...args) => logger.debug({ args }, 'yoga'),
-      info: (...args) => logger.info({ args }, 'yoga'),
-      warn: (...args) => logger.warn({ args }, 'yoga'),
-      error: (...args) => logger.error({ args }, 'yoga'),
-    },
+    // Yoga logs every error it masks: through the one error path (src/observability/errors.ts),
+    // which keeps client errors at debug level and redacts what faults carry.
+    logging: yogaLogging(logger),
     context: ({ request, req, connectionParams }) => {
       // Over WebSocket there is no Fetch request: the key comes from connectionParams.
       const fromParams = connectionParams?.authorization;
@@ -168,7 +164,7 @@ export function createApp(services: Services, options: AppOptions): App {
             ? withoutSuggestions(masked)
             : masked;
         }
-        logUnexpected(services, error);
+        // (Yoga logs the original error itself, through `logging` above.)
         if (isDatabaseUnavailable(error)) {
           // Fail closed, and say it is worth retrying: never an answer the database did not give.
           return new GraphQLError('The service is temporarily unavailable; retry shortly.', {
@@ -190,6 +186,8 @@ export function createApp(services: Services, options: AppOptions): App {
     batching: false,
     plugins: [
       useRequestLog(logger),
+      useErrorContract(),
+      useMetricsEndpoint(services.metrics.registry, options.metrics ?? { onMainPort: true }),
       useBodyLimit(options.bodyLimitBytes ?? 131_072),
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
       ...new EnvelopArmor({
@@ -230,13 +228,15 @@ export function createApp(services: Services, options: AppOptions): App {
             } satisfies Plugin,
           ]
         : []),
+      useInputGuard(),
       usePrometheus({
         registry: services.metrics.registry,
-        endpoint: '/metrics',
+        // Served by useMetricsEndpoint (token, own port).
+        endpoint: false,
         // Requests and their latency per operation, from one histogram: the envelop phase
         // metrics walk every document again and cost more than a whole trivial request.
         metrics: {
-          graphql_yoga_http_duration: true,
+          graphql_yoga_http_duration: httpDurationHistogram(services.metrics.registry, schema),
           graphql_envelop_deprecated_field: false,
           graphql_envelop_request: false,
           graphql_envelop_request_duration: false,
@@ -263,27 +263,6 @@ export function createApp(services: Services, options: AppOptions): App {
       }),
     ],
   });
-}
-
-/**
- * Logs an unexpected fault with what is needed to fix it, but never query parameters (they may
- * hold hashes, ciphertexts or identifiers): only messages, codes and stacks.
- */
-function logUnexpected(services: Services, error: unknown): void {
-  const chain: { name: string; message: string; code?: unknown; stack?: string }[] = [];
-  for (let e: unknown = error; e instanceof Error && chain.length < 5;) {
-    const message = e.message.replace(/\nparams: .*$/s, '\nparams: [redacted]');
-    chain.push({
-      name: e.name,
-      message,
-      code: (e as { code?: unknown }).code,
-      stack: e.stack?.split('\n').slice(1, 8).join('\n'),
-    });
-    const next = (e as Error & { originalError?: unknown }).originalError ?? e.cause;
-    if (next === e) break;
-    e = next;
-  }
-  services.logger.error({ err: chain }, 'unexpected error');
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

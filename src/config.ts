@@ -50,6 +50,15 @@ export interface Config {
    * (for rate limits and device records) is the address that many hops from the right.
    */
   readonly trustProxyHops: number;
+  /**
+   * Where `/metrics` is served: `port` null means on the GraphQL port, else a listener of its
+   * own on `host:port`; with `token`, only `Authorization: Bearer <token>` is answered.
+   */
+  readonly metrics: {
+    readonly port: number | null;
+    readonly host: string;
+    readonly token: string | undefined;
+  };
   /** Token key ids: the first mints new tokens, all of them open tokens. See README, key rotation. */
   readonly tokenKeyIds: readonly string[];
   readonly rateLimits: {
@@ -91,6 +100,9 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** The metrics listener's port in production when METRICS_PORT is unset. */
+export const DEFAULT_METRICS_PORT = 9464;
 
 const emptyToUndefined = (value: unknown) => (value === '' ? undefined : value);
 
@@ -223,6 +235,24 @@ const envSchema = z.object({
   RATE_LIMIT_WINDOW_SECONDS: wholeNumber('seconds', 1, 3600, 60),
   RATE_LIMIT_REFRESHES_PER_SESSION: wholeNumber('calls', 1, 100_000, 20),
   ACTIVITY_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
+  METRICS_PORT: z.preprocess(
+    emptyToUndefined,
+    z
+      .union([z.literal('main'), z.coerce.number().int().min(1).max(65535)], {
+        error: 'expected "main" or a port number from 1 to 65535',
+      })
+      .optional(),
+  ),
+  METRICS_HOST: z.preprocess(emptyToUndefined, z.string().default('127.0.0.1')),
+  METRICS_TOKEN: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[\x21-\x7e]{32,256}$/, {
+        error: 'expected 32 to 256 printable characters without spaces',
+      })
+      .optional(),
+  ),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
   MAX_CONFIGS_PER_PRODUCT: wholeNumber('configs', 1, 100_000, 100),
 });
@@ -242,6 +272,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {
     problems.push('SESSION_SECRET: required when NODE_ENV=production (at least 32 bytes)');
+  }
+  if (env.NODE_ENV === 'production' && env.METRICS_PORT === 'main' && !env.METRICS_TOKEN) {
+    problems.push(
+      'METRICS_PORT: "main" needs METRICS_TOKEN when NODE_ENV=production (metrics are not public)',
+    );
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
@@ -292,6 +327,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,
     maxConfigsPerProduct: e.MAX_CONFIGS_PER_PRODUCT,
+    metrics: {
+      // Development serves /metrics next to GraphQL; production on a loopback port of its own.
+      port:
+        e.METRICS_PORT === 'main'
+          ? null
+          : (e.METRICS_PORT ?? (production ? DEFAULT_METRICS_PORT : null)),
+      host: e.METRICS_HOST,
+      token: e.METRICS_TOKEN,
+    },
   });
 }
 

@@ -9,6 +9,7 @@ import {
 import { ConfigError, loadProcessConfig, type Config } from './config.js';
 import { openDatabase } from './db/client.js';
 import { createLogger, processOutput } from './logger.js';
+import { createMetricsServer } from './observability/metrics-http.js';
 import { createHttpServer } from './server.js';
 import { startServices } from './services.js';
 import { startSweeper } from './sweeper.js';
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
     bodyLimitBytes: config.bodyLimitBytes,
     maxResponseBytes: config.maxResponseBytes,
     trustProxyHops: config.trustProxyHops,
+    metrics: { onMainPort: config.metrics.port === null, token: config.metrics.token },
     // The demo key is known in plaintext on the first start only; GraphiQL's tabs then send it.
     graphiqlSetup: {
       demoKey: created.demoSecretKey,
@@ -95,6 +97,17 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://localhost:${port}/graphql`;
   logger.info({ port, database: database.kind }, 'listening');
+  const metricsServer =
+    config.metrics.port === null
+      ? undefined
+      : createMetricsServer(services.metrics.registry, config.metrics.token);
+  if (metricsServer) {
+    const metricsPort = config.metrics.port!;
+    await new Promise<void>((resolve) =>
+      metricsServer.listen(metricsPort, config.metrics.host, resolve),
+    );
+    logger.info({ port: metricsPort, host: config.metrics.host }, 'metrics listening');
+  }
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -110,6 +123,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, graceMs + SHUTDOWN_LAST_RESORT_MS);
     logger.info({ signal }, 'shutting down');
+    metricsServer?.close();
     void Promise.all([shutdown(graceMs), sweeper?.stop()])
       .then(() => services.activity.flush())
       .then(() => database.close())

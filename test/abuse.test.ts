@@ -288,7 +288,12 @@ describe('transport rules', () => {
     const bare = await t.app.fetch(url);
     expect(bare.status).toBe(403);
     expect(await bare.json()).toEqual({
-      errors: [{ message: 'Required CSRF header(s) not present' }],
+      errors: [
+        {
+          message: 'Required CSRF header(s) not present',
+          extensions: { code: 'BAD_REQUEST' },
+        },
+      ],
     });
     // The same for POSTs of the "simple" content types.
     for (const [contentType, payload] of [
@@ -554,6 +559,32 @@ describe('query limits over graphql-ws', () => {
       events.stop();
       // Let the server finish the subscription before the socket goes.
       await waitUntil(() => t.services.events.subscriberCount === 0, 'the subscription to end');
+      await client.dispose();
+    }
+  });
+});
+
+describe('unstorable input over graphql-ws', () => {
+  it('a NUL in a subscription or an operation over WebSocket is BAD_USER_INPUT, and the connection lives on', async () => {
+    const client = wsClient(server.wsUrl, key);
+    try {
+      const answers: GraphQLResponse[] = [];
+      for (const query of [
+        `subscription { sessionRevoked(tag: "a\\u0000b") { sessionId } }`,
+        `subscription { sessionEvents(tag: "${tag}", identifier: "id\\u0000") { type } }`,
+        `{ verifySession(tag: "${tag}", token: "x\\u0000") { sessionId } }`,
+      ]) {
+        const { results } = await overWs(client, query);
+        answers.push(...results);
+      }
+      expect(answers).toHaveLength(3);
+      for (const answer of answers) {
+        expect(answer.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT' });
+      }
+      // The same socket still serves.
+      const fine = await overWs(client, '{ __typename }');
+      expect(fine.results[0]?.data).toEqual({ __typename: 'Query' });
+    } finally {
       await client.dispose();
     }
   });

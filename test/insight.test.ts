@@ -888,13 +888,13 @@ describe('resilience of the recorder', () => {
       const product = await newProduct(own);
       const key = product.secret.dev;
       const tag = await newConfig(own, key);
-      // Postgres text cannot hold a NUL character; the verify fails as it should.
+      // Postgres text cannot hold a NUL character: the verify is refused before it runs.
       const bad = await failure(own.app, {
         key,
         query: VERIFY,
         variables: { tag: 'bad\u0000tag', token: 'garbage' },
       });
-      expect(bad.code).toBe('TOKEN_INVALID');
+      expect(bad.code).toBe('BAD_USER_INPUT');
       const started = await start(own, key, tag);
 
       const entries = (await ok(own.app, { key, query: LOG, variables: { tag } })).activityLog;

@@ -13,7 +13,7 @@ import {
 import type { Scope } from './callers.js';
 import { badInput } from './errors.js';
 import { isLive } from './liveness.js';
-import { checkLength, UUID_PATTERN } from './validation.js';
+import { checkLength, cursorInstant, UUID_PATTERN } from './validation.js';
 
 /** The operations the activity log and the metrics know. */
 export const OPERATIONS = [
@@ -205,8 +205,8 @@ function decode(cursor: string, arity: number): string[] {
 }
 
 function instant(text: string): Date {
-  const at = new Date(text);
-  if (Number.isNaN(at.getTime())) throw badInput('after', 'is not a cursor this API returned');
+  const at = cursorInstant(text);
+  if (at === undefined) throw badInput('after', 'is not a cursor this API returned');
   return at;
 }
 

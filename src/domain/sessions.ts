@@ -22,7 +22,7 @@ import { recordEvents } from './events.js';
 import { revokeSessionsWhere } from './revocation.js';
 import { isLive } from './liveness.js';
 import { identifierFromData } from './selector.js';
-import { checkLength, UUID_PATTERN } from './validation.js';
+import { checkLength, cursorInstant, UUID_PATTERN } from './validation.js';
 
 /** What the session rules need from the process. */
 export interface SessionDeps {
@@ -774,8 +774,8 @@ export function encodeCursor(row: Pick<SessionRow, 'createdAt' | 'id'>): string 
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const text = cursor.length <= 200 ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
   const [at, id] = text.split('|');
-  const createdAt = new Date(at ?? '');
-  if (!id || !UUID_PATTERN.test(id) || Number.isNaN(createdAt.getTime())) {
+  const createdAt = cursorInstant(at);
+  if (!id || !UUID_PATTERN.test(id) || createdAt === undefined) {
     throw badInput('after', 'is not a cursor this API returned');
   }
   return { createdAt, id };

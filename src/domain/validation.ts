@@ -31,3 +31,16 @@ export function checkLength(field: string, value: string, max: number): string {
   if (value.length > max) throw badInput(field, `must be at most ${max} characters`);
   return value;
 }
+
+/** Cursor instants: 4-digit years only, as the API writes them (Postgres and JS agree there). */
+const CURSOR_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+
+/**
+ * The instant a cursor carries, or undefined when it is not one this API could have written
+ * (`+275760-…`, `-000001-…` and the like parse in JavaScript but not, or not alike, in Postgres).
+ */
+export function cursorInstant(text: string | undefined): Date | undefined {
+  if (text === undefined || !CURSOR_INSTANT.test(text)) return undefined;
+  const at = new Date(text);
+  return Number.isNaN(at.getTime()) ? undefined : at;
+}

@@ -1,10 +1,11 @@
 import type { Plugin } from 'graphql-yoga';
+import { errorResponse } from './error-contract.js';
 
 /**
  * Refuses oversized request bodies from their `Content-Length` header, before anything is read:
  * 413 when it is over the limit, 411 when a body comes without one (chunked uploads). This
  * replaces Yoga's own limit, which streams every body through a counting transform and costs
- * more than the rest of a small request.
+ * more than the rest of a small request. Each refusal is a JSON error with code BAD_REQUEST.
  */
 export function useBodyLimit(maxBytes: number): Plugin {
   return {
@@ -16,19 +17,27 @@ export function useBodyLimit(maxBytes: number): Plugin {
       if (header === null) {
         if (request.headers.get('transfer-encoding') !== null) {
           endResponse(
-            new fetchAPI.Response('A request body needs a Content-Length header.', {
-              status: 411,
-            }),
+            errorResponse(
+              fetchAPI,
+              411,
+              'BAD_REQUEST',
+              'A request body needs a Content-Length header.',
+            ),
           );
         }
         return;
       }
       const length = Number(header);
       if (!Number.isSafeInteger(length) || length < 0) {
-        endResponse(new fetchAPI.Response('Invalid Content-Length.', { status: 400 }));
+        endResponse(errorResponse(fetchAPI, 400, 'BAD_REQUEST', 'Invalid Content-Length.'));
       } else if (length > maxBytes) {
         endResponse(
-          new fetchAPI.Response(`The request body is over ${maxBytes} bytes.`, { status: 413 }),
+          errorResponse(
+            fetchAPI,
+            413,
+            'BAD_REQUEST',
+            `The request body is over ${maxBytes} bytes.`,
+          ),
         );
       }
     },
