@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     adminKeys: adminKeySource(config),
     refreshGraceSeconds: config.refreshGraceSeconds,
     logger,
+    subscriptionLimits: config.subscriptions,
   });
   const created = await firstStart(database.db, config);
   const sweeper =
@@ -62,7 +63,11 @@ async function main(): Promise<void> {
       production: config.nodeEnv === 'production',
     },
   });
-  const { server, shutdown } = createHttpServer(app, services);
+  const { server, shutdown } = createHttpServer(app, services, {
+    bodyLimitBytes: config.bodyLimitBytes,
+    trustProxyHops: config.trustProxyHops,
+    websocket: config.websocket,
+  });
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -10,6 +10,7 @@ export type ApiErrorCode =
   | 'SESSION_REVOKED'
   | 'REFRESH_TOKEN_REUSED'
   | 'RATE_LIMITED'
+  | 'LIMIT_EXCEEDED'
   | 'SERVICE_UNAVAILABLE'
   /** An unexpected fault on the server; its log has the details. */
   | 'INTERNAL_SERVER_ERROR';

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'SESSION_REVOKED'
   | 'REFRESH_TOKEN_REUSED'
   | 'RATE_LIMITED'
+  | 'LIMIT_EXCEEDED'
   | 'SERVICE_UNAVAILABLE';
 
 /**
