@@ -204,7 +204,7 @@ const envSchema = z.object({
   WS_MAX_BUFFERED_BYTES: wholeNumber('bytes', 16_384, 67_108_864, 1_048_576),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: wholeNumber('subscriptions', 1, 10_000, 100),
   MAX_SUBSCRIPTIONS_PER_KEY: wholeNumber('subscriptions', 1, 1_000_000, 500),
-  SUBSCRIPTION_SLOW_CONSUMER_SECONDS: wholeNumber('seconds', 1, 3600, 30),
+  SLOW_CONSUMER_SECONDS: wholeNumber('seconds', 1, 3600, 30),
   ACTIVITY_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
 });
@@ -261,7 +261,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     subscriptions: {
       maxPerKey: e.MAX_SUBSCRIPTIONS_PER_KEY,
-      slowConsumerMs: e.SUBSCRIPTION_SLOW_CONSUMER_SECONDS * 1000,
+      slowConsumerMs: e.SLOW_CONSUMER_SECONDS * 1000,
     },
     rateLimits: {
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,

@@ -14,7 +14,7 @@ export const CLOSE_CODES = {
   forbidden: 4403,
   /** A connection cap (per key, per IP, unauthenticated per IP) is reached. */
   limitExceeded: 4430,
-  /** The client left events unread for too long (SUBSCRIPTION_SLOW_CONSUMER_SECONDS). */
+  /** The client left events unread for too long (SLOW_CONSUMER_SECONDS). */
   slowConsumer: 4431,
   goingAway: 1001,
   /** A frame larger than BODY_LIMIT_BYTES (sent by `ws` itself, before buffering it). */
@@ -177,6 +177,13 @@ export function createHttpServer(
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
+        if (ctx.extra.socket.readyState !== WebSocket.OPEN) {
+          return [
+            new GraphQLError('This connection is closing.', {
+              extensions: { code: 'SERVICE_UNAVAILABLE' },
+            }),
+          ];
+        }
         // graphql-ws has registered this operation already: it counts itself.
         const open = Object.keys(ctx.subscriptions).length;
         if (open > limits.maxSubscriptionsPerConnection) {
