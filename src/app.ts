@@ -13,8 +13,9 @@ import {
   type YogaServerInstance,
 } from 'graphql-yoga';
 import { isDatabaseUnavailable } from './db/errors.js';
+import type { SubscriptionTransport } from './events/bus.js';
 import { graphiqlOptions, isLocalRequest, type GraphiQLSetup } from './graphiql.js';
-import { createContext, type Context } from './graphql/context.js';
+import { authorizationParam, createContext, type Context } from './graphql/context.js';
 import { useCostLimit } from './graphql/cost.js';
 import { schema } from './graphql/index.js';
 import { useBodyLimit } from './http/body-limit.js';
@@ -35,6 +36,8 @@ export interface ServerContext {
   req?: IncomingMessage;
   /** Over WebSocket: the `connectionParams` of graphql-ws's connection_init. */
   connectionParams?: Readonly<Record<string, unknown>>;
+  /** Over WebSocket: the socket's backpressure, for subscriptions. */
+  subscriptionTransport?: SubscriptionTransport;
 }
 
 export type App = YogaServerInstance<ServerContext, Context>;
@@ -85,6 +88,22 @@ export function clientIp(
   return candidate !== undefined && isIP(candidate) !== 0 ? candidate : peer;
 }
 
+/**
+ * The client IP of an HTTP request or of a WebSocket's upgrade request: the same rule for both
+ * (`clientIp`), so rate limits, device records and per-IP caps agree.
+ */
+export function requestIp(
+  req: IncomingMessage | undefined,
+  request: Request | undefined,
+  hops: number,
+): string | null {
+  const header = req?.headers['x-forwarded-for'];
+  const forwardedFor =
+    request?.headers.get('x-forwarded-for') ??
+    (Array.isArray(header) ? header.join(', ') : (header ?? null));
+  return clientIp(req?.socket?.remoteAddress ?? null, forwardedFor, hops);
+}
+
 /** The same error without graphql-js's "Did you mean …?" hints. */
 function withoutSuggestions(error: GraphQLError): GraphQLError {
   const message = error.message.replace(/ ?Did you mean [^?]*\?/g, '');
@@ -124,21 +143,17 @@ export function createApp(services: Services, options: AppOptions): App {
     // Yoga logs every error it masks: through the one error path (src/observability/errors.ts),
     // which keeps client errors at debug level and redacts what faults carry.
     logging: yogaLogging(logger),
-    context: ({ request, req, connectionParams }) => {
-      // Over WebSocket there is no Fetch request: the key comes from connectionParams.
-      const fromParams = connectionParams?.authorization;
+    context: ({ request, req, connectionParams, subscriptionTransport }) => {
+      // Over WebSocket there is no Fetch request: the key comes from connectionParams, the
+      // client's address from the upgrade request.
       return createContext(
         services,
-        request?.headers.get('authorization') ??
-          (typeof fromParams === 'string' ? fromParams : undefined),
+        request?.headers.get('authorization') ?? authorizationParam(connectionParams),
         {
           userAgent: request?.headers.get('user-agent') ?? req?.headers['user-agent'] ?? null,
-          ip: clientIp(
-            req?.socket?.remoteAddress ?? null,
-            request?.headers.get('x-forwarded-for') ?? null,
-            options.trustProxyHops ?? 0,
-          ),
+          ip: requestIp(req, request, options.trustProxyHops ?? 0),
         },
+        subscriptionTransport,
       );
     },
     maskedErrors: {

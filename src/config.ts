@@ -59,6 +59,15 @@ export interface Config {
     readonly host: string;
     readonly token: string | undefined;
   };
+  /** GraphQL over WebSocket: connection limits, counted per instance. */
+  readonly websocket: WebSocketLimits;
+  /** Subscriptions over every transport (WebSocket and SSE), counted per instance. */
+  readonly subscriptions: {
+    /** Open subscriptions per key. */
+    readonly maxPerKey: number;
+    /** A subscription that leaves events unread this long is ended (WebSocket: closed 4431). */
+    readonly slowConsumerMs: number;
+  };
   /** Token key ids: the first mints new tokens, all of them open tokens. See README, key rotation. */
   readonly tokenKeyIds: readonly string[];
   readonly rateLimits: {
@@ -92,6 +101,21 @@ export const RATE_LIMIT_DEFAULTS: Readonly<Record<RateClass, number>> = {
 /** `RATE_LIMIT_<CLASS>` (per key, and per IP unless set apart) and `RATE_LIMIT_<CLASS>_PER_IP`. */
 const rateVariable = (rateClass: RateClass, perIp = false) =>
   `RATE_LIMIT_${rateClass.toUpperCase()}${perIp ? '_PER_IP' : ''}`;
+/** Limits on GraphQL over WebSocket (frames are capped at `bodyLimitBytes`). */
+export interface WebSocketLimits {
+  /** Open sockets per key (checked at connection_init). */
+  readonly maxConnectionsPerKey: number;
+  /** Open sockets per client IP, authenticated or not. */
+  readonly maxConnectionsPerIp: number;
+  /** Sockets per client IP that have not yet authenticated with connection_init. */
+  readonly maxUnauthenticatedPerIp: number;
+  /** A socket that sends no connection_init within this is closed (4408). */
+  readonly connectionInitTimeoutMs: number;
+  /** Replay pages are read only while the socket holds fewer unsent bytes than this. */
+  readonly maxBufferedBytes: number;
+  /** Subscriptions open at once on one socket. */
+  readonly maxSubscriptionsPerConnection: number;
+}
 
 /** Thrown by {@link loadConfig} with every problem found, one line each. */
 export class ConfigError extends Error {
@@ -234,6 +258,14 @@ const envSchema = z.object({
   ),
   RATE_LIMIT_WINDOW_SECONDS: wholeNumber('seconds', 1, 3600, 60),
   RATE_LIMIT_REFRESHES_PER_SESSION: wholeNumber('calls', 1, 100_000, 20),
+  WS_MAX_CONNECTIONS_PER_KEY: wholeNumber('connections', 1, 100_000, 20),
+  WS_MAX_CONNECTIONS_PER_IP: wholeNumber('connections', 1, 100_000, 100),
+  WS_MAX_UNAUTHENTICATED_PER_IP: wholeNumber('connections', 1, 100_000, 10),
+  WS_CONNECTION_INIT_TIMEOUT_MS: wholeNumber('milliseconds', 100, 60_000, 3_000),
+  WS_MAX_BUFFERED_BYTES: wholeNumber('bytes', 16_384, 67_108_864, 1_048_576),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: wholeNumber('subscriptions', 1, 10_000, 100),
+  MAX_SUBSCRIPTIONS_PER_KEY: wholeNumber('subscriptions', 1, 1_000_000, 500),
+  SLOW_CONSUMER_SECONDS: wholeNumber('seconds', 1, 3600, 30),
   ACTIVITY_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   METRICS_PORT: z.preprocess(
     emptyToUndefined,
@@ -310,6 +342,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     introspection: (e.GRAPHQL_INTROSPECTION ?? (production ? 'false' : 'true')) === 'true',
     fieldSuggestions: (e.GRAPHQL_FIELD_SUGGESTIONS ?? (production ? 'false' : 'true')) === 'true',
     tokenKeyIds: Object.freeze(e.TOKEN_KEY_IDS.split(',')),
+    websocket: {
+      maxConnectionsPerKey: e.WS_MAX_CONNECTIONS_PER_KEY,
+      maxConnectionsPerIp: e.WS_MAX_CONNECTIONS_PER_IP,
+      maxUnauthenticatedPerIp: e.WS_MAX_UNAUTHENTICATED_PER_IP,
+      connectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
+      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+      maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    },
+    subscriptions: {
+      maxPerKey: e.MAX_SUBSCRIPTIONS_PER_KEY,
+      slowConsumerMs: e.SLOW_CONSUMER_SECONDS * 1000,
+    },
     rateLimits: {
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
       perKey: Object.freeze(

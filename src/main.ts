@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     refreshGraceSeconds: config.refreshGraceSeconds,
     maxConfigsPerProduct: config.maxConfigsPerProduct,
     logger,
+    subscriptionLimits: config.subscriptions,
   });
   const created = await firstStart(database.db, config);
   const sweeper =
@@ -91,7 +92,11 @@ async function main(): Promise<void> {
       production: config.nodeEnv === 'production',
     },
   });
-  const { server, shutdown } = createHttpServer(app, services);
+  const { server, shutdown } = createHttpServer(app, services, {
+    bodyLimitBytes: config.bodyLimitBytes,
+    trustProxyHops: config.trustProxyHops,
+    websocket: config.websocket,
+  });
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -8,7 +8,7 @@ import { loadSessionRecords, type SessionRecord } from './domain/sessions.js';
 import { Metrics } from './observability/metrics.js';
 import { CallerCache } from './security/caller-cache.js';
 import { hashSecret } from './tokens/secrets.js';
-import { EventBus } from './events/bus.js';
+import { EventBus, type SubscriptionLimits } from './events/bus.js';
 import {
   RATE_CLASSES,
   RateLimits,
@@ -71,6 +71,8 @@ export interface ServiceOptions {
   /** Most live session configs per product (default: the configuration's default, 100). */
   readonly maxConfigsPerProduct?: number;
   readonly logger: Logger;
+  /** Subscriptions per key and the slow-consumer timeout (default: no per-key cap, 30 s). */
+  readonly subscriptionLimits?: SubscriptionLimits;
 }
 
 /** Builds the services on an open database and starts listening for events. */
@@ -80,11 +82,17 @@ export async function startServices(
 ): Promise<Services> {
   const callers = new CallerCache();
   const metrics = new Metrics();
-  const events = new EventBus(database.db, database.listen.bind(database), options.logger, {
-    onKeyRevoked: (keyId) => callers.forgetKey(keyId),
-    onReconnect: () => callers.clear(),
-    onDelivered: (event) => metrics.eventDelivered(event.at),
-  });
+  const events = new EventBus(
+    database.db,
+    database.listen.bind(database),
+    options.logger,
+    {
+      onKeyRevoked: (keyId) => callers.forgetKey(keyId),
+      onReconnect: () => callers.clear(),
+      onDelivered: (event) => metrics.eventDelivered(event.at),
+    },
+    options.subscriptionLimits,
+  );
   await events.start();
   const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED);
   return {

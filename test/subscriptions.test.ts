@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
+import { createClient } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { createTestApp, type TestApp } from './support/app.js';
 import {
   eventTypesOf,
@@ -499,6 +501,33 @@ describe('authentication', () => {
       expect(received.items).toEqual([]);
     }
   });
+
+  it.each(['Authorization', 'AUTHORIZATION', 'aUtHoRiZaTiOn'])(
+    'over WebSocket, connectionParams.%s is accepted as HTTP accepts the header in any case',
+    async (name) => {
+      const product = await newProduct(t);
+      const key = product.secret.dev;
+      const tag = await newConfig(t, key);
+      const client = createClient({
+        url: server.wsUrl,
+        webSocketImpl: WebSocket,
+        connectionParams: { [name]: `Bearer ${key}` },
+        retryAttempts: 0,
+        lazy: true,
+      });
+      const before = t.services.events.subscriberCount;
+      const received = subscribeWs<Event>(client, EVENTS_SUB, {}, 'sessionEvents');
+      await waitUntil(
+        () => t.services.events.subscriberCount > before || received.errors.length > 0,
+        'the subscription to be registered',
+      );
+      expect(received.errors).toEqual([]);
+      const started = await start(t, key, tag);
+      expect((await received.waitFor(1))[0]!.sessionId).toBe(started.sessionId);
+      received.stop();
+      await client.dispose();
+    },
+  );
 
   it('revoking a key ends its open subscriptions (WebSocket and SSE) with UNAUTHENTICATED, and only those', async () => {
     const product = await newProduct(t);

@@ -10,7 +10,7 @@ export type ApiErrorCode =
   | 'SESSION_REVOKED'
   | 'REFRESH_TOKEN_REUSED'
   | 'RATE_LIMITED'
-  /** A quota or size limit of the server was reached (configs per product...). */
+  /** A quota or size limit of the server was reached (configs per product, subscriptions...). */
   | 'LIMIT_EXCEEDED'
   | 'SERVICE_UNAVAILABLE'
   /** An unexpected fault on the server; its log has the details. */

@@ -14,8 +14,15 @@ import {
 import { KEY_REVOKED_CHANNEL } from '../domain/keys.js';
 import { EventQueue } from './queue.js';
 
-/** Rows read per query when catching up; a burst larger than this is read in several pages. */
+/** Rows read per query by a feed; a burst larger than this is read in several pages. */
 const PAGE = 500;
+/**
+ * Rows read per query for one subscriber that replays or catches up, and the most it holds
+ * queued: the next page is read only once the client has taken the previous one.
+ */
+export const SUBSCRIBER_PAGE = 100;
+/** Live events a subscriber may have queued before it falls back to reading the table. */
+export const SUBSCRIBER_QUEUE_MAX = 256;
 /** Wait before retrying a feed whose read failed (the database may be briefly away). */
 const RETRY_MS = 1_000;
 
@@ -35,7 +42,33 @@ export interface SubscribeOptions {
   readonly after?: number | null;
   /** The key that opened the subscription: revoking it ends the subscription. */
   readonly keyId?: string | null;
+  /**
+   * The transport's backpressure: resolves when its connection can take more (a WebSocket
+   * whose unsent bytes are below a threshold). Pages are read from the table only then.
+   */
+  readonly ready?: () => Promise<void>;
+  /**
+   * Called when the client took nothing for `slowConsumerMs` while events waited for it; the
+   * transport closes the connection. Without it the subscription ends with LIMIT_EXCEEDED.
+   */
+  readonly onSlow?: () => void;
 }
+
+/** What a transport (a WebSocket) tells the bus about its connection. */
+export type SubscriptionTransport = Pick<SubscribeOptions, 'ready' | 'onSlow'>;
+
+/** Limits on subscriptions, counted on this instance. */
+export interface SubscriptionLimits {
+  /** Open subscriptions per key, over every transport (WebSocket and SSE). */
+  readonly maxPerKey: number;
+  /** How long a subscription may leave events waiting, unread, before it is ended. */
+  readonly slowConsumerMs: number;
+}
+
+const NO_SUBSCRIPTION_LIMITS: SubscriptionLimits = {
+  maxPerKey: Number.POSITIVE_INFINITY,
+  slowConsumerMs: 30_000,
+};
 
 interface Subscriber {
   readonly queue: EventQueue<SessionEventRow>;
@@ -43,8 +76,16 @@ interface Subscriber {
   readonly keyId: string | null;
   /** Highest id handed to this subscriber; nothing at or below it is handed again. */
   lastEmitted: number;
-  /** While replaying from the table, live events wait here. */
-  buffer: SessionEventRow[] | null;
+  /**
+   * Reading from the table (a replay with `after`, or catching up after falling behind): live
+   * events are not queued, only the highest matching one is noted in `missed`.
+   */
+  catchingUp: boolean;
+  missed: number;
+  /** Waiting for the client to take what it has (for tests and metrics). */
+  waiting: boolean;
+  readonly ready: () => Promise<void>;
+  readonly onSlow: () => void;
 }
 
 interface Feed {
@@ -76,17 +117,22 @@ export class EventBus {
   #stopped = false;
 
   readonly #hooks: BusHooks;
+  readonly #limits: SubscriptionLimits;
+  /** Open subscriptions per key id. */
+  readonly #perKey = new Map<string, number>();
 
   constructor(
     db: Database,
     listen: DatabaseHandle['listen'],
     logger: Logger,
     hooks: BusHooks = {},
+    limits: SubscriptionLimits = NO_SUBSCRIPTION_LIMITS,
   ) {
     this.#db = db;
     this.#listen = listen;
     this.#logger = logger;
     this.#hooks = hooks;
+    this.#limits = limits;
   }
 
   /** Starts listening; resolves once notifications flow. */
@@ -135,6 +181,22 @@ export class EventBus {
     return n;
   }
 
+  /** Events queued for subscribers and not yet taken by their clients, on this instance. */
+  get pendingEvents(): number {
+    let n = 0;
+    for (const feed of this.#feeds.values())
+      for (const sub of feed.subscribers) n += sub.queue.length;
+    return n;
+  }
+
+  /** Subscriptions waiting for their client to take what they hold before reading more. */
+  get waitingSubscribers(): number {
+    let n = 0;
+    for (const feed of this.#feeds.values())
+      for (const sub of feed.subscribers) if (sub.waiting) n++;
+    return n;
+  }
+
   /**
    * Subscribes to a scope's events. With `after`, the events after that id are replayed from
    * the table first, in order, then live ones follow with no gap and no duplicate.
@@ -145,32 +207,88 @@ export class EventBus {
   ): Promise<AsyncIterableIterator<SessionEventRow>> {
     if (this.#stopped)
       throw new ServiceError('SERVICE_UNAVAILABLE', 'The server is shutting down.');
-    const feed = await this.#feedFor(scope);
+    const keyId = options.keyId ?? null;
+    if (keyId !== null) {
+      const open = this.#perKey.get(keyId) ?? 0;
+      if (open >= this.#limits.maxPerKey) {
+        throw new ServiceError(
+          'LIMIT_EXCEEDED',
+          `This key has ${open} open subscriptions, the most allowed (MAX_SUBSCRIPTIONS_PER_KEY); end one first.`,
+          undefined,
+          { limit: this.#limits.maxPerKey },
+        );
+      }
+      // Counted before the feed opens, so concurrent subscribes cannot overshoot.
+      this.#perKey.set(keyId, open + 1);
+    }
+    let feed: Feed;
+    try {
+      feed = await this.#feedFor(scope);
+    } catch (error) {
+      this.#release(keyId);
+      throw error;
+    }
     const sub: Subscriber = {
-      queue: new EventQueue<SessionEventRow>(() => this.#unsubscribe(feed, sub)),
+      queue: new EventQueue<SessionEventRow>(() => {
+        this.#release(keyId);
+        this.#unsubscribe(feed, sub);
+      }),
       filter: options.filter,
-      keyId: options.keyId ?? null,
-      lastEmitted: 0,
-      buffer: options.after != null ? [] : null,
+      keyId,
+      lastEmitted: options.after ?? 0,
+      catchingUp: options.after != null,
+      missed: 0,
+      waiting: false,
+      ready: options.ready ?? (() => Promise.resolve()),
+      onSlow:
+        options.onSlow ??
+        (() =>
+          sub.queue.fail(
+            new ServiceError(
+              'LIMIT_EXCEEDED',
+              'This subscription left events unread for too long; resubscribe with `after`.',
+            ),
+          )),
     };
     feed.subscribers.add(sub);
-    if (options.after != null) void this.#replay(feed, sub, options.after);
+    if (sub.catchingUp) void this.#catchUp(feed, sub);
     return sub.queue;
   }
 
-  async #replay(feed: Feed, sub: Subscriber, after: number): Promise<void> {
+  #release(keyId: string | null): void {
+    if (keyId === null) return;
+    const open = (this.#perKey.get(keyId) ?? 1) - 1;
+    if (open <= 0) this.#perKey.delete(keyId);
+    else this.#perKey.set(keyId, open);
+  }
+
+  /**
+   * Reads the subscriber's events from the table, a page at a time, each page only once the
+   * client has taken the previous one and its connection can take more; then goes live. Memory
+   * per subscriber stays at one page, however far behind it starts or falls.
+   */
+  async #catchUp(feed: Feed, sub: Subscriber): Promise<void> {
     try {
-      let cursor = after;
       for (;;) {
-        const rows = await eventsAfter(this.#db, feed.scope, cursor, PAGE, sub.filter);
-        for (const row of rows) sub.queue.push(row);
-        if (rows.length > 0) cursor = rows[rows.length - 1]!.seq!;
-        if (rows.length < PAGE || sub.queue.closed) break;
+        if (!(await this.#waitForClient(sub))) return;
+        const rows = await eventsAfter(
+          this.#db,
+          feed.scope,
+          sub.lastEmitted,
+          SUBSCRIBER_PAGE,
+          sub.filter,
+        );
+        if (sub.queue.closed) return;
+        for (const row of rows) {
+          sub.lastEmitted = row.seq!;
+          sub.queue.push(row);
+        }
+        // Caught up when the page was short and every live event offered meanwhile is in it.
+        if (rows.length < SUBSCRIBER_PAGE && sub.missed <= sub.lastEmitted) {
+          sub.catchingUp = false;
+          return;
+        }
       }
-      sub.lastEmitted = cursor;
-      const buffered = sub.buffer ?? [];
-      sub.buffer = null;
-      for (const row of buffered) this.#deliver(sub, row);
     } catch (error) {
       this.#logger.error({ err: errorSummary(error) }, 'event replay failed');
       sub.queue.fail(
@@ -182,13 +300,49 @@ export class EventBus {
     }
   }
 
-  #deliver(sub: Subscriber, row: SessionEventRow): void {
-    if (sub.buffer) {
-      sub.buffer.push(row);
-      return;
+  /**
+   * Resolves true once the client has taken everything queued and its transport is ready;
+   * false if the subscription ended, or the client stayed too slow (it is then ended).
+   */
+  async #waitForClient(sub: Subscriber): Promise<boolean> {
+    if (sub.queue.length === 0 && sub.queue.closed === false) {
+      await sub.ready();
+      return !sub.queue.closed;
     }
+    sub.waiting = true;
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<'slow'>((resolve) => {
+      timer = setTimeout(() => resolve('slow'), this.#limits.slowConsumerMs);
+      timer.unref();
+    });
+    try {
+      const outcome = await Promise.race([sub.queue.drained().then(() => sub.ready()), slow]);
+      if (outcome === 'slow' && !sub.queue.closed) {
+        sub.onSlow();
+        sub.queue.end();
+        return false;
+      }
+      return !sub.queue.closed;
+    } finally {
+      clearTimeout(timer);
+      sub.waiting = false;
+    }
+  }
+
+  #deliver(feed: Feed, sub: Subscriber, row: SessionEventRow): void {
     const seq = row.seq!;
     if (seq <= sub.lastEmitted || !matchesFilter(row, sub.filter)) return;
+    if (sub.catchingUp) {
+      sub.missed = Math.max(sub.missed, seq);
+      return;
+    }
+    if (sub.queue.length >= SUBSCRIBER_QUEUE_MAX) {
+      // The client is not keeping up: stop queueing, and read from the table as it drains.
+      sub.catchingUp = true;
+      sub.missed = seq;
+      void this.#catchUp(feed, sub);
+      return;
+    }
     sub.lastEmitted = seq;
     sub.queue.push(row);
     this.#hooks.onDelivered?.(row);
@@ -236,7 +390,7 @@ export class EventBus {
             const rows = await eventsAfter(this.#db, feed.scope, feed.lastId, PAGE);
             for (const row of rows) {
               feed.lastId = row.seq!;
-              for (const sub of feed.subscribers) this.#deliver(sub, row);
+              for (const sub of feed.subscribers) this.#deliver(feed, sub, row);
             }
             if (rows.length < PAGE) break;
             await yieldToRequests();

@@ -7,6 +7,8 @@ export class EventQueue<T> implements AsyncIterableIterator<T> {
   readonly #items: T[] = [];
   readonly #waiting: ((result: IteratorResult<T>) => void)[] = [];
   readonly #rejecters: ((error: unknown) => void)[] = [];
+  /** Waiting for the consumer to take every queued item (see `drained`). */
+  readonly #drainWaiters: (() => void)[] = [];
   #error: unknown = undefined;
   #closed = false;
   readonly #onClose: () => void;
@@ -17,6 +19,17 @@ export class EventQueue<T> implements AsyncIterableIterator<T> {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Items pushed and not yet taken by the consumer. */
+  get length(): number {
+    return this.#items.length;
+  }
+
+  /** Resolves once the consumer has taken every queued item, or the queue is closed. */
+  drained(): Promise<void> {
+    if (this.#items.length === 0 || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
   push(item: T): void {
@@ -49,7 +62,9 @@ export class EventQueue<T> implements AsyncIterableIterator<T> {
 
   next(): Promise<IteratorResult<T>> {
     if (this.#items.length > 0) {
-      return Promise.resolve({ value: this.#items.shift()!, done: false });
+      const value = this.#items.shift()!;
+      if (this.#items.length === 0) this.#releaseDrainWaiters();
+      return Promise.resolve({ value, done: false });
     }
     if (this.#closed) {
       if (this.#error !== undefined) {
@@ -78,6 +93,11 @@ export class EventQueue<T> implements AsyncIterableIterator<T> {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#releaseDrainWaiters();
     this.#onClose();
+  }
+
+  #releaseDrainWaiters(): void {
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
   }
 }

@@ -5,6 +5,7 @@ import type { Caller } from '../domain/callers.js';
 import { activeSessionCounts, sessionConfigsByIds } from '../domain/configs.js';
 import { listApiKeysOfProducts } from '../domain/keys.js';
 import type { Device, SessionRecord } from '../domain/sessions.js';
+import type { SubscriptionTransport } from '../events/bus.js';
 import type { Services } from '../services.js';
 
 /** Request-scoped batching. A new set per request, so nothing cached outlives a request. */
@@ -36,6 +37,8 @@ export interface Context {
   readonly loaders: Loaders;
   /** The calling client as the request shows it; a backend may pass its end user's instead. */
   readonly requestDevice: Device;
+  /** Over WebSocket: the socket's backpressure, for subscriptions (none over HTTP). */
+  readonly subscriptionTransport?: SubscriptionTransport;
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -47,10 +50,28 @@ export function bearerKey(authorization: string | null | undefined): string | un
   return match ? match[1] : authorization.trim() === '' ? undefined : '\u0000invalid';
 }
 
+/**
+ * The `authorization` entry of graphql-ws `connectionParams`, its name in any case (as HTTP
+ * header names are): `Authorization`, as GraphiQL's Headers pane writes it, works too. An exact
+ * `authorization` wins over other spellings.
+ */
+export function authorizationParam(
+  params: Readonly<Record<string, unknown>> | null | undefined,
+): string | undefined {
+  if (!params) return undefined;
+  const exact = params.authorization;
+  if (typeof exact === 'string') return exact;
+  for (const [name, value] of Object.entries(params)) {
+    if (name.toLowerCase() === 'authorization' && typeof value === 'string') return value;
+  }
+  return undefined;
+}
+
 export function createContext(
   services: Services,
   authorization: string | null | undefined,
   requestDevice: Device,
+  subscriptionTransport?: SubscriptionTransport,
 ): Context {
   const { db } = services;
   let callerPromise: Promise<Caller> | undefined;
@@ -59,6 +80,7 @@ export function createContext(
     services,
     resolved,
     requestDevice,
+    subscriptionTransport,
     caller: () => {
       callerPromise ??= services.authenticate(bearerKey(authorization)).then((caller) => {
         resolved.caller = caller;

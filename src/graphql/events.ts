@@ -79,7 +79,9 @@ async function subscribeEvents(
     {
       filter: { tag: args.tag, identifier: args.identifier, types },
       after,
-      keyId: caller.kind === 'secret' ? caller.keyId : null,
+      keyId: caller.kind === 'secret' ? caller.keyId : caller.kind,
+      ready: ctx.subscriptionTransport?.ready,
+      onSlow: ctx.subscriptionTransport?.onSlow,
     },
   );
 }

@@ -3,6 +3,7 @@ import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
 import { createLogger } from '../../src/logger.js';
+import type { SubscriptionLimits } from '../../src/events/bus.js';
 import type { RateLimitOptions } from '../../src/security/rate-limits.js';
 import { startServices, type Services } from '../../src/services.js';
 import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
@@ -37,6 +38,8 @@ export async function createTestApp(
     maxConfigsPerProduct?: number;
     /** Rate limits (default: none that ordinary tests could meet). */
     rateLimits?: RateLimitOptions;
+    /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
+    subscriptionLimits?: SubscriptionLimits;
     /** More options for createApp (introspection, field suggestions, body limit...). */
     appOptions?: Partial<AppOptions>;
     /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
@@ -76,6 +79,7 @@ export async function createTestApp(
     refreshGraceSeconds: options.refreshGraceSeconds ?? 10,
     maxConfigsPerProduct: options.maxConfigsPerProduct,
     logger: createLogger('debug', sink),
+    subscriptionLimits: options.subscriptionLimits,
   });
   const app = createApp(services, { graphiql: options.graphiql ?? true, ...options.appOptions });
   return {

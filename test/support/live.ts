@@ -1,14 +1,15 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { createHttpServer, type HttpServer } from '../../src/server.js';
+import { createHttpServer, type HttpServer, type HttpServerOptions } from '../../src/server.js';
 import type { TestApp } from './app.js';
 
 /** The test app behind a real HTTP server on a free port (for WebSocket and SSE clients). */
 export async function listen(
   t: TestApp,
+  options: HttpServerOptions = {},
 ): Promise<{ http: HttpServer; url: string; wsUrl: string; close(): Promise<void> }> {
-  const http = createHttpServer(t.app, t.services);
+  const http = createHttpServer(t.app, t.services, options);
   // Upgraded (WebSocket) sockets are not the HTTP server's to close: track every socket.
   const sockets = new Set<Socket>();
   http.server.on('connection', (socket: Socket) => {
