@@ -6,6 +6,7 @@ import { requestIp, type App } from './app.js';
 import { loadConfig, type WebSocketLimits } from './config.js';
 import type { SubscriptionTransport } from './events/bus.js';
 import { authorizationParam, bearerKey } from './graphql/context.js';
+import { contractErrors } from './http/error-contract.js';
 import type { Services } from './services.js';
 
 /** WebSocket close codes sent when a connection is refused or the server stops. */
@@ -176,6 +177,17 @@ export function createHttpServer(
         unauthenticatedPerIp.add(state.ip, -1);
         return true;
       },
+      // graphql-ws sends these itself, past Yoga's result processing: same contract codes, and
+      // no value quoted from the request (src/http/error-contract.ts).
+      onError: (_ctx, _id, _payload, errors) =>
+        contractErrors(errors, 'before-execution').map((e) => e.toJSON()),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors
+          ? {
+              ...result,
+              errors: contractErrors(result.errors, 'execution').map((e) => e.toJSON()),
+            }
+          : undefined,
       onSubscribe: async (ctx, _id, payload) => {
         if (ctx.extra.socket.readyState !== WebSocket.OPEN) {
           return [

@@ -589,3 +589,46 @@ describe('unstorable input over graphql-ws', () => {
     }
   });
 });
+
+describe('refusals over graphql-ws keep the error contract', () => {
+  const SECRET = 'sk_dev_ThisLooksLikeAKeyAndMustNotEcho0123456789';
+  /** Every error message of one operation, as the socket delivered it. */
+  const refusal = (client: Client, query: string, variables?: Record<string, unknown>) =>
+    new Promise<{ message: string; extensions?: Record<string, unknown> }[]>((resolve) => {
+      const seen: { message: string; extensions?: Record<string, unknown> }[] = [];
+      client.subscribe(
+        { query, variables },
+        {
+          next: (value) => seen.push(...((value as GraphQLResponse).errors ?? [])),
+          error: (error) => resolve(Array.isArray(error) ? [...seen, ...error] : seen),
+          complete: () => resolve(seen),
+        },
+      );
+    });
+
+  it('syntax, validation and variable errors carry a contract code and never quote the request', async () => {
+    const client = wsClient(server.wsUrl, key);
+    try {
+      // A variable that does not fit its type: BAD_REQUEST over HTTP, BAD_USER_INPUT here.
+      const badVariable = /^(BAD_REQUEST|BAD_USER_INPUT)$/;
+      const cases: [string, Record<string, unknown> | undefined, RegExp][] = [
+        [`{ __typename @include(if: "${SECRET}"`, undefined, /^GRAPHQL_PARSE_FAILED$/],
+        [`{ __typename @include(if: "${SECRET}") }`, undefined, /^GRAPHQL_VALIDATION_FAILED$/],
+        ['query($a: Boolean!) { __typename @include(if: $a) }', { a: SECRET }, badVariable],
+        [
+          'subscription($t: String!) { sessionRevoked(tag: $t) { sessionId } }',
+          { t: { nested: SECRET } },
+          badVariable,
+        ],
+      ];
+      for (const [query, variables, code] of cases) {
+        const errors = await refusal(client, query, variables);
+        expect(errors.length).toBeGreaterThan(0);
+        expect(String(errors[0]?.extensions?.code)).toMatch(code);
+        expect(JSON.stringify(errors)).not.toContain('ThisLooksLikeAKey');
+      }
+    } finally {
+      await client.dispose();
+    }
+  });
+});

@@ -498,6 +498,59 @@ async function probe(
   return undefined;
 }
 
+describe('error answers never quote what the request carried', () => {
+  // A token or key sent in the wrong place must not come back in the answer (nor, through it,
+  // in a proxy's or client's log): graphql-js and Yoga quote values in their messages.
+  const SECRET = 'sk_dev_ThisLooksLikeAKeyAndMustNotEcho0123456789';
+  const post = async (body: string) =>
+    t.app.fetch('http://test.local/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body,
+    });
+  const cases: { name: string; body: string }[] = [
+    { name: 'invalid JSON around a key', body: `{"query": "{ __typename }", ${SECRET}` },
+    {
+      name: 'a key in a variable of the wrong type',
+      body: JSON.stringify({
+        query: 'query($a: Boolean!) { __typename @include(if: $a) }',
+        variables: { a: SECRET },
+      }),
+    },
+    {
+      name: 'a key as a literal of the wrong type',
+      body: JSON.stringify({ query: `{ __typename @include(if: "${SECRET}") }` }),
+    },
+    {
+      name: 'a key in a nested input of the wrong type',
+      body: JSON.stringify({
+        query: START,
+        variables: { input: { tag: 7, data: { userId: SECRET }, expiresIn: SECRET } },
+      }),
+    },
+    {
+      name: 'a token where an enum goes',
+      body: JSON.stringify({
+        query: `mutation { createSessionConfig(input: { tag: "x", name: "x", description: "x", schema: {}, selector: "$Session{a}", expiry: 1, period: ${SECRET} }) { tag } }`,
+      }),
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const response = await post(c.body);
+      const text = await response.text();
+      expect(response.status).toBeGreaterThanOrEqual(200);
+      const body = JSON.parse(text) as GraphQLResponse;
+      expect(body.errors?.length).toBeGreaterThan(0);
+      for (const error of body.errors ?? []) {
+        expect(CONTRACT_CODES.has(String(error.extensions?.code))).toBe(true);
+      }
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain('ThisLooksLikeAKey');
+    });
+  }
+});
+
 describe('fuzz: every argument of every operation, with hostile values', () => {
   it('never answers INTERNAL_SERVER_ERROR or an error without a contract code', async () => {
     const problems: string[] = [];

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { redact } from '../observability/errors.js';
 
 /** The routes this server answers; anything else is a 404 with a JSON error. */
 export const ROUTES = ['/graphql', '/health', '/ready', '/metrics'] as const;
@@ -28,16 +29,64 @@ function codeFor(error: GraphQLError): string {
   return 'BAD_REQUEST';
 }
 
-function withCode(error: unknown): unknown {
-  if (!(error instanceof GraphQLError) || typeof error.extensions?.code === 'string') return error;
-  return new GraphQLError(error.message, {
+/** Codes of errors whose message graphql-js or Yoga wrote, possibly quoting the request. */
+const ECHOING_CODES = new Set(['BAD_REQUEST', 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED']);
+
+/** graphql-js's coercion messages, whatever code they were given on the way. */
+const QUOTING_MESSAGE = /got invalid value|cannot represent|Expected value of type/;
+
+/**
+ * The message without the values it quotes from the request: graphql-js writes a variable's or
+ * literal's value into coercion errors (`got invalid value "…"`, `cannot represent …: "…"`), and
+ * a token sent in the wrong place would come back in the answer (and in any proxy's log).
+ */
+export function withoutEchoedValues(message: string): string {
+  return redact(
+    message
+      .replace(/(got invalid value) [\s\S]*?(;|$)/, '$1$2')
+      .replace(/(cannot represent[^:;]*?)(?:: [\s\S]*?)?(;|$)/g, '$1$2')
+      .replace(/(Expected value of type "[^"]+"), found [\s\S]*?(;|$)/, '$1$2'),
+  );
+}
+
+function withCode(error: unknown, fallback: (error: GraphQLError) => string = codeFor): unknown {
+  if (!(error instanceof GraphQLError)) return error;
+  const code = typeof error.extensions?.code === 'string' ? error.extensions.code : fallback(error);
+  const echoes = ECHOING_CODES.has(code) || QUOTING_MESSAGE.test(error.message);
+  if (code === error.extensions?.code && !echoes && !('originalError' in error.extensions)) {
+    return error;
+  }
+  // Yoga puts the parser's error (which quotes the body) under extensions.originalError. Its
+  // status stays what Yoga answered before the error was rebuilt (400, not the spec's 200).
+  const { originalError: _dropped, ...extensions } = error.extensions;
+  const http = extensions.http as { status?: number; spec?: boolean } | undefined;
+  if (http?.spec) extensions.http = { ...http, spec: false };
+  return new GraphQLError(echoes ? withoutEchoedValues(error.message) : error.message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
-    originalError: error.originalError,
-    extensions: { ...error.extensions, code: codeFor(error) },
+    extensions: { ...extensions, code },
   });
+}
+
+/**
+ * The same rules for errors that do not pass through Yoga's result processing (graphql-ws sends
+ * its own): a contract code on each (a syntax error is GRAPHQL_PARSE_FAILED, anything else
+ * refused before execution GRAPHQL_VALIDATION_FAILED, an execution-time request error such as
+ * a variable of the wrong type BAD_REQUEST), and no value quoted from the request.
+ */
+export function contractErrors(
+  errors: readonly GraphQLError[],
+  phase: 'before-execution' | 'execution',
+): GraphQLError[] {
+  const fallback = (error: GraphQLError) =>
+    phase === 'execution'
+      ? 'BAD_REQUEST'
+      : error.message.startsWith('Syntax Error')
+        ? 'GRAPHQL_PARSE_FAILED'
+        : 'GRAPHQL_VALIDATION_FAILED';
+  return errors.map((error) => withCode(error, fallback) as GraphQLError);
 }
 
 /**
@@ -56,8 +105,7 @@ export function useErrorContract(): Plugin {
     onResultProcess({ result, setResult }) {
       if (Array.isArray(result) || typeof result !== 'object' || result === null) return;
       if (!('errors' in result) || !Array.isArray(result.errors)) return;
-      if (!result.errors.some((e) => !(e instanceof GraphQLError) || !e.extensions?.code)) return;
-      setResult({ ...result, errors: result.errors.map(withCode) as GraphQLError[] });
+      setResult({ ...result, errors: result.errors.map((e) => withCode(e)) as GraphQLError[] });
     },
   };
 }
