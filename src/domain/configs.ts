@@ -9,6 +9,14 @@ import { revokeSessionsWhere } from './revocation.js';
 import { parseSelector, pickPath } from './selector.js';
 import { TAG_PATTERN, checkTag, checkText } from './validation.js';
 
+/** The live config of the product that holds the tag (whichever env owns it). */
+const holdsTag = (scope: Scope, tag: string) =>
+  and(
+    eq(sessionConfigs.productId, scope.productId),
+    eq(sessionConfigs.tag, tag),
+    isNull(sessionConfigs.deletedAt),
+  );
+
 export type ExpiryPeriod = SessionConfigRow['period'];
 
 /** Seconds in one unit of each period. */
@@ -102,17 +110,7 @@ async function lockSessionConfig(
 ): Promise<SessionConfigRow> {
   const rows = !TAG_PATTERN.test(tag)
     ? []
-    : await tx
-        .select()
-        .from(sessionConfigs)
-        .where(
-          and(
-            eq(sessionConfigs.productId, scope.productId),
-            eq(sessionConfigs.tag, tag),
-            isNull(sessionConfigs.deletedAt),
-          ),
-        )
-        .for('update');
+    : await tx.select().from(sessionConfigs).where(holdsTag(scope, tag)).for('update');
   if (!rows[0]) throw notFound(`No session config with tag "${tag}".`);
   return rows[0];
 }
@@ -384,16 +382,7 @@ export async function findSessionConfig(
   tag: string,
 ): Promise<SessionConfigRow | undefined> {
   if (!TAG_PATTERN.test(tag)) return undefined;
-  const rows = await db
-    .select()
-    .from(sessionConfigs)
-    .where(
-      and(
-        eq(sessionConfigs.productId, scope.productId),
-        eq(sessionConfigs.tag, tag),
-        isNull(sessionConfigs.deletedAt),
-      ),
-    );
+  const rows = await db.select().from(sessionConfigs).where(holdsTag(scope, tag));
   return rows[0];
 }
 
