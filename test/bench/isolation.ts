@@ -18,7 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import postgres from 'postgres';
+import { freshDatabase } from './fresh-database.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const VERIFIES = Number(process.env.VERIFIES ?? 400);
@@ -35,16 +35,6 @@ const LABEL = process.env.ISOLATION_LABEL ?? 'latest';
 
 if (!/^postgres(ql)?:\/\/[^/]*@?(127\.0\.0\.1|localhost)(:\d+)?\//.test(DATABASE_URL)) {
   throw new Error('isolation bench: loopback Postgres only');
-}
-
-async function freshDatabase(url: string): Promise<void> {
-  const name = new URL(url).pathname.slice(1);
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
-  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
-  await sql.unsafe(`drop database if exists "${name}" with (force)`);
-  await sql.unsafe(`create database "${name}"`);
-  await sql.end();
 }
 
 function startServer(port: number): Promise<ChildProcess> {

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
+import { freshDatabase } from './fresh-database.js';
 import { RATE_CLASSES } from '../../src/security/rate-limits.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -30,18 +31,6 @@ const ADMIN_KEY = `ak_${randomBytes(32).toString('base64url')}`;
 const SECRET = randomBytes(48).toString('base64url');
 
 const baseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/bench';
-
-/** A fresh database for every run, so that figures never depend on earlier runs' rows. */
-async function freshDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = target.pathname.slice(1);
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
-  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
-  await sql.unsafe(`drop database if exists "${name}" with (force)`);
-  await sql.unsafe(`create database "${name}"`);
-  await sql.end();
-}
 
 function startProcess(
   argv: string[],
