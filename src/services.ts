@@ -4,7 +4,7 @@ import { ActivityRecorder } from './activity/recorder.js';
 import type { Database, DatabaseHandle } from './db/client.js';
 import type { Caller } from './domain/callers.js';
 import { authenticate, type AdminKeySource } from './domain/keys.js';
-import { loadSessionRecords, type SessionRecord } from './domain/sessions.js';
+import { loadSessionRecords, type SessionRecord } from './domain/sessions/index.js';
 import { Metrics } from './observability/metrics.js';
 import { CallerCache } from './security/caller-cache.js';
 import { hashSecret } from './tokens/secrets.js';

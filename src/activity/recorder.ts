@@ -5,7 +5,7 @@ import {
   writeActivity,
   type ActivityRecord,
   type RollupIncrement,
-} from '../domain/activity.js';
+} from '../domain/activity/index.js';
 
 /** Flush at least this often, and as soon as this many log rows are waiting. */
 const FLUSH_INTERVAL_MS = 1_000;

@@ -6,9 +6,9 @@ import type { Scope } from './callers.js';
 import { LIFETIME_LIMITS } from './configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
 import { ServiceError, badInput } from './errors.js';
-import { recordUserSeen } from './activity.js';
+import { recordUserSeen } from './activity/users.js';
 import { recordEvents, type SessionEventType } from './events.js';
-import { sessionData, type SessionDeps } from './sessions.js';
+import { sessionData, type SessionDeps } from './sessions/index.js';
 
 /** Addresses one live session, as every state operation does. */
 export interface SessionAddress {

@@ -7,7 +7,7 @@ import {
   hourOf,
   pruneActivity,
   type RollupIncrement,
-} from './activity.js';
+} from './activity/index.js';
 import { recordEvents } from './events.js';
 
 export interface SweepOptions {

@@ -1,10 +1,10 @@
 import DataLoader from 'dataloader';
 import type { SessionConfigRow, ApiKeyRow } from '../db/schema.js';
-import { activeSessionsByIdentifier } from '../domain/activity.js';
+import { activeSessionsByIdentifier } from '../domain/activity/index.js';
 import type { Caller } from '../domain/callers.js';
 import { activeSessionCounts, sessionConfigsByIds } from '../domain/configs.js';
 import { listApiKeysOfProducts } from '../domain/keys.js';
-import type { Device, SessionRecord } from '../domain/sessions.js';
+import type { Device, SessionRecord } from '../domain/sessions/index.js';
 import type { SubscriptionTransport } from '../events/bus.js';
 import type { Services } from '../services.js';
 

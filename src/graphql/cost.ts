@@ -134,7 +134,7 @@ export const IDENTIFIER_COST = textCost(MAX_IDENTIFIER_CHARS);
 /** Cursors: base64url of a few values, an identifier at most (decoders read 1,000 characters). */
 export const CURSOR_COST = Math.ceil(1_000 / COST.unitBytes);
 
-/** The longest dashboard range (src/domain/activity.ts), and the size of one period's figures. */
+/** The longest dashboard range (src/domain/activity/dashboard.ts), and the size of one period's figures. */
 const DASHBOARD = { maxRangeDays: 800, periodCost: 12 } as const;
 const PERIOD_MS = {
   HOUR: 3_600_000,

@@ -9,7 +9,7 @@ import {
   type Dashboard,
   type DashboardPeriod,
   type Page,
-} from '../domain/activity.js';
+} from '../domain/activity/index.js';
 import type { ObjectRef } from '@pothos/core';
 import { builder } from './builder.js';
 import {

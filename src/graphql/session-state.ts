@@ -10,7 +10,7 @@ import {
   type SessionAddress,
 } from '../domain/session-state.js';
 import type { Scope } from '../domain/callers.js';
-import type { Operation } from '../domain/activity.js';
+import type { Operation } from '../domain/activity/index.js';
 import type { SessionRow } from '../db/schema.js';
 import { tracked } from './tracking.js';
 import { builder } from './builder.js';

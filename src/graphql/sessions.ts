@@ -15,7 +15,7 @@ import {
   type SessionPage,
   type SessionTokens as SessionTokensShape,
   type VerifiedSession as VerifiedSessionShape,
-} from '../domain/sessions.js';
+} from '../domain/sessions/index.js';
 import { builder } from './builder.js';
 import {
   COUNTED_BY_PARENT,

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Scope } from '../domain/callers.js';
-import type { Operation } from '../domain/activity.js';
+import type { Operation } from '../domain/activity/index.js';
 import { ServiceError } from '../domain/errors.js';
 import { TAG_PATTERN, UUID_PATTERN } from '../domain/validation.js';
 import type { Context } from './context.js';

@@ -1,5 +1,5 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Operation } from '../domain/activity.js';
+import type { Operation } from '../domain/activity/index.js';
 
 /**
  * The server's Prometheus metrics, in a registry of its own (tests build several servers in one

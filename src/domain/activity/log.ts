@@ -1,0 +1,58 @@
+import { and, count, desc, eq, gte, lt, lte, or, type SQL } from 'drizzle-orm';
+import type { Database } from '../../db/client.js';
+import { activityLog, type ActivityRow } from '../../db/schema.js';
+import type { Scope } from '../callers.js';
+import { badInput } from '../errors.js';
+import type { Operation } from './operations.js';
+import { decode, encode, instant, pageSize, type Page } from './paging.js';
+
+export interface ActivityFilter {
+  readonly tag?: string | null;
+  readonly operation?: Operation | null;
+  readonly status?: 'SUCCESS' | 'FAILURE' | null;
+  readonly since?: Date | null;
+  readonly until?: Date | null;
+  readonly first?: number | null;
+  readonly after?: string | null;
+}
+
+/** The activity log, newest first, filtered (keyset pagination on time and the scope's number). */
+export async function listActivity(
+  db: Database,
+  scope: Scope,
+  filter: ActivityFilter,
+): Promise<Page<ActivityRow>> {
+  const first = pageSize(filter.first);
+  const matching = and(
+    eq(activityLog.productId, scope.productId),
+    eq(activityLog.env, scope.env),
+    filter.tag != null ? eq(activityLog.tag, filter.tag) : undefined,
+    filter.operation != null ? eq(activityLog.operation, filter.operation) : undefined,
+    filter.status != null ? eq(activityLog.status, filter.status) : undefined,
+    filter.since != null ? gte(activityLog.at, filter.since) : undefined,
+    filter.until != null ? lte(activityLog.at, filter.until) : undefined,
+  );
+  let where: SQL | undefined = matching;
+  if (filter.after != null) {
+    const [at, id] = decode(filter.after, 2) as [string, string];
+    const when = instant(at);
+    if (!/^\d{1,15}$/.test(id)) throw badInput('after', 'is not a cursor this API returned');
+    where = and(
+      matching,
+      or(lt(activityLog.at, when), and(eq(activityLog.at, when), lt(activityLog.seq, Number(id)))),
+    );
+  }
+  const rows = await db
+    .select()
+    .from(activityLog)
+    .where(where)
+    .orderBy(desc(activityLog.at), desc(activityLog.seq))
+    .limit(first + 1);
+  return {
+    rows: rows.slice(0, first),
+    hasNextPage: rows.length > first,
+    cursorOf: (row) => encode([row.at.toISOString(), String(row.seq)]),
+    totalCount: async () =>
+      Number((await db.select({ n: count() }).from(activityLog).where(matching))[0]?.n ?? 0),
+  };
+}

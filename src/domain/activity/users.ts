@@ -1,0 +1,128 @@
+import { and, asc, count, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import type { Database, Transaction } from '../../db/client.js';
+import { sessionUsers, sessions, type SessionRow, type SessionUserRow } from '../../db/schema.js';
+import type { Scope } from '../callers.js';
+import { badInput } from '../errors.js';
+import { isLive } from '../liveness.js';
+import { checkLength } from '../validation.js';
+import { EXACT_INSTANT, decode, encode, exactInstant, pageSize, type Page } from './paging.js';
+
+/** `now()` at the precision cursors carry (milliseconds), so keyset paging is exact. */
+const nowMs = sql`date_trunc('milliseconds', now())`;
+
+/** Records that a session's user was seen now (refresh, touch, verify once a minute). */
+export async function recordUserSeen(
+  tx: Transaction | Database,
+  session: Pick<SessionRow, 'productId' | 'env' | 'tag' | 'identifier'>,
+): Promise<void> {
+  await tx
+    .update(sessionUsers)
+    .set({ lastSeenAt: nowMs })
+    .where(
+      and(
+        eq(sessionUsers.productId, session.productId),
+        eq(sessionUsers.env, session.env),
+        eq(sessionUsers.tag, session.tag),
+        eq(sessionUsers.identifier, session.identifier),
+      ),
+    );
+}
+
+export type UserOrder = 'LAST_SEEN_DESC' | 'LAST_SEEN_ASC';
+
+/** Everyone who has had a session of a tag, by last seen (keyset pagination). */
+export async function listSessionUsers(
+  db: Database,
+  scope: Scope,
+  args: { tag: string; first?: number | null; after?: string | null; orderBy?: UserOrder | null },
+): Promise<Page<SessionUserRow>> {
+  const first = pageSize(args.first);
+  const ascending = args.orderBy === 'LAST_SEEN_ASC';
+  const owner = and(
+    eq(sessionUsers.productId, scope.productId),
+    eq(sessionUsers.env, scope.env),
+    eq(sessionUsers.tag, args.tag),
+  );
+  let where: SQL | undefined = owner;
+  if (args.after != null) {
+    const [at, identifier] = decode(args.after, 2) as [string, string];
+    // The cursor keeps the database's microseconds: users seen within one millisecond are
+    // still told apart.
+    if (!EXACT_INSTANT.test(at)) throw badInput('after', 'is not a cursor this API returned');
+    const seen = sql`${at}::timestamptz`;
+    const beyond = ascending ? sql`>` : sql`<`;
+    where = and(
+      owner,
+      sql`(${sessionUsers.lastSeenAt} ${beyond} ${seen} or (${sessionUsers.lastSeenAt} = ${seen} and ${sessionUsers.identifier} ${beyond} ${identifier}))`,
+    );
+  }
+  const order = ascending
+    ? [asc(sessionUsers.lastSeenAt), asc(sessionUsers.identifier)]
+    : [desc(sessionUsers.lastSeenAt), desc(sessionUsers.identifier)];
+  const found = await db
+    .select({ user: sessionUsers, seenKey: exactInstant(sessionUsers.lastSeenAt) })
+    .from(sessionUsers)
+    .where(where)
+    .orderBy(...order)
+    .limit(first + 1);
+  const keys = new WeakMap<SessionUserRow, string>();
+  const rows = found.map((r) => {
+    keys.set(r.user, r.seenKey);
+    return r.user;
+  });
+  return {
+    rows: rows.slice(0, first),
+    hasNextPage: rows.length > first,
+    cursorOf: (row) => encode([keys.get(row) ?? row.lastSeenAt.toISOString(), row.identifier]),
+    totalCount: async () =>
+      Number((await db.select({ n: count() }).from(sessionUsers).where(owner))[0]?.n ?? 0),
+  };
+}
+
+/** One user of a tag, or undefined. */
+export async function findSessionUser(
+  db: Database,
+  scope: Scope,
+  tag: string,
+  identifier: string,
+): Promise<SessionUserRow | undefined> {
+  checkLength('identifier', identifier, 256);
+  const rows = await db
+    .select()
+    .from(sessionUsers)
+    .where(
+      and(
+        eq(sessionUsers.productId, scope.productId),
+        eq(sessionUsers.env, scope.env),
+        eq(sessionUsers.tag, tag),
+        eq(sessionUsers.identifier, identifier),
+      ),
+    );
+  return rows[0];
+}
+
+/** Live sessions of many identifiers of one tag, in one query (for a page of users). */
+export async function activeSessionsByIdentifier(
+  db: Database,
+  scope: Scope,
+  tag: string,
+  identifiers: readonly string[],
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (identifiers.length === 0) return counts;
+  const rows = await db
+    .select({ identifier: sessions.identifier, n: count() })
+    .from(sessions)
+    .where(
+      and(
+        eq(sessions.productId, scope.productId),
+        eq(sessions.env, scope.env),
+        eq(sessions.tag, tag),
+        inArray(sessions.identifier, [...identifiers]),
+        isLive,
+      ),
+    )
+    .groupBy(sessions.identifier);
+  for (const row of rows) counts.set(row.identifier, Number(row.n));
+  return counts;
+}

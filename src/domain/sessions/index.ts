@@ -1,0 +1,27 @@
+/**
+ * The session rules, one file per operation: start, verify, refresh (a fast path in one
+ * statement and a locked path), revoke, list; the types they share in types.ts.
+ */
+export type {
+  Device,
+  SessionDeps,
+  SessionLoader,
+  SessionRecord,
+  SessionStatus,
+  SessionTokens,
+  StartSessionInput,
+  VerifiedSession,
+} from './types.js';
+export { startSession } from './start.js';
+export { loadSessionRecords, TOUCH_INTERVAL_SECONDS, verifySession } from './verify.js';
+export { refreshSession } from './refresh.js';
+export { revokeAllSessions, revokeSession } from './revoke.js';
+export {
+  MAX_PAGE_SIZE,
+  encodeCursor,
+  findSession,
+  listSessions,
+  type SessionPage,
+} from './list.js';
+export { sessionData } from './shared.js';
+export { idleExpiresAt, sessionStatus } from './status.js';

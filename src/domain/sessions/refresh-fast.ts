@@ -1,0 +1,128 @@
+import { eq, sql } from 'drizzle-orm';
+import { rowsOf } from '../../db/client.js';
+import { refreshTokens, sessionConfigs, sessions } from '../../db/schema.js';
+import { hashSecret } from '../../tokens/secrets.js';
+import { mintSessionToken } from '../../tokens/session-token.js';
+import type { Scope } from '../callers.js';
+import { refreshLifetimeSeconds } from '../configs.js';
+import { isLive } from '../liveness.js';
+import {
+  REFRESH_TOKEN_LENGTH,
+  REFRESH_TOKEN_PREFIX,
+  newRefreshToken,
+  successorBox,
+  type RefreshOutcome,
+} from './refresh-token.js';
+import { configAccepts, configHoldsTag, sessionData } from './shared.js';
+import type { SessionDeps } from './types.js';
+
+/**
+ * The fast path of a refresh: reads the token and its session, mints the new pair, then spends
+ * the token, stores its successor, renews the session and records the event in one statement
+ * that does nothing unless the token is still unspent and the session still live and at the
+ * version the new token carries. Returns undefined whenever the slow path must decide.
+ */
+export async function rotateInOneStatement(
+  deps: SessionDeps,
+  scope: Scope,
+  tag: string,
+  refreshToken: string,
+): Promise<RefreshOutcome | undefined> {
+  if (
+    refreshToken.length !== REFRESH_TOKEN_LENGTH ||
+    !refreshToken.startsWith(REFRESH_TOKEN_PREFIX)
+  ) {
+    return { kind: 'invalid' };
+  }
+  const tokenHash = hashSecret(refreshToken);
+  const found = await deps.db
+    .select({
+      session: sessions,
+      config: {
+        expiry: sessionConfigs.expiry,
+        period: sessionConfigs.period,
+        refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
+      },
+      usable: sql<boolean>`${refreshTokens.spentAt} is null and ${refreshTokens.expiresAt} > now() and ${sessions.revokedAt} is null and ${isLive}`,
+      configCurrent: configHoldsTag,
+      configEnv: sessionConfigs.env,
+      // The one clock, at the precision tokens carry: new expiries count from it.
+      nowMs: sql<number>`(extract(epoch from date_trunc('second', now())) * 1000)::float8`,
+    })
+    .from(refreshTokens)
+    .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+    .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
+    .where(eq(refreshTokens.tokenHash, tokenHash));
+  const current = found[0];
+  if (!current) return { kind: 'invalid' };
+  const session = current.session;
+  if (session.productId !== scope.productId || session.env !== scope.env || session.tag !== tag) {
+    return { kind: 'invalid' };
+  }
+  // The slow path decides (revoked first, then the config) for anything but the common case.
+  if (!current.usable || !configAccepts(current, scope)) return undefined;
+  await deps.refreshGuard?.(session.id);
+
+  const lifetime = session.tokenLifetimeSeconds;
+  const refreshLifetime = Math.max(refreshLifetimeSeconds(current.config), lifetime);
+  const now = Number(current.nowMs);
+  const expiresAt = new Date(now + lifetime * 1000);
+  const refreshExpiresAt = new Date(now + refreshLifetime * 1000);
+  const nextRefreshToken = newRefreshToken();
+  const nextToken = await mintSessionToken(deps.keyring, scope, {
+    sessionId: session.id,
+    tag: session.tag,
+    identifier: session.identifier,
+    data: sessionData(deps.keyring, session),
+    expiresAt: refreshExpiresAt,
+  });
+  const successorEnc = successorBox(refreshToken).seal(
+    JSON.stringify({
+      token: nextToken,
+      refreshToken: nextRefreshToken,
+      expiresAt: expiresAt.toISOString(),
+    }),
+    session.id,
+  );
+  // The session row is updated first (its lock orders this against revocations and other
+  // refreshes); the token is spent only through it, and the rest only through the spent token.
+  const result = await deps.db.execute(sql`
+    with s as (
+      update sessions set expires_at = ${expiresAt.toISOString()}::timestamptz,
+                          refresh_expires_at = ${refreshExpiresAt.toISOString()}::timestamptz,
+                          last_active_at = now()
+      where id = ${session.id} and version = ${session.version} and ${isLive}
+      returning id, product_id, env, tag, identifier
+    ), spent as (
+      update refresh_tokens rt set spent_at = now(), successor_enc = ${successorEnc}
+      from s
+      where rt.token_hash = ${tokenHash} and rt.session_id = s.id and rt.spent_at is null
+        and rt.expires_at > now()
+      returning rt.session_id
+    ), fresh as (
+      insert into refresh_tokens (token_hash, session_id, expires_at)
+      select ${hashSecret(nextRefreshToken)}, spent.session_id,
+             ${refreshExpiresAt.toISOString()}::timestamptz
+      from spent
+    ), seen as (
+      update session_users u set last_seen_at = date_trunc('milliseconds', now())
+      from s, spent
+      where u.product_id = s.product_id and u.env = s.env and u.tag = s.tag
+        and u.identifier = s.identifier
+    ), event as (
+      insert into session_events (product_id, env, session_id, tag, identifier, type)
+      select s.product_id, s.env, s.id, s.tag, s.identifier, 'REFRESHED' from s, spent
+    )
+    select session_id from spent`);
+  if (rowsOf<{ session_id: string }>(result).length === 0) return undefined;
+  return {
+    kind: 'ok',
+    tokens: {
+      token: nextToken,
+      refreshToken: nextRefreshToken,
+      sessionId: session.id,
+      identifier: session.identifier,
+      expiresAt,
+    },
+  };
+}

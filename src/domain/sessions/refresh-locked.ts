@@ -1,0 +1,175 @@
+import { eq, sql } from 'drizzle-orm';
+import { refreshTokens, sessionConfigs, sessions } from '../../db/schema.js';
+import { hashSecret } from '../../tokens/secrets.js';
+import { mintSessionToken } from '../../tokens/session-token.js';
+import { recordUserSeen } from '../activity/users.js';
+import type { Scope } from '../callers.js';
+import { refreshLifetimeSeconds } from '../configs.js';
+import { recordEvents } from '../events.js';
+import { revokeSessionsWhere } from '../revocation.js';
+import {
+  REFRESH_TOKEN_LENGTH,
+  REFRESH_TOKEN_PREFIX,
+  newRefreshToken,
+  successorBox,
+  type RefreshOutcome,
+} from './refresh-token.js';
+import { configAccepts, configHoldsTag, secondsFromNow } from './shared.js';
+import type { SessionDeps, SessionTokens } from './types.js';
+
+export async function exchangeRefreshToken(
+  deps: SessionDeps,
+  scope: Scope,
+  tag: string,
+  refreshToken: string,
+): Promise<RefreshOutcome> {
+  if (
+    refreshToken.length !== REFRESH_TOKEN_LENGTH ||
+    !refreshToken.startsWith(REFRESH_TOKEN_PREFIX)
+  ) {
+    return { kind: 'invalid' };
+  }
+  const tokenHash = hashSecret(refreshToken);
+  return deps.db.transaction(async (tx): Promise<RefreshOutcome> => {
+    const found = await tx
+      .select({ sessionId: refreshTokens.sessionId })
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, tokenHash));
+    if (!found[0]) return { kind: 'invalid' };
+    const sessionId = found[0].sessionId;
+
+    // The lock: every exchange of this session's tokens, and every revocation, queues here.
+    const locked = await tx
+      .select({
+        session: sessions,
+        config: {
+          expiry: sessionConfigs.expiry,
+          period: sessionConfigs.period,
+          refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
+        },
+        configCurrent: configHoldsTag,
+        configEnv: sessionConfigs.env,
+        // Over for good: swept, or idle past its timeout (by the database clock).
+        over: sql<boolean>`${sessions.expiredAt} is not null or (${sessions.idleTimeoutSeconds} is not null and ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) <= now())`,
+      })
+      .from(sessions)
+      .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
+      .where(eq(sessions.id, sessionId))
+      .for('update', { of: sessions });
+    const current = locked[0];
+    if (
+      !current ||
+      current.session.productId !== scope.productId ||
+      current.session.env !== scope.env ||
+      current.session.tag !== tag
+    ) {
+      return { kind: 'invalid' };
+    }
+    const session = current.session;
+    if (session.revokedAt !== null) return { kind: 'revoked' };
+    if (!configAccepts(current, scope)) return { kind: 'invalid' };
+
+    // Read the token again now that the lock is held: a racing exchange may have spent it.
+    const tokenRows = await tx
+      .select({
+        spent: sql<boolean>`${refreshTokens.spentAt} is not null`,
+        inGrace: sql<boolean>`coalesce(${refreshTokens.spentAt} > now() - make_interval(secs => ${deps.refreshGraceSeconds}), false)`,
+        expired: sql<boolean>`${refreshTokens.expiresAt} <= now()`,
+        successorEnc: refreshTokens.successorEnc,
+      })
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, tokenHash));
+    const token = tokenRows[0]!;
+
+    if (token.spent) {
+      if (token.inGrace && token.successorEnc !== null) {
+        const pair = successorBox(refreshToken).open(token.successorEnc, sessionId);
+        const parsed = JSON.parse(pair) as {
+          token: string;
+          refreshToken: string;
+          expiresAt: string;
+        };
+        return {
+          kind: 'ok',
+          tokens: {
+            ...parsed,
+            sessionId,
+            identifier: session.identifier,
+            expiresAt: new Date(parsed.expiresAt),
+          },
+        };
+      }
+      await revokeSessionsWhere(tx, eq(sessions.id, sessionId), 'refresh_token_reused');
+      await recordEvents(tx, [
+        {
+          ...scope,
+          sessionId,
+          tag: session.tag,
+          identifier: session.identifier,
+          type: 'REUSE_DETECTED',
+          reason: 'a rotated refresh token was presented after the grace window',
+        },
+      ]);
+      return { kind: 'reused' };
+    }
+    if (token.expired || current.over) return { kind: 'expired' };
+    await deps.refreshGuard?.(sessionId);
+
+    const nextRefreshToken = newRefreshToken();
+    const refreshLifetime = Math.max(
+      refreshLifetimeSeconds(current.config),
+      session.tokenLifetimeSeconds,
+    );
+    const updated = await tx
+      .update(sessions)
+      .set({
+        expiresAt: secondsFromNow(session.tokenLifetimeSeconds),
+        refreshExpiresAt: secondsFromNow(refreshLifetime),
+        lastActiveAt: sql`now()`,
+      })
+      .where(eq(sessions.id, sessionId))
+      .returning({ expiresAt: sessions.expiresAt, refreshExpiresAt: sessions.refreshExpiresAt });
+    const times = updated[0]!;
+    const data = JSON.parse(
+      deps.keyring.dataBox(scope.productId, scope.env).open(session.dataEnc, sessionId),
+    ) as Record<string, unknown>;
+    const nextToken = await mintSessionToken(deps.keyring, scope, {
+      sessionId,
+      tag: session.tag,
+      identifier: session.identifier,
+      data,
+      expiresAt: times.refreshExpiresAt,
+    });
+    const tokens: SessionTokens = {
+      token: nextToken,
+      refreshToken: nextRefreshToken,
+      sessionId,
+      identifier: session.identifier,
+      expiresAt: times.expiresAt,
+    };
+    await recordUserSeen(tx, session);
+    await tx.insert(refreshTokens).values({
+      tokenHash: hashSecret(nextRefreshToken),
+      sessionId,
+      expiresAt: times.refreshExpiresAt,
+    });
+    await tx
+      .update(refreshTokens)
+      .set({
+        spentAt: sql`now()`,
+        successorEnc: successorBox(refreshToken).seal(
+          JSON.stringify({
+            token: nextToken,
+            refreshToken: nextRefreshToken,
+            expiresAt: times.expiresAt.toISOString(),
+          }),
+          sessionId,
+        ),
+      })
+      .where(eq(refreshTokens.tokenHash, tokenHash));
+    await recordEvents(tx, [
+      { ...scope, sessionId, tag: session.tag, identifier: session.identifier, type: 'REFRESHED' },
+    ]);
+    return { kind: 'ok', tokens };
+  });
+}

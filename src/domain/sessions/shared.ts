@@ -1,0 +1,34 @@
+/** Helpers shared by the session operations. */
+import { and, eq, sql, type SQL } from 'drizzle-orm';
+import { sessionConfigs, sessions, type SessionRow } from '../../db/schema.js';
+import type { Keyring } from '../../tokens/keyring.js';
+import type { Scope } from '../callers.js';
+
+/** The session's config is live and still holds the session's tag (of the joined config row). */
+export const configHoldsTag = sql<boolean>`coalesce(${sessionConfigs.tag} = ${sessions.tag} and ${sessionConfigs.deletedAt} is null, false)`;
+
+export const MAX_IDENTIFIER_LENGTH = 256;
+
+/** Postgres `now()` truncated to the second: the one clock, at the precision tokens carry. */
+const nowSeconds = sql`date_trunc('second', now())`;
+export const secondsFromNow = (seconds: number) =>
+  sql`${nowSeconds} + make_interval(secs => ${seconds})`;
+
+export const inScope = (scope: Scope): SQL =>
+  and(eq(sessions.productId, scope.productId), eq(sessions.env, scope.env))!;
+
+/** The session's config still holds its tag, and the scope's env may use it. */
+export function configAccepts(
+  row: { configCurrent: boolean | null; configEnv: string | null },
+  scope: Scope,
+): boolean {
+  return Boolean(row.configCurrent) && (row.configEnv === null || row.configEnv === scope.env);
+}
+
+/** The decrypted data of a session row. */
+export function sessionData(keyring: Keyring, row: SessionRow): Record<string, unknown> {
+  return JSON.parse(keyring.dataBox(row.productId, row.env).open(row.dataEnc, row.id)) as Record<
+    string,
+    unknown
+  >;
+}

@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import { type Transaction, rowsOf } from '../../db/client.js';
+import { sessions } from '../../db/schema.js';
+import { hashSecret } from '../../tokens/secrets.js';
+import { mintSessionToken } from '../../tokens/session-token.js';
+import type { Scope } from '../callers.js';
+import {
+  LIFETIME_LIMITS,
+  refreshLifetimeSeconds,
+  requireSessionConfig,
+  tokenLifetimeSeconds,
+} from '../configs.js';
+import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from '../data-schema.js';
+import { badInput, notFound } from '../errors.js';
+import { isLive } from '../liveness.js';
+import { revokeSessionsWhere } from '../revocation.js';
+import { identifierFromData } from '../selector.js';
+import { checkLength } from '../validation.js';
+import { newRefreshToken } from './refresh-token.js';
+import { MAX_IDENTIFIER_LENGTH, inScope, secondsFromNow } from './shared.js';
+import type { Device, SessionDeps, SessionTokens, StartSessionInput } from './types.js';
+
+const MAX_USER_AGENT_LENGTH = 512;
+
+function normalizeDevice(device: Device | null | undefined, fallback: Device): Device {
+  const userAgent = device?.userAgent ?? fallback.userAgent ?? null;
+  const ip = device?.ip ?? fallback.ip ?? null;
+  if (device?.userAgent != null && device.userAgent.length > MAX_USER_AGENT_LENGTH) {
+    throw badInput('input.device.userAgent', `must be at most ${MAX_USER_AGENT_LENGTH} characters`);
+  }
+  if (device?.ip != null && isIP(device.ip) === 0) {
+    throw badInput('input.device.ip', 'expected an IPv4 or IPv6 address');
+  }
+  return {
+    userAgent: userAgent === null ? null : userAgent.slice(0, MAX_USER_AGENT_LENGTH),
+    ip: ip !== null && isIP(ip) !== 0 ? ip : null,
+  };
+}
+
+/**
+ * Starts a session: checks the data against the config, picks the identifier, stores the
+ * session (data sealed at rest) with its first refresh token and a STARTED event in one
+ * transaction, then mints the session token with the database's expiry.
+ */
+export async function startSession(
+  deps: SessionDeps,
+  scope: Scope,
+  input: StartSessionInput,
+  requestDevice: Device,
+): Promise<SessionTokens> {
+  const config = await requireSessionConfig(deps.db, scope, input.tag);
+  const serialized = checkJsonObject('input.data', input.data, JSON_LIMITS.dataBytes);
+  const data = JSON.parse(serialized) as Record<string, unknown>;
+  checkDataAgainstSample('input.data', data, config.schema as Record<string, unknown>);
+  const identifier =
+    input.identifier != null
+      ? checkLength('input.identifier', input.identifier, MAX_IDENTIFIER_LENGTH)
+      : identifierFromData(config.selector, data);
+  if (identifier.length > MAX_IDENTIFIER_LENGTH) {
+    throw badInput(
+      'input.data',
+      `the selected identifier is longer than ${MAX_IDENTIFIER_LENGTH} characters`,
+    );
+  }
+  const lifetime = input.expiresIn ?? tokenLifetimeSeconds(config);
+  if (
+    !Number.isInteger(lifetime) ||
+    lifetime < LIFETIME_LIMITS.minTokenSeconds ||
+    lifetime > LIFETIME_LIMITS.maxTokenSeconds
+  ) {
+    throw badInput(
+      'input.expiresIn',
+      `expected whole seconds from ${LIFETIME_LIMITS.minTokenSeconds} to ${LIFETIME_LIMITS.maxTokenSeconds}`,
+    );
+  }
+  const device = normalizeDevice(input.device, requestDevice);
+  const sessionId = randomUUID();
+  const refreshToken = newRefreshToken();
+  const refreshLifetime = Math.max(refreshLifetimeSeconds(config), lifetime);
+
+  // One statement, so one round trip and no transaction held open across the network: the
+  // session, its first refresh token, its user's record and its STARTED event, all or nothing.
+  const dataEnc = deps.keyring.dataBox(scope.productId, scope.env).seal(serialized, sessionId);
+  const result = await deps.db.execute(sql`
+    with s as (
+      insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc,
+                            token_lifetime_seconds, idle_timeout_seconds, user_agent, ip,
+                            created_at, last_active_at, expires_at, refresh_expires_at)
+      select ${sessionId}, ${scope.productId}, ${scope.env}, c.id, c.tag,
+             ${identifier}, ${dataEnc}, ${lifetime}, ${config.idleTimeoutSeconds},
+             ${device.userAgent}, ${device.ip}, date_trunc('milliseconds', now()), now(),
+             ${secondsFromNow(lifetime)}, ${secondsFromNow(refreshLifetime)}
+      -- The config must still hold the tag when the row is written: the row lock waits for a
+      -- rename or delete in progress (FOR UPDATE) and then re-reads the row, so a session never
+      -- lands on a config that has just been renamed or deleted.
+      from session_configs c
+      where c.id = ${config.id} and c.tag = ${config.tag} and c.deleted_at is null
+      for key share of c
+      returning id, product_id, env, tag, identifier, created_at, expires_at, refresh_expires_at
+    ), r as (
+      insert into refresh_tokens (token_hash, session_id, expires_at)
+      select ${hashSecret(refreshToken)}, s.id, s.refresh_expires_at from s
+    ), u as (
+      insert into session_users (product_id, env, tag, identifier, total_sessions,
+                                 first_seen_at, last_seen_at)
+      select s.product_id, s.env, s.tag, s.identifier, 1, s.created_at, s.created_at from s
+      on conflict (product_id, env, tag, identifier) do update
+        set last_seen_at = excluded.last_seen_at,
+            total_sessions = session_users.total_sessions + 1
+    ), e as (
+      insert into session_events (product_id, env, session_id, tag, identifier, type)
+      select s.product_id, s.env, s.id, s.tag, s.identifier, 'STARTED' from s
+    )
+    select (extract(epoch from created_at) * 1000)::float8 as created_ms,
+           (extract(epoch from expires_at) * 1000)::float8 as expires_ms,
+           (extract(epoch from refresh_expires_at) * 1000)::float8 as refresh_expires_ms
+    from s`);
+  const times = rowsOf<{ created_ms: number; expires_ms: number; refresh_expires_ms: number }>(
+    result,
+  )[0];
+  if (!times) throw notFound(`No session config with tag "${config.tag}" in this product.`);
+  const expiresAt = new Date(Number(times.expires_ms));
+  if (config.maxSessionsPerIdentifier !== null) {
+    await deps.db.transaction((tx) =>
+      enforceSessionCap(tx, scope, config.tag, identifier, config.maxSessionsPerIdentifier!),
+    );
+  }
+
+  const token = await mintSessionToken(deps.keyring, scope, {
+    sessionId,
+    tag: config.tag,
+    identifier,
+    data,
+    issuedAt: new Date(Number(times.created_ms)),
+    expiresAt: new Date(Number(times.refresh_expires_ms)),
+  });
+  return { token, refreshToken, sessionId, identifier, expiresAt };
+}
+
+/**
+ * Keeps at most `cap` live sessions for an identifier: the oldest beyond it are revoked (reason
+ * `session_limit`). Run after each start; a per-identifier lock makes concurrent starts converge
+ * on exactly `cap`.
+ */
+async function enforceSessionCap(
+  tx: Transaction,
+  scope: Scope,
+  tag: string,
+  identifier: string,
+  cap: number,
+): Promise<void> {
+  const owner = `${scope.productId}|${scope.env}|${tag}|${identifier}`;
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`cap|${owner}`}, 0))`);
+  const beyond = tx
+    .select({ id: sessions.id })
+    .from(sessions)
+    .where(and(inScope(scope), eq(sessions.tag, tag), eq(sessions.identifier, identifier), isLive))
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .offset(cap);
+  await revokeSessionsWhere(tx, inArray(sessions.id, beyond), 'session_limit');
+}

@@ -1,0 +1,65 @@
+/** The types shared by the session operations. */
+import type { Database } from '../../db/client.js';
+import type { SessionRow } from '../../db/schema.js';
+import type { Keyring } from '../../tokens/keyring.js';
+
+/** What the session rules need from the process. */
+export interface SessionDeps {
+  readonly db: Database;
+  readonly keyring: Keyring;
+  /** Seconds during which a rotated refresh token still yields the pair it was exchanged for. */
+  readonly refreshGraceSeconds: number;
+  /** Called before each rotation; may throw (RATE_LIMITED) to refuse it. */
+  readonly refreshGuard?: (sessionId: string) => Promise<void>;
+}
+
+/**
+ * A session row as read for checks, with the database clock at the time of reading, and whether
+ * its config still holds its tag (live, not renamed) and which env owns that config.
+ */
+export type SessionRecord = SessionRow & {
+  readonly dbNow: Date;
+  /** The session's config is live and still has the session's tag: only then do tokens verify. */
+  readonly configCurrent: boolean;
+  /** The env owning the session's config; null: product-wide. */
+  readonly configEnv: string | null;
+};
+
+/** Loads session rows by id; batched by the caller (DataLoader), `undefined` for a missing one. */
+export type SessionLoader = (id: string) => Promise<SessionRecord | undefined>;
+
+export interface Device {
+  readonly userAgent?: string | null;
+  readonly ip?: string | null;
+}
+
+export interface StartSessionInput {
+  readonly tag: string;
+  readonly data?: unknown;
+  readonly identifier?: string | null;
+  readonly expiresIn?: number | null;
+  readonly device?: Device | null;
+}
+
+/** A session token with its refresh token, as start and refresh return them. */
+export interface SessionTokens {
+  readonly token: string;
+  readonly refreshToken: string;
+  readonly sessionId: string;
+  /** Who the session is for (not part of the API's SessionTokens; used by the activity log). */
+  readonly identifier: string;
+  readonly expiresAt: Date;
+}
+
+export interface VerifiedSession {
+  readonly sessionId: string;
+  readonly tag: string;
+  readonly identifier: string;
+  readonly data: Record<string, unknown>;
+  /** The data's version: bumped by every change of the data. */
+  readonly version: number;
+  readonly expiresAt: Date;
+  readonly session: SessionRow;
+}
+
+export type SessionStatus = 'ACTIVE' | 'EXPIRED' | 'REVOKED';

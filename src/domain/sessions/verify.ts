@@ -1,0 +1,119 @@
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import type { Database } from '../../db/client.js';
+import { sessionConfigs, sessions, type SessionRow } from '../../db/schema.js';
+import { openSessionToken } from '../../tokens/session-token.js';
+import { recordUserSeen } from '../activity/users.js';
+import type { Scope } from '../callers.js';
+import { checkConfigAccess } from '../configs.js';
+import { ServiceError } from '../errors.js';
+import { UUID_PATTERN } from '../validation.js';
+import { configHoldsTag, sessionData } from './shared.js';
+import { deadReason } from './status.js';
+import type { SessionDeps, SessionLoader, SessionRecord, VerifiedSession } from './types.js';
+
+/** Reads session rows by id with the database clock, in one query: the batch behind verify. */
+export async function loadSessionRecords(
+  db: Database,
+  ids: readonly string[],
+): Promise<SessionRecord[]> {
+  const valid = ids.filter((id) => UUID_PATTERN.test(id));
+  if (valid.length === 0) return [];
+  // The config by primary key, in the same query: no round trip added to verify.
+  const rows = await db
+    .select({
+      session: sessions,
+      dbNow: sql`now()`.mapWith(sessions.createdAt),
+      configCurrent: configHoldsTag,
+      configEnv: sessionConfigs.env,
+    })
+    .from(sessions)
+    .leftJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
+    .where(inArray(sessions.id, valid));
+  return rows.map((r) => ({
+    ...r.session,
+    dbNow: r.dbNow as Date,
+    configCurrent: Boolean(r.configCurrent),
+    configEnv: r.configEnv,
+  }));
+}
+
+const tokenInvalid = () =>
+  new ServiceError(
+    'TOKEN_INVALID',
+    'The session token is malformed, altered, or not for this tag.',
+  );
+
+/** How often verify records activity: at most one write per session per this many seconds. */
+export const TOUCH_INTERVAL_SECONDS = 60;
+
+const sessionRevoked = () =>
+  new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+
+/**
+ * Verifies a session token: opens it (claims checked in src/tokens), then checks its session row
+ * so that a revocation takes effect on the very next call. The row decides, by the database
+ * clock: revoked, past its expiry (which extend and setExpiration move), idle for too long.
+ * Returns the session's current data and version. Records activity at most once a minute.
+ */
+export async function verifySession(
+  deps: Pick<SessionDeps, 'keyring' | 'db'>,
+  scope: Scope,
+  tag: string,
+  token: string,
+  loadSession: SessionLoader,
+): Promise<VerifiedSession> {
+  try {
+    return await verifyOpened(deps, scope, tag, token, loadSession);
+  } catch (error) {
+    // Off the hot path: only a token that fails asks whether the tag is another env's config.
+    if (error instanceof ServiceError && error.code === 'TOKEN_INVALID') {
+      await checkConfigAccess(deps.db, scope, tag);
+    }
+    throw error;
+  }
+}
+
+async function verifyOpened(
+  deps: Pick<SessionDeps, 'keyring' | 'db'>,
+  scope: Scope,
+  tag: string,
+  token: string,
+  loadSession: SessionLoader,
+): Promise<VerifiedSession> {
+  const claims = await openSessionToken(deps.keyring, scope, tag, token);
+  const row = await loadSession(claims.sessionId);
+  if (!row || row.productId !== scope.productId || row.env !== scope.env || row.tag !== tag) {
+    throw tokenInvalid();
+  }
+  const dead = deadReason(row, row.dbNow);
+  if (dead === 'revoked') throw sessionRevoked();
+  // A session belongs to its config, not to a string: once that config is renamed or deleted,
+  // a config that later takes the tag never accepts it.
+  if (!row.configCurrent || (row.configEnv !== null && row.configEnv !== scope.env)) {
+    throw tokenInvalid();
+  }
+  if (dead === 'expired' || row.expiresAt <= row.dbNow) {
+    throw new ServiceError('TOKEN_EXPIRED', 'The session token has expired; refresh the session.');
+  }
+  let session: SessionRow = row;
+  if (row.dbNow.getTime() - row.lastActiveAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
+    const touched = await deps.db
+      .update(sessions)
+      .set({ lastActiveAt: sql`now()` })
+      .where(and(eq(sessions.id, row.id), isNull(sessions.revokedAt)))
+      .returning({ lastActiveAt: sessions.lastActiveAt });
+    if (touched[0]) {
+      session = { ...row, lastActiveAt: touched[0].lastActiveAt };
+      await recordUserSeen(deps.db, row);
+    }
+  }
+  return {
+    sessionId: row.id,
+    tag: row.tag,
+    identifier: row.identifier,
+    data: sessionData(deps.keyring, row),
+    version: row.version,
+    expiresAt: row.expiresAt,
+    session,
+  };
+}
