@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { idleCandidateOf, notEndedOf } from './session-rules.js';
 import {
   bigint,
   bigserial,
@@ -145,14 +146,8 @@ export const sessions = pgTable(
       .on(t.configId, t.refreshExpiresAt)
       .where(sql`${t.revokedAt} is null`),
     // The sweep: live sessions by when they run out, and ended ones by when they ended.
-    index('sessions_sweep_live_idx')
-      .on(t.refreshExpiresAt)
-      .where(sql`${t.revokedAt} is null and ${t.expiredAt} is null`),
-    index('sessions_sweep_idle_idx')
-      .on(t.lastActiveAt)
-      .where(
-        sql`${t.idleTimeoutSeconds} is not null and ${t.revokedAt} is null and ${t.expiredAt} is null`,
-      ),
+    index('sessions_sweep_live_idx').on(t.refreshExpiresAt).where(notEndedOf(t)),
+    index('sessions_sweep_idle_idx').on(t.lastActiveAt).where(idleCandidateOf(t)),
     index('sessions_sweep_revoked_idx')
       .on(t.revokedAt)
       .where(sql`${t.revokedAt} is not null`),

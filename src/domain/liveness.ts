@@ -1,13 +1,86 @@
-import { and, gt, isNull, sql } from 'drizzle-orm';
-import { sessions } from '../db/schema.js';
+import { and, gt, isNull, sql, type SQL } from 'drizzle-orm';
+import { sessions, type SessionRow } from '../db/schema.js';
+import { notEndedOf } from '../db/session-rules.js';
 
 /**
- * A live session, by the database clock: not revoked, not swept, still refreshable, and not
- * idle past its timeout. Lists, counts, caps and revoke-all all use this one definition.
+ * "Is this session over?", written once: as SQL fragments over the `sessions` table (for lists,
+ * counts, caps, revoke-all, refresh, the state operations and the sweep) and as their TypeScript
+ * twin over a row read with the database clock (verify, `sessionStatus`). test/liveness.test.ts
+ * evaluates both on the same rows and checks they agree.
+ *
+ * A session is
+ * - revoked once `revoked_at` is set;
+ * - over (for good: nothing revives it) once swept (`expired_at`), once its refresh token has run
+ *   out (`refresh_expires_at`), or once idle past its idle timeout (`last_active_at` plus
+ *   `idle_timeout_seconds`);
+ * - live while neither.
  */
-export const isLive = and(
-  isNull(sessions.revokedAt),
-  isNull(sessions.expiredAt),
-  gt(sessions.refreshExpiresAt, sql`now()`),
-  sql`(${sessions.idleTimeoutSeconds} is null or ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) > now())`,
-)!;
+
+/** The database clock: the instant every fragment below is evaluated at unless told otherwise. */
+const dbNow = sql`now()`;
+
+/** When an idle session runs out, in SQL (null: no idle timeout). */
+const idleDeadline = sql`${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds})`;
+
+/** The refresh token has run out at `now`. */
+export const refreshRanOutAt = (now: SQL = dbNow): SQL =>
+  sql`${sessions.refreshExpiresAt} <= ${now}`;
+
+/** Idle past its idle timeout at `now` (false without an idle timeout). */
+export const idleRanOutAt = (now: SQL = dbNow): SQL =>
+  sql`(${sessions.idleTimeoutSeconds} is not null and ${idleDeadline} <= ${now})`;
+
+/** Not over at `now` (whether revoked or not): not swept, refreshable, not idle too long. */
+const notOverAt = (now: SQL): SQL =>
+  and(
+    isNull(sessions.expiredAt),
+    gt(sessions.refreshExpiresAt, now),
+    sql`(${sessions.idleTimeoutSeconds} is null or ${idleDeadline} > ${now})`,
+  )!;
+
+/** Over at `now`, whether revoked or not: swept, refresh token run out, or idle too long. */
+export const overAt = (now: SQL = dbNow): SQL => sql`(not ${notOverAt(now)})`;
+
+/** Live at `now`: not revoked and not over. */
+export const liveAt = (now: SQL = dbNow): SQL => and(isNull(sessions.revokedAt), notOverAt(now))!;
+
+/** A live session, by the database clock. Lists, counts, caps and revoke-all all use it. */
+export const isLive = liveAt();
+
+/** An over session (revoked or not), by the database clock. */
+export const isOver = overAt();
+
+/** Not ended: neither revoked nor marked over by the sweep (what the sweep and its indexes look at). */
+export const notEnded = sql`(${notEndedOf(sessions)})`;
+
+/** The columns the rule reads. */
+export type LivenessRow = Pick<
+  SessionRow,
+  'revokedAt' | 'expiredAt' | 'refreshExpiresAt' | 'lastActiveAt' | 'idleTimeoutSeconds'
+>;
+
+/** When an idle session runs out: last activity plus the idle timeout (null: no idle timeout). */
+export function idleExpiresAt(row: LivenessRow): Date | null {
+  return row.idleTimeoutSeconds === null
+    ? null
+    : new Date(row.lastActiveAt.getTime() + row.idleTimeoutSeconds * 1000);
+}
+
+/** The twin of {@link overAt}: over at `now`, whether revoked or not. */
+export function isOverAt(row: LivenessRow, now: Date): boolean {
+  const idleEnd = idleExpiresAt(row);
+  return (
+    row.expiredAt !== null || row.refreshExpiresAt <= now || (idleEnd !== null && idleEnd <= now)
+  );
+}
+
+/** The twin of {@link liveAt}. */
+export function isLiveAt(row: LivenessRow, now: Date): boolean {
+  return row.revokedAt === null && !isOverAt(row, now);
+}
+
+/** Why a session row no longer accepts tokens at `now`; null while it is live. */
+export function deadReason(row: LivenessRow, now: Date): 'revoked' | 'expired' | null {
+  if (row.revokedAt !== null) return 'revoked';
+  return isOverAt(row, now) ? 'expired' : null;
+}

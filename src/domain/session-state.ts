@@ -8,6 +8,7 @@ import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-sch
 import { ServiceError, badInput } from './errors.js';
 import { recordUserSeen } from './activity/users.js';
 import { recordEvents, type SessionEventType } from './events.js';
+import { isOver } from './liveness.js';
 import { sessionData, type SessionDeps } from './sessions/index.js';
 
 /** Addresses one live session, as every state operation does. */
@@ -51,7 +52,7 @@ async function changeLiveSession(
         session: sessions,
         schema: sessionConfigs.schema,
         dbNow: sql`now()`.mapWith(sessions.createdAt),
-        over: sql<boolean>`${sessions.expiredAt} is not null or ${sessions.refreshExpiresAt} <= now() or (${sessions.idleTimeoutSeconds} is not null and ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) <= now())`,
+        over: sql<boolean>`${isOver}`,
       })
       .from(sessions)
       .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))

@@ -9,6 +9,7 @@ import {
   type RollupIncrement,
 } from './activity/index.js';
 import { recordEvents } from './events.js';
+import { idleRanOutAt, notEnded, refreshRanOutAt } from './liveness.js';
 
 export interface SweepOptions {
   /** Ended (revoked or expired) sessions are deleted this long after they ended. */
@@ -48,10 +49,8 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
   const n = options.batchSize;
 
   // 1. Sessions that ran out get their EXPIRED event and are marked, so it is written once.
-  const overConditions = [
-    sql`refresh_expires_at <= now()`,
-    sql`idle_timeout_seconds is not null and last_active_at + make_interval(secs => idle_timeout_seconds) <= now()`,
-  ];
+  // Two passes, one per way to run out, so each uses its own partial index (db/schema.ts).
+  const overConditions = [refreshRanOutAt(), idleRanOutAt()];
   for (const over of overConditions) {
     for (;;) {
       const marked = await db.transaction(async (tx) => {
@@ -59,7 +58,7 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
           await tx.execute(sql`
             with due as (
               select id from sessions
-              where revoked_at is null and expired_at is null and (${over})
+              where ${notEnded} and ${over}
               limit ${n}
               for update skip locked
             )

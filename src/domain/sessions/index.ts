@@ -24,4 +24,5 @@ export {
   type SessionPage,
 } from './list.js';
 export { sessionData } from './shared.js';
-export { idleExpiresAt, sessionStatus } from './status.js';
+export { sessionStatus } from './status.js';
+export { idleExpiresAt } from '../liveness.js';

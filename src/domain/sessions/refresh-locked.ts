@@ -6,6 +6,7 @@ import { recordUserSeen } from '../activity/users.js';
 import type { Scope } from '../callers.js';
 import { refreshLifetimeSeconds } from '../configs.js';
 import { recordEvents } from '../events.js';
+import { isOver } from '../liveness.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import {
   REFRESH_TOKEN_LENGTH,
@@ -50,7 +51,7 @@ export async function exchangeRefreshToken(
         configCurrent: configHoldsTag,
         configEnv: sessionConfigs.env,
         // Over for good: swept, or idle past its timeout (by the database clock).
-        over: sql<boolean>`${sessions.expiredAt} is not null or (${sessions.idleTimeoutSeconds} is not null and ${sessions.lastActiveAt} + make_interval(secs => ${sessions.idleTimeoutSeconds}) <= now())`,
+        over: sql<boolean>`${isOver}`,
       })
       .from(sessions)
       .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))

@@ -8,7 +8,7 @@ import { checkConfigAccess } from '../configs.js';
 import { ServiceError } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
 import { configHoldsTag, sessionData } from './shared.js';
-import { deadReason } from './status.js';
+import { deadReason } from '../liveness.js';
 import type { SessionDeps, SessionLoader, SessionRecord, VerifiedSession } from './types.js';
 
 /** Reads session rows by id with the database clock, in one query: the batch behind verify. */
