@@ -44,3 +44,63 @@ export function notFound(message: string): ServiceError {
 export function forbidden(message: string): ServiceError {
   return new ServiceError('FORBIDDEN', message);
 }
+
+/*
+ * Named errors: each message is written here once (tests pin them), and thrown by name.
+ */
+
+/** A session token that does not open, or is not for this tag or scope. */
+export const tokenInvalid = (): ServiceError =>
+  new ServiceError(
+    'TOKEN_INVALID',
+    'The session token is malformed, altered, or not for this tag.',
+  );
+
+/** A session token past its expiry (or its session's). */
+export const tokenExpired = (): ServiceError =>
+  new ServiceError('TOKEN_EXPIRED', 'The session token has expired; refresh the session.');
+
+/** A refresh token that matches nothing usable here. */
+export const refreshTokenInvalid = (): ServiceError =>
+  new ServiceError(
+    'TOKEN_INVALID',
+    'The refresh token is malformed, unknown, or not for this tag.',
+  );
+
+/** A refresh token past its expiry, or of a session that is over. */
+export const refreshTokenExpired = (): ServiceError =>
+  new ServiceError('TOKEN_EXPIRED', 'The refresh token has expired; sign in again.');
+
+/** A rotated refresh token presented after the grace window: its session is now revoked. */
+export const refreshTokenReused = (): ServiceError =>
+  new ServiceError(
+    'REFRESH_TOKEN_REUSED',
+    'This refresh token was already used; the session has been revoked as a precaution.',
+  );
+
+/** A revoked session: tokens no longer verify or refresh. */
+export const sessionRevoked = (): ServiceError =>
+  new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+
+/** A revoked session asked to change (data, expiry, activity). */
+export const revokedSessionUnchangeable = (): ServiceError =>
+  new ServiceError('SESSION_REVOKED', 'This session was revoked; it cannot change.');
+
+/** An over session asked to change (data, expiry, activity). */
+export const expiredSessionUnchangeable = (): ServiceError =>
+  new ServiceError('TOKEN_EXPIRED', 'This session has expired; it cannot change.');
+
+/** No session with that id in the caller's scope under that tag. */
+export const sessionNotFound = (tag: string): ServiceError =>
+  notFound(`No session with that id for tag "${tag}".`);
+
+/** A session id argument that is not a UUID. */
+export const badSessionId = (field: string): ServiceError =>
+  badInput(field, 'expected a session id (a UUID)');
+
+/** An `after` this API could not have returned. */
+export const badCursor = (): ServiceError => badInput('after', 'is not a cursor this API returned');
+
+/** A `first` outside 0 to `max`. */
+export const badPageSize = (max: number): ServiceError =>
+  badInput('first', `expected a whole number from 0 to ${max}`);

@@ -5,7 +5,14 @@ import { sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
 import type { Scope } from './callers.js';
 import { LIFETIME_LIMITS } from './configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
-import { ServiceError, badInput } from './errors.js';
+import {
+  ServiceError,
+  badInput,
+  badSessionId,
+  expiredSessionUnchangeable,
+  revokedSessionUnchangeable,
+  sessionNotFound,
+} from './errors.js';
 import { recordUserSeen } from './activity/users.js';
 import { recordEvents, type SessionEventType } from './events.js';
 import { isOver } from './liveness.js';
@@ -43,7 +50,7 @@ async function changeLiveSession(
   ) => Change | Promise<Change>,
 ): Promise<SessionRow> {
   if (!UUID_PATTERN.test(address.sessionId)) {
-    throw badInput('sessionId', 'expected a session id (a UUID)');
+    throw badSessionId('sessionId');
   }
   const id = address.sessionId.toLowerCase();
   return deps.db.transaction(async (tx) => {
@@ -67,14 +74,14 @@ async function changeLiveSession(
       .for('update', { of: sessions });
     const current = locked[0];
     if (!current) {
-      throw new ServiceError('NOT_FOUND', `No session with that id for tag "${address.tag}".`);
+      throw sessionNotFound(address.tag);
     }
     const session = current.session;
     if (session.revokedAt !== null) {
-      throw new ServiceError('SESSION_REVOKED', 'This session was revoked; it cannot change.');
+      throw revokedSessionUnchangeable();
     }
     if (current.over) {
-      throw new ServiceError('TOKEN_EXPIRED', 'This session has expired; it cannot change.');
+      throw expiredSessionUnchangeable();
     }
     if (address.expectedVersion != null && address.expectedVersion !== session.version) {
       throw new ServiceError(

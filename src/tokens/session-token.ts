@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { EncryptJWT, errors as joseErrors, jwtDecrypt } from 'jose';
-import { ServiceError } from '../domain/errors.js';
+import { tokenExpired, tokenInvalid } from '../domain/errors.js';
 import type { Keyring } from './keyring.js';
 
 const ISSUER = 'session-service';
@@ -62,12 +62,6 @@ function isCanonicalJwe(token: string): boolean {
   );
 }
 
-const invalid = () =>
-  new ServiceError(
-    'TOKEN_INVALID',
-    'The session token is malformed, altered, or not for this tag.',
-  );
-
 /**
  * Opens a session token and checks every claim in one place: algorithms pinned, issuer,
  * audience (product and env), tag, and expiry against the local clock with a small tolerance.
@@ -80,7 +74,7 @@ export async function openSessionToken(
   token: string,
 ): Promise<SessionTokenClaims> {
   if (token.length === 0 || token.length > MAX_SESSION_TOKEN_LENGTH || !isCanonicalJwe(token)) {
-    throw invalid();
+    throw tokenInvalid();
   }
   const cacheKey = `${scope.productId}|${scope.env}|${createHash('sha256').update(token).digest('base64url')}`;
   let claims = keyring.openedTokens.get(cacheKey);
@@ -88,16 +82,13 @@ export async function openSessionToken(
     // The same exact token opens to the same claims; only its expiry needs checking again.
     if (claims.expiresAt.getTime() + CLOCK_TOLERANCE_SECONDS * 1000 <= Date.now()) {
       keyring.openedTokens.delete(cacheKey);
-      throw new ServiceError(
-        'TOKEN_EXPIRED',
-        'The session token has expired; refresh the session.',
-      );
+      throw tokenExpired();
     }
   } else {
     claims = await decryptClaims(keyring, scope, token);
     keyring.openedTokens.set(cacheKey, claims);
   }
-  if (claims.tag !== tag) throw invalid();
+  if (claims.tag !== tag) throw tokenInvalid();
   return claims;
 }
 
@@ -113,7 +104,7 @@ async function decryptClaims(
       token,
       async (header) => {
         // Only key ids still in service; an unknown or retired one opens nothing.
-        if (!keyring.accepts(header.kid)) throw invalid();
+        if (!keyring.accepts(header.kid)) throw tokenInvalid();
         return keyring.tokenKey(scope.productId, scope.env, header.kid);
       },
       {
@@ -130,12 +121,9 @@ async function decryptClaims(
     payload = result.payload;
   } catch (error) {
     if (error instanceof joseErrors.JWTExpired) {
-      throw new ServiceError(
-        'TOKEN_EXPIRED',
-        'The session token has expired; refresh the session.',
-      );
+      throw tokenExpired();
     }
-    throw invalid();
+    throw tokenInvalid();
   }
   const { sid, tag: tokenTag, data, sub, iat, exp } = payload;
   if (
@@ -148,7 +136,7 @@ async function decryptClaims(
     typeof data !== 'object' ||
     Array.isArray(data)
   ) {
-    throw invalid();
+    throw tokenInvalid();
   }
   return {
     sessionId: sid,

@@ -1,6 +1,11 @@
 import type { Scope } from '../callers.js';
 import { checkConfigAccess } from '../configs.js';
-import { ServiceError } from '../errors.js';
+import {
+  refreshTokenExpired,
+  refreshTokenInvalid,
+  refreshTokenReused,
+  sessionRevoked,
+} from '../errors.js';
 import { rotateInOneStatement } from './refresh-fast.js';
 import { exchangeRefreshToken } from './refresh-locked.js';
 import type { SessionDeps, SessionTokens } from './types.js';
@@ -27,18 +32,12 @@ export async function refreshSession(
       return outcome.tokens;
     case 'invalid':
       await checkConfigAccess(deps.db, scope, tag);
-      throw new ServiceError(
-        'TOKEN_INVALID',
-        'The refresh token is malformed, unknown, or not for this tag.',
-      );
+      throw refreshTokenInvalid();
     case 'revoked':
-      throw new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+      throw sessionRevoked();
     case 'expired':
-      throw new ServiceError('TOKEN_EXPIRED', 'The refresh token has expired; sign in again.');
+      throw refreshTokenExpired();
     case 'reused':
-      throw new ServiceError(
-        'REFRESH_TOKEN_REUSED',
-        'This refresh token was already used; the session has been revoked as a precaution.',
-      );
+      throw refreshTokenReused();
   }
 }

@@ -1,7 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { sessions, type SessionRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
-import { ServiceError, badInput } from '../errors.js';
+import { badSessionId, sessionNotFound } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import { UUID_PATTERN, checkLength } from '../validation.js';
@@ -9,7 +9,7 @@ import { MAX_IDENTIFIER_LENGTH, inScope } from './shared.js';
 import type { SessionDeps } from './types.js';
 
 function checkSessionId(sessionId: string): string {
-  if (!UUID_PATTERN.test(sessionId)) throw badInput('sessionId', 'expected a session id (a UUID)');
+  if (!UUID_PATTERN.test(sessionId)) throw badSessionId('sessionId');
   return sessionId.toLowerCase();
 }
 
@@ -29,7 +29,7 @@ export async function revokeSession(
     await revokeSessionsWhere(tx, where, 'revoked');
     const rows = await tx.select().from(sessions).where(where);
     if (!rows[0]) {
-      throw new ServiceError('NOT_FOUND', `No session with that id for tag "${tag}".`);
+      throw sessionNotFound(tag);
     }
     return rows[0];
   });
@@ -66,7 +66,7 @@ export async function revokeAllSessions(
 
 function checkSessionIdField(value: string): string {
   if (!UUID_PATTERN.test(value)) {
-    throw badInput('excludeSessionId', 'expected a session id (a UUID)');
+    throw badSessionId('excludeSessionId');
   }
   return value.toLowerCase();
 }

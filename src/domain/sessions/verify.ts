@@ -5,7 +5,7 @@ import { openSessionToken } from '../../tokens/session-token.js';
 import { recordUserSeen } from '../activity/users.js';
 import type { Scope } from '../callers.js';
 import { checkConfigAccess } from '../configs.js';
-import { ServiceError } from '../errors.js';
+import { ServiceError, sessionRevoked, tokenExpired, tokenInvalid } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
 import { configHoldsTag, sessionData } from './shared.js';
 import { deadReason } from '../liveness.js';
@@ -37,17 +37,8 @@ export async function loadSessionRecords(
   }));
 }
 
-const tokenInvalid = () =>
-  new ServiceError(
-    'TOKEN_INVALID',
-    'The session token is malformed, altered, or not for this tag.',
-  );
-
 /** How often verify records activity: at most one write per session per this many seconds. */
 export const TOUCH_INTERVAL_SECONDS = 60;
-
-const sessionRevoked = () =>
-  new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
 
 /**
  * Verifies a session token: opens it (claims checked in src/tokens), then checks its session row
@@ -93,7 +84,7 @@ async function verifyOpened(
     throw tokenInvalid();
   }
   if (dead === 'expired' || row.expiresAt <= row.dbNow) {
-    throw new ServiceError('TOKEN_EXPIRED', 'The session token has expired; refresh the session.');
+    throw tokenExpired();
   }
   let session: SessionRow = row;
   if (row.dbNow.getTime() - row.lastActiveAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
