@@ -1,12 +1,14 @@
-import { and, count, desc, eq, lt, or, type SQL } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
 import { sessions, type SessionRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
-import { badInput } from '../errors.js';
-import { UUID_PATTERN } from '../validation.js';
-import { decode, encode, instant, pageSize, type Page } from './paging.js';
+import { counter, pageOf, pageSize, type Page } from '../paging.js';
+import { afterSessionCursor, sessionCursor } from '../sessions/list.js';
 
-/** Every stored session of one user under a tag, whatever its status, newest first. */
+/**
+ * Every stored session of one user under a tag, whatever its status, newest first: the keyset
+ * and cursors of the session list.
+ */
 export async function sessionHistory(
   db: Database,
   scope: Scope,
@@ -19,30 +21,11 @@ export async function sessionHistory(
     eq(sessions.tag, args.tag),
     eq(sessions.identifier, args.identifier),
   );
-  let where: SQL | undefined = owner;
-  if (args.after != null) {
-    const [at, id] = decode(args.after, 2) as [string, string];
-    const createdAt = instant(at);
-    if (!UUID_PATTERN.test(id)) throw badInput('after', 'is not a cursor this API returned');
-    where = and(
-      owner,
-      or(
-        lt(sessions.createdAt, createdAt),
-        and(eq(sessions.createdAt, createdAt), lt(sessions.id, id)),
-      ),
-    );
-  }
   const rows = await db
     .select()
     .from(sessions)
-    .where(where)
+    .where(args.after != null ? and(owner, afterSessionCursor(args.after)) : owner)
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(first + 1);
-  return {
-    rows: rows.slice(0, first),
-    hasNextPage: rows.length > first,
-    cursorOf: (row) => encode([row.createdAt.toISOString(), row.id]),
-    totalCount: async () =>
-      Number((await db.select({ n: count() }).from(sessions).where(owner))[0]?.n ?? 0),
-  };
+  return pageOf(rows, first, sessionCursor, counter(db, sessions, owner));
 }

@@ -11,7 +11,7 @@ export {
   type ActivityRecord,
   type RollupIncrement,
 } from './write.js';
-export type { Page } from './paging.js';
+export type { Page } from '../paging.js';
 export {
   activeSessionsByIdentifier,
   findSessionUser,

@@ -1,10 +1,18 @@
-import { and, count, desc, eq, gte, lt, lte, or, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, lt, lte, or, type SQL } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
 import { activityLog, type ActivityRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
-import { badInput } from '../errors.js';
+import { badCursor } from '../errors.js';
+import {
+  counter,
+  cursorInstantPart,
+  decodeCursor,
+  encodeCursor,
+  pageOf,
+  pageSize,
+  type Page,
+} from '../paging.js';
 import type { Operation } from './operations.js';
-import { decode, encode, instant, pageSize, type Page } from './paging.js';
 
 export interface ActivityFilter {
   readonly tag?: string | null;
@@ -34,9 +42,9 @@ export async function listActivity(
   );
   let where: SQL | undefined = matching;
   if (filter.after != null) {
-    const [at, id] = decode(filter.after, 2) as [string, string];
-    const when = instant(at);
-    if (!/^\d{1,15}$/.test(id)) throw badInput('after', 'is not a cursor this API returned');
+    const [at, id] = decodeCursor(filter.after, 2) as [string, string];
+    const when = cursorInstantPart(at);
+    if (!/^\d{1,15}$/.test(id)) throw badCursor();
     where = and(
       matching,
       or(lt(activityLog.at, when), and(eq(activityLog.at, when), lt(activityLog.seq, Number(id)))),
@@ -48,11 +56,10 @@ export async function listActivity(
     .where(where)
     .orderBy(desc(activityLog.at), desc(activityLog.seq))
     .limit(first + 1);
-  return {
-    rows: rows.slice(0, first),
-    hasNextPage: rows.length > first,
-    cursorOf: (row) => encode([row.at.toISOString(), String(row.seq)]),
-    totalCount: async () =>
-      Number((await db.select({ n: count() }).from(activityLog).where(matching))[0]?.n ?? 0),
-  };
+  return pageOf(
+    rows,
+    first,
+    (row) => encodeCursor([row.at.toISOString(), String(row.seq)]),
+    counter(db, activityLog, matching),
+  );
 }

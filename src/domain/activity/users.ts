@@ -2,10 +2,10 @@ import { and, asc, count, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Database, Transaction } from '../../db/client.js';
 import { sessionUsers, sessions, type SessionRow, type SessionUserRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
-import { badInput } from '../errors.js';
+import { badCursor } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { checkLength } from '../validation.js';
-import { EXACT_INSTANT, decode, encode, exactInstant, pageSize, type Page } from './paging.js';
+import { counter, decodeCursor, encodeCursor, pageOf, pageSize, type Page } from '../paging.js';
 
 /** `now()` at the precision cursors carry (milliseconds), so keyset paging is exact. */
 const nowMs = sql`date_trunc('milliseconds', now())`;
@@ -28,6 +28,11 @@ export async function recordUserSeen(
     );
 }
 
+/** An instant as text with microseconds, in UTC: what the users' cursors carry. */
+const exactInstant = (column: typeof sessionUsers.lastSeenAt) =>
+  sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+const EXACT_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
 export type UserOrder = 'LAST_SEEN_DESC' | 'LAST_SEEN_ASC';
 
 /** Everyone who has had a session of a tag, by last seen (keyset pagination). */
@@ -45,10 +50,10 @@ export async function listSessionUsers(
   );
   let where: SQL | undefined = owner;
   if (args.after != null) {
-    const [at, identifier] = decode(args.after, 2) as [string, string];
+    const [at, identifier] = decodeCursor(args.after, 2) as [string, string];
     // The cursor keeps the database's microseconds: users seen within one millisecond are
     // still told apart.
-    if (!EXACT_INSTANT.test(at)) throw badInput('after', 'is not a cursor this API returned');
+    if (!EXACT_INSTANT.test(at)) throw badCursor();
     const seen = sql`${at}::timestamptz`;
     const beyond = ascending ? sql`>` : sql`<`;
     where = and(
@@ -70,13 +75,12 @@ export async function listSessionUsers(
     keys.set(r.user, r.seenKey);
     return r.user;
   });
-  return {
-    rows: rows.slice(0, first),
-    hasNextPage: rows.length > first,
-    cursorOf: (row) => encode([keys.get(row) ?? row.lastSeenAt.toISOString(), row.identifier]),
-    totalCount: async () =>
-      Number((await db.select({ n: count() }).from(sessionUsers).where(owner))[0]?.n ?? 0),
-  };
+  return pageOf(
+    rows,
+    first,
+    (row) => encodeCursor([keys.get(row) ?? row.lastSeenAt.toISOString(), row.identifier]),
+    counter(db, sessionUsers, owner),
+  );
 }
 
 /** One user of a tag, or undefined. */

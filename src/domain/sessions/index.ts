@@ -17,12 +17,15 @@ export { loadSessionRecords, TOUCH_INTERVAL_SECONDS, verifySession } from './ver
 export { refreshSession } from './refresh.js';
 export { revokeAllSessions, revokeSession } from './revoke.js';
 export {
-  MAX_PAGE_SIZE,
-  encodeCursor,
+  afterSessionCursor,
   findSession,
   listSessions,
+  sessionCursor,
+  /** @deprecated The page's `cursorOf` (or `sessionCursor`). */
+  sessionCursor as encodeCursor,
   type SessionPage,
 } from './list.js';
+export { MAX_PAGE_SIZE } from '../paging.js';
 export { sessionData } from './shared.js';
 export { sessionStatus } from './status.js';
 export { idleExpiresAt } from '../liveness.js';

@@ -1,35 +1,41 @@
-import { and, count, desc, eq, lt, or } from 'drizzle-orm';
+import { and, desc, eq, lt, or, type SQL } from 'drizzle-orm';
 import { sessions, type SessionRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
-import { badInput } from '../errors.js';
+import { badCursor } from '../errors.js';
 import { isLive } from '../liveness.js';
-import { UUID_PATTERN, checkLength, cursorInstant } from '../validation.js';
+import {
+  counter,
+  cursorInstantPart,
+  decodeCursor,
+  encodeCursor,
+  pageOf,
+  pageSize,
+  type Page,
+} from '../paging.js';
+import { UUID_PATTERN, checkLength } from '../validation.js';
 import { MAX_IDENTIFIER_LENGTH, inScope } from './shared.js';
 import type { SessionDeps } from './types.js';
 
-export interface SessionPage {
-  readonly rows: SessionRow[];
-  readonly hasNextPage: boolean;
-  /** Counts every live session of the identifier; run only when asked for. */
-  readonly totalCount: () => Promise<number>;
+/** A page of sessions (the GraphQL layer reads rows, hasNextPage, cursorOf, totalCount). */
+export type SessionPage = Page<SessionRow>;
+
+/** Sessions are listed newest first: keyset over (createdAt desc, id desc). */
+export function sessionCursor(row: Pick<SessionRow, 'createdAt' | 'id'>): string {
+  return encodeCursor([row.createdAt.toISOString(), row.id]);
 }
 
-export const MAX_PAGE_SIZE = 100;
-const DEFAULT_PAGE_SIZE = 20;
-
-/** Keyset cursor over (createdAt desc, id desc); opaque to clients. */
-export function encodeCursor(row: Pick<SessionRow, 'createdAt' | 'id'>): string {
-  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const text = cursor.length <= 200 ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
-  const [at, id] = text.split('|');
-  const createdAt = cursorInstant(at);
-  if (!id || !UUID_PATTERN.test(id) || createdAt === undefined) {
-    throw badInput('after', 'is not a cursor this API returned');
-  }
-  return { createdAt, id };
+/**
+ * The sessions after a cursor of {@link sessionCursor}: older, or as old with a lower id. The
+ * session list's cursors of before (`<instant>|<uuid>`) are still read.
+ */
+export function afterSessionCursor(after: string): SQL {
+  const [at, id] = decodeCursor(after, 2, { pipeSeparated: true }) as [string, string];
+  const createdAt = cursorInstantPart(at);
+  if (!UUID_PATTERN.test(id)) throw badCursor();
+  return or(
+    lt(sessions.createdAt, createdAt),
+    and(eq(sessions.createdAt, createdAt), lt(sessions.id, id)),
+  )!;
 }
 
 /** One page of an identifier's live sessions under a tag, newest first (keyset pagination). */
@@ -39,41 +45,20 @@ export async function listSessions(
   args: { tag: string; identifier: string; first?: number | null; after?: string | null },
 ): Promise<SessionPage> {
   checkLength('identifier', args.identifier, MAX_IDENTIFIER_LENGTH);
-  const first = args.first ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) {
-    throw badInput('first', `expected a whole number from 0 to ${MAX_PAGE_SIZE}`);
-  }
+  const first = pageSize(args.first);
   const owner = and(
     inScope(scope),
     eq(sessions.tag, args.tag),
     eq(sessions.identifier, args.identifier),
     isLive,
   );
-  let where = owner;
-  if (args.after != null) {
-    const c = decodeCursor(args.after);
-    where = and(
-      owner,
-      or(
-        lt(sessions.createdAt, c.createdAt),
-        and(eq(sessions.createdAt, c.createdAt), lt(sessions.id, c.id)),
-      ),
-    );
-  }
   const rows = await deps.db
     .select()
     .from(sessions)
-    .where(where)
+    .where(args.after != null ? and(owner, afterSessionCursor(args.after)) : owner)
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(first + 1);
-  return {
-    rows: rows.slice(0, first),
-    hasNextPage: rows.length > first,
-    totalCount: async () => {
-      const counted = await deps.db.select({ n: count() }).from(sessions).where(owner);
-      return Number(counted[0]?.n ?? 0);
-    },
-  };
+  return pageOf(rows, first, sessionCursor, counter(deps.db, sessions, owner));
 }
 
 /** One session of the caller's product and env, or undefined. */
