@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Database } from './db/client.js';
 import { sweepOnce, type SweepOptions } from './domain/sweep.js';
+import { redactedMessage } from './observability/errors.js';
 
 /** Runs the cleanup every `intervalMs` (with jitter, so instances spread out) until stopped. */
 export function startSweeper(
@@ -25,13 +26,7 @@ export function startSweeper(
         }
       })
       .catch((error: unknown) => {
-        logger.warn(
-          {
-            err:
-              error instanceof Error ? error.message.replace(/\nparams: .*$/s, '') : String(error),
-          },
-          'sweep failed; will retry',
-        );
+        logger.warn({ err: redactedMessage(error) }, 'sweep failed; will retry');
       })
       .finally(schedule);
   };

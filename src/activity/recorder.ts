@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
 import type { Database } from '../db/client.js';
+import { hasErrorCode } from '../db/errors.js';
 import {
   hourOf,
   writeActivity,
   type ActivityRecord,
   type RollupIncrement,
 } from '../domain/activity/index.js';
+import { redactedMessage } from '../observability/errors.js';
 
 /** Flush at least this often, and as soon as this many log rows are waiting. */
 const FLUSH_INTERVAL_MS = 1_000;
@@ -92,7 +94,7 @@ export class ActivityRecorder {
           // The batch itself cannot be stored (a value the database refuses): retrying would
           // block every later batch, so it is dropped, and said.
           this.#logger.error(
-            { rows: rows.length, rollups: rollups.length, err: messageOf(error) },
+            { rows: rows.length, rollups: rollups.length, err: redactedMessage(error) },
             'activity batch refused by the database; dropped',
           );
           return;
@@ -100,13 +102,7 @@ export class ActivityRecorder {
         // The database is away: put them back for the next flush rather than lose them.
         this.#rows = [...rows, ...this.#rows].slice(0, MAX_PENDING_ROWS);
         for (const inc of rollups) this.#merge(inc);
-        this.#logger.warn(
-          {
-            err:
-              error instanceof Error ? error.message.replace(/\nparams: .*$/s, '') : String(error),
-          },
-          'writing activity failed; will retry',
-        );
+        this.#logger.warn({ err: redactedMessage(error) }, 'writing activity failed; will retry');
         if (!this.#timer) {
           this.#timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS * 5);
           this.#timer.unref();
@@ -135,15 +131,5 @@ export class ActivityRecorder {
   }
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message.replace(/\nparams: .*$/s, '') : String(error);
-}
-
 /** SQLSTATE class 22 (data exception) or 23 (constraint): the rows, not the connection, are at fault. */
-function isDataError(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^2[23]/.test(code)) return true;
-  }
-  return false;
-}
+const isDataError = (error: unknown): boolean => hasErrorCode(error, (code) => /^2[23]/.test(code));

@@ -20,19 +20,64 @@ const CONNECTION_CODES = new Set([
   '08006',
 ]);
 
+/** How far down a chain of causes is looked at. */
+const MAX_CHAIN_DEPTH = 6;
+
+/** What an error wraps: a GraphQL error's `originalError`, else its `cause`. */
+export function wrappedBy(error: Error): unknown {
+  return (error as Error & { originalError?: unknown }).originalError ?? error.cause;
+}
+
+/**
+ * An error and what it wraps, outermost first: a GraphQL error's `originalError`, else `cause`;
+ * at most {@link MAX_CHAIN_DEPTH} errors, and each once (a cycle ends the walk).
+ */
+export function* errorChain(error: unknown): Generator<Error> {
+  const seen = new Set<unknown>();
+  let e: unknown = error;
+  for (let depth = 0; depth < MAX_CHAIN_DEPTH && e instanceof Error && !seen.has(e); depth++) {
+    seen.add(e);
+    yield e;
+    e = wrappedBy(e);
+  }
+}
+
+/** The `code` of an error (a SQLSTATE from Postgres or PGlite, or a driver's), if it is text. */
+export function codeOf(error: Error): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Whether an error or one it wraps carries a code that `matches`: a SQLSTATE (`'23505'`), or a
+ * predicate over it (a class: `(code) => code.startsWith('23')`).
+ */
+export function hasErrorCode(
+  error: unknown,
+  matches: string | ((code: string) => boolean),
+): boolean {
+  const test = typeof matches === 'string' ? (code: string) => code === matches : matches;
+  for (const e of errorChain(error)) {
+    const code = codeOf(e);
+    if (code !== undefined && test(code)) return true;
+  }
+  return false;
+}
+
+/** unique_violation: a row with that key exists. */
+export const UNIQUE_VIOLATION = '23505';
+
 /**
  * Whether an error (or one of its causes) says the database is unreachable: such a failure is
  * temporary and worth retrying, unlike a bug.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  let e: unknown = error;
-  for (let depth = 0; depth < 6 && e instanceof Error; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && CONNECTION_CODES.has(code)) return true;
+  for (const e of errorChain(error)) {
+    const code = codeOf(e);
+    if (code !== undefined && CONNECTION_CODES.has(code)) return true;
     if (/PGlite is closed/.test(e.message)) return true;
     const errors = (e as { errors?: unknown }).errors;
     if (Array.isArray(errors) && errors.some((inner) => isDatabaseUnavailable(inner))) return true;
-    e = (e as Error & { originalError?: unknown }).originalError ?? e.cause;
   }
   return false;
 }

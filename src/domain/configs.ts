@@ -1,5 +1,6 @@
 import { and, asc, count, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import { type Database, type Transaction, rowsOf } from '../db/client.js';
+import { UNIQUE_VIOLATION, hasErrorCode } from '../db/errors.js';
 import { products, sessionConfigs, sessions, type SessionConfigRow } from '../db/schema.js';
 import type { Scope } from './callers.js';
 import { JSON_LIMITS, checkJsonObject } from './data-schema.js';
@@ -342,16 +343,9 @@ async function updateLocked(
     if (!updated[0]) throw notFound(`No session config with tag "${tag}".`);
     return updated[0];
   } catch (error) {
-    if (isUniqueViolation(error)) throw conflict(checked.tag);
+    if (hasErrorCode(error, UNIQUE_VIOLATION)) throw conflict(checked.tag);
     throw error;
   }
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if ((e as { code?: unknown }).code === '23505') return true;
-  }
-  return false;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Database, DatabaseHandle } from '../db/client.js';
 import type { SessionEventRow } from '../db/schema.js';
 import { ServiceError } from '../domain/errors.js';
+import { redactedMessage } from '../observability/errors.js';
 import {
   EVENTS_CHANNEL,
   eventsAfter,
@@ -432,6 +433,6 @@ const feedKey = (scope: EventsSignal) => `${scope.productId}|${scope.env}`;
 
 function errorSummary(error: unknown): { name?: string; message: string } {
   return error instanceof Error
-    ? { name: error.name, message: error.message.replace(/\nparams: .*$/s, '') }
-    : { message: String(error) };
+    ? { name: error.name, message: redactedMessage(error) }
+    : { message: redactedMessage(error) };
 }

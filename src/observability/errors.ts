@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable } from '../db/errors.js';
+import { errorChain, isDatabaseUnavailable, wrappedBy } from '../db/errors.js';
 import { ServiceError } from '../domain/errors.js';
 
 const LONGEST_LOGGED_TEXT = 2_000;
@@ -24,6 +24,11 @@ export function redact(text: string): string {
     .replaceAll('\u0000', '\\0');
 }
 
+/** The message of an error (or the text of anything thrown), redacted, for a log line. */
+export function redactedMessage(error: unknown): string {
+  return redact(error instanceof Error ? error.message : String(error));
+}
+
 interface LoggedError {
   name: string;
   message: string;
@@ -38,14 +43,10 @@ interface LoggedError {
  */
 export function errorForLog(error: unknown): LoggedError[] {
   const chain: LoggedError[] = [];
-  const seen = new Set<unknown>();
-  for (let e: unknown = error; e !== undefined && e !== null && chain.length < 5;) {
-    if (seen.has(e)) break;
-    seen.add(e);
-    if (!(e instanceof Error)) {
-      chain.push({ name: typeof e, message: redact(String(e)) });
-      break;
-    }
+  let last: Error | undefined;
+  for (const e of errorChain(error)) {
+    if (chain.length === 5) break;
+    last = e;
     const code = (e as { code?: unknown }).code;
     chain.push({
       name: e.name,
@@ -63,18 +64,18 @@ export function errorForLog(error: unknown): LoggedError[] {
           }
         : {}),
     });
-    e = (e as Error & { originalError?: unknown }).originalError ?? e.cause;
+  }
+  // Something thrown that is not an Error, or such a cause at the end of the chain.
+  const tail = last === undefined ? error : wrappedBy(last);
+  if (chain.length < 5 && tail !== undefined && tail !== null && !(tail instanceof Error)) {
+    chain.push({ name: typeof tail, message: redact(String(tail)) });
   }
   return chain;
 }
 
 /** The ServiceError behind a GraphQL error, if any (resolvers' errors arrive wrapped). */
 export function findServiceError(error: unknown): ServiceError | undefined {
-  let e: unknown = error;
-  for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
-    if (e instanceof ServiceError) return e;
-    e = (e as Error & { originalError?: unknown }).originalError ?? e.cause;
-  }
+  for (const e of errorChain(error)) if (e instanceof ServiceError) return e;
   return undefined;
 }
 
