@@ -116,7 +116,7 @@ async function lockSessionConfig(
   return rows[0];
 }
 
-interface CheckedConfig {
+export interface CheckedConfig {
   name: string;
   tag: string;
   description: string;
@@ -137,7 +137,7 @@ export const CONFIG_LIMITS = {
 } as const;
 
 /** Every rule a whole config must satisfy, checked in one place for create and update alike. */
-function checkConfig(input: CheckedConfig): CheckedConfig {
+export function checkConfig(input: CheckedConfig): CheckedConfig {
   const tag = checkTag('input.tag', input.tag);
   const name = checkText('input.name', input.name, 200);
   const description = checkText('input.description', input.description, 2_000, true);
