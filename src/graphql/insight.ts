@@ -20,7 +20,7 @@ import {
   pagedCost,
 } from './cost.js';
 import { scopeArgs, scopeForTag } from './scope.js';
-import { Session } from './sessions.js';
+import { Session } from './sessions/session.js';
 
 /** The builder's type parameters, to type the node of a connection. */
 type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
