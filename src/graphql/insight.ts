@@ -8,10 +8,9 @@ import {
   sessionHistory,
   type Dashboard,
   type DashboardPeriod,
-  type Page,
 } from '../domain/activity.js';
-import type { ObjectRef } from '@pothos/core';
 import { builder } from './builder.js';
+import { connectionOf, connectionType } from './connection.js';
 import {
   COUNTED_BY_PARENT,
   CURSOR_COST,
@@ -21,77 +20,6 @@ import {
 } from './cost.js';
 import { scopeArgs, scopeForTag } from './scope.js';
 import { Session } from './sessions/session.js';
-
-/** The builder's type parameters, to type the node of a connection. */
-type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
-
-/** A page of nodes as the connection types show it. */
-interface Paged<N> {
-  readonly edges: readonly { readonly node: N; readonly cursor: string }[];
-  readonly pageInfo: { readonly hasNextPage: boolean; readonly endCursor: string | null };
-  readonly totalCount: () => Promise<number>;
-}
-
-/** A domain page, as nodes with their cursors. */
-function paged<T, N = T>(
-  page: Page<T>,
-  toNode: (row: T) => N = (row) => row as unknown as N,
-): Paged<N> {
-  const last = page.rows.at(-1);
-  return {
-    edges: page.rows.map((row) => ({ node: toNode(row), cursor: page.cursorOf(row) })),
-    pageInfo: {
-      hasNextPage: page.hasNextPage,
-      endCursor: last === undefined ? null : page.cursorOf(last),
-    },
-    totalCount: page.totalCount,
-  };
-}
-
-/** `<name>Connection` and `<name>Edge` (Relay) over one node type, with `totalCount`. */
-function connectionType<N>(
-  name: string,
-  node: ObjectRef<BuilderTypes, N>,
-  texts: { readonly connection: string; readonly node: string; readonly total: string },
-) {
-  const edge = builder.objectRef<Paged<N>['edges'][number]>(`${name}Edge`).implement({
-    description: `${texts.node}, with its cursor.`,
-    fields: (t) => ({
-      // (Pothos cannot relate a generic N to its resolver result type; the ref guarantees it.)
-      node: t.field({ type: node, description: `${texts.node}.`, resolve: (e) => e.node as never }),
-      cursor: t.exposeString('cursor', {
-        description: 'Opaque position; pass as `after`.',
-        complexity: CURSOR_COST,
-      }),
-    }),
-  });
-  return builder.objectRef<Paged<N>>(`${name}Connection`).implement({
-    description: texts.connection,
-    fields: (t) => ({
-      edges: t.field({
-        type: [edge],
-        description: 'This page.',
-        complexity: COUNTED_BY_PARENT,
-        resolve: (c) => c.edges,
-      }),
-      pageInfo: t.field({ type: PageInfo, description: 'Paging.', resolve: (c) => c.pageInfo }),
-      totalCount: t.int({ description: texts.total, resolve: (c) => c.totalCount() }),
-    }),
-  });
-}
-
-const PageInfo = builder
-  .objectRef<{ hasNextPage: boolean; endCursor: string | null }>('InsightPageInfo')
-  .implement({
-    description: 'Where a page stands (Relay); pages go forward only.',
-    fields: (t) => ({
-      hasNextPage: t.exposeBoolean('hasNextPage', { description: 'More items after this page.' }),
-      endCursor: t.exposeString('endCursor', {
-        nullable: true,
-        description: 'Pass as `after` for the next page.',
-      }),
-    }),
-  });
 
 const SessionUser = builder
   .objectRef<SessionUserRow & { scopeKey: string }>('SessionUser')
@@ -129,13 +57,12 @@ const SessionUser = builder
         },
         resolve: async (u, args, ctx) => {
           const [productId, env] = u.scopeKey.split('|') as [string, string];
-          return paged(
-            await sessionHistory(
-              ctx.services.db,
-              { productId, env, productTag: '' },
-              { tag: u.tag, identifier: u.identifier, first: args.first, after: args.after },
-            ),
+          const page = await sessionHistory(
+            ctx.services.db,
+            { productId, env, productTag: '' },
+            { tag: u.tag, identifier: u.identifier, first: args.first, after: args.after },
           );
+          return connectionOf(page, page.cursorOf);
         },
       }),
     }),
@@ -145,12 +72,18 @@ const SessionHistoryConnection = connectionType<SessionRow>('SessionHistory', Se
   connection: 'A page of a user’s sessions, newest first.',
   node: 'A session in a user’s history',
   total: 'All their stored sessions.',
+  cursorCost: CURSOR_COST,
 });
 
 const SessionUserConnection = connectionType<SessionUserRow & { scopeKey: string }>(
   'SessionUser',
   SessionUser,
-  { connection: 'A page of users.', node: 'A user in a list', total: 'Every user of the tag.' },
+  {
+    connection: 'A page of users.',
+    node: 'A user in a list',
+    total: 'Every user of the tag.',
+    cursorCost: CURSOR_COST,
+  },
 );
 
 const UserOrder = builder.enumType('SessionUserOrder', {
@@ -218,6 +151,7 @@ const ActivityConnection = connectionType<ActivityRow>('Activity', ActivityEntry
   connection: 'A page of the activity log, newest first.',
   node: 'An entry of the activity log',
   total: 'Every entry matching the filters.',
+  cursorCost: CURSOR_COST,
 });
 
 const Grouping = builder.enumType('DashboardGrouping', {
@@ -315,10 +249,8 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx) => {
       const scope = await scopeForTag(ctx, args, args.tag);
       const scopeKey = `${scope.productId}|${scope.env}`;
-      return paged(await listSessionUsers(ctx.services.db, scope, args), (row) => ({
-        ...row,
-        scopeKey,
-      }));
+      const page = await listSessionUsers(ctx.services.db, scope, args);
+      return connectionOf(page, page.cursorOf, (row) => ({ ...row, scopeKey }));
     },
   }),
   sessionUser: t.field({
@@ -358,7 +290,8 @@ builder.queryFields((t) => ({
       const scope = await scopeForTag(ctx, args, args.tag);
       // What this instance recorded so far is written first, so a reader sees its own calls.
       await ctx.services.activity.flush();
-      return paged(await listActivity(ctx.services.db, scope, args));
+      const page = await listActivity(ctx.services.db, scope, args);
+      return connectionOf(page, page.cursorOf);
     },
   }),
   sessionDashboard: t.field({
