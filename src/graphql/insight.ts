@@ -9,6 +9,7 @@ import {
   type Dashboard,
   type DashboardPeriod,
 } from '../domain/activity.js';
+import type { Scope } from '../domain/callers.js';
 import { builder } from './builder.js';
 import { connectionOf, connectionType } from './connection.js';
 import {
@@ -21,52 +22,57 @@ import {
 import { scopeArgs, scopeForTag } from './scope.js';
 import { Session } from './sessions/session.js';
 
-const SessionUser = builder
-  .objectRef<SessionUserRow & { scopeKey: string }>('SessionUser')
-  .implement({
-    description: 'Someone who has had a session of a tag (Ductape’s fetchUsers).',
-    fields: (t) => ({
-      identifier: t.exposeString('identifier', {
-        description: 'The user, as the selector picks it.',
-        complexity: IDENTIFIER_COST,
-      }),
-      tag: t.exposeString('tag', { description: 'The session type.' }),
-      firstSeenAt: t.expose('firstSeenAt', {
-        type: 'DateTime',
-        description: 'Their first session’s start.',
-      }),
-      lastSeenAt: t.expose('lastSeenAt', {
-        type: 'DateTime',
-        description:
-          'Their latest start, refresh, touch or verify (verify counts at most once a minute).',
-      }),
-      totalSessions: t.exposeInt('totalSessions', { description: 'Sessions they ever started.' }),
-      activeSessions: t.int({
-        description: 'Their sessions that are live now (batched across a page of users).',
-        resolve: (u, _args, ctx) =>
-          ctx.loaders.activeSessionsOfUser.load(`${u.scopeKey}|${u.tag}|${u.identifier}`),
-      }),
-      sessions: t.field({
-        type: SessionHistoryConnection,
-        description:
-          'Their session history, every status, newest first (Ductape’s fetchUserDetails).',
-        complexity: pagedCost,
-        args: {
-          first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
-          after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
-        },
-        resolve: async (u, args, ctx) => {
-          const [productId, env] = u.scopeKey.split('|') as [string, string];
-          const page = await sessionHistory(
-            ctx.services.db,
-            { productId, env, productTag: '' },
-            { tag: u.tag, identifier: u.identifier, first: args.first, after: args.after },
-          );
-          return connectionOf(page, page.cursorOf);
-        },
-      }),
+/** A user of a tag, with the product and env it was read in (for its own fields' queries). */
+type UserInScope = SessionUserRow & { readonly scope: Scope };
+
+const SessionUser = builder.objectRef<UserInScope>('SessionUser').implement({
+  description: 'Someone who has had a session of a tag (Ductape’s fetchUsers).',
+  fields: (t) => ({
+    identifier: t.exposeString('identifier', {
+      description: 'The user, as the selector picks it.',
+      complexity: IDENTIFIER_COST,
     }),
-  });
+    tag: t.exposeString('tag', { description: 'The session type.' }),
+    firstSeenAt: t.expose('firstSeenAt', {
+      type: 'DateTime',
+      description: 'Their first session’s start.',
+    }),
+    lastSeenAt: t.expose('lastSeenAt', {
+      type: 'DateTime',
+      description:
+        'Their latest start, refresh, touch or verify (verify counts at most once a minute).',
+    }),
+    totalSessions: t.exposeInt('totalSessions', { description: 'Sessions they ever started.' }),
+    activeSessions: t.int({
+      description: 'Their sessions that are live now (batched across a page of users).',
+      resolve: (u, _args, ctx) =>
+        ctx.loaders.activeSessionsOfUser.load({
+          scope: u.scope,
+          tag: u.tag,
+          identifier: u.identifier,
+        }),
+    }),
+    sessions: t.field({
+      type: SessionHistoryConnection,
+      description:
+        'Their session history, every status, newest first (Ductape’s fetchUserDetails).',
+      complexity: pagedCost,
+      args: {
+        first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
+        after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+      },
+      resolve: async (u, args, ctx) => {
+        const page = await sessionHistory(ctx.services.db, u.scope, {
+          tag: u.tag,
+          identifier: u.identifier,
+          first: args.first,
+          after: args.after,
+        });
+        return connectionOf(page, page.cursorOf);
+      },
+    }),
+  }),
+});
 
 const SessionHistoryConnection = connectionType<SessionRow>('SessionHistory', Session, {
   connection: 'A page of a user’s sessions, newest first.',
@@ -75,16 +81,12 @@ const SessionHistoryConnection = connectionType<SessionRow>('SessionHistory', Se
   cursorCost: CURSOR_COST,
 });
 
-const SessionUserConnection = connectionType<SessionUserRow & { scopeKey: string }>(
-  'SessionUser',
-  SessionUser,
-  {
-    connection: 'A page of users.',
-    node: 'A user in a list',
-    total: 'Every user of the tag.',
-    cursorCost: CURSOR_COST,
-  },
-);
+const SessionUserConnection = connectionType<UserInScope>('SessionUser', SessionUser, {
+  connection: 'A page of users.',
+  node: 'A user in a list',
+  total: 'Every user of the tag.',
+  cursorCost: CURSOR_COST,
+});
 
 const UserOrder = builder.enumType('SessionUserOrder', {
   description: 'How users are sorted.',
@@ -248,9 +250,8 @@ builder.queryFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeForTag(ctx, args, args.tag);
-      const scopeKey = `${scope.productId}|${scope.env}`;
       const page = await listSessionUsers(ctx.services.db, scope, args);
-      return connectionOf(page, page.cursorOf, (row) => ({ ...row, scopeKey }));
+      return connectionOf(page, page.cursorOf, (row) => ({ ...row, scope }));
     },
   }),
   sessionUser: t.field({
@@ -267,7 +268,7 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx) => {
       const scope = await scopeForTag(ctx, args, args.tag);
       const user = await findSessionUser(ctx.services.db, scope, args.tag, args.identifier);
-      return user ? { ...user, scopeKey: `${scope.productId}|${scope.env}` } : null;
+      return user ? { ...user, scope } : null;
     },
   }),
   activityLog: t.field({
