@@ -1,4 +1,5 @@
 import DataLoader from 'dataloader';
+import type { Logger } from 'pino';
 import type { SessionConfigRow, ApiKeyRow } from '../db/schema.js';
 import { activeSessionsByIdentifier } from '../domain/activity.js';
 import type { Caller, Scope } from '../domain/callers.js';
@@ -141,6 +142,8 @@ export interface Context {
   readonly loaders: Loaders;
   /** The calling client as the request shows it; a backend may pass its end user's instead. */
   readonly requestDevice: Device;
+  /** The request's logger: its lines carry the request's id (`reqId`), as its request line does. */
+  readonly log: Logger;
   /** Over WebSocket: the socket's backpressure, for subscriptions (none over HTTP). */
   readonly subscriptionTransport?: SubscriptionTransport;
 }
@@ -175,6 +178,7 @@ export function createContext(
   services: Services,
   authorization: string | null | undefined,
   requestDevice: Device,
+  log: Logger,
   subscriptionTransport?: SubscriptionTransport,
 ): Context {
   let callerPromise: Promise<Caller> | undefined;
@@ -183,6 +187,7 @@ export function createContext(
     services,
     resolved,
     requestDevice,
+    log,
     subscriptionTransport,
     caller: () => {
       callerPromise ??= services.authenticate(bearerKey(authorization)).then((caller) => {
