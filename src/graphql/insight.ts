@@ -19,7 +19,7 @@ import {
   dashboardCost,
   pagedCost,
 } from './cost.js';
-import { scopeArgs, scopeForTag } from './scope.js';
+import { scopeArgs, scopeForTag, sessionTypeArgs } from './scope.js';
 import { Session } from './sessions/session.js';
 
 /** A user of a tag, with the product and env it was read in (for its own fields' queries). */
@@ -242,8 +242,7 @@ builder.queryFields((t) => ({
     authScopes: { sessions: true },
     complexity: pagedCost,
     args: {
-      ...scopeArgs,
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      ...sessionTypeArgs,
       orderBy: t.arg({ type: UserOrder, description: 'Sort order (default LAST_SEEN_DESC).' }),
       first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
       after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
@@ -261,8 +260,7 @@ builder.queryFields((t) => ({
       'One user of a tag with their session history (Ductape’s fetchUserDetails); null if unknown.',
     authScopes: { sessions: true },
     args: {
-      ...scopeArgs,
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      ...sessionTypeArgs,
       identifier: t.arg.string({ required: true, description: 'The user.' }),
     },
     resolve: async (_root, args, ctx) => {
@@ -302,8 +300,7 @@ builder.queryFields((t) => ({
     authScopes: { sessions: true },
     complexity: (args) => dashboardCost(args),
     args: {
-      ...scopeArgs,
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      ...sessionTypeArgs,
       from: t.arg({ type: 'DateTime', required: true, description: 'Start of the range.' }),
       to: t.arg({
         type: 'DateTime',

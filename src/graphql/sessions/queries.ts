@@ -1,16 +1,31 @@
+import type { SessionRow } from '../../db/schema.js';
+import { ServiceError } from '../../domain/errors.js';
 import {
+  encodeCursor,
+  findSession,
+  listSessions,
   verifySession,
   type VerifiedSession as VerifiedSessionShape,
 } from '../../domain/sessions.js';
-import { ServiceError } from '../../domain/errors.js';
 import { builder } from '../builder.js';
-import { IDENTIFIER_COST, JSON_DATA_COST } from '../cost.js';
+import { connectionOf, connectionType } from '../connection.js';
+import { IDENTIFIER_COST, JSON_DATA_COST, pagedCost } from '../cost.js';
 import type { Context } from '../context.js';
-import { scopeArgs, scopeOf } from '../scope.js';
+import { scopeArgs, scopeForTag, scopeOf, sessionTypeArgs } from '../scope.js';
 import { tracked } from '../tracking.js';
 import { Session } from './session.js';
 
-/* Checking a session token: verifySession answers its data, isSessionValid only yes or no. */
+/*
+ * The session queries: a user's active sessions page by page, one session by id, and checking
+ * a session token (verifySession answers its data, isSessionValid only yes or no).
+ */
+
+const SessionConnection = connectionType<SessionRow>('Session', Session, {
+  connection: 'A page of sessions, newest first.',
+  node: 'A session in a list',
+  nodes: 'The sessions of this page, without cursors.',
+  total: 'Every active session of the list, on all pages.',
+});
 
 /**
  * One verify as both verifySession and isSessionValid make it: within the caller's rate
@@ -62,6 +77,36 @@ const VerifiedSession = builder.objectRef<VerifiedSessionShape>('VerifiedSession
 });
 
 builder.queryFields((t) => ({
+  sessions: t.field({
+    type: SessionConnection,
+    description: 'A user’s active sessions under a tag, newest first (Ductape’s sessions.list).',
+    authScopes: { sessions: true },
+    complexity: pagedCost,
+    args: {
+      identifier: t.arg.string({ required: true, description: 'The user.' }),
+      first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
+      after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+      ...sessionTypeArgs,
+    },
+    resolve: async (_root, args, ctx) =>
+      connectionOf(
+        await listSessions(ctx.services, await scopeForTag(ctx, args, args.tag), args),
+        encodeCursor,
+      ),
+  }),
+  session: t.field({
+    type: Session,
+    nullable: true,
+    description:
+      'One session of the product and env by id, whatever its status; null when there is none.',
+    authScopes: { sessions: true },
+    args: {
+      id: t.arg.id({ required: true, description: 'The session id.' }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) =>
+      (await findSession(ctx.services, await scopeOf(ctx, args), String(args.id))) ?? null,
+  }),
   verifySession: t.field({
     type: VerifiedSession,
     description:
@@ -82,9 +127,8 @@ builder.queryFields((t) => ({
       'True when the token verifies; false (no error) when it is invalid, expired or revoked.',
     authScopes: { sessions: true },
     args: {
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
       token: t.arg.string({ required: true, description: 'The session token.' }),
-      ...scopeArgs,
+      ...sessionTypeArgs,
     },
     resolve: async (_root, args, ctx) => {
       try {

@@ -1,16 +1,21 @@
 import type { SessionRow } from '../../db/schema.js';
 import {
   refreshSession,
+  revokeAllSessions,
+  revokeSession,
   startSession,
   type SessionTokens as SessionTokensShape,
 } from '../../domain/sessions.js';
 import { builder } from '../builder.js';
 import { TOKEN_COST } from '../cost.js';
-import { scopeArgs, scopeOf } from '../scope.js';
+import { scopeArgs, scopeForTag, scopeOf, sessionTypeArgs } from '../scope.js';
 import { tracked } from '../tracking.js';
 import { requireSessionRow, Session } from './session.js';
 
-/* Issuing tokens: startSession hands out the first pair, refreshSession each next one. */
+/*
+ * The session mutations: issuing tokens (startSession hands out the first pair, refreshSession
+ * each next one) and ending sessions (one, or every session of a user but one).
+ */
 
 type TokensWithSession = SessionTokensShape & { session?: SessionRow };
 
@@ -74,6 +79,21 @@ const StartSessionInput = builder.inputType('StartSessionInput', {
   }),
 });
 
+/** What the activity log records of a pair handed out: its session and user. */
+const issuedTo = (tokens: SessionTokensShape) => ({
+  sessionId: tokens.sessionId,
+  identifier: tokens.identifier,
+});
+
+const RevokeAllResult = builder.objectRef<{ count: number }>('RevokeAllResult').implement({
+  description: 'The outcome of revokeAllSessions.',
+  fields: (t) => ({
+    count: t.exposeInt('count', {
+      description: 'How many sessions were revoked now (already revoked ones not counted).',
+    }),
+  }),
+});
+
 builder.mutationFields((t) => ({
   startSession: t.field({
     type: SessionTokens,
@@ -94,10 +114,8 @@ builder.mutationFields((t) => ({
         scope,
         args.input.tag,
         'start',
-        async () => {
-          return startSession(ctx.services, scope, args.input, ctx.requestDevice);
-        },
-        (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
+        () => startSession(ctx.services, scope, args.input, ctx.requestDevice),
+        issuedTo,
       );
     },
   }),
@@ -107,9 +125,8 @@ builder.mutationFields((t) => ({
       'Exchanges a refresh token for a new pair. Racing refreshes with one token get the same pair; a spent token replayed later revokes the session (REFRESH_TOKEN_REUSED).',
     authScopes: { sessions: true },
     args: {
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
       refreshToken: t.arg.string({ required: true, description: 'The refresh token.' }),
-      ...scopeArgs,
+      ...sessionTypeArgs,
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);
@@ -118,11 +135,64 @@ builder.mutationFields((t) => ({
         scope,
         args.tag,
         'refresh',
-        async () => {
-          return refreshSession(ctx.services, scope, args.tag, args.refreshToken);
-        },
-        (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
+        () => refreshSession(ctx.services, scope, args.tag, args.refreshToken),
+        issuedTo,
       );
+    },
+  }),
+  revokeSession: t.field({
+    type: Session,
+    description: 'Ends one session (logout) everywhere on the next verify. Idempotent.',
+    authScopes: { sessions: true },
+    args: {
+      sessionId: t.arg.id({
+        required: true,
+        description: 'The session id (verifySession returns it).',
+      }),
+      ...sessionTypeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeForTag(ctx, args, args.tag);
+      return tracked(
+        ctx,
+        scope,
+        args.tag,
+        'revoke',
+        () => revokeSession(ctx.services, scope, args.tag, String(args.sessionId)),
+        (s) => ({ sessionId: s.id, identifier: s.identifier }),
+        { sessionId: String(args.sessionId) },
+      );
+    },
+  }),
+  revokeAllSessions: t.field({
+    type: RevokeAllResult,
+    description:
+      'Ends every session of a user under a tag (log out all devices), but the one excluded if any.',
+    authScopes: { sessions: true },
+    args: {
+      identifier: t.arg.string({ required: true, description: 'The user.' }),
+      excludeSessionId: t.arg.id({ description: 'A session to keep (the current one).' }),
+      ...sessionTypeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeForTag(ctx, args, args.tag);
+      const count = await tracked(
+        ctx,
+        scope,
+        args.tag,
+        'revoke_all',
+        () =>
+          revokeAllSessions(
+            ctx.services,
+            scope,
+            args.tag,
+            args.identifier,
+            args.excludeSessionId == null ? null : String(args.excludeSessionId),
+          ),
+        () => ({}),
+        { identifier: args.identifier },
+      );
+      return { count };
     },
   }),
 }));
