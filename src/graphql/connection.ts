@@ -9,12 +9,12 @@ import { COUNTED_BY_PARENT } from './cost.js';
  * returns, and has a `totalCount` counted only when asked for.
  *
  * Why this helper rather than @pothos/plugin-relay: the plugin's `t.connection` adds `last` and
- * `before` arguments to every connection field (backward paging we do not offer, so each would
- * have to refuse them), brings its Node interface and global ids, and pages through its own
- * offset-based cursor helpers; ours are keyset cursors from the domain. What the spec asks of
- * the schema fits in this file, keeps each field's cost annotation (src/graphql/cost.ts)
- * and needs no new dependency. test/relay-connections.test.ts checks the spec's rules on the
- * whole schema.
+ * `before` arguments to every connection field (backward paging we do not offer, so each field
+ * would have to refuse them), adds its own `PageInfo` and, unless turned off, a Node interface
+ * with global ids, and its cursor helpers page by offset or array index, where ours are keyset
+ * cursors from the domain. What the spec asks of the schema fits in this file, keeps each
+ * field's cost annotation (src/graphql/cost.ts) and needs no new dependency.
+ * test/relay-connections.test.ts checks the spec's rules on the whole schema.
  */
 
 /** The builder's type parameters, to type the node of a connection. */
