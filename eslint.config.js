@@ -47,6 +47,33 @@ export default tseslint.config(
     },
   },
   {
+    // The contract's lists are imported by the server and the published client: no imports.
+    files: ['src/contract/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['*'], message: 'src/contract/ must import nothing.' }] },
+      ],
+    },
+  },
+  {
+    // The client is published as built JS: of the server's side, it imports only the contract.
+    files: ['src/client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./(?!contract/)',
+              message: 'The client imports only src/contract/ from outside src/client/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },

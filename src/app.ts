@@ -28,7 +28,7 @@ import {
   useMetricsEndpoint,
   type MetricsExposure,
 } from './observability/metrics-http.js';
-import { useRequestLog } from './observability/request-log.js';
+import { RequestLogs } from './observability/request-log.js';
 import type { Services } from './services.js';
 
 /** What Node's HTTP server hands Yoga with each request. */
@@ -123,6 +123,7 @@ function withoutSuggestions(error: GraphQLError): GraphQLError {
  */
 export function createApp(services: Services, options: AppOptions): App {
   const logger = services.logger;
+  const requestLogs = new RequestLogs(logger);
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -142,7 +143,7 @@ export function createApp(services: Services, options: AppOptions): App {
     renderGraphiQL,
     // Yoga logs every error it masks: through the one error path (src/observability/errors.ts),
     // which keeps client errors at debug level and redacts what faults carry.
-    logging: yogaLogging(logger),
+    logging: yogaLogging(logger, requestLogs),
     context: ({ request, req, connectionParams, subscriptionTransport }) => {
       // Over WebSocket there is no Fetch request: the key comes from connectionParams, the
       // client's address from the upgrade request.
@@ -153,6 +154,7 @@ export function createApp(services: Services, options: AppOptions): App {
           userAgent: request?.headers.get('user-agent') ?? req?.headers['user-agent'] ?? null,
           ip: requestIp(req, request, options.trustProxyHops ?? 0),
         },
+        requestLogs.loggerFor(request),
         subscriptionTransport,
       );
     },
@@ -200,7 +202,7 @@ export function createApp(services: Services, options: AppOptions): App {
     maxRequestBodySize: false,
     batching: false,
     plugins: [
-      useRequestLog(logger),
+      requestLogs.plugin(),
       useErrorContract(),
       useMetricsEndpoint(services.metrics.registry, options.metrics ?? { onMainPort: true }),
       useBodyLimit(options.bodyLimitBytes ?? 131_072),

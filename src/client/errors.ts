@@ -1,20 +1,7 @@
-/** The codes the API puts in `extensions.code` (the README's Errors table). */
-export type ApiErrorCode =
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'BAD_USER_INPUT'
-  | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'TOKEN_INVALID'
-  | 'TOKEN_EXPIRED'
-  | 'SESSION_REVOKED'
-  | 'REFRESH_TOKEN_REUSED'
-  | 'RATE_LIMITED'
-  /** A quota or size limit of the server was reached (configs per product, subscriptions...). */
-  | 'LIMIT_EXCEEDED'
-  | 'SERVICE_UNAVAILABLE'
-  /** An unexpected fault on the server; its log has the details. */
-  | 'INTERNAL_SERVER_ERROR';
+import type { ApiErrorCode } from '../contract/enums.js';
+
+/** The codes the API puts in `extensions.code` (the list: `API_ERROR_CODES`). */
+export type { ApiErrorCode };
 
 /** Failures the client itself reports, when no GraphQL answer arrived. */
 export type ClientErrorCode =

@@ -19,4 +19,5 @@ export {
   type SessionErrorCode,
 } from './errors.js';
 export type { EventSubscription, SubscribeOptions } from './subscriptions.js';
+export { API_ERROR_CODES, SESSION_EVENT_TYPES } from '../contract/enums.js';
 export type * from './types.js';

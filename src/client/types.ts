@@ -4,6 +4,11 @@
  * `DateTime` sends them.
  */
 
+import type { SessionEventType } from '../contract/enums.js';
+
+/** What happened to a session (the list: `SESSION_EVENT_TYPES`). */
+export type { SessionEventType };
+
 /** An instant as the API sends it: an ISO 8601 string (`new Date(value)` reads it). */
 export type DateTimeString = string;
 
@@ -15,10 +20,6 @@ export type ExpiryPeriod = 'SECONDS' | 'MINUTES' | 'HOURS' | 'DAYS' | 'WEEKS';
 
 /** Where a session stands. */
 export type SessionStatus = 'ACTIVE' | 'EXPIRED' | 'REVOKED';
-
-/** What happened to a session. */
-export type SessionEventType =
-  'STARTED' | 'REFRESHED' | 'REVOKED' | 'EXPIRED' | 'REUSE_DETECTED' | 'EXTENDED' | 'DATA_UPDATED';
 
 /** A session type of the product (Ductape's session config). */
 export interface SessionConfig {

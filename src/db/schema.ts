@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { SESSION_EVENT_TYPES } from '../contract/enums.js';
 import { idleCandidateOf, notEndedOf } from './session-rules.js';
 import {
   bigint,
@@ -190,17 +191,7 @@ export const sessionEvents = pgTable(
     sessionId: uuid('session_id').notNull(),
     tag: text('tag').notNull(),
     identifier: text('identifier').notNull(),
-    type: text('type', {
-      enum: [
-        'STARTED',
-        'REFRESHED',
-        'REVOKED',
-        'EXPIRED',
-        'REUSE_DETECTED',
-        'EXTENDED',
-        'DATA_UPDATED',
-      ],
-    }).notNull(),
+    type: text('type', { enum: SESSION_EVENT_TYPES }).notNull(),
     reason: text('reason'),
     at: timestamptz('at').notNull().defaultNow(),
     /**

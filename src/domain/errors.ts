@@ -1,17 +1,7 @@
-/** The error codes of the API contract (`extensions.code`). One list, used everywhere. */
-export type ErrorCode =
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'BAD_USER_INPUT'
-  | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'TOKEN_INVALID'
-  | 'TOKEN_EXPIRED'
-  | 'SESSION_REVOKED'
-  | 'REFRESH_TOKEN_REUSED'
-  | 'RATE_LIMITED'
-  | 'LIMIT_EXCEEDED'
-  | 'SERVICE_UNAVAILABLE';
+import type { ServiceErrorCode } from '../contract/enums.js';
+
+/** The error codes of the API contract (`extensions.code`): the one list is src/contract/enums.ts. */
+export type ErrorCode = ServiceErrorCode;
 
 /**
  * An expected failure with a stable code and a message a person can act on. The transport shows

@@ -1,18 +1,9 @@
 import { and, asc, eq, gt, inArray, max, type SQL } from 'drizzle-orm';
 import type { Database, Transaction } from '../db/client.js';
+import type { SessionEventType } from '../contract/enums.js';
 import { sessionEvents, type SessionEventRow } from '../db/schema.js';
 
-export type SessionEventType = SessionEventRow['type'];
-
-export const SESSION_EVENT_TYPES: readonly SessionEventType[] = [
-  'STARTED',
-  'REFRESHED',
-  'REVOKED',
-  'EXPIRED',
-  'REUSE_DETECTED',
-  'EXTENDED',
-  'DATA_UPDATED',
-];
+export type { SessionEventType } from '../contract/enums.js';
 
 /** The NOTIFY channel that wakes every instance when events of a scope are committed. */
 export const EVENTS_CHANNEL = 'session_service_events';

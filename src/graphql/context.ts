@@ -1,28 +1,133 @@
 import DataLoader from 'dataloader';
+import type { Logger } from 'pino';
 import type { SessionConfigRow, ApiKeyRow } from '../db/schema.js';
 import { activeSessionsByIdentifier } from '../domain/activity/index.js';
-import type { Caller } from '../domain/callers.js';
+import type { Caller, Scope } from '../domain/callers.js';
 import { activeSessionCounts, sessionConfigsByIds } from '../domain/configs.js';
 import { listApiKeysOfProducts } from '../domain/keys.js';
 import type { Device, SessionRecord } from '../domain/sessions/index.js';
 import type { SubscriptionTransport } from '../events/bus.js';
 import type { Services } from '../services.js';
 
-/** Request-scoped batching. A new set per request, so nothing cached outlives a request. */
-export interface Loaders {
+/** A session config's live sessions in one env: the key of `activeSessionCount`. */
+export interface ConfigInEnv {
+  readonly env: string;
+  readonly configId: string;
+}
+
+/** One user of a tag in a product and env: the key of `activeSessionsOfUser`. */
+export interface UserOfTag {
+  readonly scope: Scope;
+  readonly tag: string;
+  readonly identifier: string;
+}
+
+/**
+ * Request-scoped batching: a page of 50 sessions, configs or users costs one query per field
+ * instead of 50. A new set per request, so nothing cached outlives a request; each loader is
+ * built when a request first uses it (most requests use none). Keys are objects, with a
+ * `cacheKeyFn` that only dedupes them: nothing is ever parsed back out of a string key.
+ */
+export class Loaders {
+  readonly #services: Services;
+  #configById?: DataLoader<string, SessionConfigRow | undefined>;
+  #activeSessionCount?: DataLoader<ConfigInEnv, number, string>;
+  #apiKeysByProduct?: DataLoader<string, ApiKeyRow[]>;
+  #activeSessionsOfUser?: DataLoader<UserOfTag, number, string>;
+
+  constructor(services: Services) {
+    this.#services = services;
+  }
+
   /** Session rows by id, for verify's row check: the process-wide batcher of `Services`. */
-  readonly sessionRecord: DataLoader<string, SessionRecord | undefined>;
+  get sessionRecord(): DataLoader<string, SessionRecord | undefined> {
+    return this.#services.sessionRecords;
+  }
+
   /** Configs by id (deleted ones too), for `Session.config` over a page of sessions. */
-  readonly configById: DataLoader<string, SessionConfigRow | undefined>;
-  /** Active sessions per config, keyed `env|configId`: `sessionConfigs` lists 50 configs in one count. */
-  readonly activeSessionCount: DataLoader<string, number>;
+  get configById(): DataLoader<string, SessionConfigRow | undefined> {
+    return (this.#configById ??= new DataLoader(async (ids) => {
+      const rows = await sessionConfigsByIds(this.#services.db, ids);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return ids.map((id) => byId.get(id));
+    }));
+  }
+
+  /** Live sessions per config and env: `sessionConfigs` counts 50 configs in one query per env. */
+  get activeSessionCount(): DataLoader<ConfigInEnv, number, string> {
+    return (this.#activeSessionCount ??= new DataLoader(
+      async (keys) => {
+        const counts = await batchedByGroup(
+          keys,
+          (key) => key.env,
+          (key) => key.configId,
+          (group) =>
+            activeSessionCounts(
+              this.#services.db,
+              group[0]!.env,
+              group.map((key) => key.configId),
+            ),
+        );
+        return keys.map((key, i) => counts[i] ?? 0);
+      },
+      { cacheKeyFn: (key) => JSON.stringify([key.env, key.configId]) },
+    ));
+  }
+
   /** API keys per product id, for `products { apiKeys }`. */
-  readonly apiKeysByProduct: DataLoader<string, ApiKeyRow[]>;
-  /**
-   * Live sessions per user, keyed `productId|env|tag|identifier`: a page of `sessionUsers`
-   * costs one grouped count, not one per user.
-   */
-  readonly activeSessionsOfUser: DataLoader<string, number>;
+  get apiKeysByProduct(): DataLoader<string, ApiKeyRow[]> {
+    return (this.#apiKeysByProduct ??= new DataLoader(async (productIds) => {
+      const rows = await listApiKeysOfProducts(this.#services.db, productIds);
+      return productIds.map((id) => rows.filter((r) => r.productId === id));
+    }));
+  }
+
+  /** Live sessions per user of a tag: a page of `sessionUsers` costs one grouped count. */
+  get activeSessionsOfUser(): DataLoader<UserOfTag, number, string> {
+    return (this.#activeSessionsOfUser ??= new DataLoader(
+      async (keys) => {
+        const counts = await batchedByGroup(
+          keys,
+          (key) => JSON.stringify([key.scope.productId, key.scope.env, key.tag]),
+          (key) => key.identifier,
+          (group) =>
+            activeSessionsByIdentifier(
+              this.#services.db,
+              group[0]!.scope,
+              group[0]!.tag,
+              group.map((key) => key.identifier),
+            ),
+        );
+        return keys.map((key, i) => counts[i] ?? 0);
+      },
+      {
+        cacheKeyFn: (key) =>
+          JSON.stringify([key.scope.productId, key.scope.env, key.tag, key.identifier]),
+      },
+    ));
+  }
+}
+
+/**
+ * Answers a batch of keys with one query per group of keys (per env, per tag...): `query`
+ * answers a group as a map by `itemOf(key)`. Returns the answer of each key, in order.
+ */
+async function batchedByGroup<K, V>(
+  keys: readonly K[],
+  groupOf: (key: K) => string,
+  itemOf: (key: K) => string,
+  query: (group: readonly K[]) => Promise<ReadonlyMap<string, V>>,
+): Promise<(V | undefined)[]> {
+  const groups = new Map<string, K[]>();
+  for (const key of keys) {
+    const group = groupOf(key);
+    const members = groups.get(group);
+    if (members) members.push(key);
+    else groups.set(group, [key]);
+  }
+  const answers = new Map<string, ReadonlyMap<string, V>>();
+  for (const [group, members] of groups) answers.set(group, await query(members));
+  return keys.map((key) => answers.get(groupOf(key))?.get(itemOf(key)));
 }
 
 export interface Context {
@@ -37,6 +142,8 @@ export interface Context {
   readonly loaders: Loaders;
   /** The calling client as the request shows it; a backend may pass its end user's instead. */
   readonly requestDevice: Device;
+  /** The request's logger: its lines carry the request's id (`reqId`), as its request line does. */
+  readonly log: Logger;
   /** Over WebSocket: the socket's backpressure, for subscriptions (none over HTTP). */
   readonly subscriptionTransport?: SubscriptionTransport;
 }
@@ -71,15 +178,16 @@ export function createContext(
   services: Services,
   authorization: string | null | undefined,
   requestDevice: Device,
+  log: Logger,
   subscriptionTransport?: SubscriptionTransport,
 ): Context {
-  const { db } = services;
   let callerPromise: Promise<Caller> | undefined;
   const resolved: { caller?: Caller } = {};
   const context: Context = {
     services,
     resolved,
     requestDevice,
+    log,
     subscriptionTransport,
     caller: () => {
       callerPromise ??= services.authenticate(bearerKey(authorization)).then((caller) => {
@@ -88,51 +196,7 @@ export function createContext(
       });
       return callerPromise;
     },
-    loaders: {
-      sessionRecord: services.sessionRecords,
-      configById: new DataLoader(async (ids) => {
-        const rows = await sessionConfigsByIds(db, ids);
-        const byId = new Map(rows.map((r) => [r.id, r]));
-        return ids.map((id) => byId.get(id));
-      }),
-      activeSessionCount: new DataLoader(async (keys) => {
-        const byEnv = new Map<string, string[]>();
-        for (const key of keys) {
-          const [env, configId] = key.split('|') as [string, string];
-          byEnv.set(env, [...(byEnv.get(env) ?? []), configId]);
-        }
-        const counts = new Map<string, number>();
-        for (const [env, ids] of byEnv) {
-          const found = await activeSessionCounts(db, env, ids);
-          for (const id of ids) counts.set(`${env}|${id}`, found.get(id) ?? 0);
-        }
-        return keys.map((key) => counts.get(key) ?? 0);
-      }),
-      activeSessionsOfUser: new DataLoader(async (keys) => {
-        const groups = new Map<string, string[]>();
-        for (const key of keys) {
-          const [productId, env, tag, ...rest] = key.split('|') as [string, string, string];
-          const group = `${productId}|${env}|${tag}`;
-          groups.set(group, [...(groups.get(group) ?? []), rest.join('|')]);
-        }
-        const counts = new Map<string, number>();
-        for (const [group, identifiers] of groups) {
-          const [productId, env, tag] = group.split('|') as [string, string, string];
-          const found = await activeSessionsByIdentifier(
-            db,
-            { productId, env, productTag: '' },
-            tag,
-            identifiers,
-          );
-          for (const id of identifiers) counts.set(`${group}|${id}`, found.get(id) ?? 0);
-        }
-        return keys.map((key) => counts.get(key) ?? 0);
-      }),
-      apiKeysByProduct: new DataLoader(async (productIds) => {
-        const rows = await listApiKeysOfProducts(db, productIds);
-        return productIds.map((id) => rows.filter((r) => r.productId === id));
-      }),
-    },
+    loaders: new Loaders(services),
   };
   return context;
 }

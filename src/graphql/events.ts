@@ -1,22 +1,32 @@
 import type { SessionEventRow } from '../db/schema.js';
 import { badInput } from '../domain/errors.js';
-import { latestEventId, type SessionEventType } from '../domain/events.js';
+import { SESSION_EVENT_TYPES, type SessionEventType } from '../contract/enums.js';
+import { latestEventId } from '../domain/events.js';
 import { builder } from './builder.js';
 import { IDENTIFIER_COST } from './cost.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
 
+/** What each event type means, for the schema's documentation: one line per type of the list. */
+const EVENT_TYPE_DESCRIPTIONS: Readonly<Record<SessionEventType, string>> = {
+  STARTED: 'A session was started.',
+  REFRESHED: 'Its refresh token was exchanged for a new pair.',
+  REVOKED: 'It was revoked; `reason` says why.',
+  EXPIRED: 'It ran out and was cleaned up.',
+  REUSE_DETECTED: 'A spent refresh token was replayed; the session was revoked.',
+  EXTENDED: 'Its lifetime was extended.',
+  DATA_UPDATED: 'Its data was changed.',
+};
+
+/** The GraphQL enum, derived from the contract's list (src/contract/enums.ts). */
 const SessionEventTypeEnum = builder.enumType('SessionEventType', {
   description: 'What happened to a session.',
-  values: {
-    STARTED: { description: 'A session was started.' },
-    REFRESHED: { description: 'Its refresh token was exchanged for a new pair.' },
-    REVOKED: { description: 'It was revoked; `reason` says why.' },
-    EXPIRED: { description: 'It ran out and was cleaned up.' },
-    REUSE_DETECTED: { description: 'A spent refresh token was replayed; the session was revoked.' },
-    EXTENDED: { description: 'Its lifetime was extended.' },
-    DATA_UPDATED: { description: 'Its data was changed.' },
-  },
+  values: Object.fromEntries(
+    SESSION_EVENT_TYPES.map((type) => [
+      type,
+      { value: type, description: EVENT_TYPE_DESCRIPTIONS[type] },
+    ]),
+  ) as Record<SessionEventType, { value: SessionEventType; description: string }>,
 });
 
 const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implement({

@@ -4,7 +4,7 @@ import './insight.js';
 import './products.js';
 import './session-configs.js';
 import './session-state.js';
-import './sessions.js';
+import './sessions/index.js';
 import { applyRateClasses } from './rate-classes.js';
 
 /**

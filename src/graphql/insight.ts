@@ -8,10 +8,10 @@ import {
   sessionHistory,
   type Dashboard,
   type DashboardPeriod,
-  type Page,
 } from '../domain/activity/index.js';
-import type { ObjectRef } from '@pothos/core';
+import type { Scope } from '../domain/callers.js';
 import { builder } from './builder.js';
+import { connectionOf, connectionType } from './connection.js';
 import {
   COUNTED_BY_PARENT,
   CURSOR_COST,
@@ -19,139 +19,74 @@ import {
   dashboardCost,
   pagedCost,
 } from './cost.js';
-import { scopeArgs, scopeForTag } from './scope.js';
-import { Session } from './sessions.js';
+import { scopeArgs, scopeForTag, sessionTypeArgs } from './scope.js';
+import { Session } from './sessions/session.js';
 
-/** The builder's type parameters, to type the node of a connection. */
-type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+/** A user of a tag, with the product and env it was read in (for its own fields' queries). */
+type UserInScope = SessionUserRow & { readonly scope: Scope };
 
-/** A page of nodes as the connection types show it. */
-interface Paged<N> {
-  readonly edges: readonly { readonly node: N; readonly cursor: string }[];
-  readonly pageInfo: { readonly hasNextPage: boolean; readonly endCursor: string | null };
-  readonly totalCount: () => Promise<number>;
-}
-
-/** A domain page, as nodes with their cursors. */
-function paged<T, N = T>(
-  page: Page<T>,
-  toNode: (row: T) => N = (row) => row as unknown as N,
-): Paged<N> {
-  const last = page.rows.at(-1);
-  return {
-    edges: page.rows.map((row) => ({ node: toNode(row), cursor: page.cursorOf(row) })),
-    pageInfo: {
-      hasNextPage: page.hasNextPage,
-      endCursor: last === undefined ? null : page.cursorOf(last),
-    },
-    totalCount: page.totalCount,
-  };
-}
-
-/** `<name>Connection` and `<name>Edge` (Relay) over one node type, with `totalCount`. */
-function connectionType<N>(
-  name: string,
-  node: ObjectRef<BuilderTypes, N>,
-  texts: { readonly connection: string; readonly node: string; readonly total: string },
-) {
-  const edge = builder.objectRef<Paged<N>['edges'][number]>(`${name}Edge`).implement({
-    description: `${texts.node}, with its cursor.`,
-    fields: (t) => ({
-      // (Pothos cannot relate a generic N to its resolver result type; the ref guarantees it.)
-      node: t.field({ type: node, description: `${texts.node}.`, resolve: (e) => e.node as never }),
-      cursor: t.exposeString('cursor', {
-        description: 'Opaque position; pass as `after`.',
-        complexity: CURSOR_COST,
-      }),
+const SessionUser = builder.objectRef<UserInScope>('SessionUser').implement({
+  description: 'Someone who has had a session of a tag (Ductape’s fetchUsers).',
+  fields: (t) => ({
+    identifier: t.exposeString('identifier', {
+      description: 'The user, as the selector picks it.',
+      complexity: IDENTIFIER_COST,
     }),
-  });
-  return builder.objectRef<Paged<N>>(`${name}Connection`).implement({
-    description: texts.connection,
-    fields: (t) => ({
-      edges: t.field({
-        type: [edge],
-        description: 'This page.',
-        complexity: COUNTED_BY_PARENT,
-        resolve: (c) => c.edges,
-      }),
-      pageInfo: t.field({ type: PageInfo, description: 'Paging.', resolve: (c) => c.pageInfo }),
-      totalCount: t.int({ description: texts.total, resolve: (c) => c.totalCount() }),
+    tag: t.exposeString('tag', { description: 'The session type.' }),
+    firstSeenAt: t.expose('firstSeenAt', {
+      type: 'DateTime',
+      description: 'Their first session’s start.',
     }),
-  });
-}
-
-const PageInfo = builder
-  .objectRef<{ hasNextPage: boolean; endCursor: string | null }>('InsightPageInfo')
-  .implement({
-    description: 'Where a page stands (Relay); pages go forward only.',
-    fields: (t) => ({
-      hasNextPage: t.exposeBoolean('hasNextPage', { description: 'More items after this page.' }),
-      endCursor: t.exposeString('endCursor', {
-        nullable: true,
-        description: 'Pass as `after` for the next page.',
-      }),
+    lastSeenAt: t.expose('lastSeenAt', {
+      type: 'DateTime',
+      description:
+        'Their latest start, refresh, touch or verify (verify counts at most once a minute).',
     }),
-  });
-
-const SessionUser = builder
-  .objectRef<SessionUserRow & { scopeKey: string }>('SessionUser')
-  .implement({
-    description: 'Someone who has had a session of a tag (Ductape’s fetchUsers).',
-    fields: (t) => ({
-      identifier: t.exposeString('identifier', {
-        description: 'The user, as the selector picks it.',
-        complexity: IDENTIFIER_COST,
-      }),
-      tag: t.exposeString('tag', { description: 'The session type.' }),
-      firstSeenAt: t.expose('firstSeenAt', {
-        type: 'DateTime',
-        description: 'Their first session’s start.',
-      }),
-      lastSeenAt: t.expose('lastSeenAt', {
-        type: 'DateTime',
-        description:
-          'Their latest start, refresh, touch or verify (verify counts at most once a minute).',
-      }),
-      totalSessions: t.exposeInt('totalSessions', { description: 'Sessions they ever started.' }),
-      activeSessions: t.int({
-        description: 'Their sessions that are live now (batched across a page of users).',
-        resolve: (u, _args, ctx) =>
-          ctx.loaders.activeSessionsOfUser.load(`${u.scopeKey}|${u.tag}|${u.identifier}`),
-      }),
-      sessions: t.field({
-        type: SessionHistoryConnection,
-        description:
-          'Their session history, every status, newest first (Ductape’s fetchUserDetails).',
-        complexity: pagedCost,
-        args: {
-          first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
-          after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
-        },
-        resolve: async (u, args, ctx) => {
-          const [productId, env] = u.scopeKey.split('|') as [string, string];
-          return paged(
-            await sessionHistory(
-              ctx.services.db,
-              { productId, env, productTag: '' },
-              { tag: u.tag, identifier: u.identifier, first: args.first, after: args.after },
-            ),
-          );
-        },
-      }),
+    totalSessions: t.exposeInt('totalSessions', { description: 'Sessions they ever started.' }),
+    activeSessions: t.int({
+      description: 'Their sessions that are live now (batched across a page of users).',
+      resolve: (u, _args, ctx) =>
+        ctx.loaders.activeSessionsOfUser.load({
+          scope: u.scope,
+          tag: u.tag,
+          identifier: u.identifier,
+        }),
     }),
-  });
+    sessions: t.field({
+      type: SessionHistoryConnection,
+      description:
+        'Their session history, every status, newest first (Ductape’s fetchUserDetails).',
+      complexity: pagedCost,
+      args: {
+        first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
+        after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+      },
+      resolve: async (u, args, ctx) => {
+        const page = await sessionHistory(ctx.services.db, u.scope, {
+          tag: u.tag,
+          identifier: u.identifier,
+          first: args.first,
+          after: args.after,
+        });
+        return connectionOf(page, page.cursorOf);
+      },
+    }),
+  }),
+});
 
 const SessionHistoryConnection = connectionType<SessionRow>('SessionHistory', Session, {
   connection: 'A page of a user’s sessions, newest first.',
   node: 'A session in a user’s history',
   total: 'All their stored sessions.',
+  cursorCost: CURSOR_COST,
 });
 
-const SessionUserConnection = connectionType<SessionUserRow & { scopeKey: string }>(
-  'SessionUser',
-  SessionUser,
-  { connection: 'A page of users.', node: 'A user in a list', total: 'Every user of the tag.' },
-);
+const SessionUserConnection = connectionType<UserInScope>('SessionUser', SessionUser, {
+  connection: 'A page of users.',
+  node: 'A user in a list',
+  total: 'Every user of the tag.',
+  cursorCost: CURSOR_COST,
+});
 
 const UserOrder = builder.enumType('SessionUserOrder', {
   description: 'How users are sorted.',
@@ -218,6 +153,7 @@ const ActivityConnection = connectionType<ActivityRow>('Activity', ActivityEntry
   connection: 'A page of the activity log, newest first.',
   node: 'An entry of the activity log',
   total: 'Every entry matching the filters.',
+  cursorCost: CURSOR_COST,
 });
 
 const Grouping = builder.enumType('DashboardGrouping', {
@@ -306,19 +242,15 @@ builder.queryFields((t) => ({
     authScopes: { sessions: true },
     complexity: pagedCost,
     args: {
-      ...scopeArgs,
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      ...sessionTypeArgs,
       orderBy: t.arg({ type: UserOrder, description: 'Sort order (default LAST_SEEN_DESC).' }),
       first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
       after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeForTag(ctx, args, args.tag);
-      const scopeKey = `${scope.productId}|${scope.env}`;
-      return paged(await listSessionUsers(ctx.services.db, scope, args), (row) => ({
-        ...row,
-        scopeKey,
-      }));
+      const page = await listSessionUsers(ctx.services.db, scope, args);
+      return connectionOf(page, page.cursorOf, (row) => ({ ...row, scope }));
     },
   }),
   sessionUser: t.field({
@@ -328,14 +260,13 @@ builder.queryFields((t) => ({
       'One user of a tag with their session history (Ductape’s fetchUserDetails); null if unknown.',
     authScopes: { sessions: true },
     args: {
-      ...scopeArgs,
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      ...sessionTypeArgs,
       identifier: t.arg.string({ required: true, description: 'The user.' }),
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeForTag(ctx, args, args.tag);
       const user = await findSessionUser(ctx.services.db, scope, args.tag, args.identifier);
-      return user ? { ...user, scopeKey: `${scope.productId}|${scope.env}` } : null;
+      return user ? { ...user, scope } : null;
     },
   }),
   activityLog: t.field({
@@ -358,7 +289,8 @@ builder.queryFields((t) => ({
       const scope = await scopeForTag(ctx, args, args.tag);
       // What this instance recorded so far is written first, so a reader sees its own calls.
       await ctx.services.activity.flush();
-      return paged(await listActivity(ctx.services.db, scope, args));
+      const page = await listActivity(ctx.services.db, scope, args);
+      return connectionOf(page, page.cursorOf);
     },
   }),
   sessionDashboard: t.field({
@@ -368,8 +300,7 @@ builder.queryFields((t) => ({
     authScopes: { sessions: true },
     complexity: (args) => dashboardCost(args),
     args: {
-      ...scopeArgs,
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      ...sessionTypeArgs,
       from: t.arg({ type: 'DateTime', required: true, description: 'Start of the range.' }),
       to: t.arg({
         type: 'DateTime',

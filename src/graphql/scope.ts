@@ -4,14 +4,25 @@ import { resolveScope } from '../domain/keys.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 
-/** The two arguments every product-scoped operation takes; only the admin key uses them. */
-export const scopeArgs = builder.args((t) => ({
+/** The builder of one operation's arguments. */
+type ArgBuilder = Parameters<Parameters<typeof builder.args>[0]>[0];
+
+const scopeFields = (t: ArgBuilder) => ({
   product: t.string({
     description: 'Admin key only: the product’s tag. A secret key acts in its own product.',
   }),
   env: t.string({
     description: 'Admin key only: the environment. A secret key acts in its own environment.',
   }),
+});
+
+/** The two arguments every product-scoped operation takes; only the admin key uses them. */
+export const scopeArgs = builder.args(scopeFields);
+
+/** The session type an operation acts on, with the scope arguments: most session operations'. */
+export const sessionTypeArgs = builder.args((t) => ({
+  tag: t.string({ required: true, description: 'The session type.' }),
+  ...scopeFields(t),
 }));
 
 /** The product and env the caller acts on (from its key, or named by the admin key). */

@@ -103,7 +103,8 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
     activeSessionCount: t.int({
       description:
         'Sessions of this type in the caller’s environment that are neither revoked nor expired (batched).',
-      resolve: (v, _args, ctx) => ctx.loaders.activeSessionCount.load(`${v.env}|${v.config.id}`),
+      resolve: (v, _args, ctx) =>
+        ctx.loaders.activeSessionCount.load({ env: v.env, configId: v.config.id }),
     }),
     createdAt: t.field({
       type: 'DateTime',

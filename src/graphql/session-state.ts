@@ -16,7 +16,7 @@ import { tracked } from './tracking.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeForTag } from './scope.js';
-import { Session } from './sessions.js';
+import { Session } from './sessions/session.js';
 
 /** Arguments that address one session, shared by every state operation. */
 const addressArgs = builder.args((t) => ({

@@ -115,9 +115,13 @@ function argsForLog(args: unknown[]): unknown[] {
 
 /**
  * Yoga's own logger, through the same path: errors it reports go to {@link logError}, anything
- * else is redacted.
+ * else is redacted. An error raised by an operation is logged by its request's logger
+ * (`loggerOfError`), so its line carries the request's id.
  */
-export function yogaLogging(logger: Logger) {
+export function yogaLogging(
+  logger: Logger,
+  requests?: { loggerOfError(error: unknown): Logger | undefined },
+) {
   return {
     debug: (...args: unknown[]) => {
       if (logger.isLevelEnabled('debug')) logger.debug({ args: argsForLog(args) }, 'yoga');
@@ -126,8 +130,9 @@ export function yogaLogging(logger: Logger) {
     warn: (...args: unknown[]) => logger.warn({ args: argsForLog(args) }, 'yoga'),
     error: (...args: unknown[]) => {
       const errors = args.filter((arg) => arg instanceof Error);
-      if (errors.length > 0) for (const error of errors) logError(logger, error);
-      else logger.error({ args: argsForLog(args) }, 'yoga');
+      if (errors.length > 0) {
+        for (const error of errors) logError(requests?.loggerOfError(error) ?? logger, error);
+      } else logger.error({ args: argsForLog(args) }, 'yoga');
     },
   };
 }

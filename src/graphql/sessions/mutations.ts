@@ -1,0 +1,198 @@
+import type { SessionRow } from '../../db/schema.js';
+import {
+  refreshSession,
+  revokeAllSessions,
+  revokeSession,
+  startSession,
+  type SessionTokens as SessionTokensShape,
+} from '../../domain/sessions/index.js';
+import { builder } from '../builder.js';
+import { TOKEN_COST } from '../cost.js';
+import { scopeArgs, scopeForTag, scopeOf, sessionTypeArgs } from '../scope.js';
+import { tracked } from '../tracking.js';
+import { requireSessionRow, Session } from './session.js';
+
+/*
+ * The session mutations: issuing tokens (startSession hands out the first pair, refreshSession
+ * each next one) and ending sessions (one, or every session of a user but one).
+ */
+
+type TokensWithSession = SessionTokensShape & { session?: SessionRow };
+
+const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').implement({
+  description: 'A session token with its refresh token. Hand both to the client; we keep neither.',
+  fields: (t) => ({
+    token: t.exposeString('token', {
+      description: 'The session token (JWE): send it with every request; verify it.',
+      complexity: TOKEN_COST,
+    }),
+    refreshToken: t.exposeString('refreshToken', {
+      description:
+        'Single use: exchange it with refreshSession for a new pair before the token expires.',
+    }),
+    sessionId: t.exposeID('sessionId', { description: 'The session’s id.' }),
+    expiresAt: t.expose('expiresAt', {
+      type: 'DateTime',
+      description: 'When the session token expires.',
+    }),
+    session: t.field({
+      type: Session,
+      description: 'The session itself.',
+      resolve: async (r, _args, ctx) => r.session ?? (await requireSessionRow(ctx, r.sessionId)),
+    }),
+  }),
+});
+
+const DeviceInput = builder.inputType('DeviceInput', {
+  description: 'Your end user’s client, when you start a session on its behalf from your backend.',
+  fields: (t) => ({
+    userAgent: t.string({ required: false, description: 'Its User-Agent, up to 512 characters.' }),
+    ip: t.string({ required: false, description: 'Its IPv4 or IPv6 address.' }),
+  }),
+});
+
+const StartSessionInput = builder.inputType('StartSessionInput', {
+  description: 'A session to start (Ductape’s sessions.start).',
+  fields: (t) => ({
+    tag: t.string({ required: true, description: 'The session type.' }),
+    data: t.field({
+      type: 'JSON',
+      required: true,
+      description:
+        'The session data: a JSON object (up to 16 KiB) matching the config’s schema. Encrypted in the token and at rest.',
+    }),
+    identifier: t.string({
+      required: false,
+      description:
+        'Who the session is for, up to 256 characters; default: what the config’s selector picks from data.',
+    }),
+    expiresIn: t.int({
+      required: false,
+      description:
+        'Session token lifetime in seconds (10 to 31,536,000); default: the config’s expiry.',
+    }),
+    device: t.field({
+      type: DeviceInput,
+      required: false,
+      description: 'The end user’s client; default: this request’s.',
+    }),
+  }),
+});
+
+/** What the activity log records of a pair handed out: its session and user. */
+const issuedTo = (tokens: SessionTokensShape) => ({
+  sessionId: tokens.sessionId,
+  identifier: tokens.identifier,
+});
+
+const RevokeAllResult = builder.objectRef<{ count: number }>('RevokeAllResult').implement({
+  description: 'The outcome of revokeAllSessions.',
+  fields: (t) => ({
+    count: t.exposeInt('count', {
+      description: 'How many sessions were revoked now (already revoked ones not counted).',
+    }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  startSession: t.field({
+    type: SessionTokens,
+    description: 'Starts a session: returns the session token, the refresh token and the expiry.',
+    authScopes: { sessions: true },
+    args: {
+      input: t.arg({
+        type: StartSessionInput,
+        required: true,
+        description: 'The session type, its data and, optionally, identifier, lifetime and device.',
+      }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      return tracked(
+        ctx,
+        scope,
+        args.input.tag,
+        'start',
+        () => startSession(ctx.services, scope, args.input, ctx.requestDevice),
+        issuedTo,
+      );
+    },
+  }),
+  refreshSession: t.field({
+    type: SessionTokens,
+    description:
+      'Exchanges a refresh token for a new pair. Racing refreshes with one token get the same pair; a spent token replayed later revokes the session (REFRESH_TOKEN_REUSED).',
+    authScopes: { sessions: true },
+    args: {
+      refreshToken: t.arg.string({ required: true, description: 'The refresh token.' }),
+      ...sessionTypeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeOf(ctx, args);
+      return tracked(
+        ctx,
+        scope,
+        args.tag,
+        'refresh',
+        () => refreshSession(ctx.services, scope, args.tag, args.refreshToken),
+        issuedTo,
+      );
+    },
+  }),
+  revokeSession: t.field({
+    type: Session,
+    description: 'Ends one session (logout) everywhere on the next verify. Idempotent.',
+    authScopes: { sessions: true },
+    args: {
+      sessionId: t.arg.id({
+        required: true,
+        description: 'The session id (verifySession returns it).',
+      }),
+      ...sessionTypeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeForTag(ctx, args, args.tag);
+      return tracked(
+        ctx,
+        scope,
+        args.tag,
+        'revoke',
+        () => revokeSession(ctx.services, scope, args.tag, String(args.sessionId)),
+        (s) => ({ sessionId: s.id, identifier: s.identifier }),
+        { sessionId: String(args.sessionId) },
+      );
+    },
+  }),
+  revokeAllSessions: t.field({
+    type: RevokeAllResult,
+    description:
+      'Ends every session of a user under a tag (log out all devices), but the one excluded if any.',
+    authScopes: { sessions: true },
+    args: {
+      identifier: t.arg.string({ required: true, description: 'The user.' }),
+      excludeSessionId: t.arg.id({ description: 'A session to keep (the current one).' }),
+      ...sessionTypeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeForTag(ctx, args, args.tag);
+      const count = await tracked(
+        ctx,
+        scope,
+        args.tag,
+        'revoke_all',
+        () =>
+          revokeAllSessions(
+            ctx.services,
+            scope,
+            args.tag,
+            args.identifier,
+            args.excludeSessionId == null ? null : String(args.excludeSessionId),
+          ),
+        () => ({}),
+        { identifier: args.identifier },
+      );
+      return { count };
+    },
+  }),
+}));
