@@ -1,3 +1,5 @@
+import { and, eq, type AnyColumn, type SQL } from 'drizzle-orm';
+
 /**
  * Who is calling, as established from the `Authorization: Bearer` key. Product and env of a
  * secret or publishable key come from the key itself, never from arguments.
@@ -19,4 +21,27 @@ export interface Scope {
   readonly productId: string;
   readonly productTag: string;
   readonly env: string;
+}
+
+/** A table's columns that say whose a row is. */
+interface OwnedColumns {
+  readonly productId: AnyColumn;
+  readonly env: AnyColumn;
+  readonly tag: AnyColumn;
+}
+
+/**
+ * The rows of one product and env (a Scope, or a row that names them), and of `tag` when given:
+ * the filter every read and write of sessions and their users starts from.
+ */
+export function ownedBy(
+  table: OwnedColumns,
+  owner: Pick<Scope, 'productId' | 'env'>,
+  tag?: string,
+): SQL {
+  return and(
+    eq(table.productId, owner.productId),
+    eq(table.env, owner.env),
+    tag === undefined ? undefined : eq(table.tag, tag),
+  )!;
 }

@@ -39,46 +39,47 @@ export function forbidden(message: string): ServiceError {
  * Named errors: each message is written here once (tests pin them), and thrown by name.
  */
 
+/** A constructor for one error of a fixed code and message. */
+const named = (code: ErrorCode, message: string) => (): ServiceError =>
+  new ServiceError(code, message);
+
 /** A session token that does not open, or is not for this tag or scope. */
-export const tokenInvalid = (): ServiceError =>
-  new ServiceError(
-    'TOKEN_INVALID',
-    'The session token is malformed, altered, or not for this tag.',
-  );
-
+export const tokenInvalid = named(
+  'TOKEN_INVALID',
+  'The session token is malformed, altered, or not for this tag.',
+);
 /** A session token past its expiry (or its session's). */
-export const tokenExpired = (): ServiceError =>
-  new ServiceError('TOKEN_EXPIRED', 'The session token has expired; refresh the session.');
-
+export const tokenExpired = named(
+  'TOKEN_EXPIRED',
+  'The session token has expired; refresh the session.',
+);
 /** A refresh token that matches nothing usable here. */
-export const refreshTokenInvalid = (): ServiceError =>
-  new ServiceError(
-    'TOKEN_INVALID',
-    'The refresh token is malformed, unknown, or not for this tag.',
-  );
-
+export const refreshTokenInvalid = named(
+  'TOKEN_INVALID',
+  'The refresh token is malformed, unknown, or not for this tag.',
+);
 /** A refresh token past its expiry, or of a session that is over. */
-export const refreshTokenExpired = (): ServiceError =>
-  new ServiceError('TOKEN_EXPIRED', 'The refresh token has expired; sign in again.');
-
+export const refreshTokenExpired = named(
+  'TOKEN_EXPIRED',
+  'The refresh token has expired; sign in again.',
+);
 /** A rotated refresh token presented after the grace window: its session is now revoked. */
-export const refreshTokenReused = (): ServiceError =>
-  new ServiceError(
-    'REFRESH_TOKEN_REUSED',
-    'This refresh token was already used; the session has been revoked as a precaution.',
-  );
-
+export const refreshTokenReused = named(
+  'REFRESH_TOKEN_REUSED',
+  'This refresh token was already used; the session has been revoked as a precaution.',
+);
 /** A revoked session: tokens no longer verify or refresh. */
-export const sessionRevoked = (): ServiceError =>
-  new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
-
+export const sessionRevoked = named('SESSION_REVOKED', 'This session was revoked; sign in again.');
 /** A revoked session asked to change (data, expiry, activity). */
-export const revokedSessionUnchangeable = (): ServiceError =>
-  new ServiceError('SESSION_REVOKED', 'This session was revoked; it cannot change.');
-
+export const revokedSessionUnchangeable = named(
+  'SESSION_REVOKED',
+  'This session was revoked; it cannot change.',
+);
 /** An over session asked to change (data, expiry, activity). */
-export const expiredSessionUnchangeable = (): ServiceError =>
-  new ServiceError('TOKEN_EXPIRED', 'This session has expired; it cannot change.');
+export const expiredSessionUnchangeable = named(
+  'TOKEN_EXPIRED',
+  'This session has expired; it cannot change.',
+);
 
 /** No session with that id in the caller's scope under that tag. */
 export const sessionNotFound = (tag: string): ServiceError =>

@@ -19,6 +19,32 @@ export interface NewSessionEvent {
   readonly reason?: string | null;
 }
 
+/** The columns of a session an event names. */
+export interface EventSubject {
+  readonly id: string;
+  readonly productId: string;
+  readonly env: string;
+  readonly tag: string;
+  readonly identifier: string;
+}
+
+/** One event of `type` for each session. */
+export function eventsFor(
+  subjects: readonly EventSubject[],
+  type: SessionEventType,
+  reason: string | null = null,
+): NewSessionEvent[] {
+  return subjects.map((s) => ({
+    productId: s.productId,
+    env: s.env,
+    sessionId: s.id,
+    tag: s.tag,
+    identifier: s.identifier,
+    type,
+    reason,
+  }));
+}
+
 /** What a NOTIFY on {@link EVENTS_CHANNEL} carries: which scope has new events (never their content). */
 export interface EventsSignal {
   readonly productId: string;

@@ -110,3 +110,18 @@ export function cursorInstantPart(text: string): Date {
   if (at === undefined) throw badCursor();
   return at;
 }
+
+/**
+ * A cursor over (an instant, a key): the keyset of the lists ordered by time and then an id.
+ * The key must match `key`; anything else is BAD_USER_INPUT on `after`.
+ */
+export function decodeInstantCursor(
+  cursor: string,
+  key: RegExp,
+  options: { pipeSeparated?: boolean } = {},
+): { at: Date; key: string } {
+  const [at, id] = decodeCursor(cursor, 2, options) as [string, string];
+  const instant = cursorInstantPart(at);
+  if (!key.test(id)) throw badCursor();
+  return { at: instant, key: id };
+}

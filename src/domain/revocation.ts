@@ -1,7 +1,7 @@
 import { and, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Transaction } from '../db/client.js';
 import { sessions } from '../db/schema.js';
-import { recordEvents } from './events.js';
+import { eventsFor, recordEvents } from './events.js';
 
 /** Why a session was revoked, as recorded on the session and its REVOKED event. */
 export type RevokeReason =
@@ -27,17 +27,6 @@ export async function revokeSessionsWhere(
       tag: sessions.tag,
       identifier: sessions.identifier,
     });
-  await recordEvents(
-    tx,
-    revoked.map((s) => ({
-      productId: s.productId,
-      env: s.env,
-      sessionId: s.id,
-      tag: s.tag,
-      identifier: s.identifier,
-      type: 'REVOKED' as const,
-      reason,
-    })),
-  );
+  await recordEvents(tx, eventsFor(revoked, 'REVOKED', reason));
   return revoked.map((s) => s.id);
 }

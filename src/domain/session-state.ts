@@ -2,7 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import { UUID_PATTERN } from './validation.js';
 import type { Transaction } from '../db/client.js';
 import { sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
-import type { Scope } from './callers.js';
+import { ownedBy, type Scope } from './callers.js';
 import { LIFETIME_LIMITS } from './configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-schema.js';
 import {
@@ -63,14 +63,7 @@ async function changeLiveSession(
       })
       .from(sessions)
       .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
-      .where(
-        and(
-          eq(sessions.productId, scope.productId),
-          eq(sessions.env, scope.env),
-          eq(sessions.tag, address.tag),
-          eq(sessions.id, id),
-        ),
-      )
+      .where(and(ownedBy(sessions, scope, address.tag), eq(sessions.id, id)))
       .for('update', { of: sessions });
     const current = locked[0];
     if (!current) {

@@ -1,6 +1,6 @@
-import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { type Database, rowsOf } from '../db/client.js';
+import { sessionEvents, sessions } from '../db/schema.js';
 import {
   EXPIRE_OPERATION,
   addToRollups,
@@ -8,7 +8,8 @@ import {
   pruneActivity,
   type RollupIncrement,
 } from './activity/index.js';
-import { recordEvents } from './events.js';
+import { deleteInBatches, inBatches } from './batches.js';
+import { eventsFor, recordEvents, type EventSubject } from './events.js';
 import { idleRanOutAt, notEnded, refreshRanOutAt } from './liveness.js';
 
 export interface SweepOptions {
@@ -35,7 +36,7 @@ export interface SweepResult {
   activityPruned: number;
 }
 
-type Returned = { id: string; product_id: string; env: string; tag: string; identifier: string };
+type Returned = EventSubject;
 
 /**
  * One pass of the cleanup, batch by batch until nothing is due. Each batch is its own short
@@ -52,8 +53,8 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
   // Two passes, one per way to run out, so each uses its own partial index (db/schema.ts).
   const overConditions = [refreshRanOutAt(), idleRanOutAt()];
   for (const over of overConditions) {
-    for (;;) {
-      const marked = await db.transaction(async (tx) => {
+    result.expired += await inBatches(n, () =>
+      db.transaction(async (tx) => {
         const rows = rowsOf<Returned>(
           await tx.execute(sql`
             with due as (
@@ -64,28 +65,17 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
             )
             update sessions s set expired_at = now()
             from due where s.id = due.id
-            returning s.id, s.product_id, s.env, s.tag, s.identifier`),
+            returning s.id, s.product_id as "productId", s.env, s.tag, s.identifier`),
         );
-        await recordEvents(
-          tx,
-          rows.map((r) => ({
-            productId: r.product_id,
-            env: r.env,
-            sessionId: r.id,
-            tag: r.tag,
-            identifier: r.identifier,
-            type: 'EXPIRED' as const,
-            reason: 'ran out',
-          })),
-        );
+        await recordEvents(tx, eventsFor(rows, 'EXPIRED', 'ran out'));
         // The dashboards' "sessions expired" per period.
         const byTag = new Map<string, RollupIncrement>();
         const hour = hourOf(new Date());
         for (const r of rows) {
-          const key = `${r.product_id}|${r.env}|${r.tag}`;
+          const key = `${r.productId}|${r.env}|${r.tag}`;
           const inc = byTag.get(key);
           byTag.set(key, {
-            productId: r.product_id,
+            productId: r.productId,
             env: r.env,
             tag: r.tag,
             hour,
@@ -97,12 +87,8 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
         }
         await addToRollups(tx, [...byTag.values()]);
         return rows.length;
-      });
-      result.expired += marked;
-      // Let requests run between batches: on PGlite, queries alone never yield the event loop.
-      await yieldToRequests();
-      if (marked < n) break;
-    }
+      }),
+    );
   }
 
   // 2. Ended sessions past the retention period are deleted (their refresh tokens with them).
@@ -111,40 +97,16 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
     sql`expired_at is not null and expired_at < now() - make_interval(secs => ${options.retentionSeconds})`,
   ];
   for (const ended of endedConditions) {
-    for (;;) {
-      const deleted = rowsOf<{ id: string }>(
-        await db.execute(sql`
-          delete from sessions where id in (
-            select id from sessions where ${ended}
-            limit ${n}
-            for update skip locked
-          )
-          returning id`),
-      ).length;
-      result.deleted += deleted;
-      // Let requests run between batches: on PGlite, queries alone never yield the event loop.
-      await yieldToRequests();
-      if (deleted < n) break;
-    }
+    result.deleted += await deleteInBatches(db, sessions, ended, n);
   }
 
   // 3. Old events.
-  for (;;) {
-    const pruned = rowsOf<{ id: number }>(
-      await db.execute(sql`
-        delete from session_events where id in (
-          select id from session_events
-          where at < now() - make_interval(secs => ${options.eventRetentionSeconds})
-          limit ${n}
-          for update skip locked
-        )
-        returning id`),
-    ).length;
-    result.eventsPruned += pruned;
-    // Let requests run between batches: on PGlite, queries alone never yield the event loop.
-    await yieldToRequests();
-    if (pruned < n) break;
-  }
+  result.eventsPruned = await deleteInBatches(
+    db,
+    sessionEvents,
+    sql`at < now() - make_interval(secs => ${options.eventRetentionSeconds})`,
+    n,
+  );
 
   // 4. The activity log and the metrics rollups, after theirs.
   if (options.activityRetentionSeconds !== undefined) {

@@ -1,7 +1,7 @@
-import { and, count, eq, sql } from 'drizzle-orm';
+import { count, sql } from 'drizzle-orm';
 import { type Database, rowsOf } from '../../db/client.js';
 import { sessionUsers, sessions } from '../../db/schema.js';
-import type { Scope } from '../callers.js';
+import { ownedBy, type Scope } from '../callers.js';
 import { badInput } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { EXPIRE_OPERATION } from './operations.js';
@@ -66,13 +66,7 @@ export async function sessionDashboard(
         active: sql<number>`count(*) filter (where ${sessionUsers.lastSeenAt} > now() - interval '24 hours')`,
       })
       .from(sessionUsers)
-      .where(
-        and(
-          eq(sessionUsers.productId, scope.productId),
-          eq(sessionUsers.env, scope.env),
-          eq(sessionUsers.tag, tag),
-        ),
-      ),
+      .where(ownedBy(sessionUsers, scope, tag)),
     db
       .select({
         total: count(),
@@ -80,13 +74,7 @@ export async function sessionDashboard(
         revoked: sql<number>`count(*) filter (where ${sessions.revokedAt} is not null)`,
       })
       .from(sessions)
-      .where(
-        and(
-          eq(sessions.productId, scope.productId),
-          eq(sessions.env, scope.env),
-          eq(sessions.tag, tag),
-        ),
-      ),
+      .where(ownedBy(sessions, scope, tag)),
     db.execute(sql`
       select date_trunc(${unit}, hour at time zone 'UTC') at time zone 'UTC' as period,
              operation,

@@ -1,7 +1,7 @@
 import { and, desc, eq } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
 import { sessions, type SessionRow } from '../../db/schema.js';
-import type { Scope } from '../callers.js';
+import { ownedBy, type Scope } from '../callers.js';
 import { counter, pageOf, pageSize, type Page } from '../paging.js';
 import { afterSessionCursor, sessionCursor } from '../sessions/list.js';
 
@@ -15,12 +15,7 @@ export async function sessionHistory(
   args: { tag: string; identifier: string; first?: number | null; after?: string | null },
 ): Promise<Page<SessionRow>> {
   const first = pageSize(args.first);
-  const owner = and(
-    eq(sessions.productId, scope.productId),
-    eq(sessions.env, scope.env),
-    eq(sessions.tag, args.tag),
-    eq(sessions.identifier, args.identifier),
-  );
+  const owner = and(ownedBy(sessions, scope, args.tag), eq(sessions.identifier, args.identifier));
   const rows = await db
     .select()
     .from(sessions)

@@ -2,11 +2,9 @@ import { and, desc, eq, gte, lt, lte, or, type SQL } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
 import { activityLog, type ActivityRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
-import { badCursor } from '../errors.js';
 import {
   counter,
-  cursorInstantPart,
-  decodeCursor,
+  decodeInstantCursor,
   encodeCursor,
   pageOf,
   pageSize,
@@ -42,9 +40,7 @@ export async function listActivity(
   );
   let where: SQL | undefined = matching;
   if (filter.after != null) {
-    const [at, id] = decodeCursor(filter.after, 2) as [string, string];
-    const when = cursorInstantPart(at);
-    if (!/^\d{1,15}$/.test(id)) throw badCursor();
+    const { at: when, key: id } = decodeInstantCursor(filter.after, /^\d{1,15}$/);
     where = and(
       matching,
       or(lt(activityLog.at, when), and(eq(activityLog.at, when), lt(activityLog.seq, Number(id)))),

@@ -1,7 +1,7 @@
 import { and, asc, count, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Database, Transaction } from '../../db/client.js';
 import { sessionUsers, sessions, type SessionRow, type SessionUserRow } from '../../db/schema.js';
-import type { Scope } from '../callers.js';
+import { ownedBy, type Scope } from '../callers.js';
 import { badCursor } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { checkLength } from '../validation.js';
@@ -20,9 +20,7 @@ export async function recordUserSeen(
     .set({ lastSeenAt: nowMs })
     .where(
       and(
-        eq(sessionUsers.productId, session.productId),
-        eq(sessionUsers.env, session.env),
-        eq(sessionUsers.tag, session.tag),
+        ownedBy(sessionUsers, session, session.tag),
         eq(sessionUsers.identifier, session.identifier),
       ),
     );
@@ -43,11 +41,7 @@ export async function listSessionUsers(
 ): Promise<Page<SessionUserRow>> {
   const first = pageSize(args.first);
   const ascending = args.orderBy === 'LAST_SEEN_ASC';
-  const owner = and(
-    eq(sessionUsers.productId, scope.productId),
-    eq(sessionUsers.env, scope.env),
-    eq(sessionUsers.tag, args.tag),
-  );
+  const owner = ownedBy(sessionUsers, scope, args.tag);
   let where: SQL | undefined = owner;
   if (args.after != null) {
     const [at, identifier] = decodeCursor(args.after, 2) as [string, string];
@@ -94,14 +88,7 @@ export async function findSessionUser(
   const rows = await db
     .select()
     .from(sessionUsers)
-    .where(
-      and(
-        eq(sessionUsers.productId, scope.productId),
-        eq(sessionUsers.env, scope.env),
-        eq(sessionUsers.tag, tag),
-        eq(sessionUsers.identifier, identifier),
-      ),
-    );
+    .where(and(ownedBy(sessionUsers, scope, tag), eq(sessionUsers.identifier, identifier)));
   return rows[0];
 }
 
@@ -118,13 +105,7 @@ export async function activeSessionsByIdentifier(
     .select({ identifier: sessions.identifier, n: count() })
     .from(sessions)
     .where(
-      and(
-        eq(sessions.productId, scope.productId),
-        eq(sessions.env, scope.env),
-        eq(sessions.tag, tag),
-        inArray(sessions.identifier, [...identifiers]),
-        isLive,
-      ),
+      and(ownedBy(sessions, scope, tag), inArray(sessions.identifier, [...identifiers]), isLive),
     )
     .groupBy(sessions.identifier);
   for (const row of rows) counts.set(row.identifier, Number(row.n));

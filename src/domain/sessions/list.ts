@@ -1,12 +1,10 @@
 import { and, desc, eq, lt, or, type SQL } from 'drizzle-orm';
 import { sessions, type SessionRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
-import { badCursor } from '../errors.js';
 import { isLive } from '../liveness.js';
 import {
   counter,
-  cursorInstantPart,
-  decodeCursor,
+  decodeInstantCursor,
   encodeCursor,
   pageOf,
   pageSize,
@@ -29,9 +27,9 @@ export function sessionCursor(row: Pick<SessionRow, 'createdAt' | 'id'>): string
  * session list's cursors of before (`<instant>|<uuid>`) are still read.
  */
 export function afterSessionCursor(after: string): SQL {
-  const [at, id] = decodeCursor(after, 2, { pipeSeparated: true }) as [string, string];
-  const createdAt = cursorInstantPart(at);
-  if (!UUID_PATTERN.test(id)) throw badCursor();
+  const { at: createdAt, key: id } = decodeInstantCursor(after, UUID_PATTERN, {
+    pipeSeparated: true,
+  });
   return or(
     lt(sessions.createdAt, createdAt),
     and(eq(sessions.createdAt, createdAt), lt(sessions.id, id)),

@@ -7,13 +7,12 @@ import type { Scope } from '../callers.js';
 import { refreshLifetimeSeconds } from '../configs.js';
 import { isLive } from '../liveness.js';
 import {
-  REFRESH_TOKEN_LENGTH,
-  REFRESH_TOKEN_PREFIX,
+  isRefreshTokenShaped,
   newRefreshToken,
   successorBox,
   type RefreshOutcome,
 } from './refresh-token.js';
-import { configAccepts, configHoldsTag, sessionData } from './shared.js';
+import { belongsTo, configAccepts, sessionData, sessionWithConfig } from './shared.js';
 import type { SessionDeps } from './types.js';
 
 /**
@@ -28,24 +27,12 @@ export async function rotateInOneStatement(
   tag: string,
   refreshToken: string,
 ): Promise<RefreshOutcome | undefined> {
-  if (
-    refreshToken.length !== REFRESH_TOKEN_LENGTH ||
-    !refreshToken.startsWith(REFRESH_TOKEN_PREFIX)
-  ) {
-    return { kind: 'invalid' };
-  }
+  if (!isRefreshTokenShaped(refreshToken)) return { kind: 'invalid' };
   const tokenHash = hashSecret(refreshToken);
   const found = await deps.db
     .select({
-      session: sessions,
-      config: {
-        expiry: sessionConfigs.expiry,
-        period: sessionConfigs.period,
-        refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
-      },
+      ...sessionWithConfig,
       usable: sql<boolean>`${refreshTokens.spentAt} is null and ${refreshTokens.expiresAt} > now() and ${sessions.revokedAt} is null and ${isLive}`,
-      configCurrent: configHoldsTag,
-      configEnv: sessionConfigs.env,
       // The one clock, at the precision tokens carry: new expiries count from it.
       nowMs: sql<number>`(extract(epoch from date_trunc('second', now())) * 1000)::float8`,
     })
@@ -56,7 +43,7 @@ export async function rotateInOneStatement(
   const current = found[0];
   if (!current) return { kind: 'invalid' };
   const session = current.session;
-  if (session.productId !== scope.productId || session.env !== scope.env || session.tag !== tag) {
+  if (!belongsTo(session, scope, tag)) {
     return { kind: 'invalid' };
   }
   // The slow path decides (revoked first, then the config) for anything but the common case.

@@ -9,13 +9,12 @@ import { recordEvents } from '../events.js';
 import { isOver } from '../liveness.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import {
-  REFRESH_TOKEN_LENGTH,
-  REFRESH_TOKEN_PREFIX,
+  isRefreshTokenShaped,
   newRefreshToken,
   successorBox,
   type RefreshOutcome,
 } from './refresh-token.js';
-import { configAccepts, configHoldsTag, secondsFromNow } from './shared.js';
+import { belongsTo, configAccepts, secondsFromNow, sessionWithConfig } from './shared.js';
 import type { SessionDeps, SessionTokens } from './types.js';
 
 export async function exchangeRefreshToken(
@@ -24,12 +23,7 @@ export async function exchangeRefreshToken(
   tag: string,
   refreshToken: string,
 ): Promise<RefreshOutcome> {
-  if (
-    refreshToken.length !== REFRESH_TOKEN_LENGTH ||
-    !refreshToken.startsWith(REFRESH_TOKEN_PREFIX)
-  ) {
-    return { kind: 'invalid' };
-  }
+  if (!isRefreshTokenShaped(refreshToken)) return { kind: 'invalid' };
   const tokenHash = hashSecret(refreshToken);
   return deps.db.transaction(async (tx): Promise<RefreshOutcome> => {
     const found = await tx
@@ -42,14 +36,7 @@ export async function exchangeRefreshToken(
     // The lock: every exchange of this session's tokens, and every revocation, queues here.
     const locked = await tx
       .select({
-        session: sessions,
-        config: {
-          expiry: sessionConfigs.expiry,
-          period: sessionConfigs.period,
-          refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
-        },
-        configCurrent: configHoldsTag,
-        configEnv: sessionConfigs.env,
+        ...sessionWithConfig,
         // Over for good: swept, or idle past its timeout (by the database clock).
         over: sql<boolean>`${isOver}`,
       })
@@ -58,12 +45,7 @@ export async function exchangeRefreshToken(
       .where(eq(sessions.id, sessionId))
       .for('update', { of: sessions });
     const current = locked[0];
-    if (
-      !current ||
-      current.session.productId !== scope.productId ||
-      current.session.env !== scope.env ||
-      current.session.tag !== tag
-    ) {
+    if (!current || !belongsTo(current.session, scope, tag)) {
       return { kind: 'invalid' };
     }
     const session = current.session;

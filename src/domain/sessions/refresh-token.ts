@@ -6,6 +6,11 @@ import type { SessionTokens } from './types.js';
 export const REFRESH_TOKEN_PREFIX = 'rt_';
 export const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43; // 32 random bytes, base64url
 
+/** Shaped like a refresh token this service issues (anything else matches nothing). */
+export function isRefreshTokenShaped(token: string): boolean {
+  return token.length === REFRESH_TOKEN_LENGTH && token.startsWith(REFRESH_TOKEN_PREFIX);
+}
+
 export function newRefreshToken(): string {
   return `${REFRESH_TOKEN_PREFIX}${randomSecret(32)}`;
 }

@@ -1,8 +1,8 @@
 /** Helpers shared by the session operations. */
-import { and, eq, sql, type SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { sessionConfigs, sessions, type SessionRow } from '../../db/schema.js';
 import type { Keyring } from '../../tokens/keyring.js';
-import type { Scope } from '../callers.js';
+import { ownedBy, type Scope } from '../callers.js';
 
 /** The session's config is live and still holds the session's tag (of the joined config row). */
 export const configHoldsTag = sql<boolean>`coalesce(${sessionConfigs.tag} = ${sessions.tag} and ${sessionConfigs.deletedAt} is null, false)`;
@@ -14,8 +14,31 @@ const nowSeconds = sql`date_trunc('second', now())`;
 export const secondsFromNow = (seconds: number) =>
   sql`${nowSeconds} + make_interval(secs => ${seconds})`;
 
-export const inScope = (scope: Scope): SQL =>
-  and(eq(sessions.productId, scope.productId), eq(sessions.env, scope.env))!;
+export const inScope = (scope: Scope): SQL => ownedBy(sessions, scope);
+
+/** The session row is the scope's (product and env) and under `tag`. */
+export function belongsTo(
+  row: Pick<SessionRow, 'productId' | 'env' | 'tag'>,
+  scope: Scope,
+  tag: string,
+): boolean {
+  return row.productId === scope.productId && row.env === scope.env && row.tag === tag;
+}
+
+/**
+ * What a refresh reads of a session and its config (joined on `sessions.config_id`): the row,
+ * the config's lifetimes, and whether the config still accepts it ({@link configAccepts}).
+ */
+export const sessionWithConfig = {
+  session: sessions,
+  config: {
+    expiry: sessionConfigs.expiry,
+    period: sessionConfigs.period,
+    refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
+  },
+  configCurrent: configHoldsTag,
+  configEnv: sessionConfigs.env,
+};
 
 /** The session's config still holds its tag, and the scope's env may use it. */
 export function configAccepts(

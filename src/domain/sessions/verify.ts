@@ -7,7 +7,7 @@ import type { Scope } from '../callers.js';
 import { checkConfigAccess } from '../configs.js';
 import { ServiceError, sessionRevoked, tokenExpired, tokenInvalid } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
-import { configHoldsTag, sessionData } from './shared.js';
+import { belongsTo, configAccepts, configHoldsTag, sessionData } from './shared.js';
 import { deadReason } from '../liveness.js';
 import type { SessionDeps, SessionLoader, SessionRecord, VerifiedSession } from './types.js';
 
@@ -53,35 +53,23 @@ export async function verifySession(
   token: string,
   loadSession: SessionLoader,
 ): Promise<VerifiedSession> {
+  let row: SessionRecord | undefined;
+  let dead: ReturnType<typeof deadReason>;
   try {
-    return await verifyOpened(deps, scope, tag, token, loadSession);
+    const claims = await openSessionToken(deps.keyring, scope, tag, token);
+    row = await loadSession(claims.sessionId);
+    if (!row || !belongsTo(row, scope, tag)) throw tokenInvalid();
+    dead = deadReason(row, row.dbNow);
+    if (dead === 'revoked') throw sessionRevoked();
+    // A session belongs to its config, not to a string: once that config is renamed or
+    // deleted, a config that later takes the tag never accepts it.
+    if (!configAccepts(row, scope)) throw tokenInvalid();
   } catch (error) {
     // Off the hot path: only a token that fails asks whether the tag is another env's config.
     if (error instanceof ServiceError && error.code === 'TOKEN_INVALID') {
       await checkConfigAccess(deps.db, scope, tag);
     }
     throw error;
-  }
-}
-
-async function verifyOpened(
-  deps: Pick<SessionDeps, 'keyring' | 'db'>,
-  scope: Scope,
-  tag: string,
-  token: string,
-  loadSession: SessionLoader,
-): Promise<VerifiedSession> {
-  const claims = await openSessionToken(deps.keyring, scope, tag, token);
-  const row = await loadSession(claims.sessionId);
-  if (!row || row.productId !== scope.productId || row.env !== scope.env || row.tag !== tag) {
-    throw tokenInvalid();
-  }
-  const dead = deadReason(row, row.dbNow);
-  if (dead === 'revoked') throw sessionRevoked();
-  // A session belongs to its config, not to a string: once that config is renamed or deleted,
-  // a config that later takes the tag never accepts it.
-  if (!row.configCurrent || (row.configEnv !== null && row.configEnv !== scope.env)) {
-    throw tokenInvalid();
   }
   if (dead === 'expired' || row.expiresAt <= row.dbNow) {
     throw tokenExpired();
