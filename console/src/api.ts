@@ -49,7 +49,10 @@ export class ApiError extends Error {
   }
   /** The message for one input field, if the API named it. */
   forField(field: string): string | undefined {
-    return this.errors.find((e) => e.extensions?.field === field)?.message;
+    return this.errors.find((e) => {
+      const named = e.extensions?.field;
+      return named === field || named?.endsWith(`.${field}`);
+    })?.message;
   }
   get code(): string | undefined {
     return this.errors[0]?.extensions?.code;

@@ -157,8 +157,10 @@ export function DashboardPage({ scope }: { scope: Scope }) {
   const [data, setData] = useState<{ dashboard: Dashboard; periods: Period[] } | null>(null);
   const [error, setError] = useState<string | null>(null);
 
+  const latest = useRef(0);
   const load = async () => {
     if (!tag) return;
+    const call = ++latest.current;
     const to = step(periodStart(new Date(), grouping), grouping, 1);
     const from = step(to, grouping, -SPAN[grouping]);
     try {
@@ -173,6 +175,8 @@ export function DashboardPage({ scope }: { scope: Scope }) {
         }`,
         { tag, from: from.toISOString(), to: to.toISOString(), groupBy: grouping },
       );
+      // An answer to an older request (another tag or grouping) is dropped.
+      if (call !== latest.current) return;
       setData({
         dashboard: result.sessionDashboard,
         periods: fill(result.sessionDashboard.periods, from, to, grouping),

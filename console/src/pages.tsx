@@ -402,8 +402,10 @@ export function UsersPage({ scope, tag: initialTag }: { scope: Scope; tag?: stri
   const [found, setFound] = useState<UserRow | null | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
 
+  const latest = useRef(0);
   const load = async (after: string | null) => {
     if (!tag) return;
+    const call = ++latest.current;
     try {
       const data = await gql<{
         sessionUsers: {
@@ -420,6 +422,8 @@ export function UsersPage({ scope, tag: initialTag }: { scope: Scope; tag?: stri
         }`,
         { tag, first: PAGE, after },
       );
+      // An answer to an older request (another tag) is dropped.
+      if (call !== latest.current) return;
       const page = data.sessionUsers.edges.map((e) => e.node);
       setRows((old) => (after ? [...old, ...page] : page));
       setTotal(data.sessionUsers.totalCount);
@@ -747,7 +751,9 @@ export function ActivityPage({ scope }: { scope: Scope }) {
   const [cursor, setCursor] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
+  const latest = useRef(0);
   const load = async (after: string | null) => {
+    const call = ++latest.current;
     try {
       const data = await gql<{
         activityLog: {
@@ -775,6 +781,8 @@ export function ActivityPage({ scope }: { scope: Scope }) {
           after,
         },
       );
+      // An answer to an older request (other filters) is dropped.
+      if (call !== latest.current) return;
       const page = data.activityLog.edges.map((e) => e.node);
       setRows((old) => (after ? [...old, ...page] : page));
       setTotal(data.activityLog.totalCount);
