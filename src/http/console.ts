@@ -178,6 +178,8 @@ export function createStaticPages(options: StaticPagesOptions): StaticPages {
       await Promise.all([
         options.console ? consoleFiles() : undefined,
         options.graphiql ? pageFor(false) : undefined,
+        // The page with the demo key, when there is one (first start), for this machine's browser.
+        options.graphiql ? pageFor(true) : undefined,
       ]);
     },
   };
