@@ -107,11 +107,15 @@ export function createStaticPages(options: StaticPagesOptions): StaticPages {
   const consoleFiles = once(() => loadConsole(options.consoleDir));
   // Two GraphiQL pages at most: with the demo key (for this machine only) and without.
   const graphiqlPage = new Map<boolean, () => Promise<StaticAsset>>();
-  const pageFor = (local: boolean) => {
+  // The page differs for this machine only when a demo key is known: decided once.
+  const localDiffers = once(async () => {
+    const render = options.graphiql;
+    return render ? JSON.stringify(render(true)) !== JSON.stringify(render(false)) : false;
+  });
+  const pageFor = async (local: boolean) => {
     const render = options.graphiql;
     if (!render) throw new Error('GraphiQL is off');
-    // The page differs only when the options do: one compressed copy per distinct page.
-    const key = JSON.stringify(render(local)) === JSON.stringify(render(false)) ? false : local;
+    const key = local && (await localDiffers());
     let page = graphiqlPage.get(key);
     if (!page) {
       page = once(() =>
@@ -123,7 +127,7 @@ export function createStaticPages(options: StaticPagesOptions): StaticPages {
       );
       graphiqlPage.set(key, page);
     }
-    return page();
+    return await page();
   };
 
   const plugin: Plugin = {
