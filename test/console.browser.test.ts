@@ -291,13 +291,26 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await expect.poll(() => rows.count()).toBe(4);
       await third.getByRole('button', { name: 'Revoke all but this' }).click();
       await dialog.getByRole('button', { name: 'Confirm' }).click();
-      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 sessions revoked.');
+      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
       expect(
         (await post(server.url, key, VERIFY, { tag, token: extra.token })).errors,
       ).toMatchObject([{ extensions: { code: 'SESSION_REVOKED' } }]);
       expect(
         (await post(server.url, key, VERIFY, { tag, token: started[2]!.token })).errors,
       ).toBeUndefined();
+
+      // "Revoke all" for bob: cancelling changes nothing; confirming signs him out everywhere.
+      await page.evaluate((hash) => (location.hash = hash), `#/users/${tag}/bob`);
+      const revokeAll = page.getByRole('button', { name: 'Revoke all', exact: true });
+      await expect.poll(() => revokeAll.isEnabled()).toBe(true);
+      await revokeAll.click();
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      expect(await page.locator('table.sessions').innerText()).not.toContain('REVOKED');
+      await revokeAll.click();
+      await expect.poll(() => dialog.innerText()).toContain('Revoke every session of bob');
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
+      await expect.poll(() => revokeAll.isEnabled()).toBe(false);
 
       // Activity log, filtered to revocations.
       await page.getByRole('link', { name: 'Activity' }).click();
@@ -320,7 +333,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.locator('select').first().selectOption(productTag);
       await page.getByRole('button', { name: 'Open' }).click();
-      await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('2');
+      await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('1');
       expect(await page.locator('.who').innerText()).toContain(`admin · ${productTag}/dev`);
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByPlaceholder('sk_… or ak_…').waitFor();

@@ -617,7 +617,8 @@ export function UserPage({
           }`,
           { tag, identifier, excludeSessionId: keep },
         );
-        return `${data.revokeAllSessions.count} sessions revoked.`;
+        const n = data.revokeAllSessions.count;
+        return `${n} session${n === 1 ? '' : 's'} revoked.`;
       },
     );
 
