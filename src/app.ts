@@ -3,7 +3,6 @@ import { isIP } from 'node:net';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
 import {
   createYoga,
@@ -19,6 +18,7 @@ import { authorizationParam, createContext, type Context } from './graphql/conte
 import { useCostLimit } from './graphql/cost.js';
 import { schema } from './graphql/index.js';
 import { useBodyLimit } from './http/body-limit.js';
+import { createStaticPages } from './http/console.js';
 import { useResponseLimit } from './http/response-limit.js';
 import { useErrorContract } from './http/error-contract.js';
 import { useInputGuard } from './http/input-guard.js';
@@ -59,6 +59,10 @@ export interface AppOptions {
   readonly trustProxyHops?: number;
   /** Where `/metrics` is served and whether it needs a token (default: here, no token). */
   readonly metrics?: MetricsExposure;
+  /** Serve the web console at /console (default false; src/http/console.ts). */
+  readonly console?: boolean;
+  /** Compress the console and GraphiQL at start rather than on their first request. */
+  readonly precompressAtStart?: boolean;
 }
 
 /** Limits on an operation's shape, checked before anything executes. */
@@ -124,23 +128,35 @@ function withoutSuggestions(error: GraphQLError): GraphQLError {
 export function createApp(services: Services, options: AppOptions): App {
   const logger = services.logger;
   const requestLogs = new RequestLogs(logger);
+  // The demo key goes only into a page served to this machine itself (src/graphiql.ts).
+  // Assets come from the installed packages and the repository: the pages work with no network.
+  const staticPages = createStaticPages({
+    console: options.console ?? false,
+    graphiql: options.graphiql
+      ? (local) =>
+          graphiqlOptions({
+            ...options.graphiqlSetup,
+            demoKey: local ? options.graphiqlSetup?.demoKey : undefined,
+          })
+      : undefined,
+    isLocal: (request, serverContext) =>
+      isLocalRequest(
+        (serverContext as ServerContext | undefined)?.req?.socket?.remoteAddress,
+        request.headers,
+      ),
+  });
+  if (options.precompressAtStart) {
+    staticPages
+      .warm()
+      .catch((error: unknown) => logger.error({ err: error }, 'static pages failed'));
+  }
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
-    // The demo key goes only into a page served to this machine itself (src/graphiql.ts).
-    graphiql: options.graphiql
-      ? (request, serverContext) =>
-          graphiqlOptions({
-            ...options.graphiqlSetup,
-            demoKey: isLocalRequest(serverContext?.req?.socket?.remoteAddress, request.headers)
-              ? options.graphiqlSetup?.demoKey
-              : undefined,
-          })
-      : false,
-    // Assets come from the installed package: the page works with no network.
-    renderGraphiQL,
+    // GraphiQL and the console are served, compressed, by createStaticPages below.
+    graphiql: false,
     // Yoga logs every error it masks: through the one error path (src/observability/errors.ts),
     // which keeps client errors at debug level and redacts what faults carry.
     logging: yogaLogging(logger, requestLogs),
@@ -203,6 +219,7 @@ export function createApp(services: Services, options: AppOptions): App {
     batching: false,
     plugins: [
       requestLogs.plugin(),
+      staticPages.plugin,
       useErrorContract(),
       useMetricsEndpoint(services.metrics.registry, options.metrics ?? { onMainPort: true }),
       useBodyLimit(options.bodyLimitBytes ?? 131_072),

@@ -41,6 +41,8 @@ export interface Config {
   readonly maxResponseBytes: number;
   /** Serve GraphiQL (default: on, except in production). */
   readonly graphiql: boolean;
+  /** Serve the web console at /console (default: on, except in production). */
+  readonly console: boolean;
   /** Answer introspection queries (default: on, except in production). */
   readonly introspection: boolean;
   /** Suggest field names in validation errors (default: on, except in production). */
@@ -245,6 +247,7 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: wholeNumber('seconds', 1, 300, 10),
   TRUST_PROXY_HOPS: wholeNumber('proxies', 0, 10, 0),
   GRAPHIQL: flag(),
+  CONSOLE: flag(),
   GRAPHQL_INTROSPECTION: flag(),
   GRAPHQL_FIELD_SUGGESTIONS: flag(),
   TOKEN_KEY_IDS: z.preprocess(
@@ -339,6 +342,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     trustProxyHops: e.TRUST_PROXY_HOPS,
     graphiql: (e.GRAPHIQL ?? (production ? 'false' : 'true')) === 'true',
+    console: (e.CONSOLE ?? (production ? 'false' : 'true')) === 'true',
     introspection: (e.GRAPHQL_INTROSPECTION ?? (production ? 'false' : 'true')) === 'true',
     fieldSuggestions: (e.GRAPHQL_FIELD_SUGGESTIONS ?? (production ? 'false' : 'true')) === 'true',
     tokenKeyIds: Object.freeze(e.TOKEN_KEY_IDS.split(',')),

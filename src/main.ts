@@ -80,6 +80,8 @@ async function main(): Promise<void> {
       : undefined;
   const app = createApp(services, {
     graphiql: config.graphiql,
+    console: config.console,
+    precompressAtStart: true,
     introspection: config.introspection,
     fieldSuggestions: config.fieldSuggestions,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://localhost:${port}/graphql`;
+  const consoleUrl = `http://localhost:${port}/console`;
   logger.info({ port, database: database.kind }, 'listening');
   const metricsServer =
     config.metrics.port === null
@@ -152,6 +155,7 @@ async function main(): Promise<void> {
   const lines = [
     `\n  Session service ready: ${config.graphiql ? 'GraphiQL' : 'GraphQL'} at ${url}\n`,
   ];
+  if (config.console) lines.push(`  Web console at ${consoleUrl}\n`);
   if (created.adminKey) lines.push(`  Admin key (shown once, store it now): ${created.adminKey}`);
   if (created.demoSecretKey) {
     lines.push(

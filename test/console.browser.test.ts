@@ -1,0 +1,354 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page, type WebSocketRoute } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_DATABASE_URL } from './support/app.js';
+import {
+  newProductOverHttp,
+  post,
+  startServerProcess,
+  type ServerProcess,
+} from './support/server-process.js';
+
+/** Debian's `chromium` package; `.ci/run` installs it when it is missing. */
+const CHROMIUM = '/usr/bin/chromium';
+/** Where CI picks up what the browser saw (ignored by git). */
+const ARTIFACTS = path.resolve(import.meta.dirname, 'artifacts');
+const CHROMIUM_FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+// Without Chromium the test is skipped on a developer's machine, but never in CI.
+const runs = existsSync(CHROMIUM) || Boolean(process.env.CI);
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const step of cleanup.reverse()) await step();
+});
+
+const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token sessionId } }`;
+const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId } }`;
+
+const DEVICES = [
+  { userAgent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Firefox/128.0', ip: '203.0.113.10' },
+  { userAgent: 'Mozilla/5.0 (Linux; Android 14) Chrome/126.0.0.0 Mobile', ip: '198.51.100.7' },
+  { userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Edg/126.0.0.0', ip: '192.0.2.44' },
+];
+
+async function shot(page: Page, name: string) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `console-${name}.png`), fullPage: true });
+}
+
+/** How many pixels of a canvas are painted (not transparent). */
+const paintedPixels = (page: Page, selector: string) =>
+  page.locator(selector).evaluate((canvas: HTMLCanvasElement) => {
+    const context = canvas.getContext('2d')!;
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+    let painted = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) painted += 1;
+    return painted;
+  });
+
+describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () => {
+  it(
+    'signs in, charts real data, finds a user, revokes from the UI, shows it live, resumes after a drop, signs out; no other host',
+    { timeout: 300_000 },
+    async () => {
+      if (!existsSync(CHROMIUM)) {
+        throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (as .ci/run does)`);
+      }
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'sessions-console-'));
+      const profile = mkdtempSync(path.join(tmpdir(), 'sessions-chromium-'));
+      cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
+      cleanup.push(() => rmSync(profile, { recursive: true, force: true }));
+
+      const adminKey = `ak_${randomBytes(32).toString('base64url')}`;
+      const server: ServerProcess = await startServerProcess({
+        DATA_DIR: dataDir,
+        ADMIN_KEY: adminKey,
+        LOG_LEVEL: 'debug',
+        ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}),
+      });
+      cleanup.push(async () => {
+        server.child.kill('SIGTERM');
+        await server.exited;
+      });
+      expect(server.stdout()).toContain('Web console at http://localhost:');
+      const origin = new URL(server.url).origin;
+
+      // Real data: a product, a config, four sessions of two users, verifies (one failing).
+      const { key, tag, productTag } = await newProductOverHttp(server.url, adminKey);
+      const started: { token: string; sessionId: string }[] = [];
+      for (const device of DEVICES) {
+        const result = await post(server.url, key, START, {
+          input: { tag, data: { userId: 'ada', details: { username: 'ada' } }, device },
+        });
+        started.push(
+          (result.data as { startSession: { token: string; sessionId: string } }).startSession,
+        );
+      }
+      await post(server.url, key, START, { input: { tag, data: { userId: 'bob' } } });
+      for (const s of started)
+        expect(
+          (await post(server.url, key, VERIFY, { tag, token: s.token })).errors,
+        ).toBeUndefined();
+      expect(
+        (await post(server.url, key, VERIFY, { tag, token: 'not-a-token' })).errors,
+      ).toBeDefined();
+
+      const context: BrowserContext = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_FLAGS,
+        viewport: { width: 1400, height: 900 },
+      });
+      cleanup.push(() => context.close());
+      // Nothing but this machine: any other host would mean the console depends on the network.
+      const leftTheMachine: string[] = [];
+      const requested: string[] = [];
+      await context.route('**', (route) => {
+        const url = route.request().url();
+        requested.push(url);
+        const { hostname } = new URL(url);
+        if (hostname === 'localhost' || hostname === '127.0.0.1') return route.continue();
+        leftTheMachine.push(url);
+        return route.abort('internetdisconnected');
+      });
+      // The feed's WebSocket goes through here: its subscribe messages are recorded, and the
+      // test can drop the connection to see the console resume with `after`.
+      const sockets: WebSocketRoute[] = [];
+      const subscribes: { after: string | null }[] = [];
+      await context.routeWebSocket(
+        (url) => url.pathname === '/graphql',
+        (ws) => {
+          requested.push(ws.url());
+          sockets.push(ws);
+          const upstream = ws.connectToServer();
+          ws.onMessage((message) => {
+            const parsed = JSON.parse(String(message)) as {
+              type: string;
+              payload?: { variables?: { after?: string | null } };
+            };
+            if (parsed.type === 'subscribe') {
+              subscribes.push({ after: parsed.payload?.variables?.after ?? null });
+            }
+            upstream.send(message);
+          });
+        },
+      );
+      const page = context.pages()[0] ?? (await context.newPage());
+      const problems: string[] = [];
+      page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
+      // A CSP violation or a failed load shows as a console error.
+      page.on('console', (message) => {
+        if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+      });
+
+      // Sign in with the secret key.
+      await page.goto(`${origin}/console`);
+      await page.getByPlaceholder('sk_… or ak_…').waitFor({ timeout: 60_000 });
+      await shot(page, 'sign-in');
+      await page.getByPlaceholder('sk_… or ak_…').fill('sk_not_a_known_key_at_all_0000000000');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await expect.poll(() => page.getByRole('alert').innerText()).toContain('not known');
+      await page.getByPlaceholder('sk_… or ak_…').fill(key);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+
+      // The dashboard charts what the test made: 4 started, 4 active.
+      const sessionsChart = page.locator('figure[data-chart="Sessions"]');
+      await sessionsChart.locator('canvas').waitFor({ timeout: 30_000 });
+      await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('4');
+      await expect
+        .poll(() => sessionsChart.locator('[data-series="started"] strong').innerText())
+        .toBe('4');
+      const operations = page.locator('figure[data-chart="Operations and error rate"]');
+      await expect
+        .poll(() => operations.locator('[data-series="verifies"] strong').innerText())
+        .toBe('4');
+      expect(await paintedPixels(page, 'figure[data-chart="Sessions"] canvas')).toBeGreaterThan(
+        200,
+      );
+      await page.locator('select[name="groupBy"]').selectOption('DAY');
+      await expect
+        .poll(() => sessionsChart.locator('[data-series="started"] strong').innerText())
+        .toBe('4');
+      expect(await paintedPixels(page, 'figure[data-chart="Sessions"] canvas')).toBeGreaterThan(
+        200,
+      );
+      await shot(page, 'dashboard');
+
+      // Configs: the API's own validation message, then a real create and an edit.
+      await page.getByRole('link', { name: 'Configs' }).click();
+      await page.getByRole('button', { name: 'New config' }).click();
+      const editor = page.getByRole('form', { name: 'New config' });
+      await editor.locator('input[name="name"]').fill('Checkout');
+      await editor.locator('input[name="tag"]').fill('Bad Tag!');
+      await editor.locator('input[name="description"]').fill('Between cart and payment');
+      await editor.getByRole('button', { name: 'Create' }).click();
+      const refused = await post(
+        server.url,
+        key,
+        `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input) { tag } }`,
+        {
+          input: {
+            name: 'Checkout',
+            tag: 'Bad Tag!',
+            description: 'Between cart and payment',
+            schema: { userId: 'user-123' },
+            selector: '$Session{userId}',
+            expiry: 1,
+            period: 'HOURS',
+          },
+        },
+      );
+      const apiMessage = (refused.errors as { message: string }[])[0]!.message;
+      await expect.poll(() => editor.getByRole('alert').innerText()).toBe(apiMessage);
+      // ...and it marks the field it names.
+      expect(await editor.locator('label.invalid .field-error').innerText()).toBe(apiMessage);
+      await shot(page, 'config-invalid');
+      await editor.locator('input[name="tag"]').fill('checkout');
+      await editor.getByRole('button', { name: 'Create' }).click();
+      await page.locator('tr[data-tag="checkout"]').waitFor();
+      await page.locator('tr[data-tag="checkout"]').getByRole('button', { name: 'Edit' }).click();
+      const edit = page.getByRole('form', { name: 'Edit config' });
+      await edit.locator('input[name="name"]').fill('Checkout flow');
+      await edit.getByRole('button', { name: 'Save' }).click();
+      await expect
+        .poll(() => page.locator('tr[data-tag="checkout"]').innerText())
+        .toContain('Checkout flow');
+      await shot(page, 'configs');
+
+      // Users: find ada by identifier, open her sessions.
+      await page.getByRole('link', { name: 'Users' }).click();
+      await page.locator('select[name="tag"]').selectOption(tag);
+      await page.locator('input[name="identifier"]').fill('ada');
+      await page.getByRole('button', { name: 'Find' }).click();
+      await page.getByRole('link', { name: 'ada', exact: true }).click();
+      const rows = page.locator('table.sessions tbody tr');
+      await expect.poll(() => rows.count()).toBe(3);
+      const firstRow = page.locator(`tr[data-session="${started[0]!.sessionId}"]`);
+      expect(await firstRow.innerText()).toContain('Firefox');
+      expect(await firstRow.innerText()).toContain('203.0.113.10');
+      await shot(page, 'user');
+
+      // Revoke one, asking first; then its token no longer verifies.
+      await firstRow.getByRole('button', { name: 'Revoke', exact: true }).click();
+      const dialog = page.locator('dialog.confirm');
+      await expect.poll(() => dialog.innerText()).toContain(started[0]!.sessionId);
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await expect.poll(() => firstRow.innerText()).toContain('REVOKED');
+      const refusedVerify = await post(server.url, key, VERIFY, { tag, token: started[0]!.token });
+      expect(refusedVerify.errors).toMatchObject([{ extensions: { code: 'SESSION_REVOKED' } }]);
+
+      // The revocation shows in the live feed.
+      await page.getByRole('link', { name: 'Live feed' }).click();
+      await page
+        .locator(`table.feed tr[data-session="${started[0]!.sessionId}"][data-type="REVOKED"]`)
+        .waitFor({ timeout: 30_000 });
+      await shot(page, 'live');
+
+      // Drop the feed's connection; a session revoked meanwhile still arrives, once, because the
+      // console subscribes again with `after` = the last id it received.
+      const lastShown = await page
+        .locator('table.feed tbody tr td:first-child')
+        .first()
+        .innerText();
+      const subscribesBefore = subscribes.length;
+      await sockets.at(-1)!.close({ code: 1011, reason: 'test drop' });
+      await post(
+        server.url,
+        key,
+        `mutation($tag: String!, $sessionId: ID!) { revokeSession(tag: $tag, sessionId: $sessionId) { id } }`,
+        { tag, sessionId: started[1]!.sessionId },
+      );
+      const resumed = page.locator(
+        `table.feed tr[data-session="${started[1]!.sessionId}"][data-type="REVOKED"]`,
+      );
+      await resumed.waitFor({ timeout: 30_000 });
+      expect(subscribes.length).toBeGreaterThan(subscribesBefore);
+      expect(subscribes.at(-1)!.after).toBe(lastShown);
+      expect(await resumed.count()).toBe(1);
+
+      // "Revoke all but this" keeps only the third session.
+      // Only the third session is still active: one more, so that "all but this" has work.
+      const another = await post(server.url, key, START, {
+        input: { tag, data: { userId: 'ada' }, device: DEVICES[0] },
+      });
+      const extra = (another.data as { startSession: { token: string; sessionId: string } })
+        .startSession;
+      await page.evaluate((hash) => (location.hash = hash), `#/users/${tag}/ada`);
+      const third = page.locator(`tr[data-session="${started[2]!.sessionId}"]`);
+      await third.waitFor();
+      await expect.poll(() => rows.count()).toBe(4);
+      await third.getByRole('button', { name: 'Revoke all but this' }).click();
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
+      expect(
+        (await post(server.url, key, VERIFY, { tag, token: extra.token })).errors,
+      ).toMatchObject([{ extensions: { code: 'SESSION_REVOKED' } }]);
+      expect(
+        (await post(server.url, key, VERIFY, { tag, token: started[2]!.token })).errors,
+      ).toBeUndefined();
+
+      // "Revoke all" for bob: cancelling changes nothing; confirming signs him out everywhere.
+      await page.evaluate((hash) => (location.hash = hash), `#/users/${tag}/bob`);
+      const revokeAll = page.getByRole('button', { name: 'Revoke all', exact: true });
+      await expect.poll(() => revokeAll.isEnabled()).toBe(true);
+      await revokeAll.click();
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      expect(await page.locator('table.sessions').innerText()).not.toContain('REVOKED');
+      await revokeAll.click();
+      await expect.poll(() => dialog.innerText()).toContain('Revoke every session of bob');
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
+      await expect.poll(() => revokeAll.isEnabled()).toBe(false);
+
+      // Activity log, filtered to revocations.
+      await page.getByRole('link', { name: 'Activity' }).click();
+      await page.locator('select[name="operation"]').selectOption('REVOKE');
+      const operationsShown = () => page.locator('table tbody tr td:nth-child(2)').allInnerTexts();
+      await expect.poll(async () => [...new Set(await operationsShown())]).toEqual(['REVOKE']);
+      // The two single revocations (the UI's and the test's); "all but this" is REVOKE_ALL.
+      expect((await operationsShown()).length).toBe(2);
+      await shot(page, 'activity');
+
+      // Sign out: the key leaves the tab, the sign-in form is back.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByPlaceholder('sk_… or ak_…').waitFor();
+      expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+      await page.reload();
+      await page.getByPlaceholder('sk_… or ak_…').waitFor();
+
+      // The admin key works too, once a product and env are chosen.
+      await page.getByPlaceholder('sk_… or ak_…').fill(adminKey);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.locator('select').first().selectOption(productTag);
+      await page.getByRole('button', { name: 'Open' }).click();
+      await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('1');
+      expect(await page.locator('.who').innerText()).toContain(`admin · ${productTag}/dev`);
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByPlaceholder('sk_… or ak_…').waitFor();
+      expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+
+      expect(leftTheMachine).toEqual([]);
+      expect(requested.length).toBeGreaterThan(0);
+      // The key is never in a URL, nor in what the server logged.
+      expect(requested.filter((url) => url.includes(key))).toEqual([]);
+      expect(requested.filter((url) => url.includes(adminKey))).toEqual([]);
+      for (const secret of [key, adminKey]) {
+        expect(server.stdout()).not.toContain(secret);
+        expect(server.stderr()).not.toContain(secret);
+      }
+      expect(problems).toEqual([]);
+    },
+  );
+});
