@@ -9,6 +9,7 @@ import type {
 import type { Plugin } from 'graphql-yoga';
 import { createComplexityRule, type FieldComplexityValue } from '@pothos/plugin-complexity';
 import { JSON_LIMITS } from '../domain/data-schema.js';
+import { MAX_CURSOR_LENGTH } from '../domain/paging.js';
 
 /**
  * The cost model (README, Security): what one request may make the server build, counted
@@ -131,8 +132,8 @@ export const MAX_SELECTOR_CHARS = 600;
 export const MAX_USER_AGENT_CHARS = 512;
 export const MAX_IDENTIFIER_CHARS = 256;
 export const IDENTIFIER_COST = textCost(MAX_IDENTIFIER_CHARS);
-/** Cursors: base64url of a few values, an identifier at most (decoders read 1,000 characters). */
-export const CURSOR_COST = Math.ceil(1_000 / COST.unitBytes);
+/** Cursors: base64url of a few values, an identifier at most (decoders read MAX_CURSOR_LENGTH). */
+export const CURSOR_COST = Math.ceil(MAX_CURSOR_LENGTH / COST.unitBytes);
 
 /** The longest dashboard range (src/domain/activity/dashboard.ts), and the size of one period's figures. */
 const DASHBOARD = { maxRangeDays: 800, periodCost: 12 } as const;
