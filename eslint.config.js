@@ -2,7 +2,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'drizzle/', '.data/', 'coverage/', 'test/artifacts/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'drizzle/',
+      '.data/',
+      'coverage/',
+      'test/artifacts/',
+      'packages/client/build/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -20,3 +20,11 @@ export {
 } from './errors.js';
 export type { EventSubscription, SubscribeOptions } from './subscriptions.js';
 export type * from './types.js';
+export {
+  createLocalVerifier,
+  type FallbackReason,
+  type LocalVerifier,
+  type LocalVerifierOptions,
+  type LocalVerifierStats,
+  type LocalVerifyResult,
+} from './local-verifier.js';

@@ -206,6 +206,9 @@ export async function startSession(
     data,
     issuedAt: new Date(Number(times.created_ms)),
     expiresAt: new Date(Number(times.refresh_expires_ms)),
+    version: 1,
+    sessionExpiresAt: expiresAt,
+    idleTimeout: config.idleTimeoutSeconds !== null,
   });
   return { token, refreshToken, sessionId, identifier, expiresAt };
 }
@@ -465,6 +468,9 @@ async function rotateInOneStatement(
     identifier: session.identifier,
     data: sessionData(deps.keyring, session),
     expiresAt: refreshExpiresAt,
+    version: session.version,
+    sessionExpiresAt: expiresAt,
+    idleTimeout: session.idleTimeoutSeconds !== null,
   });
   const successorEnc = successorBox(refreshToken).seal(
     JSON.stringify({
@@ -647,6 +653,9 @@ async function exchangeRefreshToken(
       identifier: session.identifier,
       data,
       expiresAt: times.refreshExpiresAt,
+      version: session.version,
+      sessionExpiresAt: times.expiresAt,
+      idleTimeout: session.idleTimeoutSeconds !== null,
     });
     const tokens: SessionTokens = {
       token: nextToken,
