@@ -213,7 +213,7 @@ describe('local verification', () => {
       };
     }>(t.app, {
       key,
-      query: `query($tags: [String!]!) { verifierKeys(tags: $tags) { issuer audience keys { kid current encryptionKey verificationKey } } }`,
+      query: `query($tags: [String!]!) { verifierKeys(tags: $tags) { issuer audience keys { kid current encryptionKey { kty k alg kid } verificationKey { kty crv x alg use kid } } } }`,
       variables: { tags: [tag] },
     });
     const { issuer, audience, keys } = material.verifierKeys;

@@ -55,10 +55,14 @@ export async function importVerifierKey(
   encryption: JWK,
   verification: JWK,
 ): Promise<{ encryption: CryptoKey | Uint8Array; verification: unknown }> {
-  return {
-    encryption: await importJWK(encryption, ALG),
-    verification: await importJWK(verification, SIG),
-  };
+  // The AES key as a CryptoKey (jose would take the raw bytes and import them on every open).
+  const encryptionKey =
+    typeof globalThis.crypto?.subtle?.importKey === 'function'
+      ? await globalThis.crypto.subtle.importKey('jwk', encryption as JsonWebKey, 'AES-KW', false, [
+          'unwrapKey',
+        ])
+      : await importJWK(encryption, ALG);
+  return { encryption: encryptionKey, verification: await importJWK(verification, SIG) };
 }
 
 /** Five base64url segments, each in its one canonical spelling (as the server requires). */

@@ -102,7 +102,7 @@ export interface LocalVerifier {
 const KEYS = `query VerifierKeys($tags: [String!]!) {
   verifierKeys(tags: $tags) {
     issuer audience clockToleranceSeconds maxTokenAgeSeconds
-    keys { tag kid current encryptionKey verificationKey }
+    keys { tag kid current encryptionKey { kty k alg kid } verificationKey { kty crv x alg use kid } }
   }
 }`;
 
@@ -236,10 +236,36 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
   });
   ready.catch(() => undefined);
 
+  /**
+   * A request of the verifier's own (keys, snapshot pages), tried again with backoff while the
+   * server is unreachable or busy (a reset keep-alive socket, a restart, RATE_LIMITED); a
+   * refused key or a bad argument is final.
+   */
+  const retrying = async <T>(query: string, variables: Record<string, unknown>): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await request<T>(query, variables);
+      } catch (error) {
+        const code = (error as SessionServiceError).code;
+        const transient =
+          code === 'NETWORK_ERROR' ||
+          code === 'SERVICE_UNAVAILABLE' ||
+          code === 'RATE_LIMITED' ||
+          code === 'INTERNAL_SERVER_ERROR' ||
+          code === 'BAD_RESPONSE';
+        if (!transient || closed) throw error;
+        const retryAfter = (error as SessionServiceError).retryAfterSeconds;
+        const wait =
+          retryAfter !== undefined ? retryAfter * 1000 : Math.min(100 * 2 ** attempt, 5_000);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  };
+
   const loadKeys = (): Promise<void> => {
     keysLoading ??= (async () => {
       lastKeysLoad = Date.now();
-      const data = await request<{
+      const data = await retrying<{
         verifierKeys: Omit<LoadedKeys, 'keys'> & {
           keys: Array<{ tag: string; kid: string; encryptionKey: JWK; verificationKey: JWK }>;
         };
@@ -319,7 +345,7 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
     let first: string | null | undefined;
     for (;;) {
       const page = (
-        await request<{
+        await retrying<{
           verifierSnapshot: {
             position: string | null;
             endCursor: string | null;

@@ -13,7 +13,8 @@ import { TAG_PATTERN, UUID_PATTERN } from './validation.js';
 export const MAX_VERIFIER_TAGS = 20;
 /** Largest page of the snapshot of sessions a local verifier must refuse or not judge. */
 export const MAX_SNAPSHOT_PAGE = 1_000;
-const DEFAULT_SNAPSHOT_PAGE = 500;
+/** The default page, as every paged field of the API (the client asks for the largest). */
+export const DEFAULT_SNAPSHOT_PAGE = 20;
 
 /** One tag's key material for one key id: the encryption key and the public signing key. */
 export interface VerifierKey {

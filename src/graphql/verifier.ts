@@ -4,6 +4,7 @@ import type { Scope } from '../domain/callers.js';
 import { badInput } from '../domain/errors.js';
 import { latestEventId } from '../domain/events.js';
 import {
+  DEFAULT_SNAPSHOT_PAGE,
   DEFAULT_VERIFIER_HORIZONS,
   MAX_SNAPSHOT_PAGE,
   MAX_VERIFIER_TAGS,
@@ -38,6 +39,38 @@ const VerifierEntryState = builder.enumType('VerifierEntryState', {
   },
 });
 
+interface JwkShape {
+  readonly kty: string;
+  readonly kid: string;
+  readonly alg: string;
+  readonly k?: string;
+  readonly crv?: string;
+  readonly x?: string;
+  readonly use?: string;
+}
+
+const EncryptionJwk = builder.objectRef<JwkShape>('EncryptionJwk').implement({
+  description: 'A symmetric JWK (RFC 7517): pass it to jose’s importJWK as it is.',
+  fields: (t) => ({
+    kty: t.exposeString('kty', { description: 'Always `oct`.' }),
+    k: t.string({ description: 'The key, base64url.', resolve: (j) => j.k ?? '' }),
+    alg: t.exposeString('alg', { description: 'Always `A256KW`.' }),
+    kid: t.exposeString('kid', { description: 'The key id.' }),
+  }),
+});
+
+const VerificationJwk = builder.objectRef<JwkShape>('VerificationJwk').implement({
+  description: 'A public JWK (RFC 7517, RFC 8037): pass it to jose’s importJWK as it is.',
+  fields: (t) => ({
+    kty: t.exposeString('kty', { description: 'Always `OKP`.' }),
+    crv: t.string({ description: 'Always `Ed25519`.', resolve: (j) => j.crv ?? '' }),
+    x: t.string({ description: 'The public key, base64url.', resolve: (j) => j.x ?? '' }),
+    alg: t.exposeString('alg', { description: 'Always `EdDSA`.' }),
+    use: t.string({ description: 'Always `sig`.', resolve: (j) => j.use ?? 'sig' }),
+    kid: t.exposeString('kid', { description: 'The key id.' }),
+  }),
+});
+
 const VerifierKey = builder.objectRef<VerifierKeyShape>('VerifierKey').implement({
   description:
     'What opens and checks one tag’s tokens under one key id. It cannot make a token: the signing key’s private half stays on the server.',
@@ -46,14 +79,15 @@ const VerifierKey = builder.objectRef<VerifierKeyShape>('VerifierKey').implement
     kid: t.exposeString('kid', { description: 'The key id (TOKEN_KEY_IDS).' }),
     current: t.exposeBoolean('current', { description: 'New tokens are minted under this kid.' }),
     encryptionKey: t.field({
-      type: 'JSON',
-      description: 'JWK (`oct`, A256KW) that opens the tag’s tokens. Keep it as secret as the key.',
-      resolve: (k) => k.encryptionKey,
+      type: EncryptionJwk,
+      description:
+        'The JWK (`oct`, A256KW) that opens the tag’s tokens. Keep it as secret as the key.',
+      resolve: (k) => k.encryptionKey as unknown as JwkShape,
     }),
     verificationKey: t.field({
-      type: 'JSON',
-      description: 'JWK (`OKP`, Ed25519, EdDSA): the public key the claims are signed with.',
-      resolve: (k) => k.verificationKey,
+      type: VerificationJwk,
+      description: 'The JWK (`OKP`, Ed25519, EdDSA) of the public key the claims are signed with.',
+      resolve: (k) => k.verificationKey as unknown as JwkShape,
     }),
   }),
 });
@@ -196,7 +230,7 @@ builder.queryFields((t) => ({
     authScopes: { sessions: true },
     complexity: (args) => ({
       field: 1,
-      multiplier: Math.min(Math.max(args.first ?? 500, 1), MAX_SNAPSHOT_PAGE),
+      multiplier: Math.min(Math.max(args.first ?? DEFAULT_SNAPSHOT_PAGE, 1), MAX_SNAPSHOT_PAGE),
     }),
     args: {
       ...scopeArgs,
@@ -204,7 +238,9 @@ builder.queryFields((t) => ({
         required: true,
         description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
       }),
-      first: t.arg.int({ description: `Page size, 1 to ${MAX_SNAPSHOT_PAGE} (default 500).` }),
+      first: t.arg.int({
+        description: `Page size, 1 to ${MAX_SNAPSHOT_PAGE} (default ${DEFAULT_SNAPSHOT_PAGE}).`,
+      }),
       after: t.arg.string({ description: 'The previous page’s `endCursor`.' }),
     },
     resolve: async (_root, args, ctx) => {
