@@ -440,6 +440,35 @@ describe('local verification', () => {
     }
   });
 
+  it('a closed verifier’s feed is released at once, whatever its heartbeat interval', async () => {
+    const limited = await createTestApp({
+      database: t.database,
+      sessionSecret: TEST_SESSION_SECRET,
+      subscriptionLimits: { maxPerKey: 1, slowConsumerMs: 30_000 },
+    });
+    const limitedServer = await listen(limited);
+    try {
+      const tag = await newConfig(t, key);
+      const options = { url: limitedServer.url, key, tags: [tag], heartbeatMs: 30_000 };
+      const first = createLocalVerifier(options);
+      await first.ready;
+      await first.close();
+      // One subscription per key here: the second verifier's feed opens only once the first's
+      // is released, long before the first's next heartbeat (30 s) would have let it go.
+      const second = createLocalVerifier(options);
+      verifiers.push(second);
+      await Promise.race([
+        second.ready,
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error('the first feed was not released')), 15_000),
+        ),
+      ]);
+    } finally {
+      await limitedServer.close();
+      await limited.close();
+    }
+  });
+
   it('bounded memory: 100,000 revoked short-lived sessions, a set that shrinks as they expire', async () => {
     const tag = await newConfig(t, key);
     const config = rowsOf<{ id: string; product_id: string }>(

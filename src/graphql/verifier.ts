@@ -374,7 +374,24 @@ builder.subscriptionFields((t) => ({
           onSlow: ctx.subscriptionTransport?.onSlow,
         },
       );
-      return verifierFeed(ctx, scope, tags, after, heartbeatMs, inner);
+      const feed = verifierFeed(ctx, scope, tags, after, heartbeatMs, inner);
+      // Ending the subscription ends the bus's at once: the generator may be waiting (for an
+      // event, or for the heartbeat's read), not at a yield where its own return would run.
+      const stop = async () => {
+        await inner.return?.();
+        return feed.return(undefined);
+      };
+      return {
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+        next: () => feed.next(),
+        return: stop,
+        throw: async (error: unknown) => {
+          await inner.return?.();
+          return feed.throw(error);
+        },
+      } satisfies AsyncIterableIterator<FeedMessage>;
     },
     resolve: (message) => message,
   }),
