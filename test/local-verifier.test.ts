@@ -114,6 +114,20 @@ describe('local verification', () => {
     const parts = session.token.split('.');
     parts[3] = parts[3]!.startsWith('A') ? `B${parts[3]!.slice(1)}` : `A${parts[3]!.slice(1)}`;
     expect(await outcome(both, tag, parts.join('.'))).toBe('TOKEN_INVALID');
+    // Opened tokens are bounded in count and in characters.
+    const tokens = [
+      session.token,
+      ...(await Promise.all([1, 2, 3, 4].map(() => start(t, key, tag)))).map((s) => s.token),
+    ];
+    const tiny = verifier([tag], { cacheChars: Math.max(...tokens.map((x) => x.length)) * 2 + 1 });
+    const few = verifier([tag], { cacheSize: 3 });
+    await Promise.all([tiny.ready, few.ready]);
+    for (const token of tokens) {
+      expect((await tiny.verify({ tag, token })).verifiedBy).toBe('local');
+      expect((await few.verify({ tag, token })).verifiedBy).toBe('local');
+    }
+    expect(tiny.stats().cachedTokens).toBe(2);
+    expect(few.stats().cachedTokens).toBe(3);
     // A publishable key gets no key material.
     const refused = await failure(t.app, {
       key: product.publishable,

@@ -60,6 +60,8 @@ export interface LocalVerifierOptions {
   readonly heartbeatMs?: number;
   /** Opened tokens kept (default 10,000): repeat verifies of these cost a map lookup. */
   readonly cacheSize?: number;
+  /** Characters of opened tokens kept, all together (default 16 Mi): large tokens count more. */
+  readonly cacheChars?: number;
   /** Revoked, ended or changed sessions kept (default 1,000,000); see `MEMORY_BOUND`. */
   readonly maxEntries?: number;
   /** How often keys are reloaded, for rotations (default 60 s). */
@@ -196,6 +198,9 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
   const onStale = options.onStale ?? 'fallback';
   const heartbeatMs = options.heartbeatMs ?? 1_000;
   const cacheSize = options.cacheSize ?? 10_000;
+  const cacheChars = options.cacheChars ?? 16 * 1024 * 1024;
+  /** Characters of the tokens in `cache`. */
+  let cachedChars = 0;
   const maxEntries = options.maxEntries ?? 1_000_000;
   const keysRefreshMs = options.keysRefreshMs ?? 60_000;
   const request = httpTransport(options);
@@ -279,7 +284,10 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
         );
       }
       // A retired kid's tokens no longer open: forget what they opened to.
-      if (keys) cache.clear();
+      if (keys) {
+        cache.clear();
+        cachedChars = 0;
+      }
       keys = { ...set, keys: map };
     })().finally(() => {
       keysLoading = undefined;
@@ -436,11 +444,19 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
         return fallback(input, result.reason);
       }
       opened = result;
-      if (cache.size >= cacheSize) {
-        const oldest = cache.keys().next().value;
-        if (oldest !== undefined) cache.delete(oldest);
+      // Two verifies of one new token may both have opened it: count it once.
+      if (!cache.has(token)) {
+        while (
+          cache.size > 0 &&
+          (cache.size >= cacheSize || cachedChars + token.length > cacheChars)
+        ) {
+          const oldest = cache.keys().next().value!;
+          cache.delete(oldest);
+          cachedChars -= oldest.length;
+        }
+        cache.set(token, opened);
+        cachedChars += token.length;
       }
-      cache.set(token, opened);
     } else if (opened.tag !== tag) {
       throw tokenInvalid();
     }
