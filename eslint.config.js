@@ -10,6 +10,7 @@ export default tseslint.config(
       'coverage/',
       'test/artifacts/',
       'console/build/',
+      'packages/client/build/',
     ],
   },
   js.configs.recommended,

@@ -65,6 +65,10 @@ async function main(): Promise<void> {
     maxConfigsPerProduct: config.maxConfigsPerProduct,
     logger,
     subscriptionLimits: config.subscriptions,
+    verifierHorizons: {
+      sessionRetentionSeconds: config.sessionRetentionDays * 86_400,
+      eventRetentionSeconds: config.eventRetentionDays * 86_400,
+    },
   });
   const created = await firstStart(database.db, config);
   const sweeper =

@@ -16,6 +16,7 @@ import {
   type RateLimitOptions,
 } from './security/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
+import type { VerifierHorizons } from './domain/verifier.js';
 
 /** What the process holds for the life of the server and hands to every request. */
 export interface Services {
@@ -48,6 +49,8 @@ export interface Services {
    * from memory: each row is read after the request that needs it arrived.
    */
   readonly sessionRecords: DataLoader<string, SessionRecord | undefined>;
+  /** The sweep's retention periods, which bound what a local verifier may judge. */
+  readonly verifierHorizons?: VerifierHorizons;
 }
 
 /** MAX_CONFIGS_PER_PRODUCT's default. */
@@ -73,6 +76,8 @@ export interface ServiceOptions {
   readonly logger: Logger;
   /** Subscriptions per key and the slow-consumer timeout (default: no per-key cap, 30 s). */
   readonly subscriptionLimits?: SubscriptionLimits;
+  /** The sweep's retention periods (default: the configuration's defaults). */
+  readonly verifierHorizons?: VerifierHorizons;
 }
 
 /** Builds the services on an open database and starts listening for events. */
@@ -104,6 +109,7 @@ export async function startServices(
     refreshGraceSeconds: options.refreshGraceSeconds,
     maxConfigsPerProduct: options.maxConfigsPerProduct ?? DEFAULT_MAX_CONFIGS_PER_PRODUCT,
     logger: options.logger,
+    verifierHorizons: options.verifierHorizons,
     events,
     activity: new ActivityRecorder(database.db, options.logger),
     ping: () => database.ping(),

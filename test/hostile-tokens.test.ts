@@ -120,6 +120,8 @@ async function handmadeJwe(
 }
 
 const STANDARD_HEADER = { alg: 'A256KW', enc: 'A256GCM', kid: 'k1' };
+/** What minted tokens carry: the same, saying that a signed JWT is nested inside (issue #15). */
+const SIGNED_HEADER = { ...STANDARD_HEADER, cty: 'JWT' };
 
 /** The response to verifying `token`, checked to be TOKEN_INVALID and to say nothing more. */
 async function expectOnlyTokenInvalid(token: string, label: string): Promise<void> {
@@ -166,7 +168,7 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
       string,
       unknown
     >;
-    expect(original).toEqual(STANDARD_HEADER);
+    expect(original).toEqual(SIGNED_HEADER);
     const variants: Record<string, unknown>[] = [
       { ...original, kid: 'k2' },
       { ...original, enc: 'A128GCM' },
@@ -175,6 +177,8 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
       { ...original, zip: 'DEF' },
       { ...original, typ: 'JWT' },
       { ...original, x: 1 },
+      { ...original, cty: 'jwt' },
+      { alg: original.alg, enc: original.enc, kid: original.kid },
       { alg: original.alg, enc: original.enc },
       { kid: original.kid, enc: original.enc, alg: original.alg },
     ];
@@ -567,7 +571,7 @@ describe('properties of the token parser (fast-check)', () => {
       expiresAt: new Date(Date.now() + 3_600_000),
     });
     mintedClaims = await openSessionToken(keyring, scope, unitTag, minted);
-    expect(decodeProtectedHeader(minted)).toEqual(STANDARD_HEADER);
+    expect(decodeProtectedHeader(minted)).toEqual(SIGNED_HEADER);
   });
 
   /** What opening `token` gives: the claims, or the code of the ServiceError (anything else fails). */

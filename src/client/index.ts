@@ -21,3 +21,11 @@ export {
 export type { EventSubscription, SubscribeOptions } from './subscriptions.js';
 export { API_ERROR_CODES, SESSION_EVENT_TYPES } from '../contract/enums.js';
 export type * from './types.js';
+export {
+  createLocalVerifier,
+  type FallbackReason,
+  type LocalVerifier,
+  type LocalVerifierOptions,
+  type LocalVerifierStats,
+  type LocalVerifyResult,
+} from './local-verifier.js';

@@ -18,6 +18,8 @@ export const RATE_CLASS_OF: Readonly<Record<string, Readonly<Record<string, Rate
     sessionUser: 'read',
     sessionUsers: 'read',
     latestSessionEventId: 'read',
+    verifierKeys: 'read',
+    verifierSnapshot: 'read',
     activityLog: 'insight',
     sessionDashboard: 'insight',
     products: 'admin',
@@ -45,6 +47,7 @@ export const RATE_CLASS_OF: Readonly<Record<string, Readonly<Record<string, Rate
   Subscription: {
     sessionEvents: 'subscribe',
     sessionRevoked: 'subscribe',
+    verifierFeed: 'subscribe',
   },
 };
 

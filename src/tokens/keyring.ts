@@ -1,6 +1,7 @@
 import { hkdfSync, webcrypto } from 'node:crypto';
 import { BoundedCache } from './bounded-cache.js';
 import { SealedBox } from './sealed-box.js';
+import { signedTokenKeys, type SignedTokenKeys } from './signed-keys.js';
 import type { SessionTokenClaims } from './session-token.js';
 
 /** The key id new session tokens are minted under unless configured otherwise. */
@@ -15,6 +16,8 @@ export class Keyring {
   readonly #master: Buffer;
   readonly #tokenKeys = new Map<string, Promise<CryptoKey>>();
   readonly #dataBoxes = new Map<string, SealedBox>();
+  /** Signed-format keys per product, env, tag and kid; bounded (tags are many across products). */
+  readonly #signedKeys = new BoundedCache<Promise<SignedTokenKeys>>(10_000);
   /** The key id new tokens are minted under. */
   readonly currentKid: string;
   /**
@@ -38,6 +41,30 @@ export class Keyring {
     this.#master = Buffer.from(masterSecret, 'utf8');
     this.currentKid = tokenKeyIds[0]!;
     this.#acceptedKids = new Set(tokenKeyIds);
+  }
+
+  /** The key ids in service, newest (the one new tokens are minted under) first. */
+  get keyIds(): readonly string[] {
+    return [...this.#acceptedKids];
+  }
+
+  /**
+   * The keys of the signed token format (src/tokens/signed-keys.ts) for one product, env, tag
+   * and kid: derived under labels of their own, so they open no token of the older format, and
+   * per tag, so a verifier given one tag's keys opens no other tag's tokens.
+   */
+  signedKeys(productId: string, env: string, tag: string, kid: string): Promise<SignedTokenKeys> {
+    const id = `${productId}\u0000${env}\u0000${tag}\u0000${kid}`;
+    let keys = this.#signedKeys.get(id);
+    if (!keys) {
+      const derive = (label: string) =>
+        new Uint8Array(
+          hkdfSync('sha256', this.#master, 'session-token-v2', `${label}\u0000${id}`, 32),
+        );
+      keys = signedTokenKeys(kid, derive('encryption-key'), derive('signing-seed'));
+      this.#signedKeys.set(id, keys);
+    }
+    return keys;
   }
 
   /** Whether tokens minted under this key id are still accepted. */

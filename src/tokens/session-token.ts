@@ -1,13 +1,25 @@
 import { createHash } from 'node:crypto';
-import { EncryptJWT, errors as joseErrors, jwtDecrypt } from 'jose';
+import {
+  CompactEncrypt,
+  EncryptJWT,
+  SignJWT,
+  compactDecrypt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtDecrypt,
+  jwtVerify,
+  type JWTPayload,
+} from 'jose';
 import { tokenExpired, tokenInvalid } from '../domain/errors.js';
 import type { Keyring } from './keyring.js';
 
-const ISSUER = 'session-service';
+export const ISSUER = 'session-service';
 const KEY_ALGORITHM = 'A256KW';
 const CONTENT_ALGORITHM = 'A256GCM';
+/** The signature inside a signed token (a JWS nested in the JWE: `cty: "JWT"`). */
+export const SIGNATURE_ALGORITHM = 'EdDSA';
 /** Clock skew accepted by the first, local check; the database clock then decides exactly. */
-const CLOCK_TOLERANCE_SECONDS = 30;
+export const CLOCK_TOLERANCE_SECONDS = 30;
 /** No session token we mint comes near this; a larger input is refused before any parsing. */
 export const MAX_SESSION_TOKEN_LENGTH = 65_536;
 
@@ -18,7 +30,14 @@ export interface SessionTokenClaims {
   readonly identifier: string;
   readonly data: Record<string, unknown>;
   readonly issuedAt: Date;
+  /** The token's own expiry: its session's refresh expiry when it was minted. */
   readonly expiresAt: Date;
+  /** Signed tokens: the session's data version when the token was minted. */
+  readonly version?: number;
+  /** Signed tokens: the session's expiry (verifySession's `expiresAt`) when it was minted. */
+  readonly sessionExpiresAt?: Date;
+  /** Signed tokens: whether the session has an idle timeout (a local verifier cannot judge it). */
+  readonly idleTimeout?: boolean;
 }
 
 /** Where a token belongs: a token minted for one scope is invalid in every other. */
@@ -27,10 +46,49 @@ export interface TokenScope {
   readonly env: string;
 }
 
-const audienceOf = (scope: TokenScope) => `${scope.productId}:${scope.env}`;
+export const audienceOf = (scope: TokenScope) => `${scope.productId}:${scope.env}`;
 
-/** Mints a session token: a JWE (A256KW + A256GCM) carrying the session data, bound to scope and tag. */
+const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
+
+/**
+ * Mints a session token: claims signed with the tag's Ed25519 key (a JWS), encrypted with its
+ * AES key (a JWE, A256KW + A256GCM, `cty: "JWT"`), bound to scope and tag. A local verifier
+ * holds the AES key and the public key: it can open and check, never make, such a token.
+ */
 export async function mintSessionToken(
+  keyring: Keyring,
+  scope: TokenScope,
+  claims: Omit<SessionTokenClaims, 'issuedAt'> & { issuedAt?: Date },
+): Promise<string> {
+  const kid = keyring.currentKid;
+  const keys = await keyring.signedKeys(scope.productId, scope.env, claims.tag, kid);
+  const extra: Record<string, unknown> = {};
+  if (claims.version !== undefined) extra.ver = claims.version;
+  if (claims.sessionExpiresAt !== undefined) extra.sexp = epochSeconds(claims.sessionExpiresAt);
+  if (claims.idleTimeout !== undefined) extra.idle = claims.idleTimeout;
+  const signed = await new SignJWT({
+    sid: claims.sessionId,
+    tag: claims.tag,
+    data: claims.data,
+    ...extra,
+  })
+    .setProtectedHeader({ alg: SIGNATURE_ALGORITHM, kid })
+    .setIssuer(ISSUER)
+    .setAudience(audienceOf(scope))
+    .setSubject(claims.identifier)
+    .setIssuedAt(epochSeconds(claims.issuedAt ?? new Date()))
+    .setExpirationTime(epochSeconds(claims.expiresAt))
+    .sign(keys.signingKey);
+  return new CompactEncrypt(new TextEncoder().encode(signed))
+    .setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid, cty: 'JWT' })
+    .encrypt(keys.encryptionKey);
+}
+
+/**
+ * Mints a token of the first format (claims encrypted, not signed), which every instance still
+ * opens: tokens minted before the signed format keep verifying. Kept for tests and benchmarks.
+ */
+export async function mintLegacySessionToken(
   keyring: Keyring,
   scope: TokenScope,
   claims: Omit<SessionTokenClaims, 'issuedAt'> & { issuedAt?: Date },
@@ -85,11 +143,82 @@ export async function openSessionToken(
       throw tokenExpired();
     }
   } else {
-    claims = await decryptClaims(keyring, scope, token);
+    claims = isSignedFormat(token)
+      ? await openSignedClaims(keyring, scope, tag, token)
+      : await decryptClaims(keyring, scope, token);
     keyring.openedTokens.set(cacheKey, claims);
   }
   if (claims.tag !== tag) throw tokenInvalid();
   return claims;
+}
+
+/** Whether the token's protected header announces a nested (signed) token. */
+function isSignedFormat(token: string): boolean {
+  try {
+    return decodeProtectedHeader(token).cty === 'JWT';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Opens a signed token: decrypts it with the tag's key for its kid, then checks the signature
+ * with the same kid's public key, and every claim as for the first format.
+ */
+async function openSignedClaims(
+  keyring: Keyring,
+  scope: TokenScope,
+  tag: string,
+  token: string,
+): Promise<SessionTokenClaims> {
+  let payload: JWTPayload;
+  try {
+    let kid = '';
+    const { plaintext } = await compactDecrypt(
+      token,
+      async (header) => {
+        if (!keyring.accepts(header.kid)) throw tokenInvalid();
+        kid = header.kid;
+        return (await keyring.signedKeys(scope.productId, scope.env, tag, header.kid))
+          .encryptionKey;
+      },
+      {
+        keyManagementAlgorithms: [KEY_ALGORITHM],
+        contentEncryptionAlgorithms: [CONTENT_ALGORITHM],
+        maxDecompressedLength: 0,
+      },
+    );
+    const keys = await keyring.signedKeys(scope.productId, scope.env, tag, kid);
+    const verified = await jwtVerify(new TextDecoder().decode(plaintext), keys.verificationKey, {
+      algorithms: [SIGNATURE_ALGORITHM],
+      issuer: ISSUER,
+      audience: audienceOf(scope),
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      requiredClaims: ['exp', 'iat', 'sub'],
+    });
+    if (verified.protectedHeader.kid !== kid) throw tokenInvalid();
+    payload = verified.payload;
+  } catch (error) {
+    if (error instanceof joseErrors.JWTExpired) {
+      throw tokenExpired();
+    }
+    throw tokenInvalid();
+  }
+  const claims = claimsOf(payload);
+  const { ver, sexp, idle } = payload;
+  if (
+    (ver !== undefined && typeof ver !== 'number') ||
+    (sexp !== undefined && typeof sexp !== 'number') ||
+    (idle !== undefined && typeof idle !== 'boolean')
+  ) {
+    throw tokenInvalid();
+  }
+  return {
+    ...claims,
+    ...(ver !== undefined ? { version: ver } : {}),
+    ...(sexp !== undefined ? { sessionExpiresAt: new Date(sexp * 1000) } : {}),
+    ...(idle !== undefined ? { idleTimeout: idle } : {}),
+  };
 }
 
 /** Decrypts a token and checks its claims, whatever its tag (the caller compares that). */
@@ -125,6 +254,11 @@ async function decryptClaims(
     }
     throw tokenInvalid();
   }
+  return claimsOf(payload);
+}
+
+/** The claims both formats carry, each of the expected type, or TOKEN_INVALID. */
+function claimsOf(payload: Record<string, unknown>): SessionTokenClaims {
   const { sid, tag: tokenTag, data, sub, iat, exp } = payload;
   if (
     typeof sid !== 'string' ||

@@ -20,6 +20,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { freshDatabase } from './fresh-database.js';
+import { localTable, localVerifierBench, type LocalFigures } from './local-verifier.js';
 import { RATE_CLASSES } from '../../src/security/rate-limits.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -102,6 +103,22 @@ async function main() {
   await freshDatabase(baseUrl);
   const ourPort = 4300 + Math.floor(Math.random() * 200);
   const refPort = ourPort + 1;
+  const ourEnv = {
+    DATABASE_URL: baseUrl,
+    ADMIN_KEY,
+    SESSION_SECRET: SECRET,
+    PORT: String(ourPort),
+    HOST: '127.0.0.1',
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    SWEEP_INTERVAL_SECONDS: '0',
+    // The benchmark measures throughput, not the limits: each connection refreshes its own
+    // session in a loop, which the per-session limit is there to stop.
+    RATE_LIMIT_REFRESHES_PER_SESSION: '100000',
+    // One key and one address send everything here: raise every class's limit past what
+    // the run can send, so the figures are of the work, not of RATE_LIMITED refusals.
+    ...Object.fromEntries(RATE_CLASSES.map((c) => [`RATE_LIMIT_${c.toUpperCase()}`, '100000000'])),
+  };
   const ours = await startProcess(
     [
       ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
@@ -109,26 +126,10 @@ async function main() {
       'tsx',
       'src/main.ts',
     ],
-    {
-      DATABASE_URL: baseUrl,
-      ADMIN_KEY,
-      SESSION_SECRET: SECRET,
-      PORT: String(ourPort),
-      HOST: '127.0.0.1',
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'warn',
-      SWEEP_INTERVAL_SECONDS: '0',
-      // The benchmark measures throughput, not the limits: each connection refreshes its own
-      // session in a loop, which the per-session limit is there to stop.
-      RATE_LIMIT_REFRESHES_PER_SESSION: '100000',
-      // One key and one address send everything here: raise every class's limit past what
-      // the run can send, so the figures are of the work, not of RATE_LIMITED refusals.
-      ...Object.fromEntries(
-        RATE_CLASSES.map((c) => [`RATE_LIMIT_${c.toUpperCase()}`, '100000000']),
-      ),
-    },
+    ourEnv,
     /ready:/,
   );
+  let second: ChildProcess | undefined;
   const reference = await startProcess(
     ['--import', 'tsx', 'test/bench/reference-server.ts', String(refPort)],
     {},
@@ -328,6 +329,28 @@ async function main() {
     const baseline = rows[0]!.reqPerSec;
     for (const row of rows) row.ratio = Math.round((row.reqPerSec / baseline) * 100) / 100;
 
+    // The local verifier (issue #15), against this run's server verifySession; revocations
+    // through a second instance on the same database. BENCH_LOCAL=0 skips it.
+    let local: LocalFigures | undefined;
+    const serverVerify = rows.find((r) => r.name === 'verifySession')?.reqPerSec;
+    if (process.env.BENCH_LOCAL !== '0' && serverVerify !== undefined) {
+      second = await startProcess(
+        ['--import', 'tsx', 'src/main.ts'],
+        { ...ourEnv, PORT: String(ourPort + 2), METRICS_PORT: String(ourPort + 3) },
+        /ready:/,
+      );
+      local = await localVerifierBench({
+        url: ourUrl,
+        secondUrl: `http://127.0.0.1:${ourPort + 2}/graphql`,
+        key,
+        tag: 'user-session',
+        tokens: started.slice(0, 500).map((s) => s.token),
+        serverVerifyPerSec: serverVerify,
+        seconds: Math.max(2, Math.min(SECONDS, 5)),
+      });
+      process.stdout.write(`\n${localTable(local, serverVerify)}\n`);
+    }
+
     let soak: unknown;
     if (args.has('--soak')) soak = await soakRun(ourUrl, key, started, ours.pid!);
 
@@ -347,10 +370,11 @@ async function main() {
     mkdirSync(dir, { recursive: true });
     writeFileSync(
       path.join(dir, 'latest.json'),
-      `${JSON.stringify({ at: new Date().toISOString(), machine, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, rows, scale, soak }, null, 2)}\n`,
+      `${JSON.stringify({ at: new Date().toISOString(), machine, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, rows, local, scale, soak }, null, 2)}\n`,
     );
   } finally {
     ours.kill('SIGTERM');
+    second?.kill('SIGTERM');
     reference.kill('SIGTERM');
   }
 }

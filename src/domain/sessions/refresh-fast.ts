@@ -62,6 +62,9 @@ export async function rotateInOneStatement(
     identifier: session.identifier,
     data: sessionData(deps.keyring, session),
     expiresAt: refreshExpiresAt,
+    version: session.version,
+    sessionExpiresAt: expiresAt,
+    idleTimeout: session.idleTimeoutSeconds !== null,
   });
   const successorEnc = successorBox(refreshToken).seal(
     JSON.stringify({

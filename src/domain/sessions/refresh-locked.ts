@@ -122,6 +122,9 @@ export async function exchangeRefreshToken(
       identifier: session.identifier,
       data,
       expiresAt: times.refreshExpiresAt,
+      version: session.version,
+      sessionExpiresAt: times.expiresAt,
+      idleTimeout: session.idleTimeoutSeconds !== null,
     });
     const tokens: SessionTokens = {
       token: nextToken,

@@ -135,6 +135,9 @@ export async function startSession(
     data,
     issuedAt: new Date(Number(times.created_ms)),
     expiresAt: new Date(Number(times.refresh_expires_ms)),
+    version: 1,
+    sessionExpiresAt: expiresAt,
+    idleTimeout: config.idleTimeoutSeconds !== null,
   });
   return { token, refreshToken, sessionId, identifier, expiresAt };
 }
