@@ -9,6 +9,7 @@ import { Metrics } from './observability/metrics.js';
 import { CallerCache } from './security/caller-cache.js';
 import { hashSecret } from './tokens/secrets.js';
 import { EventBus, type SubscriptionLimits } from './events/bus.js';
+import { EventSequencer, type SequencerOptions } from './events/sequencer.js';
 import {
   RATE_CLASSES,
   RateLimits,
@@ -73,6 +74,8 @@ export interface ServiceOptions {
   readonly logger: Logger;
   /** Subscriptions per key and the slow-consumer timeout (default: no per-key cap, 30 s). */
   readonly subscriptionLimits?: SubscriptionLimits;
+  /** How the event sequencer polls (default: `DEFAULT_SEQUENCER_OPTIONS`). */
+  readonly sequencer?: SequencerOptions;
 }
 
 /** Builds the services on an open database and starts listening for events. */
@@ -82,6 +85,8 @@ export async function startServices(
 ): Promise<Services> {
   const callers = new CallerCache();
   const metrics = new Metrics();
+  const sequencer = new EventSequencer(database.db, options.logger, options.sequencer);
+  database.onEventsWritten(() => sequencer.poke());
   const events = new EventBus(
     database.db,
     database.listen.bind(database),
@@ -92,6 +97,7 @@ export async function startServices(
       onDelivered: (event) => metrics.eventDelivered(event.at),
     },
     options.subscriptionLimits,
+    sequencer,
   );
   await events.start();
   const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED);

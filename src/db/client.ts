@@ -32,6 +32,11 @@ export interface DatabaseHandle {
    * (re)established: whatever was notified while it was down must be caught up from tables.
    */
   listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<void>;
+  /**
+   * Calls `listener` each time this process sends a statement that inserts session events (it
+   * may not have committed yet): the event sequencer's cue to sweep soon. Returns an unsubscribe.
+   */
+  onEventsWritten(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -50,14 +55,41 @@ const MIGRATIONS_FOLDER = path.resolve(import.meta.dirname, '../../drizzle');
 /** Arbitrary constant naming this service's migration lock. */
 const MIGRATION_LOCK_KEY = 7_453_201_998;
 
-function queryLogger(onQuery: OpenDatabaseOptions['onQuery']): DrizzleLogger | undefined {
-  if (!onQuery) return undefined;
-  return { logQuery: (query) => onQuery(query) };
+/** A statement that writes session events, as Drizzle or hand-written SQL spells it. */
+const EVENT_INSERT = /insert\s+into\s+"?session_events"?[\s(]/i;
+
+/** Statement text goes to `onQuery`, and event inserts to the event-write listeners. */
+function queryLogger(
+  onQuery: OpenDatabaseOptions['onQuery'],
+  eventWriteListeners: Set<() => void>,
+): DrizzleLogger {
+  return {
+    logQuery: (query) => {
+      onQuery?.(query);
+      if (eventWriteListeners.size > 0 && EVENT_INSERT.test(query))
+        for (const listener of eventWriteListeners) listener();
+    },
+  };
+}
+
+function listenerSet(): {
+  set: Set<() => void>;
+  add: (listener: () => void) => () => void;
+} {
+  const set = new Set<() => void>();
+  return {
+    set,
+    add: (listener) => {
+      set.add(listener);
+      return () => set.delete(listener);
+    },
+  };
 }
 
 /** Opens Postgres (postgres.js) when a URL is given, otherwise PGlite in `dataDir`. */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
-  const logger = queryLogger(options.onQuery);
+  const eventWrites = listenerSet();
+  const logger = queryLogger(options.onQuery, eventWrites.set);
   if (options.databaseUrl) {
     const url = options.databaseUrl;
     const client = postgres(url, {
@@ -99,6 +131,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         });
         await listener.listen(channel, onNotify, onListen);
       },
+      onEventsWritten: eventWrites.add,
       async close() {
         await Promise.all([client.end({ timeout: 5 }), listener?.end({ timeout: 1 })]);
       },
@@ -136,6 +169,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       await client.listen(channel, onNotify);
       onListen();
     },
+    onEventsWritten: eventWrites.add,
     async close() {
       if (!client.closed) await client.close();
     },
