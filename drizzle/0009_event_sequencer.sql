@@ -64,3 +64,13 @@ $$;
 --> statement-breakpoint
 -- Whatever the old trigger left unnumbered (writers in flight during the upgrade) is numbered now.
 SELECT "session_events_sequence_pending"(2147483647);
+--> statement-breakpoint
+-- Rate limit counters shared by the instances (src/security/rate-limits.ts); hand-edited to
+-- UNLOGGED: no crash safety needed, and no WAL flush per counted call.
+CREATE UNLOGGED TABLE "rate_limit_counters" (
+	"key" text PRIMARY KEY NOT NULL,
+	"points" integer NOT NULL,
+	"expire" timestamp with time zone
+);
+--> statement-breakpoint
+CREATE INDEX "rate_limit_counters_expire_idx" ON "rate_limit_counters" USING btree ("expire");

@@ -77,6 +77,14 @@ export interface Config {
     /** Calls per window from one client IP in one product and env, for each rate class. */
     readonly perIp: Readonly<Record<RateClass, number>>;
     readonly refreshesPerSession: number;
+    /**
+     * Where calls are counted: `redis` (REDIS_URL), `postgres` (the service's database, shared
+     * by its instances) or `memory` (each instance alone). Default: redis with REDIS_URL, else
+     * postgres with DATABASE_URL, else memory.
+     */
+    readonly store: 'redis' | 'postgres' | 'memory';
+    /** Redis for the rate limit counters (`redis://` or `rediss://`). */
+    readonly redisUrl: string | undefined;
   };
 }
 
@@ -190,6 +198,19 @@ const envSchema = z.object({
       .optional(),
   ),
   DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('.data')),
+  REDIS_URL: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, { error: 'expected a redis:// or rediss:// URL' })
+      .optional(),
+  ),
+  RATE_LIMIT_STORE: z.preprocess(
+    emptyToUndefined,
+    z
+      .enum(['redis', 'postgres', 'memory'], { error: 'expected one of redis, postgres, memory' })
+      .optional(),
+  ),
   PORT: z.preprocess(
     emptyToUndefined,
     z.coerce
@@ -310,6 +331,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       'METRICS_PORT: "main" needs METRICS_TOKEN when NODE_ENV=production (metrics are not public)',
     );
   }
+  if (env.RATE_LIMIT_STORE === 'redis' && !env.REDIS_URL)
+    problems.push('RATE_LIMIT_STORE: "redis" needs REDIS_URL');
+  if (env.RATE_LIMIT_STORE === 'postgres' && !env.DATABASE_URL)
+    problems.push(
+      'RATE_LIMIT_STORE: "postgres" needs DATABASE_URL (the embedded database is one process)',
+    );
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   const rates = parsed.data as unknown as Record<string, number | undefined>;
@@ -368,6 +395,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         ) as Record<RateClass, number>,
       ),
       refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
+      store: e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : e.DATABASE_URL ? 'postgres' : 'memory'),
+      redisUrl: e.REDIS_URL,
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,
     maxConfigsPerProduct: e.MAX_CONFIGS_PER_PRODUCT,

@@ -15,6 +15,7 @@ import {
   RateLimits,
   type RateClass,
   type RateLimitOptions,
+  type RateLimitStore,
 } from './security/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
 
@@ -67,6 +68,8 @@ export interface ServiceOptions {
   /** Token key ids, newest first (default: one, `k1`). */
   readonly tokenKeyIds?: readonly string[];
   readonly rateLimits?: RateLimitOptions;
+  /** Where rate limits count (default: this process's memory). */
+  readonly rateLimitStore?: RateLimitStore;
   readonly adminKeys: AdminKeySource;
   readonly refreshGraceSeconds: number;
   /** Most live session configs per product (default: the configuration's default, 100). */
@@ -100,7 +103,7 @@ export async function startServices(
     sequencer,
   );
   await events.start();
-  const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED);
+  const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED, options.rateLimitStore);
   return {
     db: database.db,
     keyring: new Keyring(options.sessionSecret, options.tokenKeyIds),

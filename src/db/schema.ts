@@ -356,3 +356,18 @@ export const secretFingerprints = pgTable('secret_fingerprints', {
 
 export type SessionUserRow = typeof sessionUsers.$inferSelect;
 export type ActivityRow = typeof activityLog.$inferSelect;
+
+/**
+ * Rate limit counters shared by every instance on this Postgres (when no Redis is configured):
+ * rate-limiter-flexible's Drizzle store, one row per limited key and window. UNLOGGED
+ * (migration 0009): counters need no crash safety, and their writes then wait for no WAL flush.
+ */
+export const rateLimitCounters = pgTable(
+  'rate_limit_counters',
+  {
+    key: text('key').primaryKey(),
+    points: integer('points').notNull(),
+    expire: timestamptz('expire'),
+  },
+  (t) => [index('rate_limit_counters_expire_idx').on(t.expire)],
+);
