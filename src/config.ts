@@ -80,7 +80,7 @@ export interface Config {
     /**
      * Where calls are counted: `redis` (REDIS_URL), `postgres` (the service's database, shared
      * by its instances) or `memory` (each instance alone). Default: redis with REDIS_URL, else
-     * postgres with DATABASE_URL, else memory.
+     * memory.
      */
     readonly store: 'redis' | 'postgres' | 'memory';
     /** Redis for the rate limit counters (`redis://` or `rediss://`). */
@@ -395,7 +395,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         ) as Record<RateClass, number>,
       ),
       refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
-      store: e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : e.DATABASE_URL ? 'postgres' : 'memory'),
+      // Not postgres by default: two upserts per call cost verify about 3x its CPU (README).
+      store: e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : 'memory'),
       redisUrl: e.REDIS_URL,
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,

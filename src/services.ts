@@ -88,6 +88,7 @@ export async function startServices(
 ): Promise<Services> {
   const callers = new CallerCache();
   const metrics = new Metrics();
+  metrics.countStatements(database.statementsSent);
   const sequencer = new EventSequencer(database.db, options.logger, options.sequencer);
   database.onEventsWritten(() => sequencer.poke());
   const events = new EventBus(

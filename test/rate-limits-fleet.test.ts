@@ -101,10 +101,11 @@ async function redisStore(url: string, up = true): Promise<RateLimitStore> {
 
 describe('where rate limits count (configuration)', () => {
   const store = (env: Record<string, string>) => loadConfig(env).rateLimits.store;
-  it('Redis with REDIS_URL, else Postgres with DATABASE_URL, else memory; RATE_LIMIT_STORE decides', () => {
+  it('Redis with REDIS_URL, else memory; RATE_LIMIT_STORE=postgres shares them in the database', () => {
     const pg = 'postgres://u@h/db';
     expect(store({ REDIS_URL: REDIS_URL, DATABASE_URL: pg })).toBe('redis');
-    expect(store({ DATABASE_URL: pg })).toBe('postgres');
+    expect(store({ DATABASE_URL: pg })).toBe('memory');
+    expect(store({ DATABASE_URL: pg, RATE_LIMIT_STORE: 'postgres' })).toBe('postgres');
     expect(store({})).toBe('memory');
     expect(store({ DATABASE_URL: pg, RATE_LIMIT_STORE: 'memory' })).toBe('memory');
     expect(() => loadConfig({ RATE_LIMIT_STORE: 'redis' })).toThrow(ConfigError);
