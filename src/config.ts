@@ -79,6 +79,14 @@ export interface Config {
     /** Calls per window from one client IP in one product and env, for each rate class. */
     readonly perIp: Readonly<Record<RateClass, number>>;
     readonly refreshesPerSession: number;
+    /**
+     * Where calls are counted: `redis` (REDIS_URL), `postgres` (the service's database, shared
+     * by its instances) or `memory` (each instance alone). Default: redis with REDIS_URL, else
+     * memory.
+     */
+    readonly store: 'redis' | 'postgres' | 'memory';
+    /** Redis for the rate limit counters (`redis://` or `rediss://`). */
+    readonly redisUrl: string | undefined;
   };
 }
 
@@ -192,6 +200,19 @@ const envSchema = z.object({
       .optional(),
   ),
   DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('.data')),
+  REDIS_URL: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, { error: 'expected a redis:// or rediss:// URL' })
+      .optional(),
+  ),
+  RATE_LIMIT_STORE: z.preprocess(
+    emptyToUndefined,
+    z
+      .enum(['redis', 'postgres', 'memory'], { error: 'expected one of redis, postgres, memory' })
+      .optional(),
+  ),
   PORT: z.preprocess(
     emptyToUndefined,
     z.coerce
@@ -313,6 +334,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       'METRICS_PORT: "main" needs METRICS_TOKEN when NODE_ENV=production (metrics are not public)',
     );
   }
+  if (env.RATE_LIMIT_STORE === 'redis' && !env.REDIS_URL)
+    problems.push('RATE_LIMIT_STORE: "redis" needs REDIS_URL');
+  if (env.RATE_LIMIT_STORE === 'postgres' && !env.DATABASE_URL)
+    problems.push(
+      'RATE_LIMIT_STORE: "postgres" needs DATABASE_URL (the embedded database is one process)',
+    );
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   const rates = parsed.data as unknown as Record<string, number | undefined>;
@@ -372,6 +399,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         ) as Record<RateClass, number>,
       ),
       refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
+      // Not postgres by default: two upserts per call cost verify about 3x its CPU (README).
+      store: e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : 'memory'),
+      redisUrl: e.REDIS_URL,
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,
     maxConfigsPerProduct: e.MAX_CONFIGS_PER_PRODUCT,

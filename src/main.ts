@@ -12,6 +12,7 @@ import { createLogger, processOutput } from './logger.js';
 import { createMetricsServer } from './observability/metrics-http.js';
 import { createHttpServer } from './server.js';
 import { startServices } from './services.js';
+import { openRateLimitStore } from './security/rate-limit-store.js';
 import { startSweeper } from './sweeper.js';
 
 /**
@@ -56,10 +57,18 @@ async function main(): Promise<void> {
     await database.close();
     process.exit(1);
   }
+  const rateLimitStore = openRateLimitStore(config.rateLimits.store, {
+    redisUrl: config.rateLimits.redisUrl,
+    database,
+    logger,
+  });
+  // Redis away at start delays it 2 s at most: limits count per instance until it is back.
+  await rateLimitStore.ready(2_000);
   const services = await startServices(database, {
     sessionSecret: secret,
     tokenKeyIds: config.tokenKeyIds,
     rateLimits: config.rateLimits,
+    rateLimitStore: rateLimitStore.store,
     adminKeys: adminKeySource(config),
     refreshGraceSeconds: config.refreshGraceSeconds,
     maxConfigsPerProduct: config.maxConfigsPerProduct,
@@ -108,7 +117,7 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://localhost:${port}/graphql`;
   const consoleUrl = `http://localhost:${port}/console`;
-  logger.info({ port, database: database.kind }, 'listening');
+  logger.info({ port, database: database.kind, rateLimits: config.rateLimits.store }, 'listening');
   const metricsServer =
     config.metrics.port === null
       ? undefined
@@ -138,6 +147,7 @@ async function main(): Promise<void> {
     metricsServer?.close();
     void Promise.all([shutdown(graceMs), sweeper?.stop()])
       .then(() => services.activity.flush())
+      .then(() => rateLimitStore.close())
       .then(() => database.close())
       .then(async () => {
         logger.info('stopped');

@@ -9,11 +9,13 @@ import { Metrics } from './observability/metrics.js';
 import { CallerCache } from './security/caller-cache.js';
 import { hashSecret } from './tokens/secrets.js';
 import { EventBus, type SubscriptionLimits } from './events/bus.js';
+import { EventSequencer, type SequencerOptions } from './events/sequencer.js';
 import {
   RATE_CLASSES,
   RateLimits,
   type RateClass,
   type RateLimitOptions,
+  type RateLimitStore,
 } from './security/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
 import type { VerifierHorizons } from './domain/verifier.js';
@@ -69,6 +71,8 @@ export interface ServiceOptions {
   /** Token key ids, newest first (default: one, `k1`). */
   readonly tokenKeyIds?: readonly string[];
   readonly rateLimits?: RateLimitOptions;
+  /** Where rate limits count (default: this process's memory). */
+  readonly rateLimitStore?: RateLimitStore;
   readonly adminKeys: AdminKeySource;
   readonly refreshGraceSeconds: number;
   /** Most live session configs per product (default: the configuration's default, 100). */
@@ -78,6 +82,8 @@ export interface ServiceOptions {
   readonly subscriptionLimits?: SubscriptionLimits;
   /** The sweep's retention periods (default: the configuration's defaults). */
   readonly verifierHorizons?: VerifierHorizons;
+  /** How the event sequencer polls (default: `DEFAULT_SEQUENCER_OPTIONS`). */
+  readonly sequencer?: SequencerOptions;
 }
 
 /** Builds the services on an open database and starts listening for events. */
@@ -87,6 +93,9 @@ export async function startServices(
 ): Promise<Services> {
   const callers = new CallerCache();
   const metrics = new Metrics();
+  metrics.countStatements(database.statementsSent);
+  const sequencer = new EventSequencer(database.db, options.logger, options.sequencer);
+  database.onEventsWritten(() => sequencer.poke());
   const events = new EventBus(
     database.db,
     database.listen.bind(database),
@@ -97,9 +106,10 @@ export async function startServices(
       onDelivered: (event) => metrics.eventDelivered(event.at),
     },
     options.subscriptionLimits,
+    sequencer,
   );
   await events.start();
-  const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED);
+  const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED, options.rateLimitStore);
   return {
     db: database.db,
     keyring: new Keyring(options.sessionSecret, options.tokenKeyIds),

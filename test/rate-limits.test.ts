@@ -581,6 +581,8 @@ describe('configuration', () => {
       perKey: defaults,
       perIp: defaults,
       refreshesPerSession: 20,
+      store: 'memory',
+      redisUrl: undefined,
     });
     // The existing names still work (per key, and per IP unless set apart); every class has
     // its own pair.
@@ -600,6 +602,8 @@ describe('configuration', () => {
       perKey: { ...defaults, start: 5, verify: 50, refresh: 7, read: 30 },
       perIp: { ...defaults, start: 5, verify: 40, refresh: 7, read: 30, insight: 3 },
       refreshesPerSession: 4,
+      store: 'memory',
+      redisUrl: undefined,
     });
     let problems: readonly string[] = [];
     try {

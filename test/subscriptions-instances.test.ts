@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { newConfig, newProduct, REVOKE, rowsOf, start, uniqueTag } from './support/fixtures.js';
 import { ok } from './support/graphql.js';
+import { SEQUENCER_LOCK } from '../src/domain/events.js';
 import {
   errorCodeOf,
   listen,
@@ -337,21 +338,17 @@ describe('a dropped listening connection (Postgres)', () => {
         await Promise.all(idsOf(early).map(revoke));
         await ws.waitFor(10);
 
-        // The reconnection takes a few ms. To commit inside that window, the scope's event lock
-        // (which recordEvents takes just before commit) is held while a revokeAllSessions of 15
-        // sessions (one transaction) queues behind it; the listener is cut, the lock let go at
-        // once, and the 15 events commit while no LISTEN is in place.
-        const productId = rowsOf<{ id: string }>(
-          await probe.database.db.execute(sql`select id from products where tag = ${product.tag}`),
-        )[0]!.id;
+        // The reconnection takes a few ms. To number and notify inside that window, the event
+        // sequencer's lock (which every sweep takes first, migration 0009) is held while a
+        // revokeAllSessions of 15 sessions commits and the sweep that follows queues behind it;
+        // the listener is cut, the lock let go at once, and the 15 events are numbered and
+        // notified while no LISTEN is in place.
         let release!: () => void;
         const gate = new Promise<void>((resolve) => (release = resolve));
         let locked!: () => void;
         const isLocked = new Promise<void>((resolve) => (locked = resolve));
         const holder = probe.database.db.transaction(async (tx) => {
-          await tx.execute(
-            sql`select pg_advisory_xact_lock(hashtextextended(${`${productId}|dev`}, 0))`,
-          );
+          await tx.execute(sql`select pg_advisory_xact_lock(${SEQUENCER_LOCK}::bigint)`);
           locked();
           await gate;
         });
@@ -364,7 +361,7 @@ describe('a dropped listening connection (Postgres)', () => {
         });
         await waitUntil(
           async () => (await lockWaiters(probe)) > waitersBefore,
-          'the revocation to queue behind the lock',
+          'the sweep to queue behind the lock',
         );
         for (const pid of mine) {
           await probe.database.db.execute(sql`select pg_terminate_backend(${pid})`);

@@ -17,6 +17,7 @@ import {
   type TestProduct,
 } from './support/fixtures.js';
 import { failure, ok } from './support/graphql.js';
+import { sequenceAllPendingEvents } from '../src/domain/events.js';
 import {
   errorCodeOf,
   listen,
@@ -173,6 +174,8 @@ function expectStrictlyIncreasing(list: Event[]) {
 
 /** The ids (commit sequence numbers) of the product's events in one env after `after`, in order. */
 async function tableIdsAfter(product: TestProduct, env: string, after = 0): Promise<number[]> {
+  // Ids are drawn after the writers' commits (migration 0009): number what has committed first.
+  await sequenceAllPendingEvents(t.database.db);
   const result = await t.database.db.execute(
     sql`select e.seq as id from session_events e join products p on p.id = e.product_id
         where p.tag = ${product.tag} and e.env = ${env} and e.seq > ${after} order by e.seq`,

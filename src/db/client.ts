@@ -32,6 +32,16 @@ export interface DatabaseHandle {
    * (re)established: whatever was notified while it was down must be caught up from tables.
    */
   listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<void>;
+  /**
+   * Calls `listener` each time this process sends a statement that inserts session events (it
+   * may not have committed yet): the event sequencer's cue to sweep soon. Returns an unsubscribe.
+   */
+  onEventsWritten(listener: () => void): () => void;
+  /**
+   * Statements this process has sent (each Drizzle query, plus BEGIN and COMMIT of each
+   * top-level transaction): round trips to the database when not pipelined.
+   */
+  readonly statementsSent: () => number;
   close(): Promise<void>;
 }
 
@@ -50,14 +60,60 @@ const MIGRATIONS_FOLDER = path.resolve(import.meta.dirname, '../../drizzle');
 /** Arbitrary constant naming this service's migration lock. */
 const MIGRATION_LOCK_KEY = 7_453_201_998;
 
-function queryLogger(onQuery: OpenDatabaseOptions['onQuery']): DrizzleLogger | undefined {
-  if (!onQuery) return undefined;
-  return { logQuery: (query) => onQuery(query) };
+/** A statement that writes session events, as Drizzle or hand-written SQL spells it. */
+const EVENT_INSERT = /insert\s+into\s+"?session_events"?[\s(]/i;
+
+/** Statements sent, counted by {@link queryLogger} and {@link countTransactions}. */
+interface StatementCount {
+  n: number;
+}
+
+/** Statement text goes to `onQuery`, and event inserts to the event-write listeners. */
+function queryLogger(
+  onQuery: OpenDatabaseOptions['onQuery'],
+  eventWriteListeners: Set<() => void>,
+  count: StatementCount,
+): DrizzleLogger {
+  return {
+    logQuery: (query) => {
+      count.n++;
+      onQuery?.(query);
+      if (eventWriteListeners.size > 0 && EVENT_INSERT.test(query))
+        for (const listener of eventWriteListeners) listener();
+    },
+  };
+}
+
+/** Counts BEGIN and COMMIT (or ROLLBACK) of each top-level transaction, which Drizzle does not log. */
+function countTransactions(db: Database, count: StatementCount): Database {
+  const transaction = db.transaction.bind(db);
+  db.transaction = ((...args: Parameters<Database['transaction']>) => {
+    count.n += 2;
+    return transaction(...args);
+  }) as Database['transaction'];
+  return db;
+}
+
+function listenerSet(): {
+  set: Set<() => void>;
+  add: (listener: () => void) => () => void;
+} {
+  const set = new Set<() => void>();
+  return {
+    set,
+    add: (listener) => {
+      set.add(listener);
+      return () => set.delete(listener);
+    },
+  };
 }
 
 /** Opens Postgres (postgres.js) when a URL is given, otherwise PGlite in `dataDir`. */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
-  const logger = queryLogger(options.onQuery);
+  const eventWrites = listenerSet();
+  const count: StatementCount = { n: 0 };
+  const statementsSent = () => count.n;
+  const logger = queryLogger(options.onQuery, eventWrites.set, count);
   if (options.databaseUrl) {
     const url = options.databaseUrl;
     const client = postgres(url, {
@@ -65,7 +121,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       onnotice: () => {},
       connect_timeout: 5,
     });
-    const db = drizzlePostgres(client, { schema, logger }) as unknown as Database;
+    const db = countTransactions(
+      drizzlePostgres(client, { schema, logger }) as unknown as Database,
+      count,
+    );
     // LISTEN holds a connection of its own; postgres.js re-establishes it after a drop.
     let listener: postgres.Sql | undefined;
     return {
@@ -99,6 +158,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         });
         await listener.listen(channel, onNotify, onListen);
       },
+      onEventsWritten: eventWrites.add,
+      statementsSent,
       async close() {
         await Promise.all([client.end({ timeout: 5 }), listener?.end({ timeout: 1 })]);
       },
@@ -112,7 +173,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     mkdirSync(location, { recursive: true });
   }
   const client = await PGlite.create(location);
-  const db = drizzlePglite(client, { schema, logger }) as unknown as Database;
+  const db = countTransactions(
+    drizzlePglite(client, { schema, logger }) as unknown as Database,
+    count,
+  );
   // An advisory lock is re-entrant within one session, and PGlite is one session: calls to
   // migrate() in this process queue here instead.
   let migrating: Promise<void> = Promise.resolve();
@@ -136,6 +200,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       await client.listen(channel, onNotify);
       onListen();
     },
+    onEventsWritten: eventWrites.add,
+    statementsSent,
     async close() {
       if (!client.closed) await client.close();
     },

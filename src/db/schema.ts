@@ -195,13 +195,13 @@ export const sessionEvents = pgTable(
     reason: text('reason'),
     at: timestamptz('at').notNull().defaultNow(),
     /**
-     * The event's place in its product and env, in commit order: drawn at commit time by the
-     * trigger of migration 0005 (`session_events_sequence`, numbering per scope since 0007, from
-     * `session_event_counters`), under a per-scope lock held only
-     * while the commit completes. Null only inside the writing transaction. The API's event id.
+     * The event's place in its product and env, in commit order: drawn after the writer's commit
+     * by the sequencer (`session_events_sequence_pending`, migration 0009, from
+     * `session_event_counters`), one sweep at a time per database. Null until then (a few
+     * milliseconds): readers never see it. The API's event id.
      */
     seq: bigint('seq', { mode: 'number' }),
-    /** The writing transaction, so the commit trigger finds its rows. */
+    /** The writing transaction (kept for diagnosis; sequencing no longer reads it). */
     xid: xid8('xid')
       .notNull()
       .default(sql`pg_current_xact_id()`),
@@ -210,8 +210,8 @@ export const sessionEvents = pgTable(
     uniqueIndex('session_events_scope_seq_idx')
       .on(t.productId, t.env, t.seq)
       .where(sql`${t.seq} is not null`),
-    index('session_events_unsequenced_idx')
-      .on(t.xid)
+    index('session_events_pending_idx')
+      .on(t.id)
       .where(sql`${t.seq} is null`),
     index('session_events_session_idx').on(t.sessionId, t.id),
     index('session_events_at_idx').on(t.at),
@@ -220,7 +220,7 @@ export const sessionEvents = pgTable(
 
 /**
  * The last event id handed out in each product and env: event ids are numbered per scope (by
- * the commit trigger, migration 0007), so the ids a product sees count its own events only and
+ * the sequencer, migration 0009), so the ids a product sees count its own events only and
  * never reveal other products' traffic. Kept apart from the events, so pruning old events never
  * makes an id come back.
  */
@@ -342,3 +342,18 @@ export const secretFingerprints = pgTable('secret_fingerprints', {
 
 export type SessionUserRow = typeof sessionUsers.$inferSelect;
 export type ActivityRow = typeof activityLog.$inferSelect;
+
+/**
+ * Rate limit counters shared by every instance on this Postgres (when no Redis is configured):
+ * rate-limiter-flexible's Drizzle store, one row per limited key and window. UNLOGGED
+ * (migration 0009): counters need no crash safety, and their writes then wait for no WAL flush.
+ */
+export const rateLimitCounters = pgTable(
+  'rate_limit_counters',
+  {
+    key: text('key').primaryKey(),
+    points: integer('points').notNull(),
+    expire: timestamptz('expire'),
+  },
+  (t) => [index('rate_limit_counters_expire_idx').on(t.expire)],
+);

@@ -1,5 +1,5 @@
-import { and, asc, eq, gt, inArray, max, type SQL } from 'drizzle-orm';
-import type { Database, Transaction } from '../db/client.js';
+import { and, asc, eq, gt, inArray, max, sql, type SQL } from 'drizzle-orm';
+import { rowsOf, type Database, type Transaction } from '../db/client.js';
 import type { SessionEventType } from '../contract/enums.js';
 import { sessionEvents, type SessionEventRow } from '../db/schema.js';
 
@@ -53,9 +53,9 @@ export interface EventsSignal {
 
 /**
  * Writes events inside the caller's transaction, so an event exists exactly when its change was
- * committed. Their ids (`seq`) and the NOTIFY that wakes every instance come at commit time,
- * from the trigger of migration 0005: within one product and env, ids follow commit order,
- * and writers wait for each other only while their commits complete.
+ * committed. Their ids (`seq`) and the NOTIFY that wakes every instance come after the commit,
+ * from {@link sequencePendingEvents} (run by the `EventSequencer`): within one product and env,
+ * ids follow commit order, and writers never wait for each other.
  */
 export async function recordEvents(
   tx: Transaction,
@@ -115,11 +115,47 @@ export async function eventsAfter(
     .limit(limit);
 }
 
-/** The newest sequence number of a scope (0 when it has none): where a live feed starts. */
+/**
+ * The newest sequence number of a scope (0 when it has none): where a live feed starts. Events
+ * already committed are numbered first, so a caller sees the ids of its own writes.
+ */
 export async function latestEventId(db: Database, scope: EventsSignal): Promise<number> {
+  await sequenceAllPendingEvents(db);
   const rows = await db
     .select({ id: max(sessionEvents.seq) })
     .from(sessionEvents)
     .where(and(eq(sessionEvents.productId, scope.productId), eq(sessionEvents.env, scope.env)));
   return Number(rows[0]?.id ?? 0);
+}
+
+/** The advisory lock every sweep takes first (hard-coded in migration 0009's function). */
+export const SEQUENCER_LOCK = 7_453_201_999;
+
+/** Rows one sweep numbers at most; a larger backlog takes several sweeps. */
+export const SEQUENCE_BATCH = 5_000;
+
+/**
+ * Numbers committed events that have no id yet, oldest first (at most `maxRows`), and notifies
+ * their scopes on {@link EVENTS_CHANNEL}; returns how many it numbered. One sweep at a time per
+ * database (migration 0009 says why that keeps ids in commit order); safe to call from any
+ * instance at any time.
+ */
+export async function sequencePendingEvents(
+  db: Database,
+  maxRows: number = SEQUENCE_BATCH,
+): Promise<number> {
+  const result = await db.execute(
+    sql`select session_events_sequence_pending(${maxRows}::integer) as n`,
+  );
+  return Number(rowsOf<{ n: number | string }>(result)[0]?.n ?? 0);
+}
+
+/** Numbers every committed event that has no id yet (several sweeps for a large backlog). */
+export async function sequenceAllPendingEvents(db: Database): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await sequencePendingEvents(db, SEQUENCE_BATCH);
+    total += n;
+    if (n < SEQUENCE_BATCH) return total;
+  }
 }

@@ -14,6 +14,7 @@ import {
 } from '../domain/events.js';
 import { KEY_REVOKED_CHANNEL } from '../domain/keys.js';
 import { EventQueue } from './queue.js';
+import type { EventSequencer } from './sequencer.js';
 
 /** Rows read per query by a feed; a burst larger than this is read in several pages. */
 const PAGE = 500;
@@ -102,12 +103,12 @@ interface Feed {
 /**
  * Delivers session events to subscribers, on every instance, with no gap and no duplicate.
  *
- * The table is the source of truth. A NOTIFY (sent in the same transaction as the events) only
- * says "this scope has new events"; each instance then reads the scope's rows after the last id
+ * The table is the source of truth. A NOTIFY (sent by the sweep that numbered the events, see
+ * `EventSequencer`) only says "this scope has new events"; each instance then reads the scope's rows after the last id
  * it read, once for all its subscribers of that scope. When the listening connection comes back
  * after a drop, every feed reads again, so what was committed meanwhile is delivered late but
- * never lost. Sequence numbers follow commit order within a scope (see `recordEvents`), so "after the
- * last one" is exact.
+ * never lost. Sequence numbers follow commit order within a scope and are visible in order (see
+ * `sequencePendingEvents`), so "after the last one" is exact.
  */
 export class EventBus {
   readonly #db: Database;
@@ -119,6 +120,7 @@ export class EventBus {
 
   readonly #hooks: BusHooks;
   readonly #limits: SubscriptionLimits;
+  readonly #sequencer: EventSequencer | undefined;
   /** Open subscriptions per key id. */
   readonly #perKey = new Map<string, number>();
 
@@ -128,7 +130,10 @@ export class EventBus {
     logger: Logger,
     hooks: BusHooks = {},
     limits: SubscriptionLimits = NO_SUBSCRIPTION_LIMITS,
+    /** Numbers this instance's events after their commit (started and stopped with the bus). */
+    sequencer?: EventSequencer,
   ) {
+    this.#sequencer = sequencer;
     this.#db = db;
     this.#listen = listen;
     this.#logger = logger;
@@ -163,11 +168,13 @@ export class EventBus {
       },
       () => {},
     );
+    this.#sequencer?.start();
   }
 
   /** Ends every subscription; new ones are refused. */
   stop(): void {
     this.#stopped = true;
+    void this.#sequencer?.stop();
     for (const feed of this.#feeds.values()) {
       clearTimeout(feed.retry);
       for (const sub of feed.subscribers) sub.queue.end();

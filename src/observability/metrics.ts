@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Operation } from '../domain/activity/index.js';
 
 /**
@@ -78,5 +78,20 @@ export class Metrics {
   /** Records how long an event took from its commit to a subscriber. */
   eventDelivered(writtenAt: Date): void {
     this.#busLag.observe(Math.max(0, (Date.now() - writtenAt.getTime()) / 1000));
+  }
+
+  /**
+   * `db_statements_sent`: statements sent to the database since start (queries, BEGIN and
+   * COMMIT), read from `sent` at each scrape: divided by operations, round trips per operation.
+   */
+  countStatements(sent: () => number): void {
+    new Gauge({
+      name: 'db_statements_sent',
+      help: 'Statements sent to the database since the process started (queries, BEGIN, COMMIT).',
+      registers: [this.registry],
+      collect() {
+        this.set(sent());
+      },
+    });
   }
 }

@@ -1,4 +1,14 @@
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { lt } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
+import {
+  RateLimiterDrizzle,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible';
+import type { Database } from '../db/client.js';
+import { rateLimitCounters } from '../db/schema.js';
 import { ServiceError } from '../domain/errors.js';
 
 /**
@@ -42,25 +52,84 @@ export interface RateSubject {
 }
 
 /**
+ * Where the counts live. `memory`: this process only (each instance counts its own traffic).
+ * `redis` and `postgres`: shared by every instance using the same store, so a fleet lets a key
+ * through at its limit, not N times it; while the store fails or is unreachable, each instance
+ * falls back to counting in its own memory (rate-limiter-flexible's insurance limiter), so an
+ * outage of the store never refuses or fails a call.
+ */
+export type RateLimitStore =
+  | { readonly kind: 'memory' }
+  | {
+      readonly kind: 'redis';
+      readonly client: Redis;
+      /** Prepended to every Redis key (several deployments, or tests, sharing one Redis). */
+      readonly prefix?: string;
+    }
+  | { readonly kind: 'postgres'; readonly db: Database };
+
+const MEMORY: RateLimitStore = { kind: 'memory' };
+
+/** Postgres counters whose window ended this long ago are deleted. */
+const POSTGRES_COUNTER_KEEP_MS = 60 * 60 * 1000;
+const POSTGRES_CLEANUP_MS = 5 * 60 * 1000;
+
+/**
  * Request limits per API key and per (product, env, client IP) for every rate class, and per
- * session on refresh. Counted in this process's memory (each instance counts its own traffic).
+ * session on refresh, counted in the given store (see {@link RateLimitStore}).
  */
 export class RateLimits {
-  readonly #byKey: Record<RateClass, RateLimiterMemory>;
-  readonly #byIp: Record<RateClass, RateLimiterMemory>;
-  readonly #perSession: RateLimiterMemory;
+  readonly #byKey: Record<RateClass, RateLimiterAbstract>;
+  readonly #byIp: Record<RateClass, RateLimiterAbstract>;
+  readonly #perSession: RateLimiterAbstract;
+  readonly #cleanup: NodeJS.Timeout | undefined;
 
-  constructor(options: RateLimitOptions) {
-    const limiter = (points: number) =>
-      new RateLimiterMemory({ points, duration: options.windowSeconds });
-    const set = (limits: Readonly<Record<RateClass, number>>) =>
-      Object.fromEntries(RATE_CLASSES.map((c) => [c, limiter(limits[c])])) as Record<
+  constructor(options: RateLimitOptions, store: RateLimitStore = MEMORY) {
+    const limiter = (points: number, name: string): RateLimiterAbstract => {
+      const base = { points, duration: options.windowSeconds };
+      if (store.kind === 'memory') return new RateLimiterMemory(base);
+      // Names keep the limiters apart in the shared store.
+      const shared = {
+        ...base,
+        keyPrefix: `${store.kind === 'redis' ? (store.prefix ?? '') : ''}rl:${name}`,
+        insuranceLimiter: new RateLimiterMemory(base),
+      };
+      if (store.kind === 'redis')
+        return new RateLimiterRedis({
+          ...shared,
+          storeClient: store.client,
+          rejectIfRedisNotReady: true,
+        });
+      return new RateLimiterDrizzle({
+        ...shared,
+        storeClient: store.db,
+        schema: rateLimitCounters,
+        clearExpiredByTimeout: false,
+      });
+    };
+    const set = (limits: Readonly<Record<RateClass, number>>, by: string) =>
+      Object.fromEntries(RATE_CLASSES.map((c) => [c, limiter(limits[c], `${c}:${by}`)])) as Record<
         RateClass,
-        RateLimiterMemory
+        RateLimiterAbstract
       >;
-    this.#byKey = set(options.perKey);
-    this.#byIp = set(options.perIp);
-    this.#perSession = limiter(options.refreshesPerSession);
+    this.#byKey = set(options.perKey, 'key');
+    this.#byIp = set(options.perIp, 'ip');
+    this.#perSession = limiter(options.refreshesPerSession, 'refresh:session');
+    if (store.kind === 'postgres') {
+      this.#cleanup = setInterval(() => {
+        const before = new Date(Date.now() - POSTGRES_COUNTER_KEEP_MS);
+        store.db
+          .delete(rateLimitCounters)
+          .where(lt(rateLimitCounters.expire, before))
+          .catch(() => {}); // tried again at the next interval
+      }, POSTGRES_CLEANUP_MS);
+      this.#cleanup.unref();
+    }
+  }
+
+  /** Stops the store's cleanup timer (the store itself belongs to the caller). */
+  close(): void {
+    clearInterval(this.#cleanup);
   }
 
   /** Counts one call; throws RATE_LIMITED, with the seconds to wait, once a limit is reached. */
@@ -85,7 +154,7 @@ export class RateLimits {
   }
 }
 
-async function take(limiter: RateLimiterMemory, key: string, message: string): Promise<void> {
+async function take(limiter: RateLimiterAbstract, key: string, message: string): Promise<void> {
   try {
     await limiter.consume(key, 1);
   } catch (rejection) {

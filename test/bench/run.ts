@@ -82,6 +82,33 @@ interface Row {
   errors: number;
   non2xx: number;
   ratio?: number;
+  /** CPU of the server process (ours or the reference) per request, µs. */
+  nodeUsPerOp?: number;
+  /** CPU of the Postgres backends serving the bench database per request, µs. */
+  pgUsPerOp?: number;
+  /** Statements the server sent to Postgres per request (round trips when not pipelined). */
+  statementsPerOp?: number;
+}
+
+/** What a scenario cost, read before and after it runs. */
+interface Cost {
+  nodeUs: number;
+  pgUs: number;
+  statements: number;
+}
+
+const CLOCK_TICK_US = 1e6 / 100; // USER_HZ: /proc reports CPU time in 1/100 s
+
+/** User + system CPU time of a process so far, µs (0 once it is gone). */
+function cpuUsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_US;
+  } catch {
+    return 0;
+  }
 }
 
 async function load(url: string, scenario: Scenario, seconds: number): Promise<autocannon.Result> {
@@ -99,8 +126,30 @@ const post = (body: unknown): autocannon.Request => ({
   body: JSON.stringify(body),
 });
 
+const METRICS_TOKEN = randomBytes(24).toString('hex');
+
+/** Statements our server has sent to Postgres (its `db_statements_sent` metric). */
+async function statementsSent(url: string): Promise<number> {
+  const response = await fetch(url.replace(/\/graphql$/, '/metrics'), {
+    headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+  });
+  const text = await response.text();
+  return Number(/^db_statements_sent (\d+)/m.exec(text)?.[1] ?? NaN);
+}
+
 async function main() {
   await freshDatabase(baseUrl);
+  const databaseName = new URL(baseUrl).pathname.slice(1);
+  const observer = postgres(baseUrl.replace(/\/[^/]*$/, '/postgres'), {
+    max: 1,
+    onnotice: () => {},
+  });
+  /** CPU of every backend connected to the bench database (the service's pool and listener). */
+  const pgCpuUs = async () => {
+    const rows = await observer<{ pid: number }[]>`
+      select pid from pg_stat_activity where datname = ${databaseName}`;
+    return rows.reduce((n, r) => n + cpuUsOf(r.pid), 0);
+  };
   const ourPort = 4300 + Math.floor(Math.random() * 200);
   const refPort = ourPort + 1;
   const ourEnv = {
@@ -112,6 +161,13 @@ async function main() {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     SWEEP_INTERVAL_SECONDS: '0',
+    // /metrics beside GraphQL, for the statements counter (production needs a token there).
+    METRICS_PORT: 'main',
+    METRICS_TOKEN,
+    // Where rate limits count (default: memory without REDIS_URL).
+    ...(process.env.BENCH_RATE_LIMIT_STORE
+      ? { RATE_LIMIT_STORE: process.env.BENCH_RATE_LIMIT_STORE }
+      : {}),
     // The benchmark measures throughput, not the limits: each connection refreshes its own
     // session in a loop, which the per-session limit is there to stop.
     RATE_LIMIT_REFRESHES_PER_SESSION: '100000',
@@ -299,12 +355,26 @@ async function main() {
 
     const only = process.env.BENCH_ONLY?.split(',');
     const results = new Map<string, autocannon.Result[]>();
+    const costs = new Map<string, Cost>();
+    const costNow = async (scenario: Scenario): Promise<Cost> => ({
+      nodeUs: cpuUsOf((scenario.target === 'ours' ? ours : reference).pid!),
+      pgUs: await pgCpuUs(),
+      statements: scenario.target === 'ours' ? await statementsSent(ourUrl) : 0,
+    });
     for (let round = 0; round < ROUNDS; round++) {
       for (const scenario of scenarios) {
         if (only && scenario.target === 'ours' && !only.some((o) => scenario.name.startsWith(o))) {
           continue;
         }
+        const before = await costNow(scenario);
         const result = await load(scenario.target === 'ours' ? ourUrl : refUrl, scenario, SECONDS);
+        const after = await costNow(scenario);
+        const sum = costs.get(scenario.name) ?? { nodeUs: 0, pgUs: 0, statements: 0 };
+        costs.set(scenario.name, {
+          nodeUs: sum.nodeUs + after.nodeUs - before.nodeUs,
+          pgUs: sum.pgUs + after.pgUs - before.pgUs,
+          statements: sum.statements + after.statements - before.statements,
+        });
         results.set(scenario.name, [...(results.get(scenario.name) ?? []), result]);
         process.stderr.write(
           `round ${round + 1} ${scenario.name}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms, errors ${result.errors}, non2xx ${result.non2xx}\n`,
@@ -317,8 +387,12 @@ async function main() {
         const runs = results.get(s.name)!;
         const total = runs.reduce((n, r) => n + r.requests.total, 0);
         const seconds = runs.reduce((n, r) => n + r.duration, 0);
+        const cost = costs.get(s.name)!;
         return {
           name: s.name,
+          nodeUsPerOp: Math.round(cost.nodeUs / total),
+          pgUsPerOp: Math.round(cost.pgUs / total),
+          statementsPerOp: Math.round((cost.statements / total) * 100) / 100,
           reqPerSec: Math.round(total / seconds),
           p50: Math.max(...runs.map((r) => r.latency.p50)),
           p99: Math.max(...runs.map((r) => r.latency.p99)),
@@ -356,9 +430,12 @@ async function main() {
 
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
     const table = [
-      `| scenario | req/s | p50 ms | p99 ms | ratio to reference |`,
-      `| --- | ---: | ---: | ---: | ---: |`,
-      ...rows.map((r) => `| ${r.name} | ${r.reqPerSec} | ${r.p50} | ${r.p99} | ${r.ratio} |`),
+      `| scenario | req/s | p50 ms | p99 ms | ratio to reference | Node µs/op | PG µs/op | statements/op |`,
+      `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+      ...rows.map(
+        (r) =>
+          `| ${r.name} | ${r.reqPerSec} | ${r.p50} | ${r.p99} | ${r.ratio} | ${r.nodeUsPerOp} | ${r.pgUsPerOp} | ${r.statementsPerOp} |`,
+      ),
     ].join('\n');
     process.stdout.write(
       `\n${machine}; ${CONNECTIONS} connections, ${ROUNDS} × ${SECONDS} s each, interleaved\n\n${table}\n`,
@@ -376,6 +453,7 @@ async function main() {
     ours.kill('SIGTERM');
     second?.kill('SIGTERM');
     reference.kill('SIGTERM');
+    await observer.end();
   }
 }
 

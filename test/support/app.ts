@@ -4,7 +4,7 @@ import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
 import { createLogger } from '../../src/logger.js';
 import type { SubscriptionLimits } from '../../src/events/bus.js';
-import type { RateLimitOptions } from '../../src/security/rate-limits.js';
+import type { RateLimitOptions, RateLimitStore } from '../../src/security/rate-limits.js';
 import { startServices, type Services } from '../../src/services.js';
 import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
 
@@ -38,6 +38,8 @@ export async function createTestApp(
     maxConfigsPerProduct?: number;
     /** Rate limits (default: none that ordinary tests could meet). */
     rateLimits?: RateLimitOptions;
+    /** Where rate limits count (default: this app's memory). */
+    rateLimitStore?: RateLimitStore;
     /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
     subscriptionLimits?: SubscriptionLimits;
     /** More options for createApp (introspection, field suggestions, body limit...). */
@@ -75,6 +77,7 @@ export async function createTestApp(
     sessionSecret: options.sessionSecret ?? randomSecret(48),
     tokenKeyIds: options.tokenKeyIds,
     rateLimits: options.rateLimits,
+    rateLimitStore: options.rateLimitStore,
     adminKeys: { configuredHash: hashSecret(adminKey) },
     refreshGraceSeconds: options.refreshGraceSeconds ?? 10,
     maxConfigsPerProduct: options.maxConfigsPerProduct,

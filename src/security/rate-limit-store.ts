@@ -1,0 +1,78 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { DatabaseHandle } from '../db/client.js';
+import type { RateLimitStore } from './rate-limits.js';
+
+export interface OpenedRateLimitStore {
+  readonly store: RateLimitStore;
+  /**
+   * Resolves true once the store can count (Redis connected), false after `timeoutMs` if not:
+   * a start waits that long at most, then serves with per-instance counts until Redis is back.
+   */
+  ready(timeoutMs: number): Promise<boolean>;
+  /** Closes what the store opened (the Redis connection); never the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * The store the rate limits count in. Redis: one connection, which fails fast while Redis is
+ * away (no offline queue; the limits fall back to each instance's memory meanwhile) and
+ * reconnects in the background; its errors are logged once per outage, without the URL.
+ */
+export function openRateLimitStore(
+  kind: 'redis' | 'postgres' | 'memory',
+  options: { redisUrl?: string | undefined; database: DatabaseHandle; logger: Logger },
+): OpenedRateLimitStore {
+  const always = async () => true;
+  if (kind === 'memory') return { store: { kind: 'memory' }, ready: always, close: async () => {} };
+  if (kind === 'postgres') {
+    if (options.database.kind !== 'postgres')
+      throw new Error('the postgres rate limit store needs DATABASE_URL');
+    return {
+      store: { kind: 'postgres', db: options.database.db },
+      ready: always,
+      close: async () => {},
+    };
+  }
+  if (!options.redisUrl) throw new Error('the redis rate limit store needs REDIS_URL');
+  const client = new Redis(options.redisUrl, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: 500,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  });
+  let down = false;
+  client.on('error', (error: Error) => {
+    if (down) return;
+    down = true;
+    options.logger.warn(
+      { err: { name: error.name, message: error.message } },
+      'redis unavailable: rate limits count per instance until it is back',
+    );
+  });
+  client.on('ready', () => {
+    if (down) options.logger.info('redis is back: rate limits count across instances again');
+    down = false;
+  });
+  return {
+    store: { kind: 'redis', client },
+    ready: (timeoutMs) =>
+      client.status === 'ready'
+        ? Promise.resolve(true)
+        : new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => {
+              client.off('ready', onReady);
+              resolve(false);
+            }, timeoutMs);
+            const onReady = () => {
+              clearTimeout(timer);
+              resolve(true);
+            };
+            client.once('ready', onReady);
+          }),
+    close: async () => {
+      client.disconnect();
+    },
+  };
+}
