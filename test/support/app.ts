@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { inject } from 'vitest';
 import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
@@ -10,6 +12,18 @@ import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
 
 /** The test database: Postgres when DATABASE_URL is set, else a fresh in-memory PGlite. */
 export const TEST_DATABASE_URL = process.env.DATABASE_URL || undefined;
+
+let template: Blob | undefined;
+/**
+ * The migrated PGlite data directory of test/support/global-setup.ts, read once per file, or
+ * undefined (Postgres, or a run without the global setup).
+ */
+function pgliteTemplate(): Blob | undefined {
+  const file = inject('pgliteTemplate');
+  if (!file) return undefined;
+  template ??= new Blob([readFileSync(file)], { type: 'application/x-tar' });
+  return template;
+}
 
 export interface TestApp {
   readonly app: App;
@@ -54,14 +68,17 @@ export async function createTestApp(
 ): Promise<TestApp> {
   const statements: string[] = [];
   const shared = options.database;
+  const databaseUrl = options.databaseUrl ?? TEST_DATABASE_URL;
   const database =
     shared ??
     (await openDatabase({
-      databaseUrl: options.databaseUrl ?? TEST_DATABASE_URL,
+      databaseUrl,
       dataDir: 'memory://',
+      loadDataDir: databaseUrl ? undefined : pgliteTemplate(),
       onQuery: (text) => statements.push(text),
       maxConnections: 20,
     }));
+  // A no-op on a copy of the template, as on a Postgres database other files migrated already.
   if (!shared) await database.migrate();
   const logs: string[] = [];
   const sink = new Writable({
