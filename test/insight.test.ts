@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { sweepOnce, type SweepOptions } from '../src/domain/sweep.js';
 import { createTestApp, type TestApp } from './support/app.js';
+import { beforeAll, describe, it } from './support/test.js';
 import { failure, gql, ok, type Call } from './support/graphql.js';
 import {
   REFRESH,
@@ -19,12 +20,10 @@ import {
   type TestProduct,
 } from './support/fixtures.js';
 
+/** The file's app (the `t` fixture), for the helpers below. */
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
+beforeAll(({ t: app }) => {
+  t = app;
 });
 
 const HOUR_MS = 3_600_000;

@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { openSessionToken } from '../src/tokens/session-token.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import type { TestApp } from './support/app.js';
+import { beforeAll, describe, it } from './support/test.js';
 import { failure, gql, ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -19,12 +20,10 @@ import {
   type TestProduct,
 } from './support/fixtures.js';
 
+/** The file's app (the `t` fixture), for the helpers below. */
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
+beforeAll(({ t: app }) => {
+  t = app;
 });
 
 const SESSION_FIELDS = `id identifier version data status expiresAt refreshExpiresAt lastActiveAt idleExpiresAt timeRemaining revokedAt revokeReason`;

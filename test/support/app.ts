@@ -37,35 +37,36 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/** How {@link createTestApp} builds a test app. */
+export interface TestAppOptions {
+  refreshGraceSeconds?: number;
+  graphiql?: boolean;
+  sessionSecret?: string;
+  /** Token key ids, newest first (default: the services' default, `k1`). */
+  tokenKeyIds?: readonly string[];
+  /** Most live configs per product (default: the server's, 100). */
+  maxConfigsPerProduct?: number;
+  /** Rate limits (default: none that ordinary tests could meet). */
+  rateLimits?: RateLimitOptions;
+  /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
+  subscriptionLimits?: SubscriptionLimits;
+  /** More options for createApp (introspection, field suggestions, body limit...). */
+  appOptions?: Partial<AppOptions>;
+  /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
+  databaseUrl?: string;
+  /**
+   * Another app's database (e.g. `other.database`), to run several instances on one database,
+   * PGlite included. Such an app's `close()` leaves the database open: its owner closes it.
+   * Its `statements` stay empty.
+   */
+  database?: DatabaseHandle;
+}
+
 /**
  * A server on its own database handle, as `main.ts` would build it, with an admin key of its
  * own. Tests isolate by creating their own product, never by cleaning tables.
  */
-export async function createTestApp(
-  options: {
-    refreshGraceSeconds?: number;
-    graphiql?: boolean;
-    sessionSecret?: string;
-    /** Token key ids, newest first (default: the services' default, `k1`). */
-    tokenKeyIds?: readonly string[];
-    /** Most live configs per product (default: the server's, 100). */
-    maxConfigsPerProduct?: number;
-    /** Rate limits (default: none that ordinary tests could meet). */
-    rateLimits?: RateLimitOptions;
-    /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
-    subscriptionLimits?: SubscriptionLimits;
-    /** More options for createApp (introspection, field suggestions, body limit...). */
-    appOptions?: Partial<AppOptions>;
-    /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
-    databaseUrl?: string;
-    /**
-     * Another app's database (e.g. `other.database`), to run several instances on one database,
-     * PGlite included. Such an app's `close()` leaves the database open: its owner closes it.
-     * Its `statements` stay empty.
-     */
-    database?: DatabaseHandle;
-  } = {},
-): Promise<TestApp> {
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const statements: string[] = [];
   const shared = options.database;
   const databaseUrl = options.databaseUrl ?? TEST_DATABASE_URL;
