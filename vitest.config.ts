@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 const require = createRequire(import.meta.url);
@@ -9,8 +10,13 @@ export default defineConfig({
   resolve: { alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }] },
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Vitest's default is one fork less than the cores: a single fork on a 2-core CI machine,
+    // where every sleep, spawned server and Postgres round trip then leaves a core idle. Most
+    // files wait more than they compute, so run one fork more than the cores.
+    maxWorkers: availableParallelism() + 1,
   },
 });

@@ -1,26 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
+import { expect } from 'vitest';
+import { describe, it } from './support/test.js';
 import { failure, gql, ok } from './support/graphql.js';
 import { ductapeConfig, newProduct, uniqueTag } from './support/fixtures.js';
-
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
 
 const LIST_CONFIGS = `{ sessionConfigs { tag } }`;
 const CREATE_CONFIG = `mutation($input: CreateSessionConfigInput!, $product: String, $env: String) {
   createSessionConfig(input: $input, product: $product, env: $env) { tag } }`;
 
 describe('who may call what', () => {
-  it('a request with no key is UNAUTHENTICATED', async () => {
+  it('a request with no key is UNAUTHENTICATED', async ({ t }) => {
     expect((await failure(t.app, { query: LIST_CONFIGS })).code).toBe('UNAUTHENTICATED');
   });
 
-  it('an unknown key, of any shape, is UNAUTHENTICATED', async () => {
+  it('an unknown key, of any shape, is UNAUTHENTICATED', async ({ t }) => {
     for (const key of [
       'sk_dev_nope',
       'ak_0000000000000000000000000000000000',
@@ -31,7 +23,7 @@ describe('who may call what', () => {
     }
   });
 
-  it('an Authorization header that is not a bearer key is UNAUTHENTICATED', async () => {
+  it('an Authorization header that is not a bearer key is UNAUTHENTICATED', async ({ t }) => {
     const response = await gql(t.app, {
       query: LIST_CONFIGS,
       headers: { authorization: 'Basic Zm9vOmJhcg==' },
@@ -39,8 +31,7 @@ describe('who may call what', () => {
     expect(response.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 
-  it('a revoked key fails on its very next request', async () => {
-    const product = await newProduct(t);
+  it('a revoked key fails on its very next request', async ({ t, product }) => {
     await ok(t.app, { query: LIST_CONFIGS, key: product.secret.dev });
     const keys = await ok<{
       products: { tag: string; apiKeys: { id: string; env: string; kind: string }[] }[];
@@ -60,8 +51,7 @@ describe('who may call what', () => {
     await ok(t.app, { query: LIST_CONFIGS, key: product.secret.prd });
   });
 
-  it('a publishable key is FORBIDDEN on the session management API', async () => {
-    const product = await newProduct(t);
+  it('a publishable key is FORBIDDEN on the session management API', async ({ t, product }) => {
     expect((await failure(t.app, { query: LIST_CONFIGS, key: product.publishable })).code).toBe(
       'FORBIDDEN',
     );
@@ -72,7 +62,7 @@ describe('who may call what', () => {
     expect(started.code).toBe('FORBIDDEN');
   });
 
-  it('a secret key naming another product or env is FORBIDDEN', async () => {
+  it('a secret key naming another product or env is FORBIDDEN', async ({ t }) => {
     const mine = await newProduct(t);
     const other = await newProduct(t);
     const wrongProduct = await failure(t.app, {
@@ -88,7 +78,7 @@ describe('who may call what', () => {
     expect(wrongEnv.code).toBe('FORBIDDEN');
   });
 
-  it('a secret key sees only its own product', async () => {
+  it('a secret key sees only its own product', async ({ t }) => {
     const mine = await newProduct(t);
     const other = await newProduct(t);
     const tag = uniqueTag();
@@ -110,8 +100,7 @@ describe('who may call what', () => {
     expect(fetched.sessionConfig).toBeNull();
   });
 
-  it('secret and publishable keys cannot use the admin operations', async () => {
-    const product = await newProduct(t);
+  it('secret and publishable keys cannot use the admin operations', async ({ t, product }) => {
     for (const key of [product.secret.dev, product.publishable]) {
       expect((await failure(t.app, { key, query: `{ products { tag } }` })).code).toBe('FORBIDDEN');
       const create = await failure(t.app, {
@@ -122,8 +111,10 @@ describe('who may call what', () => {
     }
   });
 
-  it('the admin key acts on any product and env it names, and must name them', async () => {
-    const product = await newProduct(t);
+  it('the admin key acts on any product and env it names, and must name them', async ({
+    t,
+    product,
+  }) => {
     const tag = uniqueTag();
     await ok(t.app, {
       key: t.adminKey,
@@ -151,7 +142,9 @@ describe('who may call what', () => {
 });
 
 describe('products and keys', () => {
-  it('keys are shown once, carry their prefix and at least 192 random bits, and are stored only as hashes', async () => {
+  it('keys are shown once, carry their prefix and at least 192 random bits, and are stored only as hashes', async ({
+    t,
+  }) => {
     const product = await newProduct(t);
     expect(product.secret.dev).toMatch(/^sk_dev_[A-Za-z0-9_-]{43}$/);
     expect(product.publishable).toMatch(/^pk_dev_[A-Za-z0-9_-]{43}$/);
@@ -179,7 +172,9 @@ describe('products and keys', () => {
     }
   });
 
-  it('createProduct rejects bad input naming the field, and a taken tag with CONFLICT', async () => {
+  it('createProduct rejects bad input naming the field, and a taken tag with CONFLICT', async ({
+    t,
+  }) => {
     const bad = async (input: Record<string, unknown>) =>
       failure(t.app, {
         key: t.adminKey,
@@ -206,7 +201,7 @@ describe('products and keys', () => {
     expect((await bad({ tag: product.tag, name: 'again' })).code).toBe('CONFLICT');
   });
 
-  it('a product gets dev, snd and prd when no envs are given', async () => {
+  it('a product gets dev, snd and prd when no envs are given', async ({ t }) => {
     const tag = uniqueTag();
     const created = await ok<{ createProduct: { envs: string[] } }>(t.app, {
       key: t.adminKey,
@@ -215,8 +210,7 @@ describe('products and keys', () => {
     expect(created.createProduct.envs).toEqual(['dev', 'snd', 'prd']);
   });
 
-  it('createApiKey names the field at fault', async () => {
-    const product = await newProduct(t);
+  it('createApiKey names the field at fault', async ({ t, product }) => {
     const noEnv = await failure(t.app, {
       key: t.adminKey,
       query: `mutation { createApiKey(input: { product: "${product.tag}", env: "snd", kind: SECRET, name: "k" }) { key } }`,
@@ -229,7 +223,7 @@ describe('products and keys', () => {
     expect(noProduct.code).toBe('NOT_FOUND');
   });
 
-  it('revoking an unknown key is NOT_FOUND', async () => {
+  it('revoking an unknown key is NOT_FOUND', async ({ t }) => {
     const r = await failure(t.app, {
       key: t.adminKey,
       query: `mutation { revokeApiKey(id: "00000000-0000-4000-8000-000000000000") { id } }`,

@@ -1,21 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
+import { expect } from 'vitest';
+import { describe, it } from './support/test.js';
+import { createTestApp } from './support/app.js';
 import { sql } from 'drizzle-orm';
 import { clientIp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { gql, ok } from './support/graphql.js';
 import { newConfig, newProduct, start } from './support/fixtures.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
-
 describe('HTTP surface', () => {
-  it('serves GraphiQL from the package itself: the page loads nothing from another host', async () => {
+  it('serves GraphiQL from the package itself: the page loads nothing from another host', async ({
+    t,
+  }) => {
     const response = await t.app.fetch('http://test.local/graphql', {
       headers: { accept: 'text/html' },
     });
@@ -35,24 +30,26 @@ describe('HTTP surface', () => {
     expect(html).not.toMatch(/unpkg\.com|jsdelivr|cdnjs/);
   });
 
-  it('answers /health with 200 and /ready with 200 while the database is up', async () => {
+  it('answers /health with 200 and /ready with 200 while the database is up', async ({ t }) => {
     expect((await t.app.fetch('http://test.local/health')).status).toBe(200);
     expect((await t.app.fetch('http://test.local/ready')).status).toBe(200);
   });
 
-  it('answers a trivial query with no key', async () => {
+  it('answers a trivial query with no key', async ({ t }) => {
     const response = await gql(t.app, { query: '{ __typename }' });
     expect(response.data).toEqual({ __typename: 'Query' });
   });
 
-  it('reports a syntax or validation error as such, not as an internal error', async () => {
+  it('reports a syntax or validation error as such, not as an internal error', async ({ t }) => {
     const syntax = await gql(t.app, { query: '{ sessionConfigs ' });
     expect(syntax.errors?.[0]?.message).toMatch(/Syntax Error/);
     const unknown = await gql(t.app, { query: '{ noSuchField }' });
     expect(unknown.errors?.[0]?.message).toMatch(/noSuchField/);
   });
 
-  it('masks unexpected faults: the client sees INTERNAL_SERVER_ERROR and no detail, the log has the detail', async () => {
+  it('masks unexpected faults: the client sees INTERNAL_SERVER_ERROR and no detail, the log has the detail', async ({
+    t,
+  }) => {
     const product = await newProduct(t);
     const tag = await newConfig(t, product.secret.dev);
     const session = await start(t, product.secret.dev, tag);

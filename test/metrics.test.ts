@@ -1,17 +1,16 @@
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createMetricsServer } from '../src/observability/metrics-http.js';
 import { createTestApp, type TestApp } from './support/app.js';
+import { beforeAll, describe, it } from './support/test.js';
 import { newConfig, newProduct, REFRESH, REVOKE, start, VERIFY } from './support/fixtures.js';
 import { gql, ok } from './support/graphql.js';
 
+/** The file's app (the `t` fixture), for the helpers below. */
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
+beforeAll(({ t: app }) => {
+  t = app;
 });
 
 async function metrics(): Promise<string> {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
+import { describe, it } from './support/test.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { failure, gql, ok } from './support/graphql.js';
 import {
@@ -12,14 +13,6 @@ import {
   start,
   type Started,
 } from './support/fixtures.js';
-
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
 
 const SESSION = `query($id: ID!) { session(id: $id) { id status revokedAt revokeReason } }`;
 
@@ -39,7 +32,9 @@ async function sessionStatus(app: TestApp, key: string, id: string) {
 }
 
 describe('racing refreshes', () => {
-  it('20 concurrent refreshes with one refresh token all succeed with the identical new pair', async () => {
+  it('20 concurrent refreshes with one refresh token all succeed with the identical new pair', async ({
+    t,
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -74,7 +69,9 @@ describe('racing refreshes', () => {
     expect(await eventTypesOf(t, started.sessionId)).toEqual(['STARTED', 'REFRESHED', 'REFRESHED']);
   });
 
-  it('within the grace window the old refresh token returns the same pair and revokes nothing', async () => {
+  it('within the grace window the old refresh token returns the same pair and revokes nothing', async ({
+    t,
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -157,7 +154,9 @@ describe('replay after the grace window', () => {
 });
 
 describe('revoke racing refresh', () => {
-  it('whatever the order, a session revoked while it refreshes ends revoked, with every token dead', async () => {
+  it('whatever the order, a session revoked while it refreshes ends revoked, with every token dead', async ({
+    t,
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
+import { expect } from 'vitest';
+import type { TestApp } from './support/app.js';
+import { beforeAll, describe, it } from './support/test.js';
 import { failure, gql, ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -15,12 +16,10 @@ import {
   type TestProduct,
 } from './support/fixtures.js';
 
+/** The file's app (the `t` fixture), for the helpers below. */
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
+beforeAll(({ t: app }) => {
+  t = app;
 });
 
 const NESTED = { selector: '$Session{details}{username}' };

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
+import { expect } from 'vitest';
+import type { TestApp } from './support/app.js';
+import { beforeAll, describe, it } from './support/test.js';
 import { failure, gql, ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -17,12 +18,10 @@ import {
   type Started,
 } from './support/fixtures.js';
 
+/** The file's app (the `t` fixture), for the helpers below. */
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
+beforeAll(({ t: app }) => {
+  t = app;
 });
 
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';

@@ -54,6 +54,11 @@ export interface OpenDatabaseOptions {
   readonly onQuery?: ((sqlText: string) => void) | undefined;
   /** Pool size for postgres.js. */
   readonly maxConnections?: number | undefined;
+  /**
+   * PGlite only: starts from this dump of a data directory (`dumpDataDir`) instead of an empty
+   * one. The tests start each database from one migrated template this way.
+   */
+  readonly loadDataDir?: Blob | undefined;
 }
 
 const MIGRATIONS_FOLDER = path.resolve(import.meta.dirname, '../../drizzle');
@@ -172,7 +177,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     location = path.join(dataDir, 'pgdata');
     mkdirSync(location, { recursive: true });
   }
-  const client = await PGlite.create(location);
+  const client = await PGlite.create(location, { loadDataDir: options.loadDataDir });
   const db = countTransactions(
     drizzlePglite(client, { schema, logger }) as unknown as Database,
     count,

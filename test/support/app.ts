@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { inject } from 'vitest';
 import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
@@ -10,6 +12,18 @@ import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
 
 /** The test database: Postgres when DATABASE_URL is set, else a fresh in-memory PGlite. */
 export const TEST_DATABASE_URL = process.env.DATABASE_URL || undefined;
+
+let template: Blob | undefined;
+/**
+ * The migrated PGlite data directory of test/support/global-setup.ts, read once per file, or
+ * undefined (Postgres, or a run without the global setup).
+ */
+function pgliteTemplate(): Blob | undefined {
+  const file = inject('pgliteTemplate');
+  if (!file) return undefined;
+  template ??= new Blob([readFileSync(file)], { type: 'application/x-tar' });
+  return template;
+}
 
 export interface TestApp {
   readonly app: App;
@@ -23,47 +37,51 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/** How {@link createTestApp} builds a test app. */
+export interface TestAppOptions {
+  refreshGraceSeconds?: number;
+  graphiql?: boolean;
+  sessionSecret?: string;
+  /** Token key ids, newest first (default: the services' default, `k1`). */
+  tokenKeyIds?: readonly string[];
+  /** Most live configs per product (default: the server's, 100). */
+  maxConfigsPerProduct?: number;
+  /** Rate limits (default: none that ordinary tests could meet). */
+  rateLimits?: RateLimitOptions;
+  /** Where rate limits count (default: this app's memory). */
+  rateLimitStore?: RateLimitStore;
+  /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
+  subscriptionLimits?: SubscriptionLimits;
+  /** More options for createApp (introspection, field suggestions, body limit...). */
+  appOptions?: Partial<AppOptions>;
+  /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
+  databaseUrl?: string;
+  /**
+   * Another app's database (e.g. `other.database`), to run several instances on one database,
+   * PGlite included. Such an app's `close()` leaves the database open: its owner closes it.
+   * Its `statements` stay empty.
+   */
+  database?: DatabaseHandle;
+}
+
 /**
  * A server on its own database handle, as `main.ts` would build it, with an admin key of its
  * own. Tests isolate by creating their own product, never by cleaning tables.
  */
-export async function createTestApp(
-  options: {
-    refreshGraceSeconds?: number;
-    graphiql?: boolean;
-    sessionSecret?: string;
-    /** Token key ids, newest first (default: the services' default, `k1`). */
-    tokenKeyIds?: readonly string[];
-    /** Most live configs per product (default: the server's, 100). */
-    maxConfigsPerProduct?: number;
-    /** Rate limits (default: none that ordinary tests could meet). */
-    rateLimits?: RateLimitOptions;
-    /** Where rate limits count (default: this app's memory). */
-    rateLimitStore?: RateLimitStore;
-    /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
-    subscriptionLimits?: SubscriptionLimits;
-    /** More options for createApp (introspection, field suggestions, body limit...). */
-    appOptions?: Partial<AppOptions>;
-    /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
-    databaseUrl?: string;
-    /**
-     * Another app's database (e.g. `other.database`), to run several instances on one database,
-     * PGlite included. Such an app's `close()` leaves the database open: its owner closes it.
-     * Its `statements` stay empty.
-     */
-    database?: DatabaseHandle;
-  } = {},
-): Promise<TestApp> {
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const statements: string[] = [];
   const shared = options.database;
+  const databaseUrl = options.databaseUrl ?? TEST_DATABASE_URL;
   const database =
     shared ??
     (await openDatabase({
-      databaseUrl: options.databaseUrl ?? TEST_DATABASE_URL,
+      databaseUrl,
       dataDir: 'memory://',
+      loadDataDir: databaseUrl ? undefined : pgliteTemplate(),
       onQuery: (text) => statements.push(text),
       maxConnections: 20,
     }));
+  // A no-op on a copy of the template, as on a Postgres database other files migrated already.
   if (!shared) await database.migrate();
   const logs: string[] = [];
   const sink = new Writable({
