@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     maxConfigsPerProduct: config.maxConfigsPerProduct,
     logger,
     subscriptionLimits: config.subscriptions,
+    webhooks: config.webhooks,
   });
   const created = await firstStart(database.db, config);
   const sweeper =
@@ -129,7 +130,7 @@ async function main(): Promise<void> {
     }, graceMs + SHUTDOWN_LAST_RESORT_MS);
     logger.info({ signal }, 'shutting down');
     metricsServer?.close();
-    void Promise.all([shutdown(graceMs), sweeper?.stop()])
+    void Promise.all([shutdown(graceMs), sweeper?.stop(), services.webhookWorker?.stop()])
       .then(() => services.activity.flush())
       .then(() => database.close())
       .then(async () => {

@@ -16,6 +16,10 @@ import {
   type RateLimitOptions,
 } from './security/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
+import type { WebhookDeps } from './domain/webhooks/endpoints.js';
+import { DEFAULT_WEBHOOK_SETTINGS, type WebhookSettings } from './domain/webhooks/settings.js';
+import { WebhookMetrics } from './webhooks/metrics.js';
+import { WebhookWorker } from './webhooks/worker.js';
 
 /** What the process holds for the life of the server and hands to every request. */
 export interface Services {
@@ -48,6 +52,10 @@ export interface Services {
    * from memory: each row is read after the request that needs it arrived.
    */
   readonly sessionRecords: DataLoader<string, SessionRecord | undefined>;
+  /** Webhook endpoints' database, sealed secrets and settings (src/domain/webhooks/). */
+  readonly webhooks: WebhookDeps;
+  /** Delivers webhooks from this instance (absent with WEBHOOK_DELIVERY=false). */
+  readonly webhookWorker: WebhookWorker | undefined;
 }
 
 /** MAX_CONFIGS_PER_PRODUCT's default. */
@@ -73,6 +81,8 @@ export interface ServiceOptions {
   readonly logger: Logger;
   /** Subscriptions per key and the slow-consumer timeout (default: no per-key cap, 30 s). */
   readonly subscriptionLimits?: SubscriptionLimits;
+  /** Webhook settings (default: the configuration's defaults). */
+  readonly webhooks?: WebhookSettings;
 }
 
 /** Builds the services on an open database and starts listening for events. */
@@ -95,9 +105,30 @@ export async function startServices(
   );
   await events.start();
   const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED);
+  const keyring = new Keyring(options.sessionSecret, options.tokenKeyIds);
+  const webhookSettings = options.webhooks ?? DEFAULT_WEBHOOK_SETTINGS;
+  const webhooks: WebhookDeps = {
+    db: database.db,
+    boxes: (productId, env) => keyring.webhookSecretBox(productId, env),
+    settings: webhookSettings,
+  };
+  let webhookWorker: WebhookWorker | undefined;
+  if (webhookSettings.deliver) {
+    webhookWorker = new WebhookWorker(
+      database.db,
+      database.listen.bind(database),
+      webhooks.boxes,
+      webhookSettings,
+      options.logger,
+      new WebhookMetrics(metrics.registry),
+    );
+    await webhookWorker.start();
+  }
   return {
     db: database.db,
-    keyring: new Keyring(options.sessionSecret, options.tokenKeyIds),
+    webhooks,
+    webhookWorker,
+    keyring,
     rateLimits,
     refreshGuard: (sessionId) => rateLimits.consumeSessionRefresh(sessionId),
     adminKeys: options.adminKeys,

@@ -6,7 +6,7 @@ import { IDENTIFIER_COST } from './cost.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
 
-const SessionEventTypeEnum = builder.enumType('SessionEventType', {
+export const SessionEventTypeEnum = builder.enumType('SessionEventType', {
   description: 'What happened to a session.',
   values: {
     STARTED: { description: 'A session was started.' },

@@ -15,6 +15,7 @@ export class Keyring {
   readonly #master: Buffer;
   readonly #tokenKeys = new Map<string, Promise<CryptoKey>>();
   readonly #dataBoxes = new Map<string, SealedBox>();
+  readonly #webhookBoxes = new Map<string, SealedBox>();
   /** The key id new tokens are minted under. */
   readonly currentKid: string;
   /**
@@ -66,6 +67,17 @@ export class Keyring {
     if (!box) {
       box = SealedBox.derive(this.#master, 'session-data', `data-key\u0000${id}`);
       this.#dataBoxes.set(id, box);
+    }
+    return box;
+  }
+
+  /** The box webhook signing secrets are sealed with at rest, per product and env. */
+  webhookSecretBox(productId: string, env: string): SealedBox {
+    const id = `${productId}\u0000${env}`;
+    let box = this.#webhookBoxes.get(id);
+    if (!box) {
+      box = SealedBox.derive(this.#master, 'webhook-secret', `webhook-key\u0000${id}`);
+      this.#webhookBoxes.set(id, box);
     }
     return box;
   }

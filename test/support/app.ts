@@ -4,6 +4,7 @@ import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
 import { createLogger } from '../../src/logger.js';
 import type { SubscriptionLimits } from '../../src/events/bus.js';
+import type { WebhookSettings } from '../../src/domain/webhooks/settings.js';
 import type { RateLimitOptions } from '../../src/security/rate-limits.js';
 import { startServices, type Services } from '../../src/services.js';
 import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
@@ -40,6 +41,8 @@ export async function createTestApp(
     rateLimits?: RateLimitOptions;
     /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
     subscriptionLimits?: SubscriptionLimits;
+    /** Webhook settings (default: the server's defaults, delivery on). */
+    webhooks?: WebhookSettings;
     /** More options for createApp (introspection, field suggestions, body limit...). */
     appOptions?: Partial<AppOptions>;
     /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
@@ -80,6 +83,7 @@ export async function createTestApp(
     maxConfigsPerProduct: options.maxConfigsPerProduct,
     logger: createLogger('debug', sink),
     subscriptionLimits: options.subscriptionLimits,
+    webhooks: options.webhooks,
   });
   const app = createApp(services, { graphiql: options.graphiql ?? true, ...options.appOptions });
   return {
@@ -91,6 +95,7 @@ export async function createTestApp(
     statements,
     close: async () => {
       services.events.stop();
+      await services.webhookWorker?.stop();
       await services.activity.flush().catch(() => {});
       if (!shared) await database.close();
     },

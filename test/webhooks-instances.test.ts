@@ -1,0 +1,144 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generateAdminKey } from '../src/domain/keys.js';
+import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
+import { newConfig, newProduct, start } from './support/fixtures.js';
+import { ok } from './support/graphql.js';
+import {
+  exitOrKill,
+  newProductOverHttp,
+  post,
+  startServerProcess,
+  type ServerProcess,
+} from './support/server-process.js';
+import {
+  eventIdOf,
+  startReceiver,
+  TEST_WEBHOOKS,
+  verified,
+  type Receiver,
+} from './support/webhook-receiver.js';
+
+const CREATE = `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret endpoint { id } } }`;
+
+const increasing = (ids: number[]) => ids.every((id, i) => i === 0 || id > ids[i - 1]!);
+
+describe('webhooks across instances', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  });
+
+  it('two server instances on one database deliver each event once, in order per endpoint', async () => {
+    const first: TestApp = await createTestApp({ webhooks: TEST_WEBHOOKS });
+    cleanups.push(() => first.close());
+    const second = await createTestApp({ database: first.database, webhooks: TEST_WEBHOOKS });
+    cleanups.push(() => second.close());
+    const product = await newProduct(first);
+    const tag = await newConfig(first, product.secret.dev);
+    const receivers: Receiver[] = [];
+    for (let i = 0; i < 4; i++) {
+      const receiver = await startReceiver();
+      cleanups.push(() => receiver.close());
+      receivers.push(receiver);
+      await ok(first.app, {
+        key: product.secret.dev,
+        query: CREATE,
+        variables: { input: { url: receiver.url } },
+      });
+    }
+    // Events written through both instances.
+    for (let i = 0; i < 150; i += 10) {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, j) =>
+          start(i % 20 === 0 ? first : second, product.secret.dev, tag, {
+            userId: `u-${i + j}`,
+            details: { username: 'x', email: 'x@y.z' },
+          }),
+        ),
+      );
+    }
+    for (const receiver of receivers) await receiver.until(() => receiver.requests.length >= 150);
+    await new Promise((r) => setTimeout(r, 1_000));
+    for (const receiver of receivers) {
+      // Every request accepted, none twice: each event delivered once between the instances.
+      expect(receiver.requests).toHaveLength(150);
+      expect(new Set(receiver.requests.map((r) => r.id)).size).toBe(150);
+      const ids = receiver.requests.map(eventIdOf);
+      expect(increasing(ids)).toBe(true);
+    }
+    // Both instances took part (leases are per endpoint; each instance delivers in turns).
+    const owners = await Promise.all([first, second].map((t) => t.services.webhookWorker!.owner));
+    expect(new Set(owners).size).toBe(2);
+  });
+
+  it('a server killed mid-delivery resumes after a restart: nothing is lost, order holds', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'sessions-webhooks-kill-'));
+    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    const adminKey = generateAdminKey();
+    const env = {
+      ADMIN_KEY: adminKey,
+      DATA_DIR: dataDir,
+      ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}),
+      WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
+      WEBHOOK_POLL_INTERVAL_MS: '100',
+      WEBHOOK_RETRY_BASE_MS: '20',
+      // A lease is twice this plus 5 s: the restarted server takes over after it.
+      WEBHOOK_TIMEOUT_MS: '1000',
+      SWEEP_INTERVAL_SECONDS: '0',
+    };
+    // The 5th request hangs; the server is killed while it waits for the answer.
+    let killAt: (() => void) | undefined;
+    const receiver = await startReceiver((_r, n) => {
+      if (n === 5) {
+        killAt?.();
+        return 'hang';
+      }
+      return 200;
+    });
+    cleanups.push(() => receiver.close());
+    let server: ServerProcess = await startServerProcess(env);
+    cleanups.push(async () => void server.child.kill('SIGKILL'));
+    const { key } = await newProductOverHttp(server.url, adminKey);
+    const created = await post(server.url, key, CREATE, { input: { url: receiver.url } });
+    const secret = (created.data!.createWebhookEndpoint as { secret: string }).secret;
+    const killed = new Promise<void>((resolve) => {
+      killAt = () => {
+        server.child.kill('SIGKILL');
+        resolve();
+      };
+    });
+    const startQuery = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId } }`;
+    for (let i = 0; i < 10; i++) {
+      const result = await post(server.url, key, startQuery, {
+        input: {
+          tag: 'web',
+          data: { userId: `u-${i}`, details: { username: 'n', email: 'e@x.y' } },
+        },
+      });
+      expect(result.errors).toBeUndefined();
+    }
+    await killed;
+    expect(await exitOrKill(server)).toBeNull();
+    expect(receiver.accepted).toHaveLength(4);
+
+    server = await startServerProcess(env);
+    // Written while the first was down or just after: delivered too, after the others.
+    await post(server.url, key, startQuery, {
+      input: { tag: 'web', data: { userId: 'late', details: { username: 'n', email: 'e@x.y' } } },
+    });
+    await receiver.until(() => receiver.accepted.length >= 11, 120_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const ids = receiver.accepted.map(eventIdOf);
+    expect(ids).toEqual(ids.slice().sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(11);
+    expect(receiver.accepted).toHaveLength(11);
+    // The interrupted one came again with the same webhook-id, and verifies.
+    expect(receiver.requests[4]!.id).toBe(receiver.accepted[4]!.id);
+    for (const request of receiver.accepted) verified(secret, request);
+    server.child.kill('SIGTERM');
+    expect(await exitOrKill(server)).toBe(0);
+  });
+});
