@@ -396,6 +396,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
       maxEndpointsPerEnv: e.WEBHOOK_MAX_ENDPOINTS_PER_ENV,
       pollIntervalMs: e.WEBHOOK_POLL_INTERVAL_MS,
+      // Deliveries are kept as long as the events they carry.
+      retentionSeconds: e.EVENT_RETENTION_DAYS * 86_400,
     },
     metrics: {
       // Development serves /metrics next to GraphQL; production on a loopback port of its own.

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
+import { pruneDeliveries } from '../src/domain/webhooks/deliveries.js';
 import { sendWebhook } from '../src/webhooks/sender.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { newConfig, newProduct, start, REVOKE, type TestProduct } from './support/fixtures.js';
@@ -284,6 +285,35 @@ describe('webhooks', () => {
       await receiver.until(() => receiver.accepted.length >= 1);
       await new Promise((r) => setTimeout(r, 300));
       expect(receiver.accepted.map((r) => JSON.parse(r.body).type)).toEqual(['session.revoked']);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('deletes finished deliveries after their retention, keeping pending ones', async () => {
+    const own = await newProduct(t);
+    const ownTag = await newConfig(t, own.secret.dev);
+    const receiver = await startReceiver();
+    try {
+      const endpoint = await createEndpoint(t, own.secret.dev, { url: receiver.url });
+      await start(t, own.secret.dev, ownTag);
+      await receiver.until(() => receiver.accepted.length >= 1);
+      const deliveries = async () =>
+        (
+          await ok(t.app, {
+            key: own.secret.dev,
+            query: ENDPOINT,
+            variables: { id: endpoint.id },
+          })
+        ).webhookEndpoint.deliveries as { status: string }[];
+      for (let i = 0; i < 100 && (await deliveries())[0]?.status !== 'DELIVERED'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await deliveries()).toHaveLength(1);
+      expect(await pruneDeliveries(t.database.db, 3_600, 1_000)).toBe(0);
+      expect(await deliveries()).toHaveLength(1);
+      await pruneDeliveries(t.database.db, 0, 1_000);
+      expect(await deliveries()).toHaveLength(0);
     } finally {
       await receiver.close();
     }

@@ -8,6 +8,7 @@ import {
   claimDueEndpoints,
   dueHead,
   enqueueEvents,
+  pruneDeliveries,
   recordAttempt,
   releaseEndpoint,
   scopesWithEndpoints,
@@ -20,6 +21,10 @@ import { sendWebhook } from './sender.js';
 
 /** Deliveries sent to one endpoint before its lease is given back (so others get turns). */
 const TURN = 50;
+/** How often an instance deletes old finished deliveries (a batch at a time). */
+const PRUNE_EVERY_MS = 60_000;
+/** How long an endpoint waits after a failure of the server's own while serving it. */
+const ERROR_BACKOFF_MS = 30_000;
 
 /**
  * Delivers queued webhooks from this instance. Work lives in the database, never in memory:
@@ -44,6 +49,8 @@ export class WebhookWorker {
   readonly #leaseMs: number;
   readonly #inFlight = new Map<string, Promise<void>>();
   readonly #pendingScopes = new Map<string, EventsSignal>();
+  #attempts = 0;
+  #lastPrune = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #enqueuing = false;
@@ -92,6 +99,11 @@ export class WebhookWorker {
     await Promise.allSettled([...this.#inFlight.values()]);
   }
 
+  /** Attempts this instance has made since it started. */
+  get attemptsMade(): number {
+    return this.#attempts;
+  }
+
   /** Endpoints being delivered to by this instance now. */
   get activeEndpoints(): number {
     return this.#inFlight.size;
@@ -110,6 +122,10 @@ export class WebhookWorker {
     if (this.#stopped) return;
     try {
       this.#enqueue(await scopesWithEndpoints(this.#db));
+      if (Date.now() - this.#lastPrune > PRUNE_EVERY_MS) {
+        this.#lastPrune = Date.now();
+        await pruneDeliveries(this.#db, this.#settings.retentionSeconds, 1_000);
+      }
     } catch (error) {
       this.#warn(error, 'webhook pass failed; will retry');
     }
@@ -172,6 +188,7 @@ export class WebhookWorker {
 
   /** Sends an endpoint's due deliveries in event order, for one turn; then lets it go. */
   async #serve(endpoint: WebhookEndpointRow): Promise<void> {
+    let backoffMs = 0;
     try {
       for (let sent = 0; sent < TURN && !this.#stopped; sent++) {
         const delivery = await dueHead(this.#db, endpoint.id);
@@ -193,6 +210,7 @@ export class WebhookWorker {
           delivery.payload,
           this.#settings,
         );
+        this.#attempts++;
         this.#metrics.attempt(result.reason, result.latencyMs / 1000, delivery.eventAt);
         const recorded = await recordAttempt(
           this.#db,
@@ -214,9 +232,12 @@ export class WebhookWorker {
       }
       // Re-read: a rotation or an update since the lease was taken applies from the next turn.
     } catch (error) {
+      // The server's own failure (the database, a secret it cannot open): not the endpoint's.
+      // Back off, so that an endpoint this instance cannot serve does not take every turn.
+      backoffMs = ERROR_BACKOFF_MS;
       this.#warn(error, 'webhook delivery failed; will retry');
     } finally {
-      await releaseEndpoint(this.#db, endpoint.id, this.owner).catch((error: unknown) =>
+      await releaseEndpoint(this.#db, endpoint.id, this.owner, backoffMs).catch((error: unknown) =>
         this.#warn(error, 'releasing a webhook endpoint failed; its lease will run out'),
       );
     }

@@ -251,13 +251,15 @@ export async function recordAttempt(
 
 /**
  * Lets go of an endpoint's lease, and notes when its next delivery is due: its queue's head's
- * (null when nothing is pending). Done under the endpoint's row lock, so a delivery queued
- * meanwhile is seen.
+ * (null when nothing is pending), or `notBeforeMs` from now at the earliest (after an error of
+ * the server's own, so that an endpoint it cannot serve is not retried in a loop). Done under
+ * the endpoint's row lock, so a delivery queued meanwhile is seen.
  */
 export async function releaseEndpoint(
   db: Database,
   endpointId: string,
   owner: string,
+  notBeforeMs = 0,
 ): Promise<void> {
   await db.transaction(async (tx) => {
     await tx
@@ -267,7 +269,14 @@ export async function releaseEndpoint(
       .for('update');
     await tx
       .update(webhookEndpoints)
-      .set({ nextAttemptAt: headDueAt(endpointId), leaseOwner: null, leaseUntil: null })
+      .set({
+        nextAttemptAt:
+          notBeforeMs > 0
+            ? sql`greatest(${headDueAt(endpointId)}, now() + make_interval(secs => ${notBeforeMs / 1000}))`
+            : headDueAt(endpointId),
+        leaseOwner: null,
+        leaseUntil: null,
+      })
       .where(and(eq(webhookEndpoints.id, endpointId), eq(webhookEndpoints.leaseOwner, owner)));
   });
 }
@@ -385,4 +394,31 @@ export async function redeliver(
       .where(eq(webhookEndpoints.id, endpoint.id));
     return row!;
   });
+}
+
+/**
+ * Deletes finished (delivered or given-up) deliveries queued more than `retentionSeconds` ago,
+ * with their attempts, at most `batch` a call: what is kept stays bounded.
+ */
+export async function pruneDeliveries(
+  db: Database,
+  retentionSeconds: number,
+  batch: number,
+): Promise<number> {
+  const old = db
+    .select({ id: webhookDeliveries.id })
+    .from(webhookDeliveries)
+    .where(
+      and(
+        inArray(webhookDeliveries.status, ['delivered', 'failed']),
+        lt(webhookDeliveries.createdAt, sql`now() - make_interval(secs => ${retentionSeconds})`),
+      ),
+    )
+    .limit(batch)
+    .for('update', { skipLocked: true });
+  const deleted = await db
+    .delete(webhookDeliveries)
+    .where(inArray(webhookDeliveries.id, old))
+    .returning({ id: webhookDeliveries.id });
+  return deleted.length;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, count, eq, sql } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
-import { webhookEndpoints, type WebhookEndpointRow } from '../../db/schema.js';
+import { webhookDeliveries, webhookEndpoints, type WebhookEndpointRow } from '../../db/schema.js';
 import type { SealedBox } from '../../tokens/sealed-box.js';
 import type { Scope } from '../callers.js';
 import { ServiceError, badInput, notFound } from '../errors.js';
@@ -186,13 +186,19 @@ export async function updateEndpoint(
   if (patch.allEventTypes === true) changes.eventTypes = null;
   else if (patch.eventTypes != null) changes.eventTypes = checkEventTypes(patch.eventTypes);
   if (patch.enabled === true && !current.enabled) {
+    // Anything pending is due again now (its backoff was the endpoint's failure).
+    await deps.db
+      .update(webhookDeliveries)
+      .set({ nextAttemptAt: sql`now()` })
+      .where(
+        and(eq(webhookDeliveries.endpointId, current.id), eq(webhookDeliveries.status, 'pending')),
+      );
     Object.assign(changes, {
       enabled: true,
       disabledAt: null,
       disabledReason: null,
       failureRun: 0,
-      // Anything pending is due again now.
-      nextAttemptAt: sql`(select min(d.next_attempt_at) from webhook_deliveries d where d.endpoint_id = ${current.id} and d.status = 'pending')`,
+      nextAttemptAt: sql`now()`,
     });
   } else if (patch.enabled === false && current.enabled) {
     Object.assign(changes, { enabled: false, disabledAt: new Date(), disabledReason: 'disabled' });

@@ -20,6 +20,8 @@ export interface WebhookSettings {
   readonly pollIntervalMs: number;
   /** Whether this instance delivers at all. */
   readonly deliver: boolean;
+  /** Finished deliveries (and their attempts) are deleted this long after they were queued. */
+  readonly retentionSeconds: number;
 }
 
 /** The defaults: retries doubling from 5 s over 15 attempts span about 23 hours. */
@@ -34,6 +36,7 @@ export const DEFAULT_WEBHOOK_SETTINGS: WebhookSettings = {
   maxEndpointsPerEnv: 20,
   pollIntervalMs: 5_000,
   deliver: true,
+  retentionSeconds: 30 * 86_400,
 };
 
 /** The wait before attempt `attempt + 1` after `attempt` failures: base × 2^(n−1), ±10 %. */
