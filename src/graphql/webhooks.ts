@@ -135,7 +135,7 @@ const WebhookEndpoint = builder.objectRef<WebhookEndpointRow>('WebhookEndpoint')
     }),
     enabled: t.exposeBoolean('enabled', {
       description:
-        'Whether events are delivered. Events keep queueing for a disabled endpoint only once it is enabled again (from where it stopped).',
+        'Whether events are delivered. A disabled endpoint’s events wait in the event table (EVENT_RETENTION_DAYS) and go out, from where it stopped, once it is enabled again.',
     }),
     disabledAt: t.expose('disabledAt', {
       type: 'DateTime',

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Database, DatabaseHandle } from '../db/client.js';
-import type { WebhookEndpointRow } from '../db/schema.js';
+import { eq } from 'drizzle-orm';
+import { webhookEndpoints, type WebhookEndpointRow } from '../db/schema.js';
 import { EVENTS_CHANNEL, type EventsSignal } from '../domain/events.js';
 import {
   claimDueEndpoints,
@@ -49,6 +50,8 @@ export class WebhookWorker {
   readonly #leaseMs: number;
   readonly #inFlight = new Map<string, Promise<void>>();
   readonly #pendingScopes = new Map<string, EventsSignal>();
+  /** Scopes that had an enabled endpoint at the last pass (refreshed every poll interval). */
+  #scopesWithEndpoints = new Set<string>();
   #attempts = 0;
   #lastPrune = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -82,7 +85,10 @@ export class WebhookWorker {
       (payload) => {
         try {
           const signal = JSON.parse(payload) as EventsSignal;
-          this.#enqueue([{ productId: signal.productId, env: signal.env }]);
+          // Scopes with no endpoint (as of the last pass) cost nothing: no query per event.
+          if (this.#scopesWithEndpoints.has(`${signal.productId}|${signal.env}`)) {
+            this.#enqueue([{ productId: signal.productId, env: signal.env }]);
+          }
         } catch {
           // Malformed: the periodic pass catches up anyway.
         }
@@ -121,7 +127,9 @@ export class WebhookWorker {
   async #tick(): Promise<void> {
     if (this.#stopped) return;
     try {
-      this.#enqueue(await scopesWithEndpoints(this.#db));
+      const scopes = await scopesWithEndpoints(this.#db);
+      this.#scopesWithEndpoints = new Set(scopes.map((x) => `${x.productId}|${x.env}`));
+      this.#enqueue(scopes);
       if (Date.now() - this.#lastPrune > PRUNE_EVERY_MS) {
         this.#lastPrune = Date.now();
         await pruneDeliveries(this.#db, this.#settings.retentionSeconds, 1_000);
@@ -193,15 +201,21 @@ export class WebhookWorker {
       for (let sent = 0; sent < TURN && !this.#stopped; sent++) {
         const delivery = await dueHead(this.#db, endpoint.id);
         if (!delivery) break;
+        // Read again for each delivery: a rotation or a new URL applies to the very next one.
+        const [current] = await this.#db
+          .select()
+          .from(webhookEndpoints)
+          .where(eq(webhookEndpoints.id, endpoint.id));
+        if (!current?.enabled) break;
         const timestamp = Math.floor(Date.now() / 1000);
         const messageId = `msg_${delivery.id}`;
         const secrets = signingSecrets(
-          this.#boxes(endpoint.productId, endpoint.env),
-          endpoint,
+          this.#boxes(current.productId, current.env),
+          current,
           new Date(),
         );
         const result = await sendWebhook(
-          endpoint.url,
+          current.url,
           {
             'webhook-id': messageId,
             'webhook-timestamp': String(timestamp),
@@ -230,7 +244,6 @@ export class WebhookWorker {
         }
         if (recorded.leaseLost || recorded.disabled || !result.succeeded) break;
       }
-      // Re-read: a rotation or an update since the lease was taken applies from the next turn.
     } catch (error) {
       // The server's own failure (the database, a secret it cannot open): not the endpoint's.
       // Back off, so that an endpoint this instance cannot serve does not take every turn.
