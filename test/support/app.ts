@@ -4,7 +4,10 @@ import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
 import { createLogger } from '../../src/logger.js';
 import type { SubscriptionLimits } from '../../src/events/bus.js';
-import type { WebhookSettings } from '../../src/domain/webhooks/settings.js';
+import {
+  DEFAULT_WEBHOOK_SETTINGS,
+  type WebhookSettings,
+} from '../../src/domain/webhooks/settings.js';
 import type { RateLimitOptions } from '../../src/security/rate-limits.js';
 import { startServices, type Services } from '../../src/services.js';
 import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
@@ -41,7 +44,7 @@ export async function createTestApp(
     rateLimits?: RateLimitOptions;
     /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
     subscriptionLimits?: SubscriptionLimits;
-    /** Webhook settings (default: the server's defaults, delivery on). */
+    /** Webhook settings (default: the server's defaults, with no delivery worker). */
     webhooks?: WebhookSettings;
     /** More options for createApp (introspection, field suggestions, body limit...). */
     appOptions?: Partial<AppOptions>;
@@ -83,7 +86,9 @@ export async function createTestApp(
     maxConfigsPerProduct: options.maxConfigsPerProduct,
     logger: createLogger('debug', sink),
     subscriptionLimits: options.subscriptionLimits,
-    webhooks: options.webhooks,
+    // No delivery worker unless the test asks for webhooks: its background queries would
+    // show in tests that count the SQL statements of a request.
+    webhooks: options.webhooks ?? { ...DEFAULT_WEBHOOK_SETTINGS, deliver: false },
   });
   const app = createApp(services, { graphiql: options.graphiql ?? true, ...options.appOptions });
   return {
