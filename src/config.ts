@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { WebhookSettings } from './domain/webhooks/settings.js';
 import { RATE_CLASSES, type RateClass } from './security/rate-limits.js';
 
 /**
@@ -70,6 +71,8 @@ export interface Config {
     /** A subscription that leaves events unread this long is ended (WebSocket: closed 4431). */
     readonly slowConsumerMs: number;
   };
+  /** Webhooks: which URLs are accepted, and how events are delivered (README, Webhooks). */
+  readonly webhooks: WebhookSettings;
   /** Token key ids: the first mints new tokens, all of them open tokens. See README, key rotation. */
   readonly tokenKeyIds: readonly string[];
   readonly rateLimits: {
@@ -311,6 +314,16 @@ const envSchema = z.object({
   ),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
   MAX_CONFIGS_PER_PRODUCT: wholeNumber('configs', 1, 100_000, 100),
+  WEBHOOK_ALLOW_PRIVATE_URLS: flag(),
+  WEBHOOK_ALLOW_HTTP: flag(),
+  WEBHOOK_DELIVERY: flag(),
+  WEBHOOK_TIMEOUT_MS: wholeNumber('milliseconds', 100, 60_000, 10_000),
+  WEBHOOK_CONCURRENCY: wholeNumber('endpoints', 1, 1_000, 8),
+  WEBHOOK_MAX_ATTEMPTS: wholeNumber('attempts', 1, 100, 15),
+  WEBHOOK_RETRY_BASE_MS: wholeNumber('milliseconds', 10, 3_600_000, 5_000),
+  WEBHOOK_DISABLE_AFTER_FAILURES: wholeNumber('attempts', 1, 100_000, 30),
+  WEBHOOK_MAX_ENDPOINTS_PER_ENV: wholeNumber('endpoints', 1, 1_000, 20),
+  WEBHOOK_POLL_INTERVAL_MS: wholeNumber('milliseconds', 10, 600_000, 5_000),
 });
 
 /**
@@ -405,6 +418,21 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,
     maxConfigsPerProduct: e.MAX_CONFIGS_PER_PRODUCT,
+    webhooks: {
+      allowPrivateUrls: e.WEBHOOK_ALLOW_PRIVATE_URLS === 'true',
+      // Production sends to https URLs only unless told otherwise.
+      allowHttp: (e.WEBHOOK_ALLOW_HTTP ?? (production ? 'false' : 'true')) === 'true',
+      deliver: (e.WEBHOOK_DELIVERY ?? 'true') === 'true',
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
+      maxEndpointsPerEnv: e.WEBHOOK_MAX_ENDPOINTS_PER_ENV,
+      pollIntervalMs: e.WEBHOOK_POLL_INTERVAL_MS,
+      // Deliveries are kept as long as the events they carry.
+      retentionSeconds: e.EVENT_RETENTION_DAYS * 86_400,
+    },
     metrics: {
       // Development serves /metrics next to GraphQL; production on a loopback port of its own.
       port:

@@ -78,6 +78,7 @@ async function main(): Promise<void> {
       sessionRetentionSeconds: config.sessionRetentionDays * 86_400,
       eventRetentionSeconds: config.eventRetentionDays * 86_400,
     },
+    webhooks: config.webhooks,
   });
   const created = await firstStart(database.db, config);
   const sweeper =
@@ -145,7 +146,7 @@ async function main(): Promise<void> {
     }, graceMs + SHUTDOWN_LAST_RESORT_MS);
     logger.info({ signal }, 'shutting down');
     metricsServer?.close();
-    void Promise.all([shutdown(graceMs), sweeper?.stop()])
+    void Promise.all([shutdown(graceMs), sweeper?.stop(), services.webhookWorker?.stop()])
       .then(() => services.activity.flush())
       .then(() => rateLimitStore.close())
       .then(() => database.close())

@@ -19,6 +19,10 @@ import {
 } from './security/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
 import type { VerifierHorizons } from './domain/verifier.js';
+import type { WebhookDeps } from './domain/webhooks/endpoints.js';
+import { DEFAULT_WEBHOOK_SETTINGS, type WebhookSettings } from './domain/webhooks/settings.js';
+import { WebhookMetrics } from './webhooks/metrics.js';
+import { WebhookWorker } from './webhooks/worker.js';
 
 /** What the process holds for the life of the server and hands to every request. */
 export interface Services {
@@ -53,6 +57,10 @@ export interface Services {
   readonly sessionRecords: DataLoader<string, SessionRecord | undefined>;
   /** The sweep's retention periods, which bound what a local verifier may judge. */
   readonly verifierHorizons?: VerifierHorizons;
+  /** Webhook endpoints' database, sealed secrets and settings (src/domain/webhooks/). */
+  readonly webhooks: WebhookDeps;
+  /** Delivers webhooks from this instance (absent with WEBHOOK_DELIVERY=false). */
+  readonly webhookWorker: WebhookWorker | undefined;
 }
 
 /** MAX_CONFIGS_PER_PRODUCT's default. */
@@ -84,6 +92,8 @@ export interface ServiceOptions {
   readonly verifierHorizons?: VerifierHorizons;
   /** How the event sequencer polls (default: `DEFAULT_SEQUENCER_OPTIONS`). */
   readonly sequencer?: SequencerOptions;
+  /** Webhook settings (default: the configuration's defaults). */
+  readonly webhooks?: WebhookSettings;
 }
 
 /** Builds the services on an open database and starts listening for events. */
@@ -110,9 +120,30 @@ export async function startServices(
   );
   await events.start();
   const rateLimits = new RateLimits(options.rateLimits ?? UNLIMITED, options.rateLimitStore);
+  const keyring = new Keyring(options.sessionSecret, options.tokenKeyIds);
+  const webhookSettings = options.webhooks ?? DEFAULT_WEBHOOK_SETTINGS;
+  const webhooks: WebhookDeps = {
+    db: database.db,
+    boxes: (productId, env) => keyring.webhookSecretBox(productId, env),
+    settings: webhookSettings,
+  };
+  let webhookWorker: WebhookWorker | undefined;
+  if (webhookSettings.deliver) {
+    webhookWorker = new WebhookWorker(
+      database.db,
+      database.listen.bind(database),
+      webhooks.boxes,
+      webhookSettings,
+      options.logger,
+      new WebhookMetrics(metrics.registry),
+    );
+    await webhookWorker.start();
+  }
   return {
     db: database.db,
-    keyring: new Keyring(options.sessionSecret, options.tokenKeyIds),
+    webhooks,
+    webhookWorker,
+    keyring,
     rateLimits,
     refreshGuard: (sessionId) => rateLimits.consumeSessionRefresh(sessionId),
     adminKeys: options.adminKeys,

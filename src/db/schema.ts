@@ -4,6 +4,7 @@ import { idleCandidateOf, notEndedOf } from './session-rules.js';
 import {
   bigint,
   bigserial,
+  boolean,
   customType,
   doublePrecision,
   index,
@@ -357,3 +358,105 @@ export const rateLimitCounters = pgTable(
   },
   (t) => [index('rate_limit_counters_expire_idx').on(t.expire)],
 );
+
+/**
+ * An HTTP endpoint of one product and env that receives its session events (webhooks). The
+ * signing secret is kept sealed (it must be readable to sign: HMAC), never as plaintext.
+ */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    productId: uuid('product_id')
+      .notNull()
+      .references(() => products.id, { onDelete: 'cascade' }),
+    env: text('env').notNull(),
+    url: text('url').notNull(),
+    description: text('description').notNull().default(''),
+    /** Only these event types are sent; null: every type. */
+    eventTypes: text('event_types').array(),
+    enabled: boolean('enabled').notNull().default(true),
+    disabledAt: timestamptz('disabled_at'),
+    disabledReason: text('disabled_reason'),
+    /** The current `whsec_` secret, sealed (AES-256-GCM, bound to the endpoint's id). */
+    secretEnc: text('secret_enc').notNull(),
+    /** The secret before the last rotation: it still signs until `previousSecretExpiresAt`. */
+    previousSecretEnc: text('previous_secret_enc'),
+    previousSecretExpiresAt: timestamptz('previous_secret_expires_at'),
+    /** The last event id (of the product and env) queued for this endpoint. */
+    cursor: bigint('cursor', { mode: 'number' }).notNull(),
+    /** Failed attempts in a row; reset by a success. */
+    failureRun: integer('failure_run').notNull().default(0),
+    /** When its next pending delivery is due (null: nothing pending). */
+    nextAttemptAt: timestamptz('next_attempt_at'),
+    /** The instance delivering to it, until `leaseUntil` (a crashed instance's lease runs out). */
+    leaseOwner: text('lease_owner'),
+    leaseUntil: timestamptz('lease_until'),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('webhook_endpoints_scope_idx').on(t.productId, t.env, t.createdAt),
+    index('webhook_endpoints_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.enabled} and ${t.nextAttemptAt} is not null`),
+  ],
+);
+
+/** One event to send to one endpoint: its `webhook-id`, payload and state. */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    endpointId: uuid('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    /** The event's id in its product and env (`SessionEvent.id`). */
+    eventSeq: bigint('event_seq', { mode: 'number' }).notNull(),
+    eventType: text('event_type').notNull(),
+    /** The JSON body sent, as the subscription shows the event (no token, key or session data). */
+    payload: text('payload').notNull(),
+    /** When the event was committed (for the delivery lag). */
+    eventAt: timestamptz('event_at').notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] })
+      .notNull()
+      .default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamptz('next_attempt_at'),
+    lastResponseCode: integer('last_response_code'),
+    lastError: text('last_error'),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+    deliveredAt: timestamptz('delivered_at'),
+  },
+  (t) => [
+    uniqueIndex('webhook_deliveries_endpoint_event_idx').on(t.endpointId, t.eventSeq),
+    index('webhook_deliveries_pending_idx')
+      .on(t.endpointId, t.eventSeq)
+      .where(sql`${t.status} = 'pending'`),
+  ],
+);
+
+/** Each HTTP attempt of a delivery. */
+export const webhookAttempts = pgTable(
+  'webhook_attempts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    deliveryId: uuid('delivery_id')
+      .notNull()
+      .references(() => webhookDeliveries.id, { onDelete: 'cascade' }),
+    at: timestamptz('at').notNull().defaultNow(),
+    succeeded: boolean('succeeded').notNull(),
+    /** The HTTP status the endpoint answered (null: no answer). */
+    responseCode: integer('response_code'),
+    latencyMs: doublePrecision('latency_ms').notNull(),
+    /** Why it failed, in a few words (`timeout`, `HTTP 500`, `address refused`), never a body. */
+    error: text('error'),
+    /** When the next attempt was scheduled (null: none). */
+    nextAttemptAt: timestamptz('next_attempt_at'),
+  },
+  (t) => [index('webhook_attempts_delivery_idx').on(t.deliveryId, t.id)],
+);
+
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type WebhookAttemptRow = typeof webhookAttempts.$inferSelect;

@@ -19,7 +19,7 @@ const EVENT_TYPE_DESCRIPTIONS: Readonly<Record<SessionEventType, string>> = {
 };
 
 /** The GraphQL enum, derived from the contract's list (src/contract/enums.ts). */
-const SessionEventTypeEnum = builder.enumType('SessionEventType', {
+export const SessionEventTypeEnum = builder.enumType('SessionEventType', {
   description: 'What happened to a session.',
   values: Object.fromEntries(
     SESSION_EVENT_TYPES.map((type) => [

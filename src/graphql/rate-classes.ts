@@ -23,6 +23,8 @@ export const RATE_CLASS_OF: Readonly<Record<string, Readonly<Record<string, Rate
     activityLog: 'insight',
     sessionDashboard: 'insight',
     products: 'admin',
+    webhookEndpoints: 'read',
+    webhookEndpoint: 'read',
   },
   Mutation: {
     startSession: 'start',
@@ -43,6 +45,12 @@ export const RATE_CLASS_OF: Readonly<Record<string, Readonly<Record<string, Rate
     createProduct: 'admin',
     createApiKey: 'admin',
     revokeApiKey: 'admin',
+    createWebhookEndpoint: 'config',
+    updateWebhookEndpoint: 'config',
+    disableWebhookEndpoint: 'config',
+    deleteWebhookEndpoint: 'config',
+    rotateWebhookSecret: 'config',
+    redeliverWebhook: 'write',
   },
   Subscription: {
     sessionEvents: 'subscribe',

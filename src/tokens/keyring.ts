@@ -18,6 +18,7 @@ export class Keyring {
   readonly #dataBoxes = new Map<string, SealedBox>();
   /** Signed-format keys per product, env, tag and kid; bounded (tags are many across products). */
   readonly #signedKeys = new BoundedCache<Promise<SignedTokenKeys>>(10_000);
+  readonly #webhookBoxes = new Map<string, SealedBox>();
   /** The key id new tokens are minted under. */
   readonly currentKid: string;
   /**
@@ -93,6 +94,17 @@ export class Keyring {
     if (!box) {
       box = SealedBox.derive(this.#master, 'session-data', `data-key\u0000${id}`);
       this.#dataBoxes.set(id, box);
+    }
+    return box;
+  }
+
+  /** The box webhook signing secrets are sealed with at rest, per product and env. */
+  webhookSecretBox(productId: string, env: string): SealedBox {
+    const id = `${productId}\u0000${env}`;
+    let box = this.#webhookBoxes.get(id);
+    if (!box) {
+      box = SealedBox.derive(this.#master, 'webhook-secret', `webhook-key\u0000${id}`);
+      this.#webhookBoxes.set(id, box);
     }
     return box;
   }

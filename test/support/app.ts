@@ -7,6 +7,10 @@ import { generateAdminKey } from '../../src/domain/keys.js';
 import { createLogger } from '../../src/logger.js';
 import type { SubscriptionLimits } from '../../src/events/bus.js';
 import type { RateLimitOptions, RateLimitStore } from '../../src/security/rate-limits.js';
+import {
+  DEFAULT_WEBHOOK_SETTINGS,
+  type WebhookSettings,
+} from '../../src/domain/webhooks/settings.js';
 import { startServices, type Services } from '../../src/services.js';
 import { hashSecret, randomSecret } from '../../src/tokens/secrets.js';
 
@@ -52,6 +56,8 @@ export interface TestAppOptions {
   rateLimitStore?: RateLimitStore;
   /** Subscriptions per key and the slow-consumer timeout (default: no cap, 30 s). */
   subscriptionLimits?: SubscriptionLimits;
+  /** Webhook settings (default: the server's defaults, with no delivery worker). */
+  webhooks?: WebhookSettings;
   /** More options for createApp (introspection, field suggestions, body limit...). */
   appOptions?: Partial<AppOptions>;
   /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
@@ -101,6 +107,9 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     maxConfigsPerProduct: options.maxConfigsPerProduct,
     logger: createLogger('debug', sink),
     subscriptionLimits: options.subscriptionLimits,
+    // No delivery worker unless the test asks for webhooks: its background queries would
+    // show in tests that count the SQL statements of a request.
+    webhooks: options.webhooks ?? { ...DEFAULT_WEBHOOK_SETTINGS, deliver: false },
   });
   const app = createApp(services, { graphiql: options.graphiql ?? true, ...options.appOptions });
   return {
@@ -112,6 +121,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     statements,
     close: async () => {
       services.events.stop();
+      await services.webhookWorker?.stop();
       await services.activity.flush().catch(() => {});
       if (!shared) await database.close();
     },
