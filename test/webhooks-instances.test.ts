@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rowsOf } from '../src/db/client.js';
 import { generateAdminKey } from '../src/domain/keys.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { newConfig, newProduct, start } from './support/fixtures.js';
@@ -79,10 +81,20 @@ describe('webhooks across instances', () => {
       const ids = receiver.requests.map(eventIdOf);
       expect(increasing(ids)).toBe(true);
     }
-    // One attempt per delivery between the two instances: none was sent twice; both took part
-    // (two endpoints at a time each, four endpoints).
+    // One successful attempt per delivery between the two instances: none was delivered twice;
+    // both took part (two endpoints at a time each, four endpoints). An attempt that failed on a
+    // machine under load (and was retried) is allowed: delivery is at least once, and the
+    // receivers above saw each event once.
     const made = [first, second].map((t) => t.services.webhookWorker!.attemptsMade);
-    expect(made[0]! + made[1]!).toBe(4 * 150);
+    const succeeded = await first.database.db.execute(
+      sql`select count(*)::int as n from webhook_attempts a
+          join webhook_deliveries d on d.id = a.delivery_id
+          join webhook_endpoints e on e.id = d.endpoint_id
+          join products p on p.id = e.product_id
+          where a.succeeded and p.tag = ${product.tag}`,
+    );
+    expect(rowsOf<{ n: number }>(succeeded)[0]?.n).toBe(4 * 150);
+    expect(made[0]! + made[1]!).toBeGreaterThanOrEqual(4 * 150);
     expect(Math.min(made[0]!, made[1]!)).toBeGreaterThan(0);
   }, 300_000);
 
