@@ -63,6 +63,7 @@ async function main(): Promise<void> {
     adminKeys: adminKeySource(config),
     refreshGraceSeconds: config.refreshGraceSeconds,
     maxConfigsPerProduct: config.maxConfigsPerProduct,
+    impersonationMaxSeconds: config.impersonationMaxSeconds,
     logger,
     subscriptionLimits: config.subscriptions,
   });

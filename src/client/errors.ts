@@ -8,6 +8,8 @@ export type ApiErrorCode =
   | 'TOKEN_INVALID'
   | 'TOKEN_EXPIRED'
   | 'SESSION_REVOKED'
+  /** The session is valid but its login is older than the `maxAge` asked: sign in again (step-up). */
+  | 'REAUTHENTICATION_REQUIRED'
   | 'REFRESH_TOKEN_REUSED'
   | 'RATE_LIMITED'
   /** A quota or size limit of the server was reached (configs per product, subscriptions...). */

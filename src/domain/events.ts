@@ -26,6 +26,8 @@ export interface NewSessionEvent {
   readonly identifier: string;
   readonly type: SessionEventType;
   readonly reason?: string | null;
+  /** The operator acting as the user (impersonated sessions). */
+  readonly actor?: string | null;
 }
 
 /** What a NOTIFY on {@link EVENTS_CHANNEL} carries: which scope has new events (never their content). */
@@ -54,6 +56,7 @@ export async function recordEvents(
       identifier: e.identifier,
       type: e.type,
       reason: e.reason ?? null,
+      actor: e.actor ?? null,
     })),
   );
 }

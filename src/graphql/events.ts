@@ -19,7 +19,7 @@ const SessionEventTypeEnum = builder.enumType('SessionEventType', {
   },
 });
 
-const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implement({
+export const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implement({
   description:
     'Something that happened to a session. Ids increase in commit order within a product and env.',
   fields: (t) => ({

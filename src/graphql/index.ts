@@ -5,6 +5,7 @@ import './products.js';
 import './session-configs.js';
 import './session-state.js';
 import './sessions.js';
+import './session-controls.js';
 import { applyRateClasses } from './rate-classes.js';
 
 /**

@@ -12,6 +12,7 @@ import {
   sessionStatus,
   startSession,
   verifySession,
+  normalizeDevice,
   type SessionPage,
   type SessionTokens as SessionTokensShape,
   type VerifiedSession as VerifiedSessionShape,
@@ -109,7 +110,8 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
       resolve: (s) => idleExpiresAt(s),
     }),
     timeRemaining: t.int({
-      description: 'Seconds until `expiresAt` (0 once past: refresh or extend it).',
+      description:
+        'Whole seconds (the unit of every duration in this API) until `expiresAt`; 0 once past: refresh or extend it.',
       resolve: (s) => Math.max(0, Math.floor((s.expiresAt.getTime() - Date.now()) / 1000)),
     }),
     version: t.exposeInt('version', {
@@ -135,7 +137,7 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
     revokeReason: t.exposeString('revokeReason', {
       nullable: true,
       description:
-        'Why it was revoked: revoked, revoked_all, config_deleted or refresh_token_reused.',
+        'Why it was revoked: revoked, revoked_all, config_deleted, refresh_token_reused, session_limit, signed_out_everywhere or not_before.',
     }),
   }),
 });
@@ -172,7 +174,13 @@ const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').impl
  */
 async function verifyCall(
   ctx: Context,
-  args: { tag: string; token: string; product?: string | null; env?: string | null },
+  args: {
+    tag: string;
+    token: string;
+    maxAge?: number | null;
+    product?: string | null;
+    env?: string | null;
+  },
 ): Promise<VerifiedSessionShape> {
   const scope = await scopeOf(ctx, args);
   return tracked(
@@ -181,8 +189,13 @@ async function verifyCall(
     args.tag,
     'verify',
     async () => {
-      return verifySession(ctx.services, scope, args.tag, args.token, (id) =>
-        ctx.loaders.sessionRecord.load(id),
+      return verifySession(
+        ctx.services,
+        scope,
+        args.tag,
+        args.token,
+        (id) => ctx.loaders.sessionRecord.load(id),
+        args.maxAge,
       );
     },
     (v) => v,
@@ -195,33 +208,39 @@ async function requireSessionRow(ctx: Context, id: string): Promise<SessionRow> 
   return row;
 }
 
-const VerifiedSession = builder.objectRef<VerifiedSessionShape>('VerifiedSession').implement({
-  description: 'What a valid session token says.',
-  fields: (t) => ({
-    sessionId: t.exposeID('sessionId', {
-      description: 'The session’s id (to revoke it, for example).',
+export const VerifiedSession = builder
+  .objectRef<VerifiedSessionShape>('VerifiedSession')
+  .implement({
+    description: 'What a valid session token says.',
+    fields: (t) => ({
+      sessionId: t.exposeID('sessionId', {
+        description: 'The session’s id (to revoke it, for example).',
+      }),
+      tag: t.exposeString('tag', { description: 'The session type.' }),
+      identifier: t.exposeString('identifier', {
+        description: 'Who the session is for.',
+        complexity: IDENTIFIER_COST,
+      }),
+      data: t.field({
+        type: 'JSON',
+        description: 'The session’s current data, decrypted.',
+        complexity: JSON_DATA_COST,
+        resolve: (v) => v.data,
+      }),
+      version: t.exposeInt('version', { description: 'Version of the data.' }),
+      expiresAt: t.expose('expiresAt', {
+        type: 'DateTime',
+        description: 'When the session expires unless refreshed or extended.',
+      }),
+      session: t.field({
+        type: Session,
+        description: 'The session row.',
+        resolve: (v) => v.session,
+      }),
     }),
-    tag: t.exposeString('tag', { description: 'The session type.' }),
-    identifier: t.exposeString('identifier', {
-      description: 'Who the session is for.',
-      complexity: IDENTIFIER_COST,
-    }),
-    data: t.field({
-      type: 'JSON',
-      description: 'The session’s current data, decrypted.',
-      complexity: JSON_DATA_COST,
-      resolve: (v) => v.data,
-    }),
-    version: t.exposeInt('version', { description: 'Version of the data.' }),
-    expiresAt: t.expose('expiresAt', {
-      type: 'DateTime',
-      description: 'When the session expires unless refreshed or extended.',
-    }),
-    session: t.field({ type: Session, description: 'The session row.', resolve: (v) => v.session }),
-  }),
-});
+  });
 
-const PageInfo = builder
+export const PageInfo = builder
   .objectRef<{ hasNextPage: boolean; endCursor: string | null; startCursor: string | null }>(
     'PageInfo',
   )
@@ -295,7 +314,7 @@ const RevokeAllResult = builder.objectRef<{ count: number }>('RevokeAllResult').
   }),
 });
 
-const DeviceInput = builder.inputType('DeviceInput', {
+export const DeviceInput = builder.inputType('DeviceInput', {
   description: 'Your end user’s client, when you start a session on its behalf from your backend.',
   fields: (t) => ({
     userAgent: t.string({ required: false, description: 'Its User-Agent, up to 512 characters.' }),
@@ -322,6 +341,17 @@ const StartSessionInput = builder.inputType('StartSessionInput', {
       required: false,
       description:
         'Session token lifetime in seconds (10 to 31,536,000); default: the config’s expiry.',
+    }),
+    expiresAt: t.field({
+      type: 'DateTime',
+      required: false,
+      description:
+        'Instead of `expiresIn`: the instant the session token expires, 10 seconds to 365 days from now (not both).',
+    }),
+    actor: t.string({
+      required: false,
+      description:
+        'Impersonation: who (an operator’s id, up to 256 characters) starts this session as the user. Shown in verify, events and the activity log; the session lives at most IMPERSONATION_MAX_SECONDS (1 hour by default).',
     }),
     device: t.field({
       type: DeviceInput,
@@ -371,6 +401,10 @@ builder.queryFields((t) => ({
         description: 'The session type the token must belong to.',
       }),
       token: t.arg.string({ required: true, description: 'The session token.' }),
+      maxAge: t.arg.int({
+        description:
+          'Freshness: the most seconds since the user last signed in (start or markSessionFresh); older answers REAUTHENTICATION_REQUIRED.',
+      }),
       ...scopeArgs,
     },
     resolve: (_root, args, ctx) => verifyCall(ctx, args),
@@ -424,7 +458,11 @@ builder.mutationFields((t) => ({
         async () => {
           return startSession(ctx.services, scope, args.input, ctx.requestDevice);
         },
-        (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
+        (r) => ({
+          sessionId: r.sessionId,
+          identifier: r.identifier,
+          actor: args.input.actor ?? null,
+        }),
       );
     },
   }),
@@ -436,6 +474,12 @@ builder.mutationFields((t) => ({
     args: {
       tag: t.arg.string({ required: true, description: 'The session type.' }),
       refreshToken: t.arg.string({ required: true, description: 'The refresh token.' }),
+      device: t.arg({
+        type: DeviceInput,
+        required: false,
+        description:
+          'The end user’s client now; default: this request’s. A change moves the previous device into the session’s `deviceHistory`.',
+      }),
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {
@@ -446,9 +490,15 @@ builder.mutationFields((t) => ({
         args.tag,
         'refresh',
         async () => {
-          return refreshSession(ctx.services, scope, args.tag, args.refreshToken);
+          return refreshSession(
+            ctx.services,
+            scope,
+            args.tag,
+            args.refreshToken,
+            normalizeDevice(args.device, ctx.requestDevice),
+          );
         },
-        (r) => ({ sessionId: r.sessionId, identifier: r.identifier }),
+        (r) => ({ sessionId: r.sessionId, identifier: r.identifier, actor: r.actor }),
       );
     },
   }),

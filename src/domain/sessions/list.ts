@@ -22,7 +22,7 @@ export function encodeCursor(row: Pick<SessionRow, 'createdAt' | 'id'>): string 
   return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`, 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const text = cursor.length <= 200 ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
   const [at, id] = text.split('|');
   const createdAt = cursorInstant(at);

@@ -6,7 +6,8 @@ import { recordUserSeen } from '../activity/users.js';
 import type { Scope } from '../callers.js';
 import { refreshLifetimeSeconds } from '../configs.js';
 import { recordEvents } from '../events.js';
-import { isOver } from '../liveness.js';
+import { idleRanOutAt, isOver, refreshRanOutAt } from '../liveness.js';
+import { deviceMove, notBeforeOfSession, revokedBeforeWatermark } from './controls-rules.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import {
   REFRESH_TOKEN_LENGTH,
@@ -16,13 +17,14 @@ import {
   type RefreshOutcome,
 } from './refresh-token.js';
 import { configAccepts, configHoldsTag, secondsFromNow } from './shared.js';
-import type { SessionDeps, SessionTokens } from './types.js';
+import type { Device, SessionDeps, SessionTokens } from './types.js';
 
 export async function exchangeRefreshToken(
   deps: SessionDeps,
   scope: Scope,
   tag: string,
   refreshToken: string,
+  device: Device = {},
 ): Promise<RefreshOutcome> {
   if (
     refreshToken.length !== REFRESH_TOKEN_LENGTH ||
@@ -52,6 +54,8 @@ export async function exchangeRefreshToken(
         configEnv: sessionConfigs.env,
         // Over for good: swept, or idle past its timeout (by the database clock).
         over: sql<boolean>`${isOver}`,
+        idle: sql<boolean>`${idleRanOutAt()} and not ${refreshRanOutAt()}`,
+        notBefore: notBeforeOfSession,
       })
       .from(sessions)
       .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
@@ -68,6 +72,11 @@ export async function exchangeRefreshToken(
     }
     const session = current.session;
     if (session.revokedAt !== null) return { kind: 'revoked' };
+    if (revokedBeforeWatermark({ createdAt: session.createdAt, notBefore: current.notBefore })) {
+      // Not reached by the not-before batches yet: revoked here, with its event.
+      await revokeSessionsWhere(tx, eq(sessions.id, sessionId), 'not_before');
+      return { kind: 'revoked' };
+    }
     if (!configAccepts(current, scope)) return { kind: 'invalid' };
 
     // Read the token again now that the lock is held: a racing exchange may have spent it.
@@ -97,6 +106,7 @@ export async function exchangeRefreshToken(
             sessionId,
             identifier: session.identifier,
             expiresAt: new Date(parsed.expiresAt),
+            actor: session.actor,
           },
         };
       }
@@ -113,6 +123,7 @@ export async function exchangeRefreshToken(
       ]);
       return { kind: 'reused' };
     }
+    if (current.idle) return { kind: 'expired', reason: 'idle_timeout' };
     if (token.expired || current.over) return { kind: 'expired' };
     await deps.refreshGuard?.(sessionId);
 
@@ -124,9 +135,11 @@ export async function exchangeRefreshToken(
     const updated = await tx
       .update(sessions)
       .set({
-        expiresAt: secondsFromNow(session.tokenLifetimeSeconds),
-        refreshExpiresAt: secondsFromNow(refreshLifetime),
+        // An impersonation never outlives its cap (`ends_at`).
+        expiresAt: sql`least(${secondsFromNow(session.tokenLifetimeSeconds)}, ${sessions.endsAt})`,
+        refreshExpiresAt: sql`least(${secondsFromNow(refreshLifetime)}, ${sessions.endsAt})`,
         lastActiveAt: sql`now()`,
+        ...deviceMove(device),
       })
       .where(eq(sessions.id, sessionId))
       .returning({ expiresAt: sessions.expiresAt, refreshExpiresAt: sessions.refreshExpiresAt });
@@ -147,6 +160,7 @@ export async function exchangeRefreshToken(
       sessionId,
       identifier: session.identifier,
       expiresAt: times.expiresAt,
+      actor: session.actor,
     };
     await recordUserSeen(tx, session);
     await tx.insert(refreshTokens).values({

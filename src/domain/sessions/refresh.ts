@@ -3,7 +3,7 @@ import { checkConfigAccess } from '../configs.js';
 import { ServiceError } from '../errors.js';
 import { rotateInOneStatement } from './refresh-fast.js';
 import { exchangeRefreshToken } from './refresh-locked.js';
-import type { SessionDeps, SessionTokens } from './types.js';
+import type { Device, SessionDeps, SessionTokens } from './types.js';
 
 /**
  * Exchanges a refresh token for a new pair. A token already exchanged returns the same pair
@@ -19,9 +19,10 @@ export async function refreshSession(
   scope: Scope,
   tag: string,
   refreshToken: string,
+  device: Device = {},
 ): Promise<SessionTokens> {
-  const rotated = await rotateInOneStatement(deps, scope, tag, refreshToken);
-  const outcome = rotated ?? (await exchangeRefreshToken(deps, scope, tag, refreshToken));
+  const rotated = await rotateInOneStatement(deps, scope, tag, refreshToken, device);
+  const outcome = rotated ?? (await exchangeRefreshToken(deps, scope, tag, refreshToken, device));
   switch (outcome.kind) {
     case 'ok':
       return outcome.tokens;
@@ -34,6 +35,14 @@ export async function refreshSession(
     case 'revoked':
       throw new ServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
     case 'expired':
+      if (outcome.reason === 'idle_timeout') {
+        throw new ServiceError(
+          'TOKEN_EXPIRED',
+          'The session was idle for longer than its idle timeout; sign in again.',
+          undefined,
+          { reason: 'idle_timeout' },
+        );
+      }
       throw new ServiceError('TOKEN_EXPIRED', 'The refresh token has expired; sign in again.');
     case 'reused':
       throw new ServiceError(

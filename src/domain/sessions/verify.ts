@@ -8,7 +8,14 @@ import { checkConfigAccess } from '../configs.js';
 import { ServiceError } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
 import { configHoldsTag, sessionData } from './shared.js';
-import { deadReason } from '../liveness.js';
+import { deadReason, idleExpiresAt } from '../liveness.js';
+import {
+  checkMaxAge,
+  notBeforeOfSession,
+  reauthenticationRequired,
+  revokedBeforeWatermark,
+  tokenExpired,
+} from './controls-rules.js';
 import type { SessionDeps, SessionLoader, SessionRecord, VerifiedSession } from './types.js';
 
 /** Reads session rows by id with the database clock, in one query: the batch behind verify. */
@@ -25,6 +32,7 @@ export async function loadSessionRecords(
       dbNow: sql`now()`.mapWith(sessions.createdAt),
       configCurrent: configHoldsTag,
       configEnv: sessionConfigs.env,
+      notBefore: notBeforeOfSession,
     })
     .from(sessions)
     .leftJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
@@ -34,6 +42,7 @@ export async function loadSessionRecords(
     dbNow: r.dbNow as Date,
     configCurrent: Boolean(r.configCurrent),
     configEnv: r.configEnv,
+    notBefore: r.notBefore ?? null,
   }));
 }
 
@@ -61,9 +70,11 @@ export async function verifySession(
   tag: string,
   token: string,
   loadSession: SessionLoader,
+  maxAge?: number | null,
 ): Promise<VerifiedSession> {
+  const maxAgeSeconds = checkMaxAge(maxAge);
   try {
-    return await verifyOpened(deps, scope, tag, token, loadSession);
+    return await verifyOpened(deps, scope, tag, token, loadSession, maxAgeSeconds);
   } catch (error) {
     // Off the hot path: only a token that fails asks whether the tag is another env's config.
     if (error instanceof ServiceError && error.code === 'TOKEN_INVALID') {
@@ -79,6 +90,7 @@ async function verifyOpened(
   tag: string,
   token: string,
   loadSession: SessionLoader,
+  maxAgeSeconds: number | null,
 ): Promise<VerifiedSession> {
   const claims = await openSessionToken(deps.keyring, scope, tag, token);
   const row = await loadSession(claims.sessionId);
@@ -86,14 +98,27 @@ async function verifyOpened(
     throw tokenInvalid();
   }
   const dead = deadReason(row, row.dbNow);
-  if (dead === 'revoked') throw sessionRevoked();
+  if (dead === 'revoked' || revokedBeforeWatermark(row)) throw sessionRevoked();
   // A session belongs to its config, not to a string: once that config is renamed or deleted,
   // a config that later takes the tag never accepts it.
   if (!row.configCurrent || (row.configEnv !== null && row.configEnv !== scope.env)) {
     throw tokenInvalid();
   }
   if (dead === 'expired' || row.expiresAt <= row.dbNow) {
-    throw new ServiceError('TOKEN_EXPIRED', 'The session token has expired; refresh the session.');
+    const idleEnd = idleExpiresAt(row);
+    // Idle expiry is told apart: refreshing will not help, the user must sign in again.
+    throw tokenExpired(
+      idleEnd !== null && idleEnd <= row.dbNow && row.refreshExpiresAt > row.dbNow
+        ? 'idle_timeout'
+        : null,
+    );
+  }
+  // Freshness: a valid session whose login is older than the caller accepts (step-up).
+  if (
+    maxAgeSeconds !== null &&
+    row.dbNow.getTime() - row.authenticatedAt.getTime() > maxAgeSeconds * 1000
+  ) {
+    throw reauthenticationRequired(maxAgeSeconds);
   }
   let session: SessionRow = row;
   if (row.dbNow.getTime() - row.lastActiveAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
@@ -115,5 +140,7 @@ async function verifyOpened(
     version: row.version,
     expiresAt: row.expiresAt,
     session,
+    authenticatedAt: row.authenticatedAt,
+    actor: row.actor,
   };
 }

@@ -1,0 +1,345 @@
+import type { ActivityRow, SessionEventRow, SessionRow } from '../db/schema.js';
+import type { Scope } from '../domain/callers.js';
+import { notFound } from '../domain/errors.js';
+import { findProductByTag } from '../domain/keys.js';
+import {
+  MAX_DEVICE_NAME_LENGTH,
+  currentSessionIdAmong,
+  listUserSessions,
+  markSessionFresh,
+  notBeforeWatermarks,
+  revokeSessionsStartedBefore,
+  revokeUserSessions,
+  setSessionDeviceName,
+  type PastDevice,
+} from '../domain/sessions/controls.js';
+import { encodeCursor, type SessionPage } from '../domain/sessions/index.js';
+import { builder } from './builder.js';
+import type { Context } from './context.js';
+import { COUNTED_BY_PARENT, pagedCost } from './cost.js';
+import { SessionEvent } from './events.js';
+import { ActivityEntry } from './insight.js';
+import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
+import { PageInfo, Session, VerifiedSession } from './sessions.js';
+import { tracked } from './tracking.js';
+
+/**
+ * The scopes a user-wide operation covers: the caller's env, or, for the admin key naming a
+ * product and no env, every env of that product.
+ */
+async function userScopes(
+  ctx: Context,
+  args: { product?: string | null; env?: string | null },
+): Promise<Scope[]> {
+  const caller = await ctx.caller();
+  if (caller.kind === 'admin' && args.product != null && args.env == null) {
+    const product = await findProductByTag(ctx.services.db, args.product);
+    if (!product) throw notFound(`No product with tag "${args.product}".`);
+    return product.envs.map((env) => ({ productId: product.id, productTag: product.tag, env }));
+  }
+  return [await scopeOf(ctx, args)];
+}
+
+const userScopeArgs = builder.args((t) => ({
+  product: t.string({
+    description: 'Admin key only: the product’s tag. A secret key acts in its own product.',
+  }),
+  env: t.string({
+    description:
+      'Admin key only: one environment; leave it out to cover every environment of the product. A secret key acts in its own environment.',
+  }),
+}));
+
+// --- Session fields the controls add ---------------------------------------------------------
+
+const PastDeviceRef = builder.objectRef<PastDevice>('PastDevice').implement({
+  description: 'A device a session was used from before its current one.',
+  fields: (t) => ({
+    userAgent: t.exposeString('userAgent', { nullable: true, description: 'Its User-Agent.' }),
+    ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
+    until: t.field({
+      type: 'DateTime',
+      description: 'When the session moved to another device (at a refresh).',
+      resolve: (d) => new Date(d.until),
+    }),
+  }),
+});
+
+builder.objectFields(Session, (t) => ({
+  env: t.exposeString('env', { description: 'The environment the session lives in.' }),
+  authenticatedAt: t.expose('authenticatedAt', {
+    type: 'DateTime',
+    description:
+      'When the user last proved who they are: the start, or the latest markSessionFresh. Refreshes keep it.',
+  }),
+  actor: t.exposeString('actor', {
+    nullable: true,
+    description: 'Impersonation: the operator acting as the user; null for the user’s own session.',
+  }),
+  deviceName: t.exposeString('deviceName', {
+    nullable: true,
+    description: 'The display name a client gave this device (setSessionDeviceName).',
+  }),
+  deviceHistory: t.field({
+    type: [PastDeviceRef],
+    description: 'The devices used before the current one, newest first (at most 5).',
+    resolve: (s) => (s.deviceHistory as PastDevice[] | null) ?? [],
+  }),
+}));
+
+builder.objectFields(VerifiedSession, (t) => ({
+  authenticatedAt: t.expose('authenticatedAt', {
+    type: 'DateTime',
+    description: 'When the user last proved who they are (start or markSessionFresh).',
+  }),
+  actor: t.exposeString('actor', {
+    nullable: true,
+    description: 'Impersonation: the operator acting as the user; null for the user’s own session.',
+  }),
+}));
+
+builder.objectFields(SessionEvent, (t) => ({
+  actor: t.field({
+    type: 'String',
+    nullable: true,
+    description: 'Impersonation: the operator acting as the user, for an impersonated session.',
+    resolve: (e: SessionEventRow) => e.actor ?? null,
+  }),
+}));
+
+builder.objectFields(ActivityEntry, (t) => ({
+  actor: t.field({
+    type: 'String',
+    nullable: true,
+    description: 'Impersonation: the operator acting as the user, when the session was one.',
+    resolve: (a: ActivityRow) => a.actor ?? null,
+  }),
+}));
+
+// --- A user's sessions across tags ------------------------------------------------------------
+
+type UserSessionPage = SessionPage & { readonly currentSessionId: string | null };
+type UserSessionEdgeShape = { readonly row: SessionRow; readonly current: boolean };
+
+const UserSessionEdge = builder.objectRef<UserSessionEdgeShape>('UserSessionEdge').implement({
+  description: 'One of a user’s sessions, with its cursor and whether it made the request.',
+  fields: (t) => ({
+    node: t.field({ type: Session, description: 'The session.', resolve: (e) => e.row }),
+    cursor: t.string({
+      description: 'Opaque position of this session.',
+      resolve: (e) => encodeCursor(e.row),
+    }),
+    current: t.boolean({
+      description: 'True for the session of the `currentToken` passed (this device).',
+      resolve: (e) => e.current,
+    }),
+  }),
+});
+
+const UserSessionConnection = builder
+  .objectRef<UserSessionPage>('UserSessionConnection')
+  .implement({
+    description: 'A page of one user’s active sessions across session types, newest first.',
+    fields: (t) => ({
+      edges: t.field({
+        type: [UserSessionEdge],
+        description: 'The sessions of this page.',
+        complexity: COUNTED_BY_PARENT,
+        resolve: (p) => p.rows.map((row) => ({ row, current: row.id === p.currentSessionId })),
+      }),
+      pageInfo: t.field({
+        type: PageInfo,
+        description: 'Paging.',
+        resolve: (p) => ({
+          hasNextPage: p.hasNextPage,
+          startCursor: p.rows[0] ? encodeCursor(p.rows[0]) : null,
+          endCursor: p.rows.at(-1) ? encodeCursor(p.rows.at(-1)!) : null,
+        }),
+      }),
+      totalCount: t.int({
+        description: 'Every active session of the user in the envs covered, on all pages.',
+        resolve: (p) => p.totalCount(),
+      }),
+      currentSessionId: t.id({
+        nullable: true,
+        description: 'The id of the session of `currentToken`, when it is on this page.',
+        resolve: (p) => p.currentSessionId,
+      }),
+    }),
+  });
+
+const RevokeUserSessionsResult = builder
+  .objectRef<{ count: number }>('RevokeUserSessionsResult')
+  .implement({
+    description: 'The outcome of revokeUserSessions.',
+    fields: (t) => ({
+      count: t.exposeInt('count', {
+        description: 'How many sessions were revoked now, one REVOKED event each.',
+      }),
+    }),
+  });
+
+const NotBeforeRevocation = builder
+  .objectRef<{ count: number; notBefore: Date; tag: string | null }>('NotBeforeRevocation')
+  .implement({
+    description: 'A not-before revocation: sessions started before `notBefore` are revoked.',
+    fields: (t) => ({
+      tag: t.exposeString('tag', {
+        nullable: true,
+        description: 'The session type it covers; null: every session of the environment.',
+      }),
+      notBefore: t.expose('notBefore', {
+        type: 'DateTime',
+        description: 'Sessions started before this instant never verify or refresh again.',
+      }),
+      count: t.exposeInt('count', {
+        description:
+          'How many sessions this call revoked (one REVOKED event each, reason not_before); 0 when listed.',
+      }),
+    }),
+  });
+
+builder.queryFields((t) => ({
+  userSessions: t.field({
+    type: UserSessionConnection,
+    description:
+      'One user’s active sessions across every session type of the environment (or one `tag`), newest first; the admin key naming only a product covers all its environments. Pass the caller’s own session token as `currentToken` to mark its session.',
+    authScopes: { sessions: true },
+    complexity: pagedCost,
+    args: {
+      identifier: t.arg.string({ required: true, description: 'The user, up to 256 characters.' }),
+      tag: t.arg.string({ description: 'Only this session type.' }),
+      first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
+      after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+      currentToken: t.arg.string({
+        description: 'The session token of the device asking: its session is marked `current`.',
+      }),
+      ...userScopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scopes = await userScopes(ctx, args);
+      if (args.tag != null) {
+        for (const scope of scopes) await scopeForTag(ctx, { ...args, env: scope.env }, args.tag);
+      }
+      const page = await listUserSessions(ctx.services, scopes, args);
+      const currentSessionId = await currentSessionIdAmong(
+        ctx.services,
+        scopes,
+        args.currentToken,
+        page.rows,
+      );
+      return { ...page, currentSessionId };
+    },
+  }),
+  notBeforeRevocations: t.field({
+    type: [NotBeforeRevocation],
+    description:
+      'The not-before revocations in force in the environment (at most 101: one per session type and one for the whole env).',
+    authScopes: { sessions: true },
+    args: { ...scopeArgs },
+    resolve: async (_root, args, ctx) => {
+      const marks = await notBeforeWatermarks(ctx.services, await scopeOf(ctx, args));
+      return marks.map((m) => ({ ...m, count: 0 }));
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  revokeUserSessions: t.field({
+    type: RevokeUserSessionsResult,
+    description:
+      'Signs a user out everywhere: revokes every active session of the identifier across all session types of the environment (the admin key naming only a product: of every environment), impersonations included, but `exceptSessionId`. One REVOKED event per session (reason signed_out_everywhere).',
+    authScopes: { sessions: true },
+    args: {
+      identifier: t.arg.string({ required: true, description: 'The user, up to 256 characters.' }),
+      exceptSessionId: t.arg.id({ description: 'A session to keep (the current one).' }),
+      ...userScopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scopes = await userScopes(ctx, args);
+      const count = await revokeUserSessions(
+        ctx.services,
+        scopes,
+        args.identifier,
+        args.exceptSessionId == null ? null : String(args.exceptSessionId),
+      );
+      return { count };
+    },
+  }),
+  revokeSessionsStartedBefore: t.field({
+    type: NotBeforeRevocation,
+    description:
+      'Not-before revocation (after a key leak or a breach): revokes every session of `tag` (or, without it, of the whole environment) started before `before` (default: now), keeping the config. Verify and refresh refuse those sessions from the moment this starts; the rows are marked in batches of 500, each with its REVOKED events (reason not_before). Run it again to finish an interrupted call.',
+    authScopes: { sessions: true },
+    args: {
+      tag: t.arg.string({
+        description: 'The session type; leave out for every session of the env.',
+      }),
+      before: t.arg({
+        type: 'DateTime',
+        description: 'Sessions started before this instant (not in the future); default: now.',
+      }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeForTag(ctx, args, args.tag);
+      const run = () =>
+        revokeSessionsStartedBefore(ctx.services, scope, { tag: args.tag, before: args.before });
+      const result =
+        args.tag != null
+          ? await tracked(ctx, scope, args.tag, 'revoke_started_before', run, () => ({}))
+          : await run();
+      return { ...result, tag: args.tag ?? null };
+    },
+  }),
+  markSessionFresh: t.field({
+    type: Session,
+    description:
+      'Step-up: records that the user just proved who they are again (password, second factor...), so `verifySession(maxAge:)` accepts the session. Not for impersonation sessions (FORBIDDEN).',
+    authScopes: { sessions: true },
+    args: {
+      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      sessionId: t.arg.id({ required: true, description: 'The session id.' }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeForTag(ctx, args, args.tag);
+      const sessionId = String(args.sessionId);
+      return tracked(
+        ctx,
+        scope,
+        args.tag,
+        'mark_fresh',
+        () => markSessionFresh(ctx.services, scope, args.tag, sessionId),
+        (s) => ({ sessionId: s.id, identifier: s.identifier, actor: s.actor }),
+        { sessionId },
+      );
+    },
+  }),
+  setSessionDeviceName: t.field({
+    type: Session,
+    description: 'Gives a session’s device a display name, shown in lists; null clears it.',
+    authScopes: { sessions: true },
+    args: {
+      tag: t.arg.string({ required: true, description: 'The session type.' }),
+      sessionId: t.arg.id({ required: true, description: 'The session id.' }),
+      name: t.arg.string({
+        description: `The name, 1 to ${MAX_DEVICE_NAME_LENGTH} characters; null to clear.`,
+      }),
+      ...scopeArgs,
+    },
+    resolve: async (_root, args, ctx) => {
+      const scope = await scopeForTag(ctx, args, args.tag);
+      const sessionId = String(args.sessionId);
+      return tracked(
+        ctx,
+        scope,
+        args.tag,
+        'set_device_name',
+        () => setSessionDeviceName(ctx.services, scope, args.tag, sessionId, args.name ?? null),
+        (s) => ({ sessionId: s.id, identifier: s.identifier, actor: s.actor }),
+        { sessionId },
+      );
+    },
+  }),
+}));
