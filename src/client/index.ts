@@ -20,3 +20,5 @@ export {
 } from './errors.js';
 export type { EventSubscription, SubscribeOptions } from './subscriptions.js';
 export type * from './types.js';
+export type { NotBeforeRevocation, UserSession, UserSessionList } from './controls.js';
+export type { PeriodSpelling, ScopeSpelling } from './ductape.js';

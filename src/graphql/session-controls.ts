@@ -16,7 +16,9 @@ import {
 import { encodeCursor, type SessionPage } from '../domain/sessions/index.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
-import { COUNTED_BY_PARENT, pagedCost } from './cost.js';
+import { COUNTED_BY_PARENT, MAX_USER_AGENT_CHARS, pagedCost, textCost } from './cost.js';
+import { DEVICE_HISTORY_LIMIT } from '../domain/sessions/controls-rules.js';
+import { MAX_ACTOR_LENGTH } from '../domain/sessions/start.js';
 import { SessionEvent } from './events.js';
 import { ActivityEntry } from './insight.js';
 import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
@@ -55,7 +57,11 @@ const userScopeArgs = builder.args((t) => ({
 const PastDeviceRef = builder.objectRef<PastDevice>('PastDevice').implement({
   description: 'A device a session was used from before its current one.',
   fields: (t) => ({
-    userAgent: t.exposeString('userAgent', { nullable: true, description: 'Its User-Agent.' }),
+    userAgent: t.exposeString('userAgent', {
+      nullable: true,
+      description: 'Its User-Agent.',
+      complexity: textCost(MAX_USER_AGENT_CHARS),
+    }),
     ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
     until: t.field({
       type: 'DateTime',
@@ -75,13 +81,16 @@ builder.objectFields(Session, (t) => ({
   actor: t.exposeString('actor', {
     nullable: true,
     description: 'Impersonation: the operator acting as the user; null for the user’s own session.',
+    complexity: textCost(MAX_ACTOR_LENGTH),
   }),
   deviceName: t.exposeString('deviceName', {
     nullable: true,
     description: 'The display name a client gave this device (setSessionDeviceName).',
+    complexity: textCost(MAX_DEVICE_NAME_LENGTH),
   }),
   deviceHistory: t.field({
     type: [PastDeviceRef],
+    complexity: { field: 1, multiplier: DEVICE_HISTORY_LIMIT },
     description: 'The devices used before the current one, newest first (at most 5).',
     resolve: (s) => (s.deviceHistory as PastDevice[] | null) ?? [],
   }),
@@ -95,6 +104,7 @@ builder.objectFields(VerifiedSession, (t) => ({
   actor: t.exposeString('actor', {
     nullable: true,
     description: 'Impersonation: the operator acting as the user; null for the user’s own session.',
+    complexity: textCost(MAX_ACTOR_LENGTH),
   }),
 }));
 
@@ -103,6 +113,7 @@ builder.objectFields(SessionEvent, (t) => ({
     type: 'String',
     nullable: true,
     description: 'Impersonation: the operator acting as the user, for an impersonated session.',
+    complexity: textCost(MAX_ACTOR_LENGTH),
     resolve: (e: SessionEventRow) => e.actor ?? null,
   }),
 }));
@@ -112,6 +123,7 @@ builder.objectFields(ActivityEntry, (t) => ({
     type: 'String',
     nullable: true,
     description: 'Impersonation: the operator acting as the user, when the session was one.',
+    complexity: textCost(MAX_ACTOR_LENGTH),
     resolve: (a: ActivityRow) => a.actor ?? null,
   }),
 }));
