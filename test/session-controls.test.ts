@@ -589,7 +589,7 @@ describe('impersonation', () => {
     const events = await eventsOf(s.sessionId);
     expect(events.map((e) => [e.type, e.actor])).toEqual([
       ['STARTED', 'operator-7'],
-      ['REFRESHED', null],
+      ['REFRESHED', 'operator-7'],
       ['REVOKED', 'operator-7'],
     ]);
     const log = (

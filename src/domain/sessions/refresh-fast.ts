@@ -106,7 +106,7 @@ export async function rotateInOneStatement(
                           user_agent = ${moved.userAgent}, ip = ${moved.ip},
                           device_history = ${moved.deviceHistory}
       where id = ${session.id} and version = ${session.version} and ${isLive}
-      returning id, product_id, env, tag, identifier
+      returning id, product_id, env, tag, identifier, actor
     ), spent as (
       update refresh_tokens rt set spent_at = now(), successor_enc = ${successorEnc}
       from s
@@ -124,8 +124,8 @@ export async function rotateInOneStatement(
       where u.product_id = s.product_id and u.env = s.env and u.tag = s.tag
         and u.identifier = s.identifier
     ), event as (
-      insert into session_events (product_id, env, session_id, tag, identifier, type)
-      select s.product_id, s.env, s.id, s.tag, s.identifier, 'REFRESHED' from s, spent
+      insert into session_events (product_id, env, session_id, tag, identifier, type, actor)
+      select s.product_id, s.env, s.id, s.tag, s.identifier, 'REFRESHED', s.actor from s, spent
     )
     select session_id from spent`);
   if (rowsOf<{ session_id: string }>(result).length === 0) return undefined;

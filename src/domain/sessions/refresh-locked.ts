@@ -119,6 +119,7 @@ export async function exchangeRefreshToken(
           identifier: session.identifier,
           type: 'REUSE_DETECTED',
           reason: 'a rotated refresh token was presented after the grace window',
+          actor: session.actor,
         },
       ]);
       return { kind: 'reused' };
@@ -183,7 +184,14 @@ export async function exchangeRefreshToken(
       })
       .where(eq(refreshTokens.tokenHash, tokenHash));
     await recordEvents(tx, [
-      { ...scope, sessionId, tag: session.tag, identifier: session.identifier, type: 'REFRESHED' },
+      {
+        ...scope,
+        sessionId,
+        tag: session.tag,
+        identifier: session.identifier,
+        type: 'REFRESHED',
+        actor: session.actor,
+      },
     ]);
     return { kind: 'ok', tokens };
   });
