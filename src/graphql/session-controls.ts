@@ -13,7 +13,7 @@ import {
   setSessionDeviceName,
   type PastDevice,
 } from '../domain/sessions/controls.js';
-import { encodeCursor, type SessionPage } from '../domain/sessions/index.js';
+import { MAX_PAGE_SIZE, encodeCursor, type SessionPage } from '../domain/sessions/index.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { COUNTED_BY_PARENT, MAX_USER_AGENT_CHARS, pagedCost, textCost } from './cost.js';
@@ -248,6 +248,8 @@ builder.queryFields((t) => ({
     description:
       'The not-before revocations in force in the environment (at most 101: one per session type and one for the whole env).',
     authScopes: { sessions: true },
+    // One watermark per config a product may hold, and one for the env.
+    complexity: { field: 1, multiplier: MAX_PAGE_SIZE + 1 },
     args: { ...scopeArgs },
     resolve: async (_root, args, ctx) => {
       const marks = await notBeforeWatermarks(ctx.services, await scopeOf(ctx, args));
