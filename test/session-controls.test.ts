@@ -183,6 +183,17 @@ describe('sign a user out everywhere', () => {
     expect(new Set(adminList.edges.map((e: { node: { env: string } }) => e.node.env))).toEqual(
       new Set(['dev', 'prd']),
     );
+    // With a tag, only the envs that may use its config.
+    const adminTagged = (
+      await ok(t.app, {
+        key: t.adminKey,
+        query: USER_SESSIONS,
+        variables: { identifier: who, product: product.tag, tag: prdTag },
+      })
+    ).userSessions;
+    expect(adminTagged.edges.map((e: { node: { id: string } }) => e.node.id)).toEqual([
+      prd.sessionId,
+    ]);
     const devOnly = (
       await ok(t.app, {
         key: product.secret.dev,

@@ -91,7 +91,7 @@ export interface Session<TData = SessionData> {
   readonly lastActiveAt: DateTimeString;
   /** When it ends if unused; null without an idle timeout. */
   readonly idleExpiresAt: DateTimeString | null;
-  /** Seconds until `expiresAt`. */
+  /** Whole seconds until `expiresAt`, 0 once past (session.do answers milliseconds). */
   readonly timeRemaining: number;
   /** Version of the data; pass it as `expectedVersion` to write only if nobody changed it. */
   readonly version: number;

@@ -1,6 +1,7 @@
 import type { ActivityRow, SessionEventRow, SessionRow } from '../db/schema.js';
 import type { Scope } from '../domain/callers.js';
-import { notFound } from '../domain/errors.js';
+import { checkConfigAccess } from '../domain/configs.js';
+import { ServiceError, notFound } from '../domain/errors.js';
 import { findProductByTag } from '../domain/keys.js';
 import {
   MAX_DEVICE_NAME_LENGTH,
@@ -40,6 +41,27 @@ async function userScopes(
     return product.envs.map((env) => ({ productId: product.id, productTag: product.tag, env }));
   }
   return [await scopeOf(ctx, args)];
+}
+
+/**
+ * The scopes that may use a tag: FORBIDDEN for a single env whose key may not; across the
+ * product's envs (the admin key), the envs owning or sharing the config.
+ */
+async function scopesUsingTag(ctx: Context, scopes: Scope[], tag: string): Promise<Scope[]> {
+  if (scopes.length === 1) {
+    await checkConfigAccess(ctx.services.db, scopes[0]!, tag);
+    return scopes;
+  }
+  const usable: Scope[] = [];
+  for (const scope of scopes) {
+    try {
+      await checkConfigAccess(ctx.services.db, scope, tag);
+      usable.push(scope);
+    } catch (error) {
+      if (!(error instanceof ServiceError && error.code === 'FORBIDDEN')) throw error;
+    }
+  }
+  return usable.length > 0 ? usable : scopes.slice(0, 1);
 }
 
 const userScopeArgs = builder.args((t) => ({
@@ -230,10 +252,8 @@ builder.queryFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       const scopes = await userScopes(ctx, args);
-      if (args.tag != null) {
-        for (const scope of scopes) await scopeForTag(ctx, { ...args, env: scope.env }, args.tag);
-      }
-      const page = await listUserSessions(ctx.services, scopes, args);
+      const usable = args.tag == null ? scopes : await scopesUsingTag(ctx, scopes, args.tag);
+      const page = await listUserSessions(ctx.services, usable, args);
       const currentSessionId = await currentSessionIdAmong(
         ctx.services,
         scopes,
