@@ -35,7 +35,14 @@ export interface SweepResult {
   activityPruned: number;
 }
 
-type Returned = { id: string; product_id: string; env: string; tag: string; identifier: string };
+type Returned = {
+  id: string;
+  product_id: string;
+  env: string;
+  tag: string;
+  identifier: string;
+  actor: string | null;
+};
 
 /**
  * One pass of the cleanup, batch by batch until nothing is due. Each batch is its own short
@@ -64,7 +71,7 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
             )
             update sessions s set expired_at = now()
             from due where s.id = due.id
-            returning s.id, s.product_id, s.env, s.tag, s.identifier`),
+            returning s.id, s.product_id, s.env, s.tag, s.identifier, s.actor`),
         );
         await recordEvents(
           tx,
@@ -76,6 +83,7 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
             identifier: r.identifier,
             type: 'EXPIRED' as const,
             reason: 'ran out',
+            actor: r.actor,
           })),
         );
         // The dashboards' "sessions expired" per period.
