@@ -31,6 +31,8 @@ export interface Config {
   readonly metricsRetentionDays: number;
   /** Most live session configs one product may have. */
   readonly maxConfigsPerProduct: number;
+  /** Longest an impersonation session (started with an `actor`) may live, in seconds. */
+  readonly impersonationMaxSeconds: number;
   /** Log output waiting for a slow or stuck reader, in bytes; lines beyond are dropped. */
   readonly logBufferBytes: number;
   /** How long shutdown lets requests in flight finish; the process exits 5 s after at most. */
@@ -311,6 +313,7 @@ const envSchema = z.object({
   ),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
   MAX_CONFIGS_PER_PRODUCT: wholeNumber('configs', 1, 100_000, 100),
+  IMPERSONATION_MAX_SECONDS: wholeNumber('seconds', 60, 86_400, 3600),
 });
 
 /**
@@ -405,6 +408,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,
     maxConfigsPerProduct: e.MAX_CONFIGS_PER_PRODUCT,
+    impersonationMaxSeconds: e.IMPERSONATION_MAX_SECONDS,
     metrics: {
       // Development serves /metrics next to GraphQL; production on a loopback port of its own.
       port:

@@ -6,6 +6,7 @@ import './session-configs.js';
 import './session-state.js';
 import './sessions/index.js';
 import './verifier.js';
+import './session-controls.js';
 import { applyRateClasses } from './rate-classes.js';
 
 /**

@@ -36,6 +36,7 @@ export async function createTestApp(
     tokenKeyIds?: readonly string[];
     /** Most live configs per product (default: the server's, 100). */
     maxConfigsPerProduct?: number;
+    impersonationMaxSeconds?: number;
     /** Rate limits (default: none that ordinary tests could meet). */
     rateLimits?: RateLimitOptions;
     /** Where rate limits count (default: this app's memory). */
@@ -81,6 +82,7 @@ export async function createTestApp(
     adminKeys: { configuredHash: hashSecret(adminKey) },
     refreshGraceSeconds: options.refreshGraceSeconds ?? 10,
     maxConfigsPerProduct: options.maxConfigsPerProduct,
+    impersonationMaxSeconds: options.impersonationMaxSeconds,
     logger: createLogger('debug', sink),
     subscriptionLimits: options.subscriptionLimits,
   });
