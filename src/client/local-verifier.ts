@@ -133,6 +133,7 @@ const FEED = `subscription VerifierFeed($tags: [String!]!, $after: ID!, $heartbe
   verifierFeed(tags: $tags, after: $after, heartbeatMs: $heartbeatMs) {
     id: position at
     entry { sessionId tag state tokensValidUntil changedAt }
+    notBefore { tag notBefore }
   }
 }`;
 
@@ -153,6 +154,8 @@ interface Entry {
   until: number;
 }
 
+/** The key of the env's not-before mark in the verifier's map (tags never contain it). */
+const WHOLE_ENV = '*';
 /** The largest `maxAge` the server takes (400 days), in seconds. */
 const MAX_AGE_LIMIT_SECONDS = 400 * 24 * 3600;
 
@@ -240,6 +243,8 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
   const heap = new ExpiryHeap();
   /** Tokens expiring at or before this (epoch ms) may belong to an entry dropped for memory. */
   let droppedUntil = 0;
+  /** Not-before marks (epoch ms) by tag, and the env's under `*`: from the heartbeats. */
+  const notBefore = new Map<string, number>();
   let lastHeartbeat = -Infinity;
   let position: string | undefined;
   let synced = false;
@@ -396,11 +401,22 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       'verifierFeed',
       { tags, after: position, heartbeatMs },
       (message) => {
-        const m = message as unknown as { id: string; at: string; entry: WireEntry | null };
+        const m = message as unknown as {
+          id: string;
+          at: string;
+          entry: WireEntry | null;
+          notBefore: { tag: string | null; notBefore: string }[] | null;
+        };
         position = m.id;
         if (m.entry) {
           addEntry(m.entry);
           return;
+        }
+        // Marks only move later: keep the later of what is known and what the heartbeat says.
+        for (const mark of m.notBefore ?? []) {
+          const key = mark.tag ?? WHOLE_ENV;
+          const at = Date.parse(mark.notBefore);
+          notBefore.set(key, Math.max(notBefore.get(key) ?? -Infinity, at));
         }
         lastHeartbeat = Date.now();
         if (!synced) {
@@ -486,6 +502,11 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       throw new SessionServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
     }
     if (entry?.ended) throw tokenExpired();
+    // A not-before revocation refuses at once, before its batches write the REVOKED events.
+    const mark = Math.max(notBefore.get(tag) ?? -Infinity, notBefore.get(WHOLE_ENV) ?? -Infinity);
+    if (opened.startedAt !== undefined && opened.startedAt < mark) {
+      throw new SessionServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+    }
     if (!synced) return fallback(input, 'NOT_READY');
     if (now - lastHeartbeat > maxStalenessMs) return fallback(input, 'STALE');
     if (opened.expiresAt * 1000 <= droppedUntil) return fallback(input, 'MEMORY_BOUND');
