@@ -32,7 +32,7 @@ export interface OpenedToken {
   readonly idleTimeout: boolean | undefined;
   /** When the session started, epoch milliseconds (`sst`): compared with not-before marks. */
   readonly startedAt: number | undefined;
-  /** When the user last proved who they are as of minting, epoch seconds (`auth_time`). */
+  /** When the user last proved who they are as of minting, epoch seconds to the ms (`auth_time`). */
   readonly authenticatedAt: number | undefined;
   /** The operator of an impersonation (`act.sub`); undefined for the user's own session. */
   readonly actor: string | undefined;

@@ -555,7 +555,7 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       version: opened.version,
       expiresAt: new Date(opened.sessionExpiresAt * 1000).toISOString(),
       // As of the token's minting: a later markSessionFresh shows in the next refreshed token.
-      authenticatedAt: new Date(opened.authenticatedAt * 1000).toISOString(),
+      authenticatedAt: new Date(Math.round(opened.authenticatedAt * 1000)).toISOString(),
       actor: null,
       verifiedBy: 'local',
     };

@@ -76,7 +76,9 @@ export async function mintSessionToken(
   if (claims.sessionExpiresAt !== undefined) extra.sexp = epochSeconds(claims.sessionExpiresAt);
   if (claims.idleTimeout !== undefined) extra.idle = claims.idleTimeout;
   if (claims.startedAt !== undefined) extra.sst = claims.startedAt.getTime();
-  if (claims.authenticatedAt !== undefined) extra.auth_time = epochSeconds(claims.authenticatedAt);
+  // A NumericDate may be fractional (RFC 7519): to the millisecond, as the server keeps it.
+  if (claims.authenticatedAt !== undefined)
+    extra.auth_time = claims.authenticatedAt.getTime() / 1000;
   if (claims.actor != null) extra.act = { sub: claims.actor };
   const signed = await new SignJWT({
     sid: claims.sessionId,
