@@ -32,6 +32,8 @@ export interface Config {
   readonly metricsRetentionDays: number;
   /** Most live session configs one product may have. */
   readonly maxConfigsPerProduct: number;
+  /** Longest an impersonation session (started with an `actor`) may live, in seconds. */
+  readonly impersonationMaxSeconds: number;
   /** Log output waiting for a slow or stuck reader, in bytes; lines beyond are dropped. */
   readonly logBufferBytes: number;
   /** How long shutdown lets requests in flight finish; the process exits 5 s after at most. */
@@ -324,6 +326,7 @@ const envSchema = z.object({
   WEBHOOK_DISABLE_AFTER_FAILURES: wholeNumber('attempts', 1, 100_000, 30),
   WEBHOOK_MAX_ENDPOINTS_PER_ENV: wholeNumber('endpoints', 1, 1_000, 20),
   WEBHOOK_POLL_INTERVAL_MS: wholeNumber('milliseconds', 10, 600_000, 5_000),
+  IMPERSONATION_MAX_SECONDS: wholeNumber('seconds', 60, 86_400, 3600),
 });
 
 /**
@@ -433,6 +436,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       // Deliveries are kept as long as the events they carry.
       retentionSeconds: e.EVENT_RETENTION_DAYS * 86_400,
     },
+    impersonationMaxSeconds: e.IMPERSONATION_MAX_SECONDS,
     metrics: {
       // Development serves /metrics next to GraphQL; production on a loopback port of its own.
       port:

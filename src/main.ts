@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     adminKeys: adminKeySource(config),
     refreshGraceSeconds: config.refreshGraceSeconds,
     maxConfigsPerProduct: config.maxConfigsPerProduct,
+    impersonationMaxSeconds: config.impersonationMaxSeconds,
     logger,
     subscriptionLimits: config.subscriptions,
     verifierHorizons: {

@@ -32,6 +32,8 @@ export interface Services {
   readonly refreshGraceSeconds: number;
   /** Most live session configs one product may have (MAX_CONFIGS_PER_PRODUCT). */
   readonly maxConfigsPerProduct: number;
+  /** Longest an impersonation session may live (IMPERSONATION_MAX_SECONDS). */
+  readonly impersonationMaxSeconds: number;
   readonly logger: Logger;
   /** Delivers session events to subscriptions. */
   readonly events: EventBus;
@@ -65,6 +67,8 @@ export interface Services {
 
 /** MAX_CONFIGS_PER_PRODUCT's default. */
 export const DEFAULT_MAX_CONFIGS_PER_PRODUCT = 100;
+/** IMPERSONATION_MAX_SECONDS's default. */
+export const DEFAULT_IMPERSONATION_MAX_SECONDS = 3600;
 
 /** Limits high enough never to be met by ordinary use; production sets its own from config. */
 export const UNLIMITED: RateLimitOptions = {
@@ -85,6 +89,8 @@ export interface ServiceOptions {
   readonly refreshGraceSeconds: number;
   /** Most live session configs per product (default: the configuration's default, 100). */
   readonly maxConfigsPerProduct?: number;
+  /** Longest an impersonation session may live (default 3600 s). */
+  readonly impersonationMaxSeconds?: number;
   readonly logger: Logger;
   /** Subscriptions per key and the slow-consumer timeout (default: no per-key cap, 30 s). */
   readonly subscriptionLimits?: SubscriptionLimits;
@@ -149,6 +155,7 @@ export async function startServices(
     adminKeys: options.adminKeys,
     refreshGraceSeconds: options.refreshGraceSeconds,
     maxConfigsPerProduct: options.maxConfigsPerProduct ?? DEFAULT_MAX_CONFIGS_PER_PRODUCT,
+    impersonationMaxSeconds: options.impersonationMaxSeconds ?? DEFAULT_IMPERSONATION_MAX_SECONDS,
     logger: options.logger,
     verifierHorizons: options.verifierHorizons,
     events,

@@ -22,7 +22,7 @@ import {
 } from './support/server-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
-const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId tag identifier data version expiresAt } }`;
+const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId tag identifier data version expiresAt authenticatedAt actor } }`;
 const REVOKE = `mutation($tag: String!, $sessionId: ID!) { revokeSession(tag: $tag, sessionId: $sessionId) { id } }`;
 
 let t: TestApp;

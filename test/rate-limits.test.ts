@@ -369,6 +369,11 @@ const SAMPLES: Record<string, Record<string, Sample>> = {
       query: `{ sessionDashboard(tag: "${tag}", from: "2026-01-01T00:00:00Z", to: "2026-01-02T00:00:00Z", groupBy: DAY) { totalSessions } }`,
     }),
     products: ({ admin }) => ({ key: admin, query: `{ products { tag } }` }),
+    userSessions: ({ key }) => ({
+      key,
+      query: `{ userSessions(identifier: "u") { totalCount } }`,
+    }),
+    notBeforeRevocations: ({ key }) => ({ key, query: `{ notBeforeRevocations { tag } }` }),
   },
   Mutation: {
     startSession: ({ key, tag }) => startCall(key, tag),
@@ -386,6 +391,16 @@ const SAMPLES: Record<string, Record<string, Sample>> = {
     setSessionValue: onSession('setSessionValue', ', key: "k", value: 1'),
     removeSessionValue: onSession('removeSessionValue', ', key: "k"'),
     clearSessionData: onSession('clearSessionData', ''),
+    markSessionFresh: onSession('markSessionFresh', ''),
+    setSessionDeviceName: onSession('setSessionDeviceName', ', name: "n"'),
+    revokeUserSessions: ({ key }) => ({
+      key,
+      query: `mutation { revokeUserSessions(identifier: "u") { count } }`,
+    }),
+    revokeSessionsStartedBefore: ({ key, tag }) => ({
+      key,
+      query: `mutation { revokeSessionsStartedBefore(tag: "${tag}", before: "2020-01-01T00:00:00Z") { count } }`,
+    }),
     createSessionConfig: ({ key }) => ({
       key,
       query: `mutation { createSessionConfig(input: { name: "n", tag: "${uniqueTag()}", description: "d", schema: { userId: "u" }, selector: "$Session{userId}", expiry: 1, period: HOURS }) { tag } }`,

@@ -7,6 +7,16 @@ import {
   type SubscriptionTransportOptions,
 } from './subscriptions.js';
 import { httpTransport } from './transport.js';
+import { sessionControls } from './controls.js';
+import {
+  instantOf,
+  periodOf,
+  scopeVariables,
+  textOf,
+  wholeNumberOf,
+  withoutScope,
+  type ScopeSpelling,
+} from './ductape.js';
 import type {
   CreateSessionConfigInput,
   ListedSession,
@@ -40,6 +50,10 @@ export interface SessionClientOptions {
   readonly webSocketImpl?: unknown;
   /** More graphql-ws options (retryAttempts, retryWait, keepAlive...). */
   readonly ws?: SubscriptionTransportOptions['options'];
+  /** Ductape's constructor option: the product every call names (the admin key acts there). */
+  readonly product?: string;
+  /** Ductape's constructor option: the environment every call names. */
+  readonly env?: string;
 }
 
 /** Which events to hear; `after` resumes after an event id you already have. */
@@ -68,11 +82,25 @@ export function createSessionClient(options: SessionClientOptions) {
     options: options.ws,
   });
 
+  const defaults: ScopeSpelling = { product: options.product, env: options.env };
+  const scoped = (input: ScopeSpelling) => scopeVariables(input, defaults);
+  /** A config input in this API's spelling: `period: 'hours'` mapped, product and env apart. */
+  const configInput = (input: UpdateSessionConfigInput & ScopeSpelling) => {
+    const rest = withoutScope(input);
+    return rest.period === undefined
+      ? rest
+      : { ...rest, period: periodOf(rest.period, 'input.period') };
+  };
+
   const configs = {
-    /** Creates a session type (Ductape `products.sessions.create`). CONFLICT if the tag is taken. */
-    async create(input: CreateSessionConfigInput): Promise<SessionConfig> {
+    /**
+     * Creates a session type (Ductape `products.sessions.create`). CONFLICT if the tag is
+     * taken. Ductape's `period: 'hours'` and `product`/`env` beside the input are accepted.
+     */
+    async create(input: CreateSessionConfigInput & ScopeSpelling): Promise<SessionConfig> {
       const data = await request<{ createSessionConfig: SessionConfig }>(ops.CREATE_CONFIG, {
-        input,
+        input: configInput(input),
+        ...scoped(input),
       });
       return data.createSessionConfig;
     },
@@ -83,16 +111,17 @@ export function createSessionClient(options: SessionClientOptions) {
      */
     async update(
       ...args:
-        | [patch: UpdateSessionConfigInput & { readonly tag: string }]
-        | [tag: string, changes: UpdateSessionConfigInput]
+        | [patch: UpdateSessionConfigInput & ScopeSpelling & { readonly tag: string }]
+        | [tag: string, changes: UpdateSessionConfigInput & ScopeSpelling]
     ): Promise<SessionConfig> {
       const [tag, input] =
         typeof args[0] === 'string'
           ? [args[0], args[1] ?? {}]
           : [args[0].tag, { ...args[0], tag: undefined }];
       const data = await request<{ updateSessionConfig: SessionConfig }>(ops.UPDATE_CONFIG, {
-        tag,
-        input,
+        tag: textOf(tag, 'tag'),
+        input: configInput(input),
+        ...scoped(input),
       });
       return data.updateSessionConfig;
     },
@@ -128,19 +157,33 @@ export function createSessionClient(options: SessionClientOptions) {
   };
 
   const sessions = {
+    ...sessionControls(request, defaults),
     /** Starts a session: its token and refresh token (Ductape `sessions.start`). */
     async start<TData = SessionData>(input: StartSessionInput<TData>): Promise<SessionTokens> {
-      const data = await request<{ startSession: SessionTokens }>(ops.START, { input });
+      const rest = withoutScope(input);
+      const data = await request<{ startSession: SessionTokens }>(ops.START, {
+        input: {
+          ...rest,
+          tag: textOf(rest.tag, 'input.tag'),
+          expiresIn: wholeNumberOf(rest.expiresIn, 'input.expiresIn') ?? undefined,
+          expiresAt: instantOf(rest.expiresAt, 'input.expiresAt') ?? undefined,
+        },
+        ...scoped(input),
+      });
       return data.startSession;
     },
     /**
      * Checks a token and returns its data (Ductape `sessions.verify`). Throws TOKEN_INVALID,
      * TOKEN_EXPIRED or SESSION_REVOKED when it does not verify.
      */
-    async verify<TData = SessionData>(input: TokenInput): Promise<VerifiedSession<TData>> {
+    async verify<TData = SessionData>(
+      input: TokenInput & { maxAge?: number },
+    ): Promise<VerifiedSession<TData>> {
       const data = await request<{ verifySession: VerifiedSession<TData> }>(ops.VERIFY, {
-        tag: input.tag,
-        token: input.token,
+        tag: textOf(input.tag, 'tag'),
+        token: textOf(input.token, 'token'),
+        maxAge: wholeNumberOf(input.maxAge, 'maxAge'),
+        ...scoped(input),
       });
       return data.verifySession;
     },
@@ -156,24 +199,37 @@ export function createSessionClient(options: SessionClientOptions) {
     /** True when the token verifies, false (no error) when it is invalid, expired or revoked. */
     async isValid(input: TokenInput): Promise<boolean> {
       const data = await request<{ isSessionValid: boolean }>(ops.IS_VALID, {
-        tag: input.tag,
-        token: input.token,
+        tag: textOf(input.tag, 'tag'),
+        token: textOf(input.token, 'token'),
+        ...scoped(input),
       });
       return data.isSessionValid;
     },
     /** Exchanges a refresh token for a new pair (Ductape `sessions.refresh`). */
-    async refresh(input: { tag: string; refreshToken: string }): Promise<SessionTokens> {
+    async refresh(
+      input: {
+        tag: string;
+        refreshToken: string;
+        /** The end user's client now (a change goes into the session's device history). */
+        device?: { userAgent?: string; ip?: string };
+      } & ScopeSpelling,
+    ): Promise<SessionTokens> {
       const data = await request<{ refreshSession: SessionTokens }>(ops.REFRESH, {
-        tag: input.tag,
-        refreshToken: input.refreshToken,
+        tag: textOf(input.tag, 'tag'),
+        refreshToken: textOf(input.refreshToken, 'refreshToken'),
+        device: input.device ?? null,
+        ...scoped(input),
       });
       return data.refreshSession;
     },
     /** Ends one session, everywhere, from the next verify (Ductape `sessions.revoke`). */
-    async revoke<TData = SessionData>(input: SessionAddress): Promise<Session<TData>> {
+    async revoke<TData = SessionData>(
+      input: SessionAddress & ScopeSpelling,
+    ): Promise<Session<TData>> {
       const data = await request<{ revokeSession: Session<TData> }>(ops.REVOKE, {
-        tag: input.tag,
-        sessionId: input.sessionId,
+        tag: textOf(input.tag, 'tag'),
+        sessionId: textOf(input.sessionId, 'sessionId'),
+        ...scoped(input),
       });
       return data.revokeSession;
     },
@@ -181,16 +237,19 @@ export function createSessionClient(options: SessionClientOptions) {
      * Ends every session of a user under a tag (Ductape `sessions.revokeAll`), but the one
      * named by `excludeCurrentSession` (Ductape's name) or `excludeSessionId`.
      */
-    async revokeAll(input: {
-      tag: string;
-      identifier: string;
-      excludeCurrentSession?: string;
-      excludeSessionId?: string;
-    }): Promise<{ count: number }> {
+    async revokeAll(
+      input: {
+        tag: string;
+        identifier: string;
+        excludeCurrentSession?: string;
+        excludeSessionId?: string;
+      } & ScopeSpelling,
+    ): Promise<{ count: number }> {
       const data = await request<{ revokeAllSessions: { count: number } }>(ops.REVOKE_ALL, {
-        tag: input.tag,
-        identifier: input.identifier,
+        tag: textOf(input.tag, 'tag'),
+        identifier: textOf(input.identifier, 'identifier'),
         excludeSessionId: input.excludeSessionId ?? input.excludeCurrentSession ?? null,
+        ...scoped(input),
       });
       return data.revokeAllSessions;
     },
@@ -198,12 +257,14 @@ export function createSessionClient(options: SessionClientOptions) {
      * A user's active sessions, newest first (Ductape `sessions.list`): `count` and `sessions`,
      * 20 a page by default; pass `endCursor` as `after` for the next page.
      */
-    async list<TData = SessionData>(input: {
-      tag: string;
-      identifier: string;
-      first?: number;
-      after?: string;
-    }): Promise<SessionList<TData>> {
+    async list<TData = SessionData>(
+      input: {
+        tag: string;
+        identifier: string;
+        first?: number;
+        after?: string;
+      } & ScopeSpelling,
+    ): Promise<SessionList<TData>> {
       const data = await request<{
         sessions: {
           totalCount: number;
@@ -211,10 +272,11 @@ export function createSessionClient(options: SessionClientOptions) {
           pageInfo: { hasNextPage: boolean; endCursor: string | null };
         };
       }>(ops.LIST, {
-        tag: input.tag,
-        identifier: input.identifier,
-        first: input.first ?? null,
+        tag: textOf(input.tag, 'tag'),
+        identifier: textOf(input.identifier, 'identifier'),
+        first: wholeNumberOf(input.first, 'first'),
         after: input.after ?? null,
+        ...scoped(input),
       });
       const page = data.sessions;
       return {

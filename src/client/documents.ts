@@ -8,21 +8,22 @@ const CONFIG = `fragment ClientConfig on SessionConfig {
   maxSessionsPerIdentifier activeSessionCount createdAt updatedAt
 }`;
 
-const SESSION = `fragment ClientSession on Session {
+export const SESSION = `fragment ClientSession on Session {
   id tag identifier data status device { userAgent ip } createdAt expiresAt refreshExpiresAt
   lastActiveAt idleExpiresAt timeRemaining version revokedAt revokeReason
+  env authenticatedAt actor deviceName deviceHistory { userAgent ip until }
 }`;
 
 const TOKENS = 'token refreshToken sessionId expiresAt';
-const EVENT = 'id type sessionId tag identifier at reason';
+const EVENT = 'id type sessionId tag identifier at reason actor';
 
-export const CREATE_CONFIG = `mutation CreateSessionConfig($input: CreateSessionConfigInput!) {
-  createSessionConfig(input: $input) { ...ClientConfig }
+export const CREATE_CONFIG = `mutation CreateSessionConfig($input: CreateSessionConfigInput!, $product: String, $env: String) {
+  createSessionConfig(input: $input, product: $product, env: $env) { ...ClientConfig }
 }
 ${CONFIG}`;
 
-export const UPDATE_CONFIG = `mutation UpdateSessionConfig($tag: String!, $input: UpdateSessionConfigInput!) {
-  updateSessionConfig(tag: $tag, input: $input) { ...ClientConfig }
+export const UPDATE_CONFIG = `mutation UpdateSessionConfig($tag: String!, $input: UpdateSessionConfigInput!, $product: String, $env: String) {
+  updateSessionConfig(tag: $tag, input: $input, product: $product, env: $env) { ...ClientConfig }
 }
 ${CONFIG}`;
 
@@ -40,33 +41,35 @@ export const DELETE_CONFIG = `mutation DeleteSessionConfig($tag: String!) {
   deleteSessionConfig(tag: $tag)
 }`;
 
-export const START = `mutation StartSession($input: StartSessionInput!) {
-  startSession(input: $input) { ${TOKENS} }
+export const START = `mutation StartSession($input: StartSessionInput!, $product: String, $env: String) {
+  startSession(input: $input, product: $product, env: $env) { ${TOKENS} }
 }`;
 
-export const VERIFY = `query VerifySession($tag: String!, $token: String!) {
-  verifySession(tag: $tag, token: $token) { sessionId tag identifier data version expiresAt }
+export const VERIFY = `query VerifySession($tag: String!, $token: String!, $maxAge: Int, $product: String, $env: String) {
+  verifySession(tag: $tag, token: $token, maxAge: $maxAge, product: $product, env: $env) {
+    sessionId tag identifier data version expiresAt authenticatedAt actor
+  }
 }`;
 
-export const IS_VALID = `query IsSessionValid($tag: String!, $token: String!) {
-  isSessionValid(tag: $tag, token: $token)
+export const IS_VALID = `query IsSessionValid($tag: String!, $token: String!, $product: String, $env: String) {
+  isSessionValid(tag: $tag, token: $token, product: $product, env: $env)
 }`;
 
-export const REFRESH = `mutation RefreshSession($tag: String!, $refreshToken: String!) {
-  refreshSession(tag: $tag, refreshToken: $refreshToken) { ${TOKENS} }
+export const REFRESH = `mutation RefreshSession($tag: String!, $refreshToken: String!, $device: DeviceInput, $product: String, $env: String) {
+  refreshSession(tag: $tag, refreshToken: $refreshToken, device: $device, product: $product, env: $env) { ${TOKENS} }
 }`;
 
-export const REVOKE = `mutation RevokeSession($tag: String!, $sessionId: ID!) {
-  revokeSession(tag: $tag, sessionId: $sessionId) { ...ClientSession }
+export const REVOKE = `mutation RevokeSession($tag: String!, $sessionId: ID!, $product: String, $env: String) {
+  revokeSession(tag: $tag, sessionId: $sessionId, product: $product, env: $env) { ...ClientSession }
 }
 ${SESSION}`;
 
-export const REVOKE_ALL = `mutation RevokeAllSessions($tag: String!, $identifier: String!, $excludeSessionId: ID) {
-  revokeAllSessions(tag: $tag, identifier: $identifier, excludeSessionId: $excludeSessionId) { count }
+export const REVOKE_ALL = `mutation RevokeAllSessions($tag: String!, $identifier: String!, $excludeSessionId: ID, $product: String, $env: String) {
+  revokeAllSessions(tag: $tag, identifier: $identifier, excludeSessionId: $excludeSessionId, product: $product, env: $env) { count }
 }`;
 
-export const LIST = `query ListSessions($tag: String!, $identifier: String!, $first: Int, $after: String) {
-  sessions(tag: $tag, identifier: $identifier, first: $first, after: $after) {
+export const LIST = `query ListSessions($tag: String!, $identifier: String!, $first: Int, $after: String, $product: String, $env: String) {
+  sessions(tag: $tag, identifier: $identifier, first: $first, after: $after, product: $product, env: $env) {
     totalCount
     nodes { ...ClientSession }
     pageInfo { hasNextPage endCursor }

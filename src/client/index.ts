@@ -28,4 +28,7 @@ export {
   type LocalVerifierOptions,
   type LocalVerifierStats,
   type LocalVerifyResult,
+  type VerifyInput,
 } from './local-verifier.js';
+export type { NotBeforeRevocation, UserSession, UserSessionList } from './controls.js';
+export type { PeriodSpelling, ScopeSpelling } from './ductape.js';

@@ -30,6 +30,12 @@ export interface OpenedToken {
   readonly version: number | undefined;
   readonly sessionExpiresAt: number | undefined;
   readonly idleTimeout: boolean | undefined;
+  /** When the session started, epoch milliseconds (`sst`): compared with not-before marks. */
+  readonly startedAt: number | undefined;
+  /** When the user last proved who they are as of minting, epoch seconds to the ms (`auth_time`). */
+  readonly authenticatedAt: number | undefined;
+  /** The operator of an impersonation (`act.sub`); undefined for the user's own session. */
+  readonly actor: string | undefined;
 }
 
 /** A token the verifier cannot open itself: the server decides. */
@@ -132,7 +138,11 @@ export async function openLocally(
     if (error instanceof joseErrors.JWTExpired) throw tokenExpired();
     throw tokenInvalid();
   }
-  const { sid, tag: tokenTag, data, sub, iat, exp, ver, sexp, idle } = payload;
+  const { sid, tag: tokenTag, data, sub, iat, exp, ver, sexp, idle, sst, auth_time, act } = payload;
+  const actor =
+    act !== null && typeof act === 'object' && !Array.isArray(act)
+      ? (act as { sub?: unknown }).sub
+      : undefined;
   if (
     typeof sid !== 'string' ||
     typeof tokenTag !== 'string' ||
@@ -145,6 +155,9 @@ export async function openLocally(
     (ver !== undefined && typeof ver !== 'number') ||
     (sexp !== undefined && typeof sexp !== 'number') ||
     (idle !== undefined && typeof idle !== 'boolean') ||
+    (sst !== undefined && typeof sst !== 'number') ||
+    (auth_time !== undefined && typeof auth_time !== 'number') ||
+    (act !== undefined && typeof actor !== 'string') ||
     tokenTag !== tag
   ) {
     throw tokenInvalid();
@@ -159,5 +172,8 @@ export async function openLocally(
     version: ver,
     sessionExpiresAt: sexp,
     idleTimeout: idle,
+    startedAt: sst,
+    authenticatedAt: auth_time,
+    actor: actor as string | undefined,
   };
 }

@@ -20,7 +20,10 @@ export type FallbackReason =
   | 'NOT_READY'
   /** No heartbeat for longer than `maxStalenessMs`: the local view may miss a revocation. */
   | 'STALE'
-  /** A token of the first format (minted before signed tokens): only the server opens it. */
+  /**
+   * A token of the first format (minted before signed tokens), which only the server opens, or
+   * a signed one minted before tokens carried their session's start and `auth_time`.
+   */
   | 'LEGACY_TOKEN'
   /** Its key id is not (yet) among the verifier's keys; they are reloaded. */
   | 'UNKNOWN_KEY'
@@ -35,7 +38,14 @@ export type FallbackReason =
   /** Issued before the sweep's horizon: what would refuse it may be gone. */
   | 'TOKEN_TOO_OLD'
   /** The verifier dropped entries to stay within `maxEntries`; this token may be one of them. */
-  | 'MEMORY_BOUND';
+  | 'MEMORY_BOUND'
+  /** An impersonation session (an operator acting as the user): the server decides and logs it. */
+  | 'IMPERSONATION'
+  /**
+   * `maxAge` asked, and the token's `auth_time` is older (or `maxAge` is not one the server
+   * takes): the session may have been marked fresh since, which only the server knows.
+   */
+  | 'MAX_AGE';
 
 /** `verifySession`'s answer, and who gave it. */
 export type LocalVerifyResult<TData = SessionData> = VerifiedSession<TData> & {
@@ -87,6 +97,9 @@ export interface LocalVerifierStats {
   readonly serverVerifies: number;
 }
 
+/** A token to check, and optionally how recent its user's login must be (seconds). */
+export type VerifyInput = TokenInput & { readonly maxAge?: number };
+
 export interface LocalVerifier {
   /** Resolves when keys are loaded, the snapshot synced and the feed has caught up. */
   readonly ready: Promise<void>;
@@ -95,7 +108,7 @@ export interface LocalVerifier {
    * it can; otherwise (see {@link FallbackReason}) it asks the server, or refuses when stale and
    * `onStale: 'refuse'` (SERVICE_UNAVAILABLE). Never "valid" from a stale view.
    */
-  verify<TData = SessionData>(input: TokenInput): Promise<LocalVerifyResult<TData>>;
+  verify<TData = SessionData>(input: VerifyInput): Promise<LocalVerifyResult<TData>>;
   stats(): LocalVerifierStats;
   /** Stops the feed and timers. */
   close(): Promise<void>;
@@ -120,6 +133,7 @@ const FEED = `subscription VerifierFeed($tags: [String!]!, $after: ID!, $heartbe
   verifierFeed(tags: $tags, after: $after, heartbeatMs: $heartbeatMs) {
     id: position at
     entry { sessionId tag state tokensValidUntil changedAt }
+    notBefore { tag notBefore }
   }
 }`;
 
@@ -139,6 +153,11 @@ interface Entry {
   /** Epoch ms after which no token of the session is valid. */
   until: number;
 }
+
+/** The key of the env's not-before mark in the verifier's map (tags never contain it). */
+const WHOLE_ENV = '*';
+/** The largest `maxAge` the server takes (400 days), in seconds. */
+const MAX_AGE_LIMIT_SECONDS = 400 * 24 * 3600;
 
 /** Tokens minted this soon after a change may carry the old data (server clocks differ). */
 const CHANGE_MARGIN_MS = 2_000;
@@ -224,6 +243,8 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
   const heap = new ExpiryHeap();
   /** Tokens expiring at or before this (epoch ms) may belong to an entry dropped for memory. */
   let droppedUntil = 0;
+  /** Not-before marks (epoch ms) by tag, and the env's under `*`: from the heartbeats. */
+  const notBefore = new Map<string, number>();
   let lastHeartbeat = -Infinity;
   let position: string | undefined;
   let synced = false;
@@ -380,11 +401,22 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       'verifierFeed',
       { tags, after: position, heartbeatMs },
       (message) => {
-        const m = message as unknown as { id: string; at: string; entry: WireEntry | null };
+        const m = message as unknown as {
+          id: string;
+          at: string;
+          entry: WireEntry | null;
+          notBefore: { tag: string | null; notBefore: string }[] | null;
+        };
         position = m.id;
         if (m.entry) {
           addEntry(m.entry);
           return;
+        }
+        // Marks only move later: keep the later of what is known and what the heartbeat says.
+        for (const mark of m.notBefore ?? []) {
+          const key = mark.tag ?? WHOLE_ENV;
+          const at = Date.parse(mark.notBefore);
+          notBefore.set(key, Math.max(notBefore.get(key) ?? -Infinity, at));
         }
         lastHeartbeat = Date.now();
         if (!synced) {
@@ -409,7 +441,7 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
   start().catch((error: unknown) => readyReject(error));
 
   const fallback = async <TData>(
-    input: TokenInput,
+    input: VerifyInput,
     reason: FallbackReason,
   ): Promise<LocalVerifyResult<TData>> => {
     if ((reason === 'STALE' || reason === 'NOT_READY') && onStale === 'refuse') {
@@ -424,12 +456,13 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
     const data = await request<{ verifySession: VerifiedSession<TData> }>(VERIFY, {
       tag: input.tag,
       token: input.token,
+      maxAge: input.maxAge,
     });
     return { ...data.verifySession, verifiedBy: 'server', fallback: reason };
   };
 
   const verify = async <TData = SessionData>(
-    input: TokenInput,
+    input: VerifyInput,
   ): Promise<LocalVerifyResult<TData>> => {
     const { tag, token } = input;
     if (!followed.has(tag)) return fallback(input, 'TAG_NOT_FOLLOWED');
@@ -469,6 +502,11 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       throw new SessionServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
     }
     if (entry?.ended) throw tokenExpired();
+    // A not-before revocation refuses at once, before its batches write the REVOKED events.
+    const mark = Math.max(notBefore.get(tag) ?? -Infinity, notBefore.get(WHOLE_ENV) ?? -Infinity);
+    if (opened.startedAt !== undefined && opened.startedAt < mark) {
+      throw new SessionServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+    }
     if (!synced) return fallback(input, 'NOT_READY');
     if (now - lastHeartbeat > maxStalenessMs) return fallback(input, 'STALE');
     if (opened.expiresAt * 1000 <= droppedUntil) return fallback(input, 'MEMORY_BOUND');
@@ -490,6 +528,24 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
     if (opened.issuedAt * 1000 < now - keys.maxTokenAgeSeconds * 1000) {
       return fallback(input, 'TOKEN_TOO_OLD');
     }
+    // Without its session's start, a not-before mark cannot be checked.
+    if (opened.startedAt === undefined || opened.authenticatedAt === undefined) {
+      return fallback(input, 'LEGACY_TOKEN');
+    }
+    if (opened.actor !== undefined) return fallback(input, 'IMPERSONATION');
+    const { maxAge } = input;
+    if (
+      maxAge !== undefined &&
+      maxAge !== null &&
+      (!Number.isInteger(maxAge) ||
+        maxAge < 0 ||
+        maxAge > MAX_AGE_LIMIT_SECONDS ||
+        // The token's `auth_time` is at or before the session's (which only moves later); the
+        // clock tolerance covers this process's clock being behind the database's.
+        now + tolerance - opened.authenticatedAt * 1000 > maxAge * 1000)
+    ) {
+      return fallback(input, 'MAX_AGE');
+    }
     localVerifies += 1;
     return {
       sessionId: opened.sessionId,
@@ -498,6 +554,9 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       data: opened.data as TData,
       version: opened.version,
       expiresAt: new Date(opened.sessionExpiresAt * 1000).toISOString(),
+      // As of the token's minting: a later markSessionFresh shows in the next refreshed token.
+      authenticatedAt: new Date(Math.round(opened.authenticatedAt * 1000)).toISOString(),
+      actor: null,
       verifiedBy: 'local',
     };
   };

@@ -3,6 +3,7 @@
  * tests run every call against the real server). Instants are ISO 8601 strings, as the API's
  * `DateTime` sends them.
  */
+import type { PeriodSpelling } from './ductape.js';
 
 import type { SessionEventType } from '../contract/enums.js';
 
@@ -57,7 +58,8 @@ export interface CreateSessionConfigInput {
   readonly schema: SessionData;
   readonly selector: string;
   readonly expiry: number;
-  readonly period: ExpiryPeriod;
+  /** `HOURS`, or Ductape's `'hours'` (any case, singular too): the client maps it. */
+  readonly period: PeriodSpelling;
   /** Refresh token lifetime in seconds (default 30 days). */
   readonly refreshExpiresIn?: number;
   readonly idleTimeout?: number;
@@ -90,13 +92,34 @@ export interface Session<TData = SessionData> {
   readonly lastActiveAt: DateTimeString;
   /** When it ends if unused; null without an idle timeout. */
   readonly idleExpiresAt: DateTimeString | null;
-  /** Seconds until `expiresAt`. */
+  /** Whole seconds until `expiresAt`, 0 once past (session.do answers milliseconds). */
   readonly timeRemaining: number;
   /** Version of the data; pass it as `expectedVersion` to write only if nobody changed it. */
   readonly version: number;
   readonly revokedAt: DateTimeString | null;
-  /** revoked, revoked_all, config_deleted, refresh_token_reused or session_limit. */
+  /**
+   * revoked, revoked_all, config_deleted, refresh_token_reused, session_limit,
+   * signed_out_everywhere or not_before.
+   */
   readonly revokeReason: string | null;
+  /** The environment the session lives in. */
+  readonly env: string;
+  /** When the user last proved who they are (start or `markFresh`); kept across refreshes. */
+  readonly authenticatedAt: DateTimeString;
+  /** Impersonation: the operator acting as the user; null for the user's own session. */
+  readonly actor: string | null;
+  /** The display name a client gave the device. */
+  readonly deviceName: string | null;
+  /** Earlier devices, newest first (at most 5). */
+  readonly deviceHistory: readonly PastDevice[];
+}
+
+/** A device a session was used from before its current one. */
+export interface PastDevice {
+  readonly userAgent: string | null;
+  readonly ip: string | null;
+  /** When the session moved off it (at a refresh). */
+  readonly until: DateTimeString;
 }
 
 /** A session in a list: a {@link Session} with Ductape's name for its id too. */
@@ -125,6 +148,10 @@ export interface VerifiedSession<TData = SessionData> {
   readonly data: TData;
   readonly version: number;
   readonly expiresAt: DateTimeString;
+  /** When the user last proved who they are (start or `markFresh`). */
+  readonly authenticatedAt: DateTimeString;
+  /** Impersonation: the operator acting as the user; null otherwise. */
+  readonly actor: string | null;
 }
 
 /** A page of a user's active sessions (Ductape's `sessions.list` answer, with paging). */
@@ -149,6 +176,8 @@ export interface SessionEvent {
   readonly at: DateTimeString;
   /** Why, for revocations and reuse. */
   readonly reason: string | null;
+  /** Impersonation: the operator acting as the user. */
+  readonly actor: string | null;
 }
 
 /** A session to start (Ductape's `ISessionStartInput`). */
@@ -163,12 +192,24 @@ export interface StartSessionInput<TData = SessionData> {
   readonly expiresIn?: number;
   /** Your end user's client; default: the caller's. */
   readonly device?: { readonly userAgent?: string; readonly ip?: string };
+  /** Instead of `expiresIn`: when the session token expires (10 s to 365 days from now). */
+  readonly expiresAt?: Date | DateTimeString;
+  /** Impersonation: the operator starting the session as the user (capped lifetime). */
+  readonly actor?: string;
+  /** Ductape's spelling: the product (admin key; a secret key must name its own). */
+  readonly product?: string;
+  /** Ductape's spelling: the environment (admin key; a secret key must name its own). */
+  readonly env?: string;
 }
 
 /** A session token to check under its tag. */
 export interface TokenInput {
   readonly tag: string;
   readonly token: string;
+  /** Ductape's spelling: the product (admin key; a secret key must name its own). */
+  readonly product?: string;
+  /** Ductape's spelling: the environment. */
+  readonly env?: string;
 }
 
 /** One session, addressed by its tag and id. */

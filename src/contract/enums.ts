@@ -32,6 +32,8 @@ export const SERVICE_ERROR_CODES = [
   'TOKEN_INVALID',
   'TOKEN_EXPIRED',
   'SESSION_REVOKED',
+  /** The session is valid but its login is older than the `maxAge` asked: sign in again (step-up). */
+  'REAUTHENTICATION_REQUIRED',
   'REFRESH_TOKEN_REUSED',
   'RATE_LIMITED',
   /** A quota or size limit of the server was reached (configs per product, subscriptions...). */

@@ -133,6 +133,18 @@ export const sessions = pgTable(
     revokeReason: text('revoke_reason'),
     /** When the sweep found the session over and recorded its EXPIRED event. */
     expiredAt: timestamptz('expired_at'),
+    /** When the user last proved who they are: the start, or a step-up (kept across refreshes). */
+    authenticatedAt: timestamptz('authenticated_at').notNull().defaultNow(),
+    /** Impersonation: the operator acting as the user (null: the user themself). */
+    actor: text('actor'),
+    /** The latest instant the session may live to, whatever refreshes do (impersonation cap). */
+    endsAt: timestamptz('ends_at'),
+    /** A name the client gave the device ("Ada's laptop"). */
+    deviceName: text('device_name'),
+    /** The devices seen before the current one, newest first, at most 5: `{userAgent, ip, until}`. */
+    deviceHistory: jsonb('device_history')
+      .notNull()
+      .default(sql`'[]'::jsonb`),
   },
   (t) => [
     // A user's active sessions, newest first (list, revoke all, counts).
@@ -144,6 +156,18 @@ export const sessions = pgTable(
       t.createdAt.desc(),
       t.id.desc(),
     ),
+    // One user's sessions across every tag of the env (sign out everywhere).
+    index('sessions_identifier_idx').on(
+      t.productId,
+      t.env,
+      t.identifier,
+      t.createdAt.desc(),
+      t.id.desc(),
+    ),
+    // Not-before revocation: the unrevoked sessions of an env by when they started.
+    index('sessions_scope_started_live_idx')
+      .on(t.productId, t.env, t.createdAt)
+      .where(sql`${t.revokedAt} is null`),
     index('sessions_config_live_idx')
       .on(t.configId, t.refreshExpiresAt)
       .where(sql`${t.revokedAt} is null`),
@@ -194,6 +218,8 @@ export const sessionEvents = pgTable(
     identifier: text('identifier').notNull(),
     type: text('type', { enum: SESSION_EVENT_TYPES }).notNull(),
     reason: text('reason'),
+    /** The operator acting as the user, for an impersonated session's events. */
+    actor: text('actor'),
     at: timestamptz('at').notNull().defaultNow(),
     /**
      * The event's place in its product and env, in commit order: drawn after the writer's commit
@@ -285,6 +311,8 @@ export const activityLog = pgTable(
     durationMs: doublePrecision('duration_ms').notNull(),
     sessionId: uuid('session_id'),
     identifier: text('identifier'),
+    /** The operator acting as the user, when the operation concerned an impersonated session. */
+    actor: text('actor'),
     at: timestamptz('at').notNull(),
     /**
      * The row's number in its product and env (from `activity_log_counters`): the API's entry
@@ -340,6 +368,26 @@ export const secretFingerprints = pgTable('secret_fingerprints', {
   fingerprint: text('fingerprint').notNull(),
   createdAt: timestamptz('created_at').notNull().defaultNow(),
 });
+
+/**
+ * Not-before revocation: every session of a tag (or, with tag `*`, of the whole env) started
+ * before `notBefore` is refused at verify and refresh, at once, while the batched revocation
+ * marks the rows. Kept (not deleted) so the refusal holds for rows the batches have not reached.
+ */
+export const sessionRevocationWatermarks = pgTable(
+  'session_revocation_watermarks',
+  {
+    productId: uuid('product_id')
+      .notNull()
+      .references(() => products.id, { onDelete: 'cascade' }),
+    env: text('env').notNull(),
+    /** A config tag, or `*` for every session of the env. */
+    tag: text('tag').notNull(),
+    notBefore: timestamptz('not_before').notNull(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.productId, t.env, t.tag] })],
+);
 
 export type SessionUserRow = typeof sessionUsers.$inferSelect;
 export type ActivityRow = typeof activityLog.$inferSelect;

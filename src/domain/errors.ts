@@ -81,6 +81,37 @@ export const expiredSessionUnchangeable = named(
   'This session has expired; it cannot change.',
 );
 
+/**
+ * TOKEN_EXPIRED of a session that sat unused longer than its idle timeout, from verify and
+ * refresh: `reason: idle_timeout` in extensions, since refreshing will not help.
+ */
+export const idleTimeout = (): ServiceError =>
+  new ServiceError(
+    'TOKEN_EXPIRED',
+    'The session was idle for longer than its idle timeout; sign in again.',
+    undefined,
+    { reason: 'idle_timeout' },
+  );
+
+/** REAUTHENTICATION_REQUIRED: the session is valid, but its login is older than `maxAge` asks. */
+export const reauthenticationRequired = (maxAgeSeconds: number): ServiceError =>
+  new ServiceError(
+    'REAUTHENTICATION_REQUIRED',
+    'The user signed in longer ago than this operation allows; ask them to sign in again, then mark the session fresh.',
+    undefined,
+    { maxAge: maxAgeSeconds },
+  );
+
+/** An operator acting as the user cannot prove the user's identity (markSessionFresh). */
+export const impersonationNotFreshenable = named(
+  'FORBIDDEN',
+  'An impersonation session cannot be marked freshly authenticated.',
+);
+
+/** No product with that tag (the admin key naming a product). */
+export const productNotFound = (tag: string): ServiceError =>
+  notFound(`No product with tag "${tag}".`);
+
 /** No session with that id in the caller's scope under that tag. */
 export const sessionNotFound = (tag: string): ServiceError =>
   notFound(`No session with that id for tag "${tag}".`);

@@ -17,6 +17,8 @@ export interface NewSessionEvent {
   readonly identifier: string;
   readonly type: SessionEventType;
   readonly reason?: string | null;
+  /** The operator acting as the user (impersonated sessions). */
+  readonly actor?: string | null;
 }
 
 /** The columns of a session an event names. */
@@ -26,6 +28,8 @@ export interface EventSubject {
   readonly env: string;
   readonly tag: string;
   readonly identifier: string;
+  /** The operator acting as the user (impersonated sessions). */
+  readonly actor?: string | null;
 }
 
 /** One event of `type` for each session. */
@@ -42,6 +46,7 @@ export function eventsFor(
     identifier: s.identifier,
     type,
     reason,
+    actor: s.actor ?? null,
   }));
 }
 
@@ -71,6 +76,7 @@ export async function recordEvents(
       identifier: e.identifier,
       type: e.type,
       reason: e.reason ?? null,
+      actor: e.actor ?? null,
     })),
   );
 }

@@ -5,7 +5,13 @@ import { eventsFor, recordEvents } from './events.js';
 
 /** Why a session was revoked, as recorded on the session and its REVOKED event. */
 export type RevokeReason =
-  'revoked' | 'revoked_all' | 'config_deleted' | 'refresh_token_reused' | 'session_limit';
+  | 'revoked'
+  | 'revoked_all'
+  | 'config_deleted'
+  | 'refresh_token_reused'
+  | 'session_limit'
+  | 'signed_out_everywhere'
+  | 'not_before';
 
 /**
  * Revokes every live session matching `where` and records a REVOKED event for each, in the
@@ -26,6 +32,7 @@ export async function revokeSessionsWhere(
       env: sessions.env,
       tag: sessions.tag,
       identifier: sessions.identifier,
+      actor: sessions.actor,
     });
   await recordEvents(tx, eventsFor(revoked, 'REVOKED', reason));
   return revoked.map((s) => s.id);

@@ -40,7 +40,7 @@ interface Change {
  * exist in the caller's scope under that tag (NOT_FOUND), be neither revoked (SESSION_REVOKED)
  * nor over (TOKEN_EXPIRED), and be at `expectedVersion` when one is given (CONFLICT).
  */
-async function changeLiveSession(
+export async function changeLiveSession(
   deps: SessionDeps,
   scope: Scope,
   address: SessionAddress,
@@ -104,6 +104,7 @@ async function changeLiveSession(
           identifier: session.identifier,
           type: event.type,
           reason: event.reason ?? null,
+          actor: session.actor,
         },
       ]);
     }

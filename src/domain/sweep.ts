@@ -65,7 +65,7 @@ export async function sweepOnce(db: Database, options: SweepOptions): Promise<Sw
             )
             update sessions s set expired_at = now()
             from due where s.id = due.id
-            returning s.id, s.product_id as "productId", s.env, s.tag, s.identifier`),
+            returning s.id, s.product_id as "productId", s.env, s.tag, s.identifier, s.actor`),
         );
         await recordEvents(tx, eventsFor(rows, 'EXPIRED', 'ran out'));
         // The dashboards' "sessions expired" per period.

@@ -1,12 +1,13 @@
-import { sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { type Database, rowsOf } from '../db/client.js';
-import type { SessionEventRow } from '../db/schema.js';
+import { sessionRevocationWatermarks, type SessionEventRow } from '../db/schema.js';
 import type { Keyring } from '../tokens/keyring.js';
 import { CLOCK_TOLERANCE_SECONDS, ISSUER, audienceOf } from '../tokens/session-token.js';
 import type { Scope } from './callers.js';
 import { checkConfigAccess } from './configs.js';
 import { badInput } from './errors.js';
 import { latestEventId } from './events.js';
+import { WHOLE_ENV } from './sessions/controls-rules.js';
 import { TAG_PATTERN, UUID_PATTERN } from './validation.js';
 
 /** Most tags one local verifier follows. */
@@ -197,6 +198,39 @@ export async function verifierSnapshotPage(
     endCursor: page.length > 0 ? page[page.length - 1]!.sessionId : (args.after ?? null),
     hasNextPage: rows.length > first,
   };
+}
+
+/** A not-before watermark: sessions of `tag` (null: of the whole env) started before it are revoked. */
+export interface VerifierNotBefore {
+  readonly tag: string | null;
+  readonly notBefore: Date;
+}
+
+/**
+ * The not-before watermarks that cover some tags: each tag's and the env's. Verify refuses a
+ * session started before them at once, before the batches mark its row and write its REVOKED
+ * event; so a local verifier must know them too (each feed heartbeat carries them). They only
+ * ever move later, so one read late still refuses rightly.
+ */
+export async function verifierNotBefore(
+  db: Database,
+  scope: Scope,
+  tags: readonly string[],
+): Promise<VerifierNotBefore[]> {
+  const rows = await db
+    .select({
+      tag: sessionRevocationWatermarks.tag,
+      notBefore: sessionRevocationWatermarks.notBefore,
+    })
+    .from(sessionRevocationWatermarks)
+    .where(
+      and(
+        eq(sessionRevocationWatermarks.productId, scope.productId),
+        eq(sessionRevocationWatermarks.env, scope.env),
+        inArray(sessionRevocationWatermarks.tag, [...tags, WHOLE_ENV]),
+      ),
+    );
+  return rows.map((r) => ({ tag: r.tag === WHOLE_ENV ? null : r.tag, notBefore: r.notBefore }));
 }
 
 /** What a feed event means to a local verifier (null: nothing, it only advances the position). */

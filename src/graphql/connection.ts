@@ -70,8 +70,8 @@ export interface Edge<N> {
 }
 
 /** A page as a connection type shows it. */
-export interface Connection<N> {
-  readonly edges: readonly Edge<N>[];
+export interface Connection<N, E extends Edge<N> = Edge<N>> {
+  readonly edges: readonly E[];
   readonly pageInfo: PageInfoShape;
   readonly totalCount: () => Promise<number>;
 }
@@ -122,19 +122,33 @@ export function connectionType<N>(
   node: ObjectRef<BuilderTypes, N>,
   texts: ConnectionTexts,
 ) {
-  const edge = builder.objectRef<Edge<N>>(`${name}Edge`).implement({
+  return connectionTypes<N>(name, node, texts).connection;
+}
+
+/**
+ * {@link connectionType}'s two types, for a list whose edges or connection carry more (add
+ * fields with `builder.objectFields`): `E` and `C` are the edge and connection values, which
+ * extend {@link Edge} and {@link Connection}.
+ */
+export function connectionTypes<
+  N,
+  E extends Edge<N> = Edge<N>,
+  C extends Connection<N, E> = Connection<N, E>,
+>(name: string, node: ObjectRef<BuilderTypes, N>, texts: ConnectionTexts) {
+  const edge = builder.objectRef<E>(`${name}Edge`).implement({
     description: `${texts.node}, with its cursor.`,
     fields: (t) => ({
       // (Pothos cannot relate a generic N to its resolver result type; the ref guarantees it.)
       node: t.field({ type: node, description: `${texts.node}.`, resolve: (e) => e.node as never }),
-      cursor: t.exposeString('cursor', {
+      cursor: t.string({
         description: 'Opaque position; pass as `after`.',
+        resolve: (e) => e.cursor,
         ...(texts.cursorCost === undefined ? {} : { complexity: texts.cursorCost }),
       }),
     }),
   });
   const nodes = texts.nodes;
-  return builder.objectRef<Connection<N>>(`${name}Connection`).implement({
+  const connection = builder.objectRef<C>(`${name}Connection`).implement({
     description: texts.connection,
     fields: (t) => ({
       edges: t.field({
@@ -157,4 +171,5 @@ export function connectionType<N>(
       totalCount: t.int({ description: texts.total, resolve: (c) => c.totalCount() }),
     }),
   });
+  return { connection, edge };
 }

@@ -29,7 +29,7 @@ export const SessionEventTypeEnum = builder.enumType('SessionEventType', {
   ) as Record<SessionEventType, { value: SessionEventType; description: string }>,
 });
 
-const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implement({
+export const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implement({
   description:
     'Something that happened to a session. Ids increase in commit order within a product and env.',
   fields: (t) => ({

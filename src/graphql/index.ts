@@ -7,6 +7,7 @@ import './session-state.js';
 import './sessions/index.js';
 import './verifier.js';
 import './webhooks.js';
+import './session-controls.js';
 import { applyRateClasses } from './rate-classes.js';
 
 /**

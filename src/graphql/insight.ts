@@ -114,7 +114,7 @@ const OperationStatus = builder.enumType('OperationStatus', {
   },
 });
 
-const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement({
+export const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement({
   description:
     'One operation in the activity log (successful verifies, and failed verifies and refreshes, are counted in the dashboard, not logged).',
   fields: (t) => ({

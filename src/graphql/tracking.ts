@@ -12,6 +12,8 @@ export const INVALID_TAG = '(invalid tag)';
 export interface Subject {
   readonly sessionId?: string | null;
   readonly identifier?: string | null;
+  /** The operator acting as the user, for an impersonated session. */
+  readonly actor?: string | null;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function tracked<T>(
     // Only what the database can store as it is: a failed call may carry any input at all.
     const sessionId = subject.sessionId ?? known.sessionId ?? null;
     const identifier = subject.identifier ?? known.identifier ?? null;
+    const actor = subject.actor ?? known.actor ?? null;
     ctx.services.activity.record({
       productId: scope.productId,
       env: scope.env,
@@ -49,6 +52,7 @@ export async function tracked<T>(
         identifier !== null && identifier.length <= 256 && !identifier.includes('\u0000')
           ? identifier
           : null,
+      actor: actor !== null && actor.length <= 256 && !actor.includes('\u0000') ? actor : null,
       at,
     });
   };

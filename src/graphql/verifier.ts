@@ -12,8 +12,10 @@ import {
   verifierEntriesOf,
   verifierKeySet,
   verifierSnapshotPage,
+  verifierNotBefore,
   verifierStateOf,
   type VerifierEntry as VerifierEntryShape,
+  type VerifierNotBefore as VerifierNotBeforeShape,
   type VerifierKey as VerifierKeyShape,
   type VerifierKeySet as VerifierKeySetShape,
   type VerifierSnapshotPage,
@@ -160,11 +162,28 @@ const VerifierSnapshot = builder.objectRef<VerifierSnapshotPage>('VerifierSnapsh
   }),
 });
 
+const VerifierNotBefore = builder.objectRef<VerifierNotBeforeShape>('VerifierNotBefore').implement({
+  description:
+    'A not-before revocation in force: sessions started before `notBefore` are SESSION_REVOKED, whether or not their REVOKED event came yet.',
+  fields: (t) => ({
+    tag: t.exposeString('tag', {
+      nullable: true,
+      description: 'The session type it covers; null: every session of the environment.',
+    }),
+    notBefore: t.expose('notBefore', {
+      type: 'DateTime',
+      description: 'Sessions started before this instant never verify again.',
+    }),
+  }),
+});
+
 /** One message of a verifier's feed: an entry, or a heartbeat. */
 interface FeedMessage {
   readonly position: number;
   readonly at: Date;
   readonly entry: VerifierEntryShape | null;
+  /** Heartbeats: the not-before watermarks of the tags and the env, read at `at` or later. */
+  readonly notBefore: readonly VerifierNotBeforeShape[] | null;
 }
 
 const VerifierFeedMessage = builder.objectRef<FeedMessage>('VerifierFeedMessage').implement({
@@ -186,6 +205,15 @@ const VerifierFeedMessage = builder.objectRef<FeedMessage>('VerifierFeedMessage'
       nullable: true,
       description: 'Null for a heartbeat.',
       resolve: (m) => m.entry,
+    }),
+    notBefore: t.field({
+      type: [VerifierNotBefore],
+      nullable: true,
+      description:
+        'Heartbeat: the not-before revocations in force for the tags and the environment (a session started before one is revoked). Null for an entry.',
+      // The tags followed (at most 20) and the environment.
+      complexity: { field: 1, multiplier: MAX_VERIFIER_TAGS + 1 },
+      resolve: (m) => (m.notBefore === null ? null : [...m.notBefore]),
     }),
   }),
 });
@@ -275,17 +303,21 @@ async function* verifierFeed(
   const wanted = new Set(tags);
   let position = after;
   let pending: Promise<IteratorResult<SessionEventRow>> | undefined;
-  /** The newest id in the table when the due heartbeat was asked for, and the time then. */
-  let due: { latest: number; at: Date } | undefined;
+  /**
+   * The newest id in the table when the due heartbeat was asked for, the time then, and the
+   * not-before watermarks read after it.
+   */
+  let due: { latest: number; at: Date; notBefore: readonly VerifierNotBeforeShape[] } | undefined;
   let nextBeat = Date.now();
   try {
     for (;;) {
       if (due === undefined && Date.now() >= nextBeat) {
         const at = new Date();
-        due = { latest: await latestEventId(ctx.services.db, scope), at };
+        const latest = await latestEventId(ctx.services.db, scope);
+        due = { latest, at, notBefore: await verifierNotBefore(ctx.services.db, scope, tags) };
       }
       if (due !== undefined && position >= due.latest) {
-        yield { position, at: due.at, entry: null };
+        yield { position, at: due.at, entry: null, notBefore: due.notBefore };
         due = undefined;
         nextBeat = Date.now() + heartbeatMs;
         continue;
@@ -319,7 +351,7 @@ async function* verifierFeed(
       const mine = batch.filter((e) => wanted.has(e.tag) && verifierStateOf(e.type) !== null);
       const entries = await verifierEntriesOf(ctx.services.db, mine);
       for (const { event, entry } of entries) {
-        yield { position: event.seq ?? position, at: event.at, entry };
+        yield { position: event.seq ?? position, at: event.at, entry, notBefore: null };
       }
       position = Math.max(position, ...batch.map((e) => e.seq ?? 0));
     }

@@ -38,6 +38,15 @@ export interface SessionTokenClaims {
   readonly sessionExpiresAt?: Date;
   /** Signed tokens: whether the session has an idle timeout (a local verifier cannot judge it). */
   readonly idleTimeout?: boolean;
+  /**
+   * Signed tokens (minted, not read back): when the session started (`sst`, epoch milliseconds),
+   * which a local verifier compares with the not-before watermarks.
+   */
+  readonly startedAt?: Date;
+  /** Signed tokens: when the user last proved who they are as of minting (`auth_time`, OIDC). */
+  readonly authenticatedAt?: Date;
+  /** Signed tokens: the operator of an impersonation (`act.sub`, RFC 8693); absent otherwise. */
+  readonly actor?: string | null;
 }
 
 /** Where a token belongs: a token minted for one scope is invalid in every other. */
@@ -66,6 +75,11 @@ export async function mintSessionToken(
   if (claims.version !== undefined) extra.ver = claims.version;
   if (claims.sessionExpiresAt !== undefined) extra.sexp = epochSeconds(claims.sessionExpiresAt);
   if (claims.idleTimeout !== undefined) extra.idle = claims.idleTimeout;
+  if (claims.startedAt !== undefined) extra.sst = claims.startedAt.getTime();
+  // A NumericDate may be fractional (RFC 7519): to the millisecond, as the server keeps it.
+  if (claims.authenticatedAt !== undefined)
+    extra.auth_time = claims.authenticatedAt.getTime() / 1000;
+  if (claims.actor != null) extra.act = { sub: claims.actor };
   const signed = await new SignJWT({
     sid: claims.sessionId,
     tag: claims.tag,

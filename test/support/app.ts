@@ -50,6 +50,8 @@ export interface TestAppOptions {
   tokenKeyIds?: readonly string[];
   /** Most live configs per product (default: the server's, 100). */
   maxConfigsPerProduct?: number;
+  /** Longest an impersonation session lives (default: the server's, 3600 s). */
+  impersonationMaxSeconds?: number;
   /** Rate limits (default: none that ordinary tests could meet). */
   rateLimits?: RateLimitOptions;
   /** Where rate limits count (default: this app's memory). */
@@ -105,6 +107,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     adminKeys: { configuredHash: hashSecret(adminKey) },
     refreshGraceSeconds: options.refreshGraceSeconds ?? 10,
     maxConfigsPerProduct: options.maxConfigsPerProduct,
+    impersonationMaxSeconds: options.impersonationMaxSeconds,
     logger: createLogger('debug', sink),
     subscriptionLimits: options.subscriptionLimits,
     // No delivery worker unless the test asks for webhooks: its background queries would

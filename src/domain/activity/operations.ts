@@ -13,6 +13,9 @@ export const OPERATIONS = [
   'touch',
   'extend',
   'set_expiration',
+  'revoke_started_before',
+  'mark_fresh',
+  'set_device_name',
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 

@@ -14,6 +14,8 @@ export interface ActivityRecord {
   readonly durationMs: number;
   readonly sessionId: string | null;
   readonly identifier: string | null;
+  /** The operator acting as the user (impersonated sessions); absent otherwise. */
+  readonly actor?: string | null;
   readonly at: Date;
 }
 

@@ -12,7 +12,7 @@ export type {
   StartSessionInput,
   VerifiedSession,
 } from './types.js';
-export { startSession } from './start.js';
+export { normalizeDevice, startSession } from './start.js';
 export { loadSessionRecords, TOUCH_INTERVAL_SECONDS, verifySession } from './verify.js';
 export { refreshSession } from './refresh.js';
 export { revokeAllSessions, revokeSession } from './revoke.js';

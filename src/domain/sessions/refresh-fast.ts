@@ -13,7 +13,8 @@ import {
   type RefreshOutcome,
 } from './refresh-token.js';
 import { belongsTo, configAccepts, sessionData, sessionWithConfig } from './shared.js';
-import type { SessionDeps } from './types.js';
+import { deviceMove, notBeforeOfSession, revokedBeforeWatermark } from './controls-rules.js';
+import type { Device, SessionDeps } from './types.js';
 
 /**
  * The fast path of a refresh: reads the token and its session, mints the new pair, then spends
@@ -26,6 +27,7 @@ export async function rotateInOneStatement(
   scope: Scope,
   tag: string,
   refreshToken: string,
+  device: Device,
 ): Promise<RefreshOutcome | undefined> {
   if (!isRefreshTokenShaped(refreshToken)) return { kind: 'invalid' };
   const tokenHash = hashSecret(refreshToken);
@@ -33,6 +35,7 @@ export async function rotateInOneStatement(
     .select({
       ...sessionWithConfig,
       usable: sql<boolean>`${refreshTokens.spentAt} is null and ${refreshTokens.expiresAt} > now() and ${sessions.revokedAt} is null and ${isLive}`,
+      notBefore: notBeforeOfSession,
       // The one clock, at the precision tokens carry: new expiries count from it.
       nowMs: sql<number>`(extract(epoch from date_trunc('second', now())) * 1000)::float8`,
     })
@@ -47,14 +50,22 @@ export async function rotateInOneStatement(
     return { kind: 'invalid' };
   }
   // The slow path decides (revoked first, then the config) for anything but the common case.
-  if (!current.usable || !configAccepts(current, scope)) return undefined;
+  if (
+    !current.usable ||
+    !configAccepts(current, scope) ||
+    revokedBeforeWatermark({ createdAt: session.createdAt, notBefore: current.notBefore ?? null })
+  ) {
+    return undefined;
+  }
   await deps.refreshGuard?.(session.id);
 
   const lifetime = session.tokenLifetimeSeconds;
   const refreshLifetime = Math.max(refreshLifetimeSeconds(current.config), lifetime);
   const now = Number(current.nowMs);
-  const expiresAt = new Date(now + lifetime * 1000);
-  const refreshExpiresAt = new Date(now + refreshLifetime * 1000);
+  // An impersonation never outlives its cap (`ends_at`), however often it is refreshed.
+  const cap = session.endsAt?.getTime() ?? Infinity;
+  const expiresAt = new Date(Math.min(now + lifetime * 1000, cap));
+  const refreshExpiresAt = new Date(Math.min(now + refreshLifetime * 1000, cap));
   const nextRefreshToken = newRefreshToken();
   const nextToken = await mintSessionToken(deps.keyring, scope, {
     sessionId: session.id,
@@ -65,6 +76,9 @@ export async function rotateInOneStatement(
     version: session.version,
     sessionExpiresAt: expiresAt,
     idleTimeout: session.idleTimeoutSeconds !== null,
+    startedAt: session.createdAt,
+    authenticatedAt: session.authenticatedAt,
+    actor: session.actor,
   });
   const successorEnc = successorBox(refreshToken).seal(
     JSON.stringify({
@@ -74,15 +88,18 @@ export async function rotateInOneStatement(
     }),
     session.id,
   );
+  const moved = deviceMove(device);
   // The session row is updated first (its lock orders this against revocations and other
   // refreshes); the token is spent only through it, and the rest only through the spent token.
   const result = await deps.db.execute(sql`
     with s as (
       update sessions set expires_at = ${expiresAt.toISOString()}::timestamptz,
                           refresh_expires_at = ${refreshExpiresAt.toISOString()}::timestamptz,
-                          last_active_at = now()
+                          last_active_at = now(),
+                          user_agent = ${moved.userAgent}, ip = ${moved.ip},
+                          device_history = ${moved.deviceHistory}
       where id = ${session.id} and version = ${session.version} and ${isLive}
-      returning id, product_id, env, tag, identifier
+      returning id, product_id, env, tag, identifier, actor
     ), spent as (
       update refresh_tokens rt set spent_at = now(), successor_enc = ${successorEnc}
       from s
@@ -100,8 +117,8 @@ export async function rotateInOneStatement(
       where u.product_id = s.product_id and u.env = s.env and u.tag = s.tag
         and u.identifier = s.identifier
     ), event as (
-      insert into session_events (product_id, env, session_id, tag, identifier, type)
-      select s.product_id, s.env, s.id, s.tag, s.identifier, 'REFRESHED' from s, spent
+      insert into session_events (product_id, env, session_id, tag, identifier, type, actor)
+      select s.product_id, s.env, s.id, s.tag, s.identifier, 'REFRESHED', s.actor from s, spent
     )
     select session_id from spent`);
   if (rowsOf<{ session_id: string }>(result).length === 0) return undefined;
@@ -113,6 +130,7 @@ export async function rotateInOneStatement(
       sessionId: session.id,
       identifier: session.identifier,
       expiresAt,
+      actor: session.actor,
     },
   };
 }

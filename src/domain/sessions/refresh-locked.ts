@@ -6,7 +6,8 @@ import { recordUserSeen } from '../activity/users.js';
 import type { Scope } from '../callers.js';
 import { refreshLifetimeSeconds } from '../configs.js';
 import { recordEvents } from '../events.js';
-import { isOver } from '../liveness.js';
+import { idleRanOutAt, isOver, refreshRanOutAt } from '../liveness.js';
+import { deviceMove, notBeforeOfSession, revokedBeforeWatermark } from './controls-rules.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import {
   isRefreshTokenShaped,
@@ -15,13 +16,14 @@ import {
   type RefreshOutcome,
 } from './refresh-token.js';
 import { belongsTo, configAccepts, secondsFromNow, sessionWithConfig } from './shared.js';
-import type { SessionDeps, SessionTokens } from './types.js';
+import type { Device, SessionDeps, SessionTokens } from './types.js';
 
 export async function exchangeRefreshToken(
   deps: SessionDeps,
   scope: Scope,
   tag: string,
   refreshToken: string,
+  device: Device = {},
 ): Promise<RefreshOutcome> {
   if (!isRefreshTokenShaped(refreshToken)) return { kind: 'invalid' };
   const tokenHash = hashSecret(refreshToken);
@@ -39,6 +41,8 @@ export async function exchangeRefreshToken(
         ...sessionWithConfig,
         // Over for good: swept, or idle past its timeout (by the database clock).
         over: sql<boolean>`${isOver}`,
+        idle: sql<boolean>`${idleRanOutAt()} and not ${refreshRanOutAt()}`,
+        notBefore: notBeforeOfSession,
       })
       .from(sessions)
       .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
@@ -50,6 +54,11 @@ export async function exchangeRefreshToken(
     }
     const session = current.session;
     if (session.revokedAt !== null) return { kind: 'revoked' };
+    if (revokedBeforeWatermark({ createdAt: session.createdAt, notBefore: current.notBefore })) {
+      // Not reached by the not-before batches yet: revoked here, with its event.
+      await revokeSessionsWhere(tx, eq(sessions.id, sessionId), 'not_before');
+      return { kind: 'revoked' };
+    }
     if (!configAccepts(current, scope)) return { kind: 'invalid' };
 
     // Read the token again now that the lock is held: a racing exchange may have spent it.
@@ -79,6 +88,7 @@ export async function exchangeRefreshToken(
             sessionId,
             identifier: session.identifier,
             expiresAt: new Date(parsed.expiresAt),
+            actor: session.actor,
           },
         };
       }
@@ -91,10 +101,12 @@ export async function exchangeRefreshToken(
           identifier: session.identifier,
           type: 'REUSE_DETECTED',
           reason: 'a rotated refresh token was presented after the grace window',
+          actor: session.actor,
         },
       ]);
       return { kind: 'reused' };
     }
+    if (current.idle) return { kind: 'expired', reason: 'idle_timeout' };
     if (token.expired || current.over) return { kind: 'expired' };
     await deps.refreshGuard?.(sessionId);
 
@@ -106,9 +118,11 @@ export async function exchangeRefreshToken(
     const updated = await tx
       .update(sessions)
       .set({
-        expiresAt: secondsFromNow(session.tokenLifetimeSeconds),
-        refreshExpiresAt: secondsFromNow(refreshLifetime),
+        // An impersonation never outlives its cap (`ends_at`).
+        expiresAt: sql`least(${secondsFromNow(session.tokenLifetimeSeconds)}, ${sessions.endsAt})`,
+        refreshExpiresAt: sql`least(${secondsFromNow(refreshLifetime)}, ${sessions.endsAt})`,
         lastActiveAt: sql`now()`,
+        ...deviceMove(device),
       })
       .where(eq(sessions.id, sessionId))
       .returning({ expiresAt: sessions.expiresAt, refreshExpiresAt: sessions.refreshExpiresAt });
@@ -125,6 +139,9 @@ export async function exchangeRefreshToken(
       version: session.version,
       sessionExpiresAt: times.expiresAt,
       idleTimeout: session.idleTimeoutSeconds !== null,
+      startedAt: session.createdAt,
+      authenticatedAt: session.authenticatedAt,
+      actor: session.actor,
     });
     const tokens: SessionTokens = {
       token: nextToken,
@@ -132,6 +149,7 @@ export async function exchangeRefreshToken(
       sessionId,
       identifier: session.identifier,
       expiresAt: times.expiresAt,
+      actor: session.actor,
     };
     await recordUserSeen(tx, session);
     await tx.insert(refreshTokens).values({
@@ -154,7 +172,14 @@ export async function exchangeRefreshToken(
       })
       .where(eq(refreshTokens.tokenHash, tokenHash));
     await recordEvents(tx, [
-      { ...scope, sessionId, tag: session.tag, identifier: session.identifier, type: 'REFRESHED' },
+      {
+        ...scope,
+        sessionId,
+        tag: session.tag,
+        identifier: session.identifier,
+        type: 'REFRESHED',
+        actor: session.actor,
+      },
     ]);
     return { kind: 'ok', tokens };
   });

@@ -25,4 +25,5 @@ export function successorBox(refreshToken: string): SealedBox {
 
 export type RefreshOutcome =
   | { readonly kind: 'ok'; readonly tokens: SessionTokens }
-  | { readonly kind: 'invalid' | 'revoked' | 'expired' | 'reused' };
+  | { readonly kind: 'expired'; readonly reason?: 'idle_timeout' }
+  | { readonly kind: 'invalid' | 'revoked' | 'reused' };

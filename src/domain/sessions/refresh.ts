@@ -1,6 +1,7 @@
 import type { Scope } from '../callers.js';
 import { checkConfigAccess } from '../configs.js';
 import {
+  idleTimeout,
   refreshTokenExpired,
   refreshTokenInvalid,
   refreshTokenReused,
@@ -8,7 +9,7 @@ import {
 } from '../errors.js';
 import { rotateInOneStatement } from './refresh-fast.js';
 import { exchangeRefreshToken } from './refresh-locked.js';
-import type { SessionDeps, SessionTokens } from './types.js';
+import type { Device, SessionDeps, SessionTokens } from './types.js';
 
 /**
  * Exchanges a refresh token for a new pair. A token already exchanged returns the same pair
@@ -24,9 +25,10 @@ export async function refreshSession(
   scope: Scope,
   tag: string,
   refreshToken: string,
+  device: Device = {},
 ): Promise<SessionTokens> {
-  const rotated = await rotateInOneStatement(deps, scope, tag, refreshToken);
-  const outcome = rotated ?? (await exchangeRefreshToken(deps, scope, tag, refreshToken));
+  const rotated = await rotateInOneStatement(deps, scope, tag, refreshToken, device);
+  const outcome = rotated ?? (await exchangeRefreshToken(deps, scope, tag, refreshToken, device));
   switch (outcome.kind) {
     case 'ok':
       return outcome.tokens;
@@ -36,7 +38,8 @@ export async function refreshSession(
     case 'revoked':
       throw sessionRevoked();
     case 'expired':
-      throw refreshTokenExpired();
+      // Idle expiry is told apart: the user must sign in again, and is told why.
+      throw outcome.reason === 'idle_timeout' ? idleTimeout() : refreshTokenExpired();
     case 'reused':
       throw refreshTokenReused();
   }

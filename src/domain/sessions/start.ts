@@ -24,7 +24,8 @@ import type { Device, SessionDeps, SessionTokens, StartSessionInput } from './ty
 
 const MAX_USER_AGENT_LENGTH = 512;
 
-function normalizeDevice(device: Device | null | undefined, fallback: Device): Device {
+/** The device a request gives, its parts checked; what it leaves out comes from `fallback`. */
+export function normalizeDevice(device: Device | null | undefined, fallback: Device): Device {
   const userAgent = device?.userAgent ?? fallback.userAgent ?? null;
   const ip = device?.ip ?? fallback.ip ?? null;
   if (device?.userAgent != null && device.userAgent.length > MAX_USER_AGENT_LENGTH) {
@@ -37,6 +38,40 @@ function normalizeDevice(device: Device | null | undefined, fallback: Device): D
     userAgent: userAgent === null ? null : userAgent.slice(0, MAX_USER_AGENT_LENGTH),
     ip: ip !== null && isIP(ip) !== 0 ? ip : null,
   };
+}
+
+/** Longest an actor (an operator's identifier) may be. */
+export const MAX_ACTOR_LENGTH = 256;
+
+function checkActor(actor: string | null | undefined): string | null {
+  if (actor == null) return null;
+  if (actor.length === 0) throw badInput('input.actor', 'must not be empty');
+  return checkLength('input.actor', actor, MAX_ACTOR_LENGTH);
+}
+
+/**
+ * The token lifetime the caller asked for, in seconds: `expiresIn`, or the absolute `expiresAt`
+ * counted from now (rounded up to the second); undefined for the config's own.
+ */
+function requestedLifetime(input: StartSessionInput): number | undefined {
+  if (input.expiresAt != null) {
+    if (input.expiresIn != null) {
+      throw badInput('input.expiresAt', 'give either expiresIn or expiresAt, not both');
+    }
+    const seconds = Math.ceil((input.expiresAt.getTime() - Date.now()) / 1000);
+    if (
+      !Number.isFinite(seconds) ||
+      seconds < LIFETIME_LIMITS.minTokenSeconds ||
+      seconds > LIFETIME_LIMITS.maxTokenSeconds
+    ) {
+      throw badInput(
+        'input.expiresAt',
+        `expected an instant from ${LIFETIME_LIMITS.minTokenSeconds} seconds to ${LIFETIME_LIMITS.maxTokenSeconds} seconds from now`,
+      );
+    }
+    return seconds;
+  }
+  return input.expiresIn ?? undefined;
 }
 
 /**
@@ -64,7 +99,11 @@ export async function startSession(
       `the selected identifier is longer than ${MAX_IDENTIFIER_LENGTH} characters`,
     );
   }
-  const lifetime = input.expiresIn ?? tokenLifetimeSeconds(config);
+  const actor = checkActor(input.actor);
+  const cap = actor === null ? null : (deps.impersonationMaxSeconds ?? 3600);
+  const requested = requestedLifetime(input) ?? tokenLifetimeSeconds(config);
+  // An impersonation never outlives its cap, whatever the config or the request say.
+  const lifetime = cap === null ? requested : Math.min(requested, cap);
   if (
     !Number.isInteger(lifetime) ||
     lifetime < LIFETIME_LIMITS.minTokenSeconds ||
@@ -78,7 +117,8 @@ export async function startSession(
   const device = normalizeDevice(input.device, requestDevice);
   const sessionId = randomUUID();
   const refreshToken = newRefreshToken();
-  const refreshLifetime = Math.max(refreshLifetimeSeconds(config), lifetime);
+  const uncapped = Math.max(refreshLifetimeSeconds(config), lifetime);
+  const refreshLifetime = cap === null ? uncapped : Math.min(uncapped, cap);
 
   // One statement, so one round trip and no transaction held open across the network: the
   // session, its first refresh token, its user's record and its STARTED event, all or nothing.
@@ -87,18 +127,22 @@ export async function startSession(
     with s as (
       insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc,
                             token_lifetime_seconds, idle_timeout_seconds, user_agent, ip,
-                            created_at, last_active_at, expires_at, refresh_expires_at)
+                            created_at, last_active_at, expires_at, refresh_expires_at,
+                            authenticated_at, actor, ends_at)
       select ${sessionId}, ${scope.productId}, ${scope.env}, c.id, c.tag,
              ${identifier}, ${dataEnc}, ${lifetime}, ${config.idleTimeoutSeconds},
              ${device.userAgent}, ${device.ip}, date_trunc('milliseconds', now()), now(),
-             ${secondsFromNow(lifetime)}, ${secondsFromNow(refreshLifetime)}
+             ${secondsFromNow(lifetime)}, ${secondsFromNow(refreshLifetime)},
+             date_trunc('milliseconds', now()), ${actor},
+             ${cap === null ? null : secondsFromNow(refreshLifetime)}
       -- The config must still hold the tag when the row is written: the row lock waits for a
       -- rename or delete in progress (FOR UPDATE) and then re-reads the row, so a session never
       -- lands on a config that has just been renamed or deleted.
       from session_configs c
       where c.id = ${config.id} and c.tag = ${config.tag} and c.deleted_at is null
       for key share of c
-      returning id, product_id, env, tag, identifier, created_at, expires_at, refresh_expires_at
+      returning id, product_id, env, tag, identifier, actor, created_at, expires_at,
+                refresh_expires_at
     ), r as (
       insert into refresh_tokens (token_hash, session_id, expires_at)
       select ${hashSecret(refreshToken)}, s.id, s.refresh_expires_at from s
@@ -110,8 +154,8 @@ export async function startSession(
         set last_seen_at = excluded.last_seen_at,
             total_sessions = session_users.total_sessions + 1
     ), e as (
-      insert into session_events (product_id, env, session_id, tag, identifier, type)
-      select s.product_id, s.env, s.id, s.tag, s.identifier, 'STARTED' from s
+      insert into session_events (product_id, env, session_id, tag, identifier, type, actor)
+      select s.product_id, s.env, s.id, s.tag, s.identifier, 'STARTED', s.actor from s
     )
     select (extract(epoch from created_at) * 1000)::float8 as created_ms,
            (extract(epoch from expires_at) * 1000)::float8 as expires_ms,
@@ -138,8 +182,12 @@ export async function startSession(
     version: 1,
     sessionExpiresAt: expiresAt,
     idleTimeout: config.idleTimeoutSeconds !== null,
+    // The start is when the user proved who they are (authenticated_at = created_at).
+    startedAt: new Date(Number(times.created_ms)),
+    authenticatedAt: new Date(Number(times.created_ms)),
+    actor,
   });
-  return { token, refreshToken, sessionId, identifier, expiresAt };
+  return { token, refreshToken, sessionId, identifier, expiresAt, actor };
 }
 
 /**

@@ -11,6 +11,8 @@ export interface SessionDeps {
   readonly refreshGraceSeconds: number;
   /** Called before each rotation; may throw (RATE_LIMITED) to refuse it. */
   readonly refreshGuard?: (sessionId: string) => Promise<void>;
+  /** Longest an impersonation session may live, in seconds (default 3600). */
+  readonly impersonationMaxSeconds?: number;
 }
 
 /**
@@ -23,6 +25,8 @@ export type SessionRecord = SessionRow & {
   readonly configCurrent: boolean;
   /** The env owning the session's config; null: product-wide. */
   readonly configEnv: string | null;
+  /** The not-before watermark of its tag or env (null: none): started before it, it is revoked. */
+  readonly notBefore: Date | null;
 };
 
 /** Loads session rows by id; batched by the caller (DataLoader), `undefined` for a missing one. */
@@ -38,7 +42,11 @@ export interface StartSessionInput {
   readonly data?: unknown;
   readonly identifier?: string | null;
   readonly expiresIn?: number | null;
+  /** An absolute expiry instead of `expiresIn`. */
+  readonly expiresAt?: Date | null;
   readonly device?: Device | null;
+  /** Impersonation: the operator starting the session as the user. */
+  readonly actor?: string | null;
 }
 
 /** A session token with its refresh token, as start and refresh return them. */
@@ -49,6 +57,8 @@ export interface SessionTokens {
   /** Who the session is for (not part of the API's SessionTokens; used by the activity log). */
   readonly identifier: string;
   readonly expiresAt: Date;
+  /** The operator of an impersonation (for the activity log); absent otherwise. */
+  readonly actor?: string | null;
 }
 
 export interface VerifiedSession {
@@ -60,6 +70,10 @@ export interface VerifiedSession {
   readonly version: number;
   readonly expiresAt: Date;
   readonly session: SessionRow;
+  /** When the user last proved who they are (start or step-up). */
+  readonly authenticatedAt: Date;
+  /** The operator acting as the user (impersonation); null otherwise. */
+  readonly actor: string | null;
 }
 
 export type SessionStatus = 'ACTIVE' | 'EXPIRED' | 'REVOKED';

@@ -5,10 +5,18 @@ import { openSessionToken } from '../../tokens/session-token.js';
 import { recordUserSeen } from '../activity/users.js';
 import type { Scope } from '../callers.js';
 import { checkConfigAccess } from '../configs.js';
-import { ServiceError, sessionRevoked, tokenExpired, tokenInvalid } from '../errors.js';
+import {
+  ServiceError,
+  idleTimeout,
+  reauthenticationRequired,
+  sessionRevoked,
+  tokenExpired,
+  tokenInvalid,
+} from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
 import { belongsTo, configAccepts, configHoldsTag, sessionData } from './shared.js';
-import { deadReason } from '../liveness.js';
+import { deadReason, idleExpiresAt } from '../liveness.js';
+import { checkMaxAge, notBeforeOfSession, revokedBeforeWatermark } from './controls-rules.js';
 import type { SessionDeps, SessionLoader, SessionRecord, VerifiedSession } from './types.js';
 
 /** Reads session rows by id with the database clock, in one query: the batch behind verify. */
@@ -25,6 +33,7 @@ export async function loadSessionRecords(
       dbNow: sql`now()`.mapWith(sessions.createdAt),
       configCurrent: configHoldsTag,
       configEnv: sessionConfigs.env,
+      notBefore: notBeforeOfSession,
     })
     .from(sessions)
     .leftJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
@@ -34,6 +43,7 @@ export async function loadSessionRecords(
     dbNow: r.dbNow as Date,
     configCurrent: Boolean(r.configCurrent),
     configEnv: r.configEnv,
+    notBefore: r.notBefore ?? null,
   }));
 }
 
@@ -52,7 +62,9 @@ export async function verifySession(
   tag: string,
   token: string,
   loadSession: SessionLoader,
+  maxAge?: number | null,
 ): Promise<VerifiedSession> {
+  const maxAgeSeconds = checkMaxAge(maxAge);
   let row: SessionRecord | undefined;
   let dead: ReturnType<typeof deadReason>;
   try {
@@ -60,7 +72,7 @@ export async function verifySession(
     row = await loadSession(claims.sessionId);
     if (!row || !belongsTo(row, scope, tag)) throw tokenInvalid();
     dead = deadReason(row, row.dbNow);
-    if (dead === 'revoked') throw sessionRevoked();
+    if (dead === 'revoked' || revokedBeforeWatermark(row)) throw sessionRevoked();
     // A session belongs to its config, not to a string: once that config is renamed or
     // deleted, a config that later takes the tag never accepts it.
     if (!configAccepts(row, scope)) throw tokenInvalid();
@@ -72,7 +84,18 @@ export async function verifySession(
     throw error;
   }
   if (dead === 'expired' || row.expiresAt <= row.dbNow) {
-    throw tokenExpired();
+    const idleEnd = idleExpiresAt(row);
+    // Idle expiry is told apart: refreshing will not help, the user must sign in again.
+    throw idleEnd !== null && idleEnd <= row.dbNow && row.refreshExpiresAt > row.dbNow
+      ? idleTimeout()
+      : tokenExpired();
+  }
+  // Freshness: a valid session whose login is older than the caller accepts (step-up).
+  if (
+    maxAgeSeconds !== null &&
+    row.dbNow.getTime() - row.authenticatedAt.getTime() > maxAgeSeconds * 1000
+  ) {
+    throw reauthenticationRequired(maxAgeSeconds);
   }
   let session: SessionRow = row;
   if (row.dbNow.getTime() - row.lastActiveAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
@@ -94,5 +117,7 @@ export async function verifySession(
     version: row.version,
     expiresAt: row.expiresAt,
     session,
+    authenticatedAt: row.authenticatedAt,
+    actor: row.actor,
   };
 }

@@ -16,6 +16,7 @@ export function webhookPayload(event: SessionEventRow): string {
       tag: event.tag,
       identifier: event.identifier,
       reason: event.reason,
+      actor: event.actor,
       at: event.at.toISOString(),
     },
   });

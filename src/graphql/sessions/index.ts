@@ -4,5 +4,6 @@
  * operations are in ../session-state.ts.)
  */
 export { Session } from './session.js';
+export { VerifiedSession } from './queries.js';
 import './mutations.js';
 import './queries.js';

@@ -1,5 +1,6 @@
 import type { SessionRow } from '../../db/schema.js';
 import {
+  normalizeDevice,
   refreshSession,
   revokeAllSessions,
   revokeSession,
@@ -43,7 +44,7 @@ const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').impl
   }),
 });
 
-const DeviceInput = builder.inputType('DeviceInput', {
+export const DeviceInput = builder.inputType('DeviceInput', {
   description: 'Your end user’s client, when you start a session on its behalf from your backend.',
   fields: (t) => ({
     userAgent: t.string({ required: false, description: 'Its User-Agent, up to 512 characters.' }),
@@ -71,6 +72,17 @@ const StartSessionInput = builder.inputType('StartSessionInput', {
       description:
         'Session token lifetime in seconds (10 to 31,536,000); default: the config’s expiry.',
     }),
+    expiresAt: t.field({
+      type: 'DateTime',
+      required: false,
+      description:
+        'Instead of `expiresIn`: the instant the session token expires, 10 seconds to 365 days from now (not both).',
+    }),
+    actor: t.string({
+      required: false,
+      description:
+        'Impersonation: who (an operator’s id, up to 256 characters) starts this session as the user. Shown in verify, events and the activity log; the session lives at most IMPERSONATION_MAX_SECONDS (1 hour by default).',
+    }),
     device: t.field({
       type: DeviceInput,
       required: false,
@@ -79,10 +91,11 @@ const StartSessionInput = builder.inputType('StartSessionInput', {
   }),
 });
 
-/** What the activity log records of a pair handed out: its session and user. */
+/** What the activity log records of a pair handed out: its session, user and actor (if any). */
 const issuedTo = (tokens: SessionTokensShape) => ({
   sessionId: tokens.sessionId,
   identifier: tokens.identifier,
+  actor: tokens.actor ?? null,
 });
 
 const RevokeAllResult = builder.objectRef<{ count: number }>('RevokeAllResult').implement({
@@ -126,6 +139,12 @@ builder.mutationFields((t) => ({
     authScopes: { sessions: true },
     args: {
       refreshToken: t.arg.string({ required: true, description: 'The refresh token.' }),
+      device: t.arg({
+        type: DeviceInput,
+        required: false,
+        description:
+          'The end user’s client now; default: this request’s. A change moves the previous device into the session’s `deviceHistory`.',
+      }),
       ...sessionTypeArgs,
     },
     resolve: async (_root, args, ctx) => {
@@ -135,7 +154,14 @@ builder.mutationFields((t) => ({
         scope,
         args.tag,
         'refresh',
-        () => refreshSession(ctx.services, scope, args.tag, args.refreshToken),
+        () =>
+          refreshSession(
+            ctx.services,
+            scope,
+            args.tag,
+            args.refreshToken,
+            normalizeDevice(args.device, ctx.requestDevice),
+          ),
         issuedTo,
       );
     },

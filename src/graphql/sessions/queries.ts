@@ -33,7 +33,13 @@ const SessionConnection = connectionType<SessionRow>('Session', Session, {
  */
 async function verifyCall(
   ctx: Context,
-  args: { tag: string; token: string; product?: string | null; env?: string | null },
+  args: {
+    tag: string;
+    token: string;
+    maxAge?: number | null;
+    product?: string | null;
+    env?: string | null;
+  },
 ): Promise<VerifiedSessionShape> {
   const scope = await scopeOf(ctx, args);
   return tracked(
@@ -42,39 +48,50 @@ async function verifyCall(
     args.tag,
     'verify',
     async () => {
-      return verifySession(ctx.services, scope, args.tag, args.token, (id) =>
-        ctx.loaders.sessionRecord.load(id),
+      return verifySession(
+        ctx.services,
+        scope,
+        args.tag,
+        args.token,
+        (id) => ctx.loaders.sessionRecord.load(id),
+        args.maxAge,
       );
     },
     (v) => v,
   );
 }
 
-const VerifiedSession = builder.objectRef<VerifiedSessionShape>('VerifiedSession').implement({
-  description: 'What a valid session token says.',
-  fields: (t) => ({
-    sessionId: t.exposeID('sessionId', {
-      description: 'The session’s id (to revoke it, for example).',
+export const VerifiedSession = builder
+  .objectRef<VerifiedSessionShape>('VerifiedSession')
+  .implement({
+    description: 'What a valid session token says.',
+    fields: (t) => ({
+      sessionId: t.exposeID('sessionId', {
+        description: 'The session’s id (to revoke it, for example).',
+      }),
+      tag: t.exposeString('tag', { description: 'The session type.' }),
+      identifier: t.exposeString('identifier', {
+        description: 'Who the session is for.',
+        complexity: IDENTIFIER_COST,
+      }),
+      data: t.field({
+        type: 'JSON',
+        description: 'The session’s current data, decrypted.',
+        complexity: JSON_DATA_COST,
+        resolve: (v) => v.data,
+      }),
+      version: t.exposeInt('version', { description: 'Version of the data.' }),
+      expiresAt: t.expose('expiresAt', {
+        type: 'DateTime',
+        description: 'When the session expires unless refreshed or extended.',
+      }),
+      session: t.field({
+        type: Session,
+        description: 'The session row.',
+        resolve: (v) => v.session,
+      }),
     }),
-    tag: t.exposeString('tag', { description: 'The session type.' }),
-    identifier: t.exposeString('identifier', {
-      description: 'Who the session is for.',
-      complexity: IDENTIFIER_COST,
-    }),
-    data: t.field({
-      type: 'JSON',
-      description: 'The session’s current data, decrypted.',
-      complexity: JSON_DATA_COST,
-      resolve: (v) => v.data,
-    }),
-    version: t.exposeInt('version', { description: 'Version of the data.' }),
-    expiresAt: t.expose('expiresAt', {
-      type: 'DateTime',
-      description: 'When the session expires unless refreshed or extended.',
-    }),
-    session: t.field({ type: Session, description: 'The session row.', resolve: (v) => v.session }),
-  }),
-});
+  });
 
 builder.queryFields((t) => ({
   sessions: t.field({
@@ -118,6 +135,10 @@ builder.queryFields((t) => ({
         description: 'The session type the token must belong to.',
       }),
       token: t.arg.string({ required: true, description: 'The session token.' }),
+      maxAge: t.arg.int({
+        description:
+          'Freshness: the most seconds since the user last signed in (start or markSessionFresh); older answers REAUTHENTICATION_REQUIRED.',
+      }),
       ...scopeArgs,
     },
     resolve: (_root, args, ctx) => verifyCall(ctx, args),

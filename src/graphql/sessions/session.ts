@@ -89,7 +89,8 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
       resolve: (s) => idleExpiresAt(s),
     }),
     timeRemaining: t.int({
-      description: 'Seconds until `expiresAt` (0 once past: refresh or extend it).',
+      description:
+        'Whole seconds (the unit of every duration in this API) until `expiresAt`; 0 once past: refresh or extend it.',
       resolve: (s) => Math.max(0, Math.floor((s.expiresAt.getTime() - Date.now()) / 1000)),
     }),
     version: t.exposeInt('version', {
@@ -115,7 +116,7 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
     revokeReason: t.exposeString('revokeReason', {
       nullable: true,
       description:
-        'Why it was revoked: revoked, revoked_all, config_deleted or refresh_token_reused.',
+        'Why it was revoked: revoked, revoked_all, config_deleted, refresh_token_reused, session_limit, signed_out_everywhere or not_before.',
     }),
   }),
 });
