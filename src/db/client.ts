@@ -6,7 +6,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { isDatabaseUnavailable, isTransactionConflict } from './errors.js';
+import { hasErrorCode, isDatabaseUnavailable, isTransactionConflict } from './errors.js';
 import * as schema from './schema.js';
 
 /** The one database type the rest of the code uses, whichever driver is underneath. */
@@ -132,6 +132,53 @@ function retryingTransactions(db: Database, count: StatementCount): Database {
   return db;
 }
 
+/**
+ * Codes with which Postgres refuses a new connection at its start, before any query is sent on
+ * it: too_many_connections (every slot of a shared server taken) and cannot_connect_now.
+ */
+const REFUSED_AT_CONNECT = new Set(['53300', '57P03']);
+/** How many times a statement refused that way is sent at most. */
+const STATEMENT_ATTEMPTS = 5;
+/** The wait before the second attempt; it doubles for each further one, and is jittered. */
+const FIRST_CONNECT_RETRY_MS = 20;
+
+type PendingRows = PromiseLike<unknown> & { values(): PromiseLike<unknown> };
+
+/**
+ * A statement outside any transaction, sent again when the pool's new connection for it was
+ * refused at its start (see {@link REFUSED_AT_CONNECT}): nothing of it reached the server, so
+ * sending it again is always correct. Only what Drizzle uses: awaiting it, and `values()`.
+ */
+function retriedWhenRefused(send: () => PendingRows, asValues = false): PendingRows {
+  let result: Promise<unknown> | undefined;
+  const run = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const pending = send();
+        return await (asValues ? pending.values() : pending);
+      } catch (error) {
+        const refused = hasErrorCode(error, (code) => REFUSED_AT_CONNECT.has(code));
+        if (!refused || attempt >= STATEMENT_ATTEMPTS) throw error;
+        await jittered(FIRST_CONNECT_RETRY_MS * 2 ** (attempt - 1));
+      }
+    }
+  };
+  return {
+    values: () => retriedWhenRefused(send, true),
+    then: (onFulfilled, onRejected) => (result ??= run()).then(onFulfilled, onRejected),
+  };
+}
+
+/** The pool as Drizzle sees it: statements outside transactions go through {@link retriedWhenRefused}. */
+function retryingRefusedConnections(client: postgres.Sql): postgres.Sql {
+  const unsafe = (...args: Parameters<postgres.Sql['unsafe']>) =>
+    retriedWhenRefused(() => client.unsafe(...args));
+  return new Proxy(client, {
+    get: (target, property, receiver) =>
+      property === 'unsafe' ? unsafe : Reflect.get(target, property, receiver),
+  });
+}
+
 function listenerSet(): {
   set: Set<() => void>;
   add: (listener: () => void) => () => void;
@@ -160,7 +207,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       connect_timeout: 5,
     });
     const db = retryingTransactions(
-      drizzlePostgres(client, { schema, logger }) as unknown as Database,
+      drizzlePostgres(retryingRefusedConnections(client), {
+        schema,
+        logger,
+      }) as unknown as Database,
       count,
     );
     // LISTEN holds a connection of its own; postgres.js re-establishes it after a drop.
