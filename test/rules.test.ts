@@ -3,6 +3,7 @@ import {
   errorChain,
   hasErrorCode,
   isDatabaseUnavailable,
+  isTransactionConflict,
   UNIQUE_VIOLATION,
 } from '../src/db/errors.js';
 import {
@@ -303,6 +304,18 @@ describe('error chains and redaction', () => {
     );
     expect(isDatabaseUnavailable(new Error('PGlite is closed'))).toBe(true);
     expect(isDatabaseUnavailable(coded('duplicate', UNIQUE_VIOLATION))).toBe(false);
+  });
+
+  it('isDatabaseUnavailable: a busy database (no connection slot, a lock or statement timeout, a conflict that outlived its retries) too', () => {
+    for (const code of ['53300', '55P03', '57014', '40P01', '40001']) {
+      expect(isDatabaseUnavailable(new Error('x', { cause: coded(code, code) }))).toBe(true);
+    }
+    expect(isTransactionConflict(coded('deadlock', '40P01'))).toBe(true);
+    expect(isTransactionConflict(coded('serialization', '40001'))).toBe(true);
+    expect(isTransactionConflict(coded('timeout', '55P03'))).toBe(false);
+    // A query that is wrong stays a fault.
+    for (const code of ['22012', '42P01', '23503'])
+      expect(isDatabaseUnavailable(coded(code, code))).toBe(false);
   });
 
   it('redactedMessage drops query parameters and secret-shaped values from any thrown value', () => {

@@ -6,6 +6,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { hasErrorCode, isDatabaseUnavailable, isTransactionConflict } from './errors.js';
 import * as schema from './schema.js';
 
 /** The one database type the rest of the code uses, whichever driver is underneath. */
@@ -68,7 +69,7 @@ const MIGRATION_LOCK_KEY = 7_453_201_998;
 /** A statement that writes session events, as Drizzle or hand-written SQL spells it. */
 const EVENT_INSERT = /insert\s+into\s+"?session_events"?[\s(]/i;
 
-/** Statements sent, counted by {@link queryLogger} and {@link countTransactions}. */
+/** Statements sent, counted by {@link queryLogger} and {@link retryingTransactions}. */
 interface StatementCount {
   n: number;
 }
@@ -89,14 +90,93 @@ function queryLogger(
   };
 }
 
-/** Counts BEGIN and COMMIT (or ROLLBACK) of each top-level transaction, which Drizzle does not log. */
-function countTransactions(db: Database, count: StatementCount): Database {
+/** How many times a transaction is run at most, when Postgres keeps aborting it for a conflict. */
+export const TRANSACTION_ATTEMPTS = 4;
+/** The wait before the second attempt; it doubles for each further one, and is jittered. */
+const FIRST_RETRY_DELAY_MS = 5;
+
+/** A random wait in [base/2, base): concurrent losers of one deadlock do not meet again. */
+const jittered = (base: number) =>
+  new Promise<void>((resolve) => setTimeout(resolve, base / 2 + Math.random() * (base / 2)));
+
+/**
+ * Wraps `db.transaction`: counts BEGIN and COMMIT (or ROLLBACK) of each top-level transaction,
+ * which Drizzle does not log; and runs a transaction again (at most {@link TRANSACTION_ATTEMPTS}
+ * times, after a short jittered wait) when it failed in a way that left nothing behind:
+ * - Postgres aborted it for a deadlock (40P01) or a serialization failure (40001): it was
+ *   rolled back whole, whatever the callback had done, so running it again is correct;
+ * - it never began: the connection for it could not be had (no free slot on the server, a
+ *   connection refused or dropped before BEGIN), so the callback never ran.
+ * Anything else (or the last attempt's failure) is thrown as it is. A callback must therefore
+ * keep its effects inside the transaction, as every callback here does.
+ */
+function retryingTransactions(db: Database, count: StatementCount): Database {
   const transaction = db.transaction.bind(db);
-  db.transaction = ((...args: Parameters<Database['transaction']>) => {
-    count.n += 2;
-    return transaction(...args);
+  db.transaction = (async (...args: Parameters<Database['transaction']>) => {
+    const [callback, config] = args;
+    for (let attempt = 1; ; attempt++) {
+      let began = false;
+      count.n += 2;
+      try {
+        return await transaction((tx) => {
+          began = true;
+          return callback(tx);
+        }, config);
+      } catch (error) {
+        const retriable = isTransactionConflict(error) || (!began && isDatabaseUnavailable(error));
+        if (!retriable || attempt >= TRANSACTION_ATTEMPTS) throw error;
+        await jittered(FIRST_RETRY_DELAY_MS * 2 ** (attempt - 1));
+      }
+    }
   }) as Database['transaction'];
   return db;
+}
+
+/**
+ * Codes with which Postgres refuses a new connection at its start, before any query is sent on
+ * it: too_many_connections (every slot of a shared server taken) and cannot_connect_now.
+ */
+const REFUSED_AT_CONNECT = new Set(['53300', '57P03']);
+/** How many times a statement refused that way is sent at most. */
+const STATEMENT_ATTEMPTS = 5;
+/** The wait before the second attempt; it doubles for each further one, and is jittered. */
+const FIRST_CONNECT_RETRY_MS = 20;
+
+type PendingRows = PromiseLike<unknown> & { values(): PromiseLike<unknown> };
+
+/**
+ * A statement outside any transaction, sent again when the pool's new connection for it was
+ * refused at its start (see {@link REFUSED_AT_CONNECT}): nothing of it reached the server, so
+ * sending it again is always correct. Only what Drizzle uses: awaiting it, and `values()`.
+ */
+function retriedWhenRefused(send: () => PendingRows, asValues = false): PendingRows {
+  let result: Promise<unknown> | undefined;
+  const run = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const pending = send();
+        return await (asValues ? pending.values() : pending);
+      } catch (error) {
+        const refused = hasErrorCode(error, (code) => REFUSED_AT_CONNECT.has(code));
+        if (!refused || attempt >= STATEMENT_ATTEMPTS) throw error;
+        await jittered(FIRST_CONNECT_RETRY_MS * 2 ** (attempt - 1));
+      }
+    }
+  };
+  return {
+    values: () => retriedWhenRefused(send, true),
+    then: (onFulfilled, onRejected) => (result ??= run()).then(onFulfilled, onRejected),
+  };
+}
+
+/** The pool as Drizzle sees it: statements outside transactions go through {@link retriedWhenRefused}. */
+function retryingRefusedConnections(client: postgres.Sql): postgres.Sql {
+  const unsafe = (...args: Parameters<postgres.Sql['unsafe']>) =>
+    retriedWhenRefused(() => client.unsafe(...args));
+  return new Proxy(client, {
+    get: (target, property, receiver) =>
+      property === 'unsafe' ? unsafe : Reflect.get(target, property, receiver),
+  });
 }
 
 function listenerSet(): {
@@ -126,8 +206,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       onnotice: () => {},
       connect_timeout: 5,
     });
-    const db = countTransactions(
-      drizzlePostgres(client, { schema, logger }) as unknown as Database,
+    const db = retryingTransactions(
+      drizzlePostgres(retryingRefusedConnections(client), {
+        schema,
+        logger,
+      }) as unknown as Database,
       count,
     );
     // LISTEN holds a connection of its own; postgres.js re-establishes it after a drop.
@@ -178,7 +261,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     mkdirSync(location, { recursive: true });
   }
   const client = await PGlite.create(location, { loadDataDir: options.loadDataDir });
-  const db = countTransactions(
+  const db = retryingTransactions(
     drizzlePglite(client, { schema, logger }) as unknown as Database,
     count,
   );

@@ -10,6 +10,11 @@ const CONNECTION_CODES = new Set([
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
+  '53300', // too_many_connections: the server's connection slots are all taken (a shared server)
+  '53000', // insufficient_resources
+  '53200', // out_of_memory
+  '55P03', // lock_not_available: lock_timeout ran out waiting for a lock
+  '57014', // query_canceled: statement_timeout ran out (nothing of the statement is kept)
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
@@ -64,17 +69,31 @@ export function hasErrorCode(
   return false;
 }
 
+/**
+ * Codes with which Postgres aborts a transaction because of what ran concurrently with it, not
+ * because of what it did: deadlock_detected and serialization_failure. The whole transaction was
+ * rolled back, so running it again is correct, and usually succeeds.
+ */
+const CONFLICT_CODES = new Set(['40P01', '40001']);
+
+/** Whether Postgres aborted a transaction for a deadlock or a serialization conflict. */
+export function isTransactionConflict(error: unknown): boolean {
+  return hasErrorCode(error, (code) => CONFLICT_CODES.has(code));
+}
+
 /** unique_violation: a row with that key exists. */
 export const UNIQUE_VIOLATION = '23505';
 
 /**
- * Whether an error (or one of its causes) says the database is unreachable: such a failure is
- * temporary and worth retrying, unlike a bug.
+ * Whether an error (or one of its causes) says the database is unreachable, out of connection
+ * slots, or gave up waiting (lock_timeout, statement_timeout): such a failure is temporary and
+ * worth retrying, unlike a bug, and is answered SERVICE_UNAVAILABLE. A deadlock or serialization
+ * failure that outlived its retries ({@link isTransactionConflict}) counts too.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (const e of errorChain(error)) {
     const code = codeOf(e);
-    if (code !== undefined && CONNECTION_CODES.has(code)) return true;
+    if (code !== undefined && (CONNECTION_CODES.has(code) || CONFLICT_CODES.has(code))) return true;
     if (/PGlite is closed/.test(e.message)) return true;
     const errors = (e as { errors?: unknown }).errors;
     if (Array.isArray(errors) && errors.some((inner) => isDatabaseUnavailable(inner))) return true;
