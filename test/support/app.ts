@@ -87,7 +87,9 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       dataDir: 'memory://',
       loadDataDir: databaseUrl ? undefined : pgliteTemplate(),
       onQuery: (text) => statements.push(text),
-      maxConnections: 20,
+      // Files run in parallel forks, several apps each, on one Postgres (max_connections 100):
+      // a smaller pool per app keeps the run clear of "too many clients".
+      maxConnections: 10,
     }));
   // A no-op on a copy of the template, as on a Postgres database other files migrated already.
   if (!shared) await database.migrate();
