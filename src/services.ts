@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ActivityRecorder } from './activity/recorder.js';
 import type { Database, DatabaseHandle } from './db/client.js';
 import type { Caller } from './domain/callers.js';
+import { SessionConfigCache } from './domain/config-cache.js';
 import { authenticate, type AdminKeySource } from './domain/keys.js';
 import { loadSessionRecords, type SessionRecord } from './domain/sessions/index.js';
 import { Metrics } from './observability/metrics.js';
@@ -49,6 +50,8 @@ export interface Services {
   readonly authenticate: (bearer: string | undefined) => Promise<Caller>;
   /** Recently seen keys; revokeApiKey forgets a key here at once. */
   readonly callers: CallerCache;
+  /** Session configs for starts; dropped on every instance when a config changes (NOTIFY). */
+  readonly sessionConfigs: SessionConfigCache;
   /** Prometheus metrics, served at /metrics. */
   readonly metrics: Metrics;
   /**
@@ -108,6 +111,7 @@ export async function startServices(
   options: ServiceOptions,
 ): Promise<Services> {
   const callers = new CallerCache();
+  const sessionConfigs = new SessionConfigCache();
   const metrics = new Metrics();
   metrics.countStatements(database.statementsSent);
   const sequencer = new EventSequencer(database.db, options.logger, options.sequencer);
@@ -118,7 +122,11 @@ export async function startServices(
     options.logger,
     {
       onKeyRevoked: (keyId) => callers.forgetKey(keyId),
-      onReconnect: () => callers.clear(),
+      onConfigChanged: (productId) => sessionConfigs.forgetProduct(productId),
+      onReconnect: () => {
+        callers.clear();
+        sessionConfigs.clear();
+      },
       onDelivered: (event) => metrics.eventDelivered(event.at),
     },
     options.subscriptionLimits,
@@ -162,6 +170,7 @@ export async function startServices(
     activity: new ActivityRecorder(database.db, options.logger),
     ping: () => database.ping(),
     callers,
+    sessionConfigs,
     metrics,
     sessionRecords: new DataLoader(
       async (ids) => {

@@ -11,7 +11,7 @@ import { parseSelector, pickPath } from './selector.js';
 import { TAG_PATTERN, checkTag, checkText } from './validation.js';
 
 /** The live config of the product that holds the tag (whichever env owns it). */
-const holdsTag = (scope: Scope, tag: string) =>
+export const holdsTag = (scope: Scope, tag: string) =>
   and(
     eq(sessionConfigs.productId, scope.productId),
     eq(sessionConfigs.tag, tag),
@@ -84,7 +84,7 @@ export interface ConfigActor {
  * Who may use a config: its own env, or every env for a product-wide one. A config of another
  * env is FORBIDDEN, and the answer says nothing about it but that.
  */
-function checkUsable(config: SessionConfigRow, scope: Scope): SessionConfigRow {
+export function checkUsable(config: SessionConfigRow, scope: Scope): SessionConfigRow {
   if (config.env !== null && config.env !== scope.env) {
     throw forbidden(
       `The session config "${config.tag}" belongs to another environment of this product; a key of this environment cannot use it.`,
@@ -341,11 +341,23 @@ async function updateLocked(
       .where(and(eq(sessionConfigs.id, current.id), isNull(sessionConfigs.deletedAt)))
       .returning();
     if (!updated[0]) throw notFound(`No session config with tag "${tag}".`);
+    await notifyConfigChanged(tx, scope);
     return updated[0];
   } catch (error) {
     if (hasErrorCode(error, UNIQUE_VIOLATION)) throw conflict(checked.tag);
     throw error;
   }
+}
+
+/**
+ * The NOTIFY channel that tells every instance a product's session configs changed (payload: the
+ * product's id). Sent inside the transaction that renames, changes or deletes a config.
+ */
+export const CONFIG_CHANGED_CHANNEL = 'session_service_config_changed';
+
+/** Tells every instance's config cache (see `SessionConfigCache`), once this commits. */
+async function notifyConfigChanged(tx: Transaction, scope: Scope): Promise<void> {
+  await tx.execute(sql`select pg_notify(${CONFIG_CHANGED_CHANNEL}, ${scope.productId})`);
 }
 
 /**
@@ -367,6 +379,7 @@ export async function deleteSessionConfig(
       .set({ deletedAt: sql`now()`, updatedAt: sql`now()` })
       .where(eq(sessionConfigs.id, config.id));
     await revokeSessionsWhere(tx, eq(sessions.configId, config.id), 'config_deleted');
+    await notifyConfigChanged(tx, scope);
   });
 }
 

@@ -12,6 +12,7 @@ import {
   type EventFilter,
   type EventsSignal,
 } from '../domain/events.js';
+import { CONFIG_CHANGED_CHANNEL } from '../domain/configs.js';
 import { KEY_REVOKED_CHANNEL } from '../domain/keys.js';
 import { EventQueue } from './queue.js';
 import type { EventSequencer } from './sequencer.js';
@@ -32,6 +33,8 @@ const RETRY_MS = 1_000;
 export interface BusHooks {
   /** A key was revoked (on any instance). */
   readonly onKeyRevoked?: (keyId: string) => void;
+  /** A product's session configs changed (on any instance; payload: the product's id). */
+  readonly onConfigChanged?: (productId: string) => void;
   /** The listening connection was (re)established: anything notified meanwhile was missed. */
   readonly onReconnect?: () => void;
   /** An event was handed to a subscriber. */
@@ -167,6 +170,12 @@ export class EventBus {
         this.#endSubscriptionsOfKey(keyId);
       },
       () => {},
+    );
+    await this.#listen(
+      CONFIG_CHANGED_CHANNEL,
+      (productId) => this.#hooks.onConfigChanged?.(productId),
+      // (Re)connected: a change may have been missed.
+      () => this.#hooks.onReconnect?.(),
     );
     this.#sequencer?.start();
   }

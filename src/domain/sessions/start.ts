@@ -2,16 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { type Transaction, rowsOf } from '../../db/client.js';
-import { sessions } from '../../db/schema.js';
+import { sessions, type SessionConfigRow } from '../../db/schema.js';
 import { hashSecret } from '../../tokens/secrets.js';
 import { mintSessionToken } from '../../tokens/session-token.js';
 import type { Scope } from '../callers.js';
-import {
-  LIFETIME_LIMITS,
-  refreshLifetimeSeconds,
-  requireSessionConfig,
-  tokenLifetimeSeconds,
-} from '../configs.js';
+import { LIFETIME_LIMITS, refreshLifetimeSeconds, tokenLifetimeSeconds } from '../configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from '../data-schema.js';
 import { badInput, notFound } from '../errors.js';
 import { isLive } from '../liveness.js';
@@ -19,6 +14,7 @@ import { revokeSessionsWhere } from '../revocation.js';
 import { identifierFromData } from '../selector.js';
 import { checkLength } from '../validation.js';
 import { newRefreshToken } from './refresh-token.js';
+import { sessionConfigFor } from './start-config.js';
 import { MAX_IDENTIFIER_LENGTH, inScope, secondsFromNow } from './shared.js';
 import type { Device, SessionDeps, SessionTokens, StartSessionInput } from './types.js';
 
@@ -74,18 +70,8 @@ function requestedLifetime(input: StartSessionInput): number | undefined {
   return input.expiresIn ?? undefined;
 }
 
-/**
- * Starts a session: checks the data against the config, picks the identifier, stores the
- * session (data sealed at rest) with its first refresh token and a STARTED event in one
- * transaction, then mints the session token with the database's expiry.
- */
-export async function startSession(
-  deps: SessionDeps,
-  scope: Scope,
-  input: StartSessionInput,
-  requestDevice: Device,
-): Promise<SessionTokens> {
-  const config = await requireSessionConfig(deps.db, scope, input.tag);
+/** The input's data, identifier, actor and lifetime, checked against the config. */
+function checkStartInput(deps: SessionDeps, config: SessionConfigRow, input: StartSessionInput) {
   const serialized = checkJsonObject('input.data', input.data, JSON_LIMITS.dataBytes);
   const data = JSON.parse(serialized) as Record<string, unknown>;
   checkDataAgainstSample('input.data', data, config.schema as Record<string, unknown>);
@@ -114,6 +100,32 @@ export async function startSession(
       `expected whole seconds from ${LIFETIME_LIMITS.minTokenSeconds} to ${LIFETIME_LIMITS.maxTokenSeconds}`,
     );
   }
+  return { serialized, data, identifier, actor, cap, lifetime };
+}
+
+/**
+ * Starts a session: checks the data against the config, picks the identifier, stores the
+ * session (data sealed at rest) with its first refresh token and a STARTED event in one
+ * transaction, then mints the session token with the database's expiry.
+ */
+export async function startSession(
+  deps: SessionDeps,
+  scope: Scope,
+  input: StartSessionInput,
+  requestDevice: Device,
+  /** Read the config afresh (the cached one was gone when the statement ran). */
+  fresh = false,
+): Promise<SessionTokens> {
+  const { config, version } = await sessionConfigFor(deps, scope, input.tag, fresh);
+  let checked: ReturnType<typeof checkStartInput>;
+  try {
+    checked = checkStartInput(deps, config, input);
+  } catch (error) {
+    // A config from the cache may be out of date: only a fresh one may refuse the input.
+    if (!fresh && deps.sessionConfigs) return startSession(deps, scope, input, requestDevice, true);
+    throw error;
+  }
+  const { serialized, data, identifier, actor, cap, lifetime } = checked;
   const device = normalizeDevice(input.device, requestDevice);
   const sessionId = randomUUID();
   const refreshToken = newRefreshToken();
@@ -137,9 +149,11 @@ export async function startSession(
              ${cap === null ? null : secondsFromNow(refreshLifetime)}
       -- The config must still hold the tag when the row is written: the row lock waits for a
       -- rename or delete in progress (FOR UPDATE) and then re-reads the row, so a session never
-      -- lands on a config that has just been renamed or deleted.
+      -- lands on a config that has just been renamed or deleted. It must also still be the
+      -- version read (perhaps from the cache): any change since gives no row, and a fresh read.
       from session_configs c
       where c.id = ${config.id} and c.tag = ${config.tag} and c.deleted_at is null
+        and (c.env is null or c.env = ${scope.env}) and c.xmin::text = ${version}
       for key share of c
       returning id, product_id, env, tag, identifier, actor, created_at, expires_at,
                 refresh_expires_at
@@ -164,7 +178,12 @@ export async function startSession(
   const times = rowsOf<{ created_ms: number; expires_ms: number; refresh_expires_ms: number }>(
     result,
   )[0];
-  if (!times) throw notFound(`No session config with tag "${config.tag}" in this product.`);
+  if (!times) {
+    // The config changed or went since it was read: read it again (NOT_FOUND, FORBIDDEN or the
+    // new version), once; gone again on the fresh read, it was deleted or renamed meanwhile.
+    if (!fresh) return startSession(deps, scope, input, requestDevice, true);
+    throw notFound(`No session config with tag "${config.tag}" in this product.`);
+  }
   const expiresAt = new Date(Number(times.expires_ms));
   if (config.maxSessionsPerIdentifier !== null) {
     await deps.db.transaction((tx) =>

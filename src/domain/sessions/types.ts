@@ -2,6 +2,7 @@
 import type { Database } from '../../db/client.js';
 import type { SessionRow } from '../../db/schema.js';
 import type { Keyring } from '../../tokens/keyring.js';
+import type { SessionConfigCache } from '../config-cache.js';
 
 /** What the session rules need from the process. */
 export interface SessionDeps {
@@ -13,6 +14,8 @@ export interface SessionDeps {
   readonly refreshGuard?: (sessionId: string) => Promise<void>;
   /** Longest an impersonation session may live, in seconds (default 3600). */
   readonly impersonationMaxSeconds?: number;
+  /** Session configs kept between starts (without it, every start reads its config). */
+  readonly sessionConfigs?: SessionConfigCache;
 }
 
 /**

@@ -1,0 +1,104 @@
+import { sql } from 'drizzle-orm';
+import type { Database } from '../db/client.js';
+import { sessionConfigs, type SessionConfigRow } from '../db/schema.js';
+import type { Scope } from './callers.js';
+import { CONFIG_CHANGED_CHANNEL, checkUsable, holdsTag } from './configs.js';
+
+export { CONFIG_CHANGED_CHANNEL };
+import { notFound } from './errors.js';
+import { TAG_PATTERN } from './validation.js';
+
+/** A config row as read, with the row version it was read at (its `xmin`). */
+export interface VersionedConfig {
+  readonly config: SessionConfigRow;
+  /**
+   * The row version (`xmin` as text): any change to the row (rename, delete, new lifetimes)
+   * writes a new version, so a statement that requires this one acts on exactly what was read.
+   */
+  readonly version: string;
+}
+
+/** How long a config is used without reading it again (NOTIFY normally drops it sooner). */
+const TTL_MS = 30_000;
+const MAX_ENTRIES = 10_000;
+
+/** The live config holding the tag in the scope's product, with its row version; no cache. */
+export async function readVersionedConfig(
+  db: Database,
+  scope: Scope,
+  tag: string,
+): Promise<VersionedConfig | undefined> {
+  if (!TAG_PATTERN.test(tag)) return undefined;
+  const rows = await db
+    .select({ config: sessionConfigs, version: sql<string>`session_configs.xmin::text` })
+    .from(sessionConfigs)
+    .where(holdsTag(scope, tag));
+  return rows[0];
+}
+
+/**
+ * Session configs by (product, tag), so that a start does not cost a config read. Only found
+ * configs are kept (a NOT_FOUND always asks the database). The cache is an optimisation, never a
+ * source of truth: the start statement requires the row at the version read (see `startSession`)
+ * and reads afresh when it is gone, and a FORBIDDEN is only answered from a fresh read. Changes
+ * reach it at once on every instance through the config-changed NOTIFY (`forgetProduct`); when
+ * the listening connection was down, everything is forgotten (`clear`). The TTL bounds the rest.
+ */
+export class SessionConfigCache {
+  readonly #entries = new Map<string, { value: VersionedConfig; until: number }>();
+  /** Bumped by every forget: a read that started before it does not fill the cache. */
+  #generation = 0;
+
+  /**
+   * The config a start of the scope uses: NOT_FOUND without a live one, FORBIDDEN for another
+   * env's. `fresh` skips the cache (and refills it).
+   */
+  async require(db: Database, scope: Scope, tag: string, fresh = false): Promise<VersionedConfig> {
+    const key = `${scope.productId}|${tag}`;
+    if (!fresh) {
+      const entry = this.#entries.get(key);
+      if (entry && entry.until > Date.now()) {
+        // Another env's config from the cache: ask the database before saying FORBIDDEN.
+        if (entry.value.config.env === null || entry.value.config.env === scope.env) {
+          return entry.value;
+        }
+      } else if (entry) {
+        this.#entries.delete(key);
+      }
+    }
+    const generation = this.#generation;
+    const found = await readVersionedConfig(db, scope, tag);
+    if (!found) {
+      this.#entries.delete(key);
+      throw notFound(`No session config with tag "${tag}" in this product.`);
+    }
+    if (generation === this.#generation) {
+      this.#entries.delete(key);
+      if (this.#entries.size >= MAX_ENTRIES) {
+        const oldest = this.#entries.keys().next().value;
+        if (oldest !== undefined) this.#entries.delete(oldest);
+      }
+      this.#entries.set(key, { value: found, until: Date.now() + TTL_MS });
+    }
+    checkUsable(found.config, scope);
+    return found;
+  }
+
+  /** Forgets every config of a product (one of them changed, on some instance). */
+  forgetProduct(productId: string): void {
+    this.#generation++;
+    const prefix = `${productId}|`;
+    for (const key of this.#entries.keys()) {
+      if (key.startsWith(prefix)) this.#entries.delete(key);
+    }
+  }
+
+  clear(): void {
+    this.#generation++;
+    this.#entries.clear();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}
