@@ -98,7 +98,10 @@ export class SessionConfigCache {
     this.#entries.clear();
   }
 
-  get size(): number {
-    return this.#entries.size;
+  /** Whether a config of the product is held (for tests and metrics). */
+  holdsProduct(productId: string): boolean {
+    const prefix = `${productId}|`;
+    for (const key of this.#entries.keys()) if (key.startsWith(prefix)) return true;
+    return false;
   }
 }
