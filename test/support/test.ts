@@ -12,6 +12,8 @@ export type TestServer = Awaited<ReturnType<typeof listen>>;
  *   override those for a whole file with `test.override('appOptions', {...})` at its top.
  * - `server`: `t` behind a real HTTP server on a free port (one per file, closed before `t`),
  *   for WebSocket and SSE clients.
+ * - `instance`: makes another app on `t`'s database (another instance of the service, with its
+ *   own options: `await instance({ tokenKeyIds: ['k2'] })`); each is closed after the test.
  * - `product`: a fresh product of the test's own (envs dev and prd, their keys).
  * - `key`: that product's dev secret key.
  * - `config`: the tag of a fresh session config (the Ductape one) made with `key`.
@@ -31,6 +33,20 @@ export const test = base
     onCleanup(() => server.close());
     return server;
   })
+  .extend(
+    'instance',
+    async ({ t }, { onCleanup }): Promise<(options?: TestAppOptions) => Promise<TestApp>> => {
+      const made: TestApp[] = [];
+      onCleanup(async () => {
+        for (const app of made.reverse()) await app.close();
+      });
+      return async (options = {}) => {
+        const app = await createTestApp({ ...options, database: t.database });
+        made.push(app);
+        return app;
+      };
+    },
+  )
   .extend('product', async ({ t }): Promise<TestProduct> => newProduct(t))
   .extend('key', async ({ product }): Promise<string> => product.secret.dev)
   .extend('config', async ({ t, key }): Promise<string> => newConfig(t, key));
