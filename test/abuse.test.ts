@@ -1,11 +1,12 @@
 import { request as httpRequest } from 'node:http';
 import { sql } from 'drizzle-orm';
 import type { Client } from 'graphql-ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { QUERY_LIMITS } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { COST } from '../src/graphql/cost.js';
 import { createTestApp, type TestApp } from './support/app.js';
+import { afterAll, beforeAll, describe, it } from './support/test.js';
 import { gql, ok, type GraphQLResponse } from './support/graphql.js';
 import {
   REFRESH,
@@ -18,20 +19,12 @@ import {
 } from './support/fixtures.js';
 import { listen, subscribeWs, waitUntil, wsClient } from './support/live.js';
 
-let t: TestApp;
-let server: Awaited<ReturnType<typeof listen>>;
 let key: string;
 let tag: string;
-beforeAll(async () => {
-  t = await createTestApp();
-  server = await listen(t);
+beforeAll(async ({ t }) => {
   const product = await newProduct(t);
   key = product.secret.dev;
   tag = await newConfig(t, key);
-});
-afterAll(async () => {
-  await server?.close();
-  await t?.close();
 });
 
 /** A request refused before anything ran: errors, no data at all. */
@@ -46,7 +39,7 @@ const ofTypeChain = (levels: number) =>
   `{ __type(name: "Query") { fields { type { ${'ofType { '.repeat(levels)}name${' }'.repeat(levels)} } } } }`;
 
 /** Refresh-token rows and events of a session: what a rotation would change. */
-async function rotationState(sessionId: string) {
+async function rotationState(t: TestApp, sessionId: string) {
   const rows = rowsOf<{ spent: number; total: number }>(
     await t.database.db.execute(
       sql`select count(*)::int as total, count(spent_at)::int as spent from refresh_tokens where session_id = ${sessionId}`,
@@ -56,7 +49,7 @@ async function rotationState(sessionId: string) {
 }
 
 describe('query limits (graphql-armor), checked before anything runs', () => {
-  it(`depth: ${QUERY_LIMITS.depth} levels pass, one more is refused`, async () => {
+  it(`depth: ${QUERY_LIMITS.depth} levels pass, one more is refused`, async ({ t }) => {
     // __type(1) fields(2) type(3) ofType×n name(n+4)
     const atLimit = await gql(t.app, { query: ofTypeChain(QUERY_LIMITS.depth - 4) });
     expect(atLimit.errors).toBeUndefined();
@@ -64,7 +57,7 @@ describe('query limits (graphql-armor), checked before anything runs', () => {
     expectRefused(over, new RegExp(`depth limit of ${QUERY_LIMITS.depth} exceeded`));
   });
 
-  it(`aliases: ${QUERY_LIMITS.aliases} pass, one more is refused`, async () => {
+  it(`aliases: ${QUERY_LIMITS.aliases} pass, one more is refused`, async ({ t }) => {
     // (graphql-armor does not count aliases of __typename.)
     const aliases = (n: number) =>
       `{ ${Array.from({ length: n }, (_, i) => `a${i}: sessionConfigs { tag }`).join(' ')} }`;
@@ -77,9 +70,11 @@ describe('query limits (graphql-armor), checked before anything runs', () => {
     );
   });
 
-  it('1,000 aliases of verifySession or refreshSession are refused, and nothing is verified or rotated', async () => {
+  it('1,000 aliases of verifySession or refreshSession are refused, and nothing is verified or rotated', async ({
+    t,
+  }) => {
     const session = await start(t, key, tag);
-    const before = await rotationState(session.sessionId);
+    const before = await rotationState(t, session.sessionId);
     expect(before).toEqual({ total: 1, spent: 0, events: ['STARTED'] });
     const verifies = Array.from(
       { length: 1000 },
@@ -114,7 +109,7 @@ describe('query limits (graphql-armor), checked before anything runs', () => {
     }
     expect(responses[2]!.errors![0]!.message).toMatch(/Aliases limit/);
     // No resolver ran: nothing rotated, no event.
-    expect(await rotationState(session.sessionId)).toEqual(before);
+    expect(await rotationState(t, session.sessionId)).toEqual(before);
     // The refresh token still works, once: one rotation, one event.
     const refreshed = await ok(t.app, {
       key,
@@ -122,14 +117,14 @@ describe('query limits (graphql-armor), checked before anything runs', () => {
       variables: { tag, refreshToken: session.refreshToken },
     });
     expect(refreshed.refreshSession.refreshToken).not.toBe(session.refreshToken);
-    expect(await rotationState(session.sessionId)).toEqual({
+    expect(await rotationState(t, session.sessionId)).toEqual({
       total: 2,
       spent: 1,
       events: ['STARTED', 'REFRESHED'],
     });
   });
 
-  it(`tokens: more than ${QUERY_LIMITS.tokens} lexical tokens are refused`, async () => {
+  it(`tokens: more than ${QUERY_LIMITS.tokens} lexical tokens are refused`, async ({ t }) => {
     const fields = (n: number) => `{ ${'__typename '.repeat(n)}}`;
     expect((await gql(t.app, { query: fields(500) })).data).toEqual({ __typename: 'Query' });
     expectRefused(
@@ -138,7 +133,7 @@ describe('query limits (graphql-armor), checked before anything runs', () => {
     );
   });
 
-  it(`directives: ${QUERY_LIMITS.directives} pass, one more is refused`, async () => {
+  it(`directives: ${QUERY_LIMITS.directives} pass, one more is refused`, async ({ t }) => {
     const directives = (n: number) =>
       `{ ${Array.from({ length: n }, (_, i) => `f${i}: __typename @include(if: true)`).join(' ')} }`;
     expect(
@@ -150,7 +145,9 @@ describe('query limits (graphql-armor), checked before anything runs', () => {
     );
   });
 
-  it(`cost: pages of 100 sessions with their configs, a few times over, exceed ${COST.maxCost}`, async () => {
+  it(`cost: pages of 100 sessions with their configs, a few times over, exceed ${COST.maxCost}`, async ({
+    t,
+  }) => {
     const page = (alias: string) =>
       `${alias}: sessions(tag: $tag, identifier: "user-123", first: 100) { edges { cursor node { id tag identifier data status createdAt expiresAt config { name tag description schema selector expiry period activeSessionCount } } } }`;
     const query = (n: number) =>
@@ -187,7 +184,10 @@ describe('request body limit', () => {
   const body = (padding: number) =>
     JSON.stringify({ query: '{ __typename }', variables: { pad: 'a'.repeat(padding) } });
 
-  it('a body over the limit is refused with 413 from its Content-Length, over real HTTP and app.fetch', async () => {
+  it('a body over the limit is refused with 413 from its Content-Length, over real HTTP and app.fetch', async ({
+    t,
+    server,
+  }) => {
     const over = body(LIMIT);
     expect(Buffer.byteLength(over)).toBeGreaterThan(LIMIT);
     const viaHttp = await fetch(server.url, {
@@ -215,7 +215,9 @@ describe('request body limit', () => {
     expect(await served.json()).toEqual({ data: { __typename: 'Query' } });
   });
 
-  it('a chunked body (no Content-Length) is refused with 411, whatever its size', async () => {
+  it('a chunked body (no Content-Length) is refused with 411, whatever its size', async ({
+    server,
+  }) => {
     const small = await rawRequest(server.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
@@ -238,7 +240,9 @@ describe('request body limit', () => {
     expect(large.status).toBe(411);
   });
 
-  it('the limit is configurable: BODY_LIMIT_BYTES, and createApp’s bodyLimitBytes', async () => {
+  it('the limit is configurable: BODY_LIMIT_BYTES, and createApp’s bodyLimitBytes', async ({
+    t,
+  }) => {
     expect(loadConfig({}).bodyLimitBytes).toBe(LIMIT);
     expect(loadConfig({ BODY_LIMIT_BYTES: '4096' }).bodyLimitBytes).toBe(4096);
     const small = await createTestApp({
@@ -262,7 +266,9 @@ describe('request body limit', () => {
 });
 
 describe('transport rules', () => {
-  it('batching is off: a JSON array of operations is refused and none of them runs', async () => {
+  it('batching is off: a JSON array of operations is refused and none of them runs', async ({
+    t,
+  }) => {
     const session = await start(t, key, tag);
     const response = await t.app.fetch('http://test.local/graphql', {
       method: 'POST',
@@ -276,14 +282,16 @@ describe('transport rules', () => {
     const body = (await response.json()) as GraphQLResponse;
     expect(body.errors?.[0]?.message).toMatch(/Batching is not supported/);
     expect(body.data ?? null).toBeNull();
-    expect(await rotationState(session.sessionId)).toEqual({
+    expect(await rotationState(t, session.sessionId)).toEqual({
       total: 1,
       spent: 0,
       events: ['STARTED'],
     });
   });
 
-  it('CSRF prevention: a request a browser sends without preflight needs a custom header', async () => {
+  it('CSRF prevention: a request a browser sends without preflight needs a custom header', async ({
+    t,
+  }) => {
     const url = `http://test.local/graphql?query=${encodeURIComponent('{ sessionConfigs { tag } }')}`;
     const bare = await t.app.fetch(url);
     expect(bare.status).toBe(403);
@@ -321,7 +329,7 @@ describe('transport rules', () => {
     });
   });
 
-  it('a mutation over GET is refused with 405, and nothing changes', async () => {
+  it('a mutation over GET is refused with 405, and nothing changes', async ({ t }) => {
     const session = await start(t, key, tag);
     const query = `mutation { revokeSession(tag: "${tag}", sessionId: "${session.sessionId}") { id } }`;
     const response = await t.app.fetch(
@@ -369,7 +377,7 @@ function overWs(
 describe('production defaults: introspection, field suggestions and GraphiQL are off', () => {
   let prod: TestApp;
   let prodServer: Awaited<ReturnType<typeof listen>>;
-  beforeAll(async () => {
+  beforeAll(async ({ t }) => {
     const config = loadConfig({ NODE_ENV: 'production', SESSION_SECRET: 's'.repeat(32) });
     // As src/main.ts builds the app from the configuration.
     prod = await createTestApp({
@@ -422,7 +430,9 @@ describe('production defaults: introspection, field suggestions and GraphiQL are
     ).toMatchObject({ graphiql: false, introspection: false, fieldSuggestions: false });
   });
 
-  it('introspection is refused (however it is spelled), __typename still answers', async () => {
+  it('introspection is refused (however it is spelled), __typename still answers', async ({
+    t,
+  }) => {
     const attempts = [
       '{ __schema { types { name } } }',
       '{ __type(name: "Query") { name fields { name } } }',
@@ -442,7 +452,7 @@ describe('production defaults: introspection, field suggestions and GraphiQL are
     expect((await gql(t.app, { query: attempts[0]! })).data).toBeTruthy();
   });
 
-  it('validation errors suggest no names', async () => {
+  it('validation errors suggest no names', async ({ t }) => {
     const mistakes = [
       '{ sesionConfigs { tag } }',
       '{ sessionConfig(tga: "x") { tag } }',
@@ -496,7 +506,7 @@ describe('production defaults: introspection, field suggestions and GraphiQL are
     }
   });
 
-  it('GraphiQL is not served', async () => {
+  it('GraphiQL is not served', async ({ t }) => {
     const response = await prod.app.fetch('http://test.local/graphql', {
       headers: { accept: 'text/html' },
     });
@@ -525,7 +535,10 @@ describe('production defaults: introspection, field suggestions and GraphiQL are
 });
 
 describe('query limits over graphql-ws', () => {
-  it('an operation over a limit is refused with an error for that operation; the connection and its other subscriptions live on', async () => {
+  it('an operation over a limit is refused with an error for that operation; the connection and its other subscriptions live on', async ({
+    t,
+    server,
+  }) => {
     const client = wsClient(server.wsUrl, key);
     const closes: number[] = [];
     client.on('closed', (event) => closes.push((event as { code: number }).code));
@@ -565,7 +578,9 @@ describe('query limits over graphql-ws', () => {
 });
 
 describe('unstorable input over graphql-ws', () => {
-  it('a NUL in a subscription or an operation over WebSocket is BAD_USER_INPUT, and the connection lives on', async () => {
+  it('a NUL in a subscription or an operation over WebSocket is BAD_USER_INPUT, and the connection lives on', async ({
+    server,
+  }) => {
     const client = wsClient(server.wsUrl, key);
     try {
       const answers: GraphQLResponse[] = [];
@@ -606,7 +621,9 @@ describe('refusals over graphql-ws keep the error contract', () => {
       );
     });
 
-  it('syntax, validation and variable errors carry a contract code and never quote the request', async () => {
+  it('syntax, validation and variable errors carry a contract code and never quote the request', async ({
+    server,
+  }) => {
     const client = wsClient(server.wsUrl, key);
     try {
       // A variable that does not fit its type: BAD_REQUEST over HTTP, BAD_USER_INPUT here.

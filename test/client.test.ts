@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { expect, expectTypeOf } from 'vitest';
 // Through the package's `exports`, as an application would import it.
 import {
   createSessionClient,
@@ -13,21 +13,17 @@ import {
   type SessionTokens,
 } from 'session-service/client';
 import type { ErrorCode } from '../src/domain/errors.js';
-import { createTestApp, type TestApp } from './support/app.js';
 import { ductapeConfig, eventTypesOf, newProduct, uniqueTag } from './support/fixtures.js';
-import { listen, waitUntil } from './support/live.js';
+import { waitUntil } from './support/live.js';
+import { afterAll, beforeAll, describe, it } from './support/test.js';
 
-let t: TestApp;
-let server: Awaited<ReturnType<typeof listen>>;
 let key: string;
 let publishableKey: string;
 let client: SessionClient;
 /** Server-side ends of the WebSocket connections, to drop them on purpose. */
 const upgraded = new Set<Socket>();
 
-beforeAll(async () => {
-  t = await createTestApp();
-  server = await listen(t);
+beforeAll(async ({ t, server }) => {
   server.http.server.on('upgrade', (_request, socket: Socket) => {
     upgraded.add(socket);
     socket.on('close', () => upgraded.delete(socket));
@@ -39,8 +35,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await client?.close();
-  await server?.close();
-  await t?.close();
 });
 
 /** Ductape's data: a userId and nested details. */
@@ -288,7 +282,7 @@ describe('typed errors', () => {
     expect(badData).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.data.userId' });
   });
 
-  it('an unknown key is UNAUTHENTICATED and a publishable key FORBIDDEN', async () => {
+  it('an unknown key is UNAUTHENTICATED and a publishable key FORBIDDEN', async ({ server }) => {
     const stranger = createSessionClient({ url: server.url, key: 'sk_dev_unknown' });
     expect((await rejection(stranger.configs.fetchAll())).code).toBe('UNAUTHENTICATED');
     const browser = createSessionClient({ url: server.url, key: publishableKey });
@@ -353,7 +347,7 @@ describe('autoRefresh (the Ductape docs’ SessionManager)', () => {
 });
 
 describe('live events (onRevoked, onEvent)', () => {
-  it('onRevoked hears a revocation made through the API', async () => {
+  it('onRevoked hears a revocation made through the API', async ({ t }) => {
     const tag = await newTag();
     const heard: SessionEvent[] = [];
     const before = t.services.events.subscriberCount;
@@ -376,7 +370,10 @@ describe('live events (onRevoked, onEvent)', () => {
     }
   });
 
-  it('onEvent resumes after a dropped connection with what it missed, nothing twice', async () => {
+  it('onEvent resumes after a dropped connection with what it missed, nothing twice', async ({
+    t,
+    server,
+  }) => {
     // The reconnect waits for this gate, so that events happen while the socket is down.
     let openGate!: () => void;
     const gate = new Promise<void>((resolve) => (openGate = resolve));
@@ -435,7 +432,10 @@ describe('live events (onRevoked, onEvent)', () => {
     }
   });
 
-  it('a connection that stops answering pings is dropped and reopened, resuming where it was', async () => {
+  it('a connection that stops answering pings is dropped and reopened, resuming where it was', async ({
+    t,
+    server,
+  }) => {
     const watchful = createSessionClient({ url: server.url, key, ws: { keepAlive: 300 } });
     const tag = await newTag();
     const heard: SessionEvent[] = [];
@@ -504,7 +504,9 @@ describe('live events (onRevoked, onEvent)', () => {
     }
   });
 
-  it('a key the server refuses ends the subscription with its code, without retrying', async () => {
+  it('a key the server refuses ends the subscription with its code, without retrying', async ({
+    server,
+  }) => {
     const refused = async (refusedKey: string) => {
       const other = createSessionClient({ url: server.url, key: refusedKey });
       const errors: SessionServiceError[] = [];

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
+import { expect } from 'vitest';
+import type { TestApp } from './support/app.js';
+import { describe, it } from './support/test.js';
 import { failure, gql, ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -14,22 +15,10 @@ import {
   rowsOf,
   start,
   uniqueTag,
-  type TestProduct,
 } from './support/fixtures.js';
 
 /** The cap on live configs per product of the app `capped` runs with. */
 const CAP = 5;
-
-let t: TestApp;
-let capped: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-  capped = await createTestApp({ database: t.database, maxConfigsPerProduct: CAP });
-});
-afterAll(async () => {
-  await capped.close();
-  await t.close();
-});
 
 const CREATE = `mutation($input: CreateSessionConfigInput!, $product: String, $env: String) { createSessionConfig(input: $input, product: $product, env: $env) { tag env } }`;
 const UPDATE = `mutation($tag: String!, $input: UpdateSessionConfigInput!, $product: String, $env: String) { updateSessionConfig(tag: $tag, input: $input, product: $product, env: $env) { tag env expiry } }`;
@@ -48,11 +37,11 @@ const DASHBOARD = `query($tag: String!) { sessionDashboard(tag: $tag, from: "202
 
 const USER_DATA = { userId: 'user-123', details: { username: 'ada', email: 'ada@example.com' } };
 
-async function verify(key: string, tag: string, token: string) {
+async function verify(t: TestApp, key: string, tag: string, token: string) {
   return gql(t.app, { key, query: VERIFY, variables: { tag, token } });
 }
 
-async function liveSessionsOfConfig(configId: string): Promise<number> {
+async function liveSessionsOfConfig(t: TestApp, configId: string): Promise<number> {
   const rows = rowsOf<{ n: number }>(
     await t.database.db.execute(
       sql`select count(*)::int as n from sessions where config_id = ${configId} and revoked_at is null`,
@@ -62,7 +51,9 @@ async function liveSessionsOfConfig(configId: string): Promise<number> {
 }
 
 describe('renaming a config', () => {
-  it('is refused with CONFLICT on input.tag while the config has a live session, and changes nothing', async () => {
+  it('is refused with CONFLICT on input.tag while the config has a live session, and changes nothing', async ({
+    t,
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -113,7 +104,7 @@ describe('renaming a config', () => {
     expect(renamed.updateSessionConfig).toMatchObject({ tag: newTag });
     // The old token verifies and refreshes under neither tag.
     for (const tg of [tag, newTag]) {
-      expect((await verify(key, tg, live.token)).errors?.[0]?.extensions?.code).toMatch(
+      expect((await verify(t, key, tg, live.token)).errors?.[0]?.extensions?.code).toMatch(
         /TOKEN_INVALID|SESSION_REVOKED/,
       );
       expect(
@@ -131,7 +122,9 @@ describe('renaming a config', () => {
     await ok(t.app, { key, query: VERIFY, variables: { tag: newTag, token: fresh.token } });
   });
 
-  it('an expired session does not block a rename; a live session in another env does', async () => {
+  it('an expired session does not block a rename; a live session in another env does', async ({
+    t,
+  }) => {
     const product = await newProduct(t);
     const tag = await newSharedConfig(t, product.tag);
     const s = await start(t, product.secret.prd, tag);
@@ -153,7 +146,9 @@ describe('renaming a config', () => {
     });
   });
 
-  it('a new config on an old tag never accepts older tokens, even of sessions an old rename or delete left live', async () => {
+  it('a new config on an old tag never accepts older tokens, even of sessions an old rename or delete left live', async ({
+    t,
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     for (const how of ['renamed', 'deleted'] as const) {
@@ -166,7 +161,7 @@ describe('renaming a config', () => {
           ? sql`update session_configs set tag = ${uniqueTag('moved')} where id = ${configId}`
           : sql`update session_configs set deleted_at = now() where id = ${configId}`,
       );
-      expect(await liveSessionsOfConfig(configId)).toBe(1);
+      expect(await liveSessionsOfConfig(t, configId)).toBe(1);
       // A new config takes the old tag, with another schema and selector.
       await ok(t.app, {
         key,
@@ -175,7 +170,7 @@ describe('renaming a config', () => {
           input: ductapeConfig(tag, { schema: { email: 'a@b.c' }, selector: '$Session{email}' }),
         },
       });
-      expect((await verify(key, tag, old.token)).errors?.[0]?.extensions?.code).toBe(
+      expect((await verify(t, key, tag, old.token)).errors?.[0]?.extensions?.code).toBe(
         'TOKEN_INVALID',
       );
       expect(
@@ -197,7 +192,9 @@ describe('renaming a config', () => {
     }
   });
 
-  it('a start racing a rename either lands first (rename refused) or fails with NOT_FOUND; never a session under the old tag', async () => {
+  it('a start racing a rename either lands first (rename refused) or fails with NOT_FOUND; never a session under the old tag', async ({
+    t,
+  }) => {
     const rounds = 8;
     const starts = 12;
     let renamed = 0;
@@ -237,7 +234,7 @@ describe('renaming a config', () => {
       for (const r of results.filter((r) => r.kind === 'start' && r.code)) {
         expect(r.code).toBe('NOT_FOUND');
       }
-      const rows = await liveSessionsOfConfig(configId);
+      const rows = await liveSessionsOfConfig(t, configId);
       expect(rows).toBe(started.length);
       if (rename.code === undefined) {
         renamed++;
@@ -280,12 +277,10 @@ function everyUse(
 }
 
 describe('who may touch a config', () => {
-  let product: TestProduct;
-  beforeAll(async () => {
-    product = await newProduct(t);
-  });
-
-  it('a secret key’s config belongs to its env: the other env gets FORBIDDEN on every use, learns nothing, and changes nothing', async () => {
+  it('a secret key’s config belongs to its env: the other env gets FORBIDDEN on every use, learns nothing, and changes nothing', async ({
+    t,
+    product,
+  }) => {
     const tag = await newConfig(t, product.secret.prd, { name: 'Secret name of prd' });
     const created = await ok(t.app, { key: product.secret.prd, query: FETCH, variables: { tag } });
     expect(created.sessionConfig).toMatchObject({ tag, env: 'prd' });
@@ -347,16 +342,24 @@ describe('who may touch a config', () => {
     expect(asPrd.updateSessionConfig).toMatchObject({ tag, env: 'prd', expiry: 2 });
   });
 
-  it('a secret key updates and deletes its own env’s configs; deleting revokes their sessions', async () => {
+  it('a secret key updates and deletes its own env’s configs; deleting revokes their sessions', async ({
+    t,
+    product,
+  }) => {
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
     const s = await start(t, key, tag);
     await ok(t.app, { key, query: UPDATE, variables: { tag, input: { expiry: 2 } } });
     await ok(t.app, { key, query: DELETE, variables: { tag } });
-    expect((await verify(key, tag, s.token)).errors?.[0]?.extensions?.code).toBe('SESSION_REVOKED');
+    expect((await verify(t, key, tag, s.token)).errors?.[0]?.extensions?.code).toBe(
+      'SESSION_REVOKED',
+    );
   });
 
-  it('a product-wide config is used by every env, and only the admin key changes or deletes it', async () => {
+  it('a product-wide config is used by every env, and only the admin key changes or deletes it', async ({
+    t,
+    product,
+  }) => {
     const tag = await newSharedConfig(t, product.tag);
     const sessions = {
       dev: await start(t, product.secret.dev, tag),
@@ -407,7 +410,10 @@ describe('who may touch a config', () => {
     }
   });
 
-  it('only the admin key creates a product-wide config; it creates env-owned ones for the env it names', async () => {
+  it('only the admin key creates a product-wide config; it creates env-owned ones for the env it names', async ({
+    t,
+    product,
+  }) => {
     const refused = await failure(t.app, {
       key: product.secret.dev,
       query: CREATE,
@@ -427,7 +433,7 @@ describe('who may touch a config', () => {
     await start(t, product.secret.prd, tag);
   });
 
-  it('tags stay unique in the product across owners', async () => {
+  it('tags stay unique in the product across owners', async ({ t, product }) => {
     const tag = await newConfig(t, product.secret.prd);
     expect(
       await failure(t.app, {
@@ -454,7 +460,10 @@ describe('the cap on configs per product', () => {
   const createIn = (app: TestApp, key: string, tag = uniqueTag()) =>
     gql(app.app, { key, query: CREATE, variables: { input: ductapeConfig(tag) } });
 
-  it('refuses one config more than the cap with LIMIT_EXCEEDED; deleting one frees a place; other products are not counted', async () => {
+  it('refuses one config more than the cap with LIMIT_EXCEEDED; deleting one frees a place; other products are not counted', async ({
+    instance,
+  }) => {
+    const capped = await instance({ maxConfigsPerProduct: CAP });
     const product = await newProduct(capped);
     const tags: string[] = [];
     for (let i = 0; i < CAP; i++) {
@@ -482,7 +491,11 @@ describe('the cap on configs per product', () => {
     );
   });
 
-  it('20 concurrent creates at one below the cap end with exactly the cap', async () => {
+  it('20 concurrent creates at one below the cap end with exactly the cap', async ({
+    t,
+    instance,
+  }) => {
+    const capped = await instance({ maxConfigsPerProduct: CAP });
     for (let round = 0; round < 3; round++) {
       const product = await newProduct(capped);
       for (let i = 0; i < CAP - 1; i++) await createIn(capped, product.secret.dev);

@@ -5,10 +5,11 @@ import {
   isObjectType,
   type GraphQLOutputType,
 } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { COST, JSON_DATA_COST, defaultFieldCost } from '../src/graphql/cost.js';
 import { schema } from '../src/graphql/index.js';
 import { createTestApp, type TestApp } from './support/app.js';
+import { afterAll, beforeAll, describe, it } from './support/test.js';
 import { gql, ok, type GraphQLResponse } from './support/graphql.js';
 import { ductapeConfig, newProduct, uniqueTag, VERIFY } from './support/fixtures.js';
 import { errorCodeOf, listen, subscribeSse, subscribeWs, wsClient } from './support/live.js';
@@ -30,7 +31,6 @@ const JSON_BYTES = 16 * 1024;
 const CONFIGS = 100;
 const SESSIONS = 100;
 
-let t: TestApp;
 let key: string;
 let tag: string;
 
@@ -64,7 +64,10 @@ function expectLimitExceeded(response: GraphQLResponse): void {
 }
 
 /** The request's answer and its size in bytes, as the server sent it. */
-async function sized(call: { query: string; variables?: Record<string, unknown>; key?: string }) {
+async function sized(
+  t: TestApp,
+  call: { query: string; variables?: Record<string, unknown>; key?: string },
+) {
   const response = await t.app.fetch('http://test.local/graphql', {
     method: 'POST',
     headers: {
@@ -77,8 +80,7 @@ async function sized(call: { query: string; variables?: Record<string, unknown>;
   return { bytes: Buffer.byteLength(text), body: JSON.parse(text) as GraphQLResponse };
 }
 
-beforeAll(async () => {
-  t = await createTestApp();
+beforeAll(async ({ t }) => {
   key = (await newProduct(t)).secret.dev;
   // The issue's reproduction at its full size: as many configs as a product may have, each
   // with a 16 KiB schema and a 2,000-character description...
@@ -112,18 +114,19 @@ beforeAll(async () => {
     });
   }
 }, 120_000);
-afterAll(async () => {
-  await t?.close();
-});
 
 describe('the cost model refuses what would build a huge response, before anything runs', () => {
-  it('20 aliases of sessionConfigs { schema description } over 100 large configs: LIMIT_EXCEEDED', async () => {
+  it('20 aliases of sessionConfigs { schema description } over 100 large configs: LIMIT_EXCEEDED', async ({
+    t,
+  }) => {
     expectLimitExceeded(await gql(t.app, { key, query: configsQuery(20) }));
     // Far fewer are refused too: two full lists already pass the budget with every field.
     expectLimitExceeded(await gql(t.app, { key, query: configsQuery(3, CONFIG_FIELDS) }));
   });
 
-  it('20 aliases of sessions(first: 100) with data: LIMIT_EXCEEDED; the same with first: 5 answers', async () => {
+  it('20 aliases of sessions(first: 100) with data: LIMIT_EXCEEDED; the same with first: 5 answers', async ({
+    t,
+  }) => {
     expectLimitExceeded(
       await gql(t.app, { key, query: sessionsQuery(20, 100), variables: { tag } }),
     );
@@ -132,7 +135,9 @@ describe('the cost model refuses what would build a huge response, before anythi
     expect((small.a19 as { edges: unknown[] }).edges).toHaveLength(5);
   });
 
-  it('the default page size (20) is what an omitted `first` weighs, and `first` as a variable counts', async () => {
+  it('the default page size (20) is what an omitted `first` weighs, and `first` as a variable counts', async ({
+    t,
+  }) => {
     const query = (n: number) =>
       `query($tag: String!, $first: Int) { ${aliases(n, (a) => `${a}: sessions(tag: $tag, identifier: "heavy", first: $first) { nodes { data } }`)} }`;
     expectLimitExceeded(
@@ -142,13 +147,13 @@ describe('the cost model refuses what would build a huge response, before anythi
     expect((byDefault.a9 as { nodes: unknown[] }).nodes).toHaveLength(20);
   });
 
-  it('a refused request runs nothing: no resolver, no SQL', async () => {
+  it('a refused request runs nothing: no resolver, no SQL', async ({ t }) => {
     t.statements.length = 0;
     expectLimitExceeded(await gql(t.app, { key, query: configsQuery(20) }));
     expect(t.statements.filter((s) => /session_configs|api_keys/.test(s))).toEqual([]);
   });
 
-  it('the worst requests still allowed answer, and within the bound', async () => {
+  it('the worst requests still allowed answer, and within the bound', async ({ t }) => {
     // The most aliases of each heavy list the budget lets through: n passes, n + 1 is refused.
     for (const [name, build] of [
       ['sessionConfigs', (n: number) => ({ query: configsQuery(n, CONFIG_FIELDS) })],
@@ -162,7 +167,7 @@ describe('the cost model refuses what would build a huge response, before anythi
     ] as const) {
       let allowed = 0;
       for (let n = 1; n <= 20; n++) {
-        const { bytes, body } = await sized({ key, ...build(n) });
+        const { bytes, body } = await sized(t, { key, ...build(n) });
         if (body.errors) {
           expectLimitExceeded(body);
           break;
@@ -178,7 +183,7 @@ describe('the cost model refuses what would build a huge response, before anythi
     }
   });
 
-  it('over WebSocket too: the same request is refused with LIMIT_EXCEEDED', async () => {
+  it('over WebSocket too: the same request is refused with LIMIT_EXCEEDED', async ({ t }) => {
     const server = await listen(t);
     const client = wsClient(server.wsUrl, key);
     try {
@@ -192,7 +197,9 @@ describe('the cost model refuses what would build a huge response, before anythi
     }
   });
 
-  it('ordinary requests are unaffected: verify, a page of 20 sessions, the config list', async () => {
+  it('ordinary requests are unaffected: verify, a page of 20 sessions, the config list', async ({
+    t,
+  }) => {
     const started = await ok(t.app, {
       key,
       query: `mutation($input: StartSessionInput!) { startSession(input: $input) { token } }`,
@@ -216,7 +223,7 @@ describe('the response ceiling (MAX_RESPONSE_BYTES): a larger result is replaced
   const LIMIT = 150_000;
   let small: TestApp;
   let smallKey: string;
-  beforeAll(async () => {
+  beforeAll(async ({ t }) => {
     // A second instance on the same database, with a low ceiling.
     small = await createTestApp({ database: t.database, appOptions: { maxResponseBytes: LIMIT } });
     smallKey = (await newProduct(small)).secret.dev;

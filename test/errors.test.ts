@@ -12,25 +12,23 @@ import {
   type GraphQLField,
   type GraphQLInputType,
 } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { schema } from '../src/graphql/index.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import type { TestApp } from './support/app.js';
+import { beforeAll, describe, it, test } from './support/test.js';
 import { newConfig, newProduct, start, type TestProduct, VERIFY } from './support/fixtures.js';
 import { failure, gql, type GraphQLResponse } from './support/graphql.js';
 import { listen } from './support/live.js';
 
-let t: TestApp;
+test.override('appOptions', { appOptions: { trustProxyHops: 1 } });
+
 let product: TestProduct;
 let key: string;
 let tag: string;
-beforeAll(async () => {
-  t = await createTestApp({ appOptions: { trustProxyHops: 1 } });
+beforeAll(async ({ t }) => {
   product = await newProduct(t);
   key = product.secret.dev;
   tag = await newConfig(t, key);
-});
-afterAll(async () => {
-  await t?.close();
 });
 
 /** The codes of the README's Errors table: the contract every failure must keep to. */
@@ -43,7 +41,8 @@ const CONTRACT_CODES: ReadonlySet<string> = (() => {
 const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken } }`;
 
 describe('unstorable input is BAD_USER_INPUT, refused in one place before anything runs', () => {
-  const cases: { name: string; call: () => Parameters<typeof gql>[1]; field: RegExp }[] = [
+  type Call = (t: TestApp) => Parameters<typeof gql>[1];
+  const cases: { name: string; call: Call; field: RegExp }[] = [
     {
       name: 'a NUL in a variable (the identifier inside session data)',
       call: () => ({
@@ -77,7 +76,7 @@ describe('unstorable input is BAD_USER_INPUT, refused in one place before anythi
     },
     {
       name: 'a NUL in a literal input object field',
-      call: () => ({
+      call: (t) => ({
         key: t.adminKey,
         query: `mutation { createApiKey(input: { product: "${product.tag}", env: "dev", kind: SECRET, name: "k\\u0000" }) { key } }`,
       }),
@@ -85,18 +84,20 @@ describe('unstorable input is BAD_USER_INPUT, refused in one place before anythi
     },
     {
       name: 'a NUL in a key name (variables)',
-      call: () => ({
+      call: (t) => ({
         key: t.adminKey,
         query: `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key } }`,
-        variables: { input: { product: product.tag, env: 'dev', kind: 'SECRET', name: 'a\u0000' } },
+        variables: {
+          input: { product: product.tag, env: 'dev', kind: 'SECRET', name: 'a\u0000' },
+        },
       }),
       field: /^input\.name$/,
     },
   ];
   for (const c of cases) {
-    it(c.name, async () => {
+    it(c.name, async ({ t }) => {
       const before = t.statements.length;
-      const error = await failure(t.app, c.call());
+      const error = await failure(t.app, c.call(t));
       expect(error.code).toBe('BAD_USER_INPUT');
       expect(error.field).toMatch(c.field);
       expect(error.message).not.toContain('\u0000');
@@ -105,9 +106,11 @@ describe('unstorable input is BAD_USER_INPUT, refused in one place before anythi
     });
   }
 
-  it('JSON nested deeper than the limit is BAD_USER_INPUT (5,000 levels inside the body limit)', async () => {
+  it('JSON nested deeper than the limit is BAD_USER_INPUT (5,000 levels inside the body limit)', async ({
+    t,
+  }) => {
     for (const deep of [deepObject(5_000), deepArray(5_000), deepObject(33)]) {
-      const response = await post({
+      const response = await post(t, {
         key,
         query: START,
         variables: { input: { tag, data: { userId: 'u', deep } } },
@@ -116,7 +119,7 @@ describe('unstorable input is BAD_USER_INPUT, refused in one place before anythi
       expect(response.errors?.[0]?.extensions?.field).toMatch(/^input\.data/);
     }
     // Within the limit is fine.
-    const fine = await post({
+    const fine = await post(t, {
       key,
       query: START,
       variables: { input: { tag, data: { userId: 'u', details: { a: { b: { c: 1 } } } } } },
@@ -124,7 +127,9 @@ describe('unstorable input is BAD_USER_INPUT, refused in one place before anythi
     expect(fine.errors).toBeUndefined();
   });
 
-  it('a NUL in the User-Agent header (stored as device info) never reaches the database', async () => {
+  it('a NUL in the User-Agent header (stored as device info) never reaches the database', async ({
+    t,
+  }) => {
     const server = await listen(t);
     try {
       const url = new URL(server.url);
@@ -156,7 +161,9 @@ describe('unstorable input is BAD_USER_INPUT, refused in one place before anythi
 });
 
 describe('logs', () => {
-  it('hostile requests leave no query parameter, hash, ciphertext, user agent or IP in the logs', async () => {
+  it('hostile requests leave no query parameter, hash, ciphertext, user agent or IP in the logs', async ({
+    t,
+  }) => {
     const ua = `HostileAgent/${Math.random().toString(36).slice(2)}`;
     const ip = '203.0.113.77';
     const headers = { 'user-agent': ua, 'x-forwarded-for': ip };
@@ -191,7 +198,9 @@ describe('logs', () => {
     expect(logs).not.toMatch(/[A-Za-z0-9_-]{43,}/); // no ciphertext, token or key material
   });
 
-  it('expected client errors are logged below error level; faults at error level', async () => {
+  it('expected client errors are logged below error level; faults at error level', async ({
+    t,
+  }) => {
     t.logs.length = 0;
     const calls = [
       { key, query: VERIFY, variables: { tag, token: 'garbage' } },
@@ -214,29 +223,32 @@ describe('logs', () => {
 });
 
 describe('every failure the server sends carries a code from the contract', () => {
-  const post = async (body: string, headers: Record<string, string> = {}) =>
+  const post = async (t: TestApp, body: string, headers: Record<string, string> = {}) =>
     t.app.fetch('http://test.local/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body,
     });
-  const transport: { name: string; send: () => Promise<Response> | Response }[] = [
-    { name: 'syntax error', send: () => post(JSON.stringify({ query: '{' })) },
-    { name: 'validation error', send: () => post(JSON.stringify({ query: '{ nope }' })) },
+  const transport: { name: string; send: (t: TestApp) => Promise<Response> | Response }[] = [
+    { name: 'syntax error', send: (t) => post(t, JSON.stringify({ query: '{' })) },
+    { name: 'validation error', send: (t) => post(t, JSON.stringify({ query: '{ nope }' })) },
     {
       name: 'bad variables (400)',
-      send: () => post(JSON.stringify({ query: VERIFY, variables: { tag: 1 } })),
+      send: (t) => post(t, JSON.stringify({ query: VERIFY, variables: { tag: 1 } })),
     },
-    { name: 'missing query', send: () => post(JSON.stringify({})) },
-    { name: 'invalid JSON body', send: () => post('{"query":') },
-    { name: 'batching refused', send: () => post(JSON.stringify([{ query: '{ __typename }' }])) },
+    { name: 'missing query', send: (t) => post(t, JSON.stringify({})) },
+    { name: 'invalid JSON body', send: (t) => post(t, '{"query":') },
+    {
+      name: 'batching refused',
+      send: (t) => post(t, JSON.stringify([{ query: '{ __typename }' }])),
+    },
     {
       name: 'CSRF (403)',
-      send: () => t.app.fetch('http://test.local/graphql?query=%7B__typename%7D'),
+      send: (t) => t.app.fetch('http://test.local/graphql?query=%7B__typename%7D'),
     },
     {
       name: 'mutation over GET (405)',
-      send: () =>
+      send: (t) =>
         t.app.fetch(
           `http://test.local/graphql?query=${encodeURIComponent('mutation { revokeApiKey(id: "x") { id } }')}`,
           { headers: { 'x-graphql-yoga-csrf': '1' } },
@@ -244,22 +256,22 @@ describe('every failure the server sends carries a code from the contract', () =
     },
     {
       name: 'body over the limit (413)',
-      send: () => post('{}', { 'content-length': String(10_000_000) }),
+      send: (t) => post(t, '{}', { 'content-length': String(10_000_000) }),
     },
-    { name: 'invalid Content-Length', send: () => post('{}', { 'content-length': 'x' }) },
+    { name: 'invalid Content-Length', send: (t) => post(t, '{}', { 'content-length': 'x' }) },
     {
       name: 'unsupported method',
-      send: () => t.app.fetch('http://test.local/graphql', { method: 'PUT', body: '{}' }),
+      send: (t) => t.app.fetch('http://test.local/graphql', { method: 'PUT', body: '{}' }),
     },
     {
       name: 'unknown route',
-      send: () =>
+      send: (t) =>
         t.app.fetch('http://test.local/nope', { headers: { accept: 'application/json' } }),
     },
   ];
   for (const c of transport) {
-    it(c.name, async () => {
-      const response = await c.send();
+    it(c.name, async ({ t }) => {
+      const response = await c.send(t);
       const body = (await response.json()) as GraphQLResponse;
       expect(body.errors?.length).toBeGreaterThan(0);
       for (const error of body.errors!) {
@@ -282,11 +294,14 @@ const deepObject = (levels: number) =>
 const deepArray = (levels: number) => new RawJson(`${'['.repeat(levels)}1${']'.repeat(levels)}`);
 
 /** A GraphQL POST whose variables may hold {@link RawJson} values. */
-async function post(call: {
-  key?: string;
-  query: string;
-  variables?: Record<string, Value>;
-}): Promise<GraphQLResponse> {
+async function post(
+  t: TestApp,
+  call: {
+    key?: string;
+    query: string;
+    variables?: Record<string, Value>;
+  },
+): Promise<GraphQLResponse> {
   const raws: string[] = [];
   const body = JSON.stringify({ query: call.query, variables: call.variables }, (_k, v: Value) => {
     if (!(v instanceof RawJson)) return v;
@@ -464,7 +479,7 @@ function documentOf(op: Operation): string {
   return `${op.kind}${defs ? `(${defs})` : ''} { ${op.field.name}${uses ? `(${uses})` : ''}${selection} }`;
 }
 
-async function baseline(): Promise<Baseline> {
+async function baseline(t: TestApp): Promise<Baseline> {
   const configTag = await newConfig(t, key);
   const session = await start(t, key, configTag);
   return { tag: configTag, ...session };
@@ -472,6 +487,7 @@ async function baseline(): Promise<Baseline> {
 
 /** Sends one fuzzed call; returns a description when the answer is an unexpected error. */
 async function probe(
+  t: TestApp,
   op: Operation,
   base: Baseline,
   hostile: { path: (string | number)[]; value: Value }[],
@@ -481,7 +497,7 @@ async function probe(
     if (isNonNullType(arg.type)) variables[arg.name] = plausible(arg.name, arg.type, base);
   }
   for (const h of hostile) setAt(variables, h.path, h.value);
-  const response = await post({
+  const response = await post(t, {
     key: ADMIN_FIELDS.has(op.field.name) ? t.adminKey : key,
     query: documentOf(op),
     variables,
@@ -502,7 +518,7 @@ describe('error answers never quote what the request carried', () => {
   // A token or key sent in the wrong place must not come back in the answer (nor, through it,
   // in a proxy's or client's log): graphql-js and Yoga quote values in their messages.
   const SECRET = 'sk_dev_ThisLooksLikeAKeyAndMustNotEcho0123456789';
-  const post = async (body: string) =>
+  const post = async (t: TestApp, body: string) =>
     t.app.fetch('http://test.local/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
@@ -536,8 +552,8 @@ describe('error answers never quote what the request carried', () => {
     },
   ];
   for (const c of cases) {
-    it(c.name, async () => {
-      const response = await post(c.body);
+    it(c.name, async ({ t }) => {
+      const response = await post(t, c.body);
       const text = await response.text();
       expect(response.status).toBeGreaterThanOrEqual(200);
       const body = JSON.parse(text) as GraphQLResponse;
@@ -552,10 +568,10 @@ describe('error answers never quote what the request carried', () => {
 });
 
 describe('fuzz: every argument of every operation, with hostile values', () => {
-  it('never answers INTERNAL_SERVER_ERROR or an error without a contract code', async () => {
+  it('never answers INTERNAL_SERVER_ERROR or an error without a contract code', async ({ t }) => {
     const problems: string[] = [];
     for (const op of operations) {
-      const base = await baseline();
+      const base = await baseline(t);
       const all: { path: (string | number)[]; scalar: string }[] = [];
       for (const arg of op.field.args) leaves(arg.type, [arg.name], all);
       const probes = all.flatMap((leaf) =>
@@ -563,15 +579,15 @@ describe('fuzz: every argument of every operation, with hostile values', () => {
       );
       // A few at a time: real concurrency, bounded.
       for (let i = 0; i < probes.length; i += 8) {
-        const found = await Promise.all(probes.slice(i, i + 8).map((p) => probe(op, base, p)));
+        const found = await Promise.all(probes.slice(i, i + 8).map((p) => probe(t, op, base, p)));
         problems.push(...found.filter((f): f is string => f !== undefined));
       }
     }
     expect(problems).toEqual([]);
   }, 240_000);
 
-  it('nor with hostile values in several arguments at once (fast-check)', async () => {
-    const base = await baseline();
+  it('nor with hostile values in several arguments at once (fast-check)', async ({ t }) => {
+    const base = await baseline(t);
     const withLeaves = operations
       .map((op) => {
         const all: { path: (string | number)[]; scalar: string }[] = [];
@@ -596,7 +612,7 @@ describe('fuzz: every argument of every operation, with hostile values', () => {
           ),
         ),
         async ([op, hostile]) => {
-          expect(await probe(op, base, hostile)).toBeUndefined();
+          expect(await probe(t, op, base, hostile)).toBeUndefined();
         },
       ),
       { numRuns: 150 },

@@ -1,8 +1,9 @@
 import { parse, validate } from 'graphql/index.js'; // the copy Pothos uses (see scripts/print-schema.ts)
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { graphiqlOptions, KEY_PLACEHOLDER } from '../src/graphiql.js';
 import { schema } from '../src/graphql/index.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import type { TestApp } from './support/app.js';
+import { describe, it } from './support/test.js';
 
 const operationName = (query: string | null) =>
   /^(?:query|mutation|subscription)\s+(\w+)/m.exec(query ?? '')?.[1];
@@ -67,15 +68,7 @@ describe('GraphiQL’s example operations', () => {
 });
 
 describe('the GraphiQL page', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(async () => {
-    await t.close();
-  });
-
-  it('carries the example tabs and, with no demo key known, the key placeholder', async () => {
+  it('carries the example tabs and, with no demo key known, the key placeholder', async ({ t }) => {
     const response = await t.app.fetch('http://test.local/graphql', {
       headers: { accept: 'text/html' },
     });
@@ -89,16 +82,14 @@ describe('the GraphiQL page', () => {
 
 describe('the demo key in the GraphiQL page', () => {
   const demoKey = 'sk_dev_demoKeyOnlyForLoopback';
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ appOptions: { graphiqlSetup: { demoKey } } });
-  });
-  afterAll(async () => {
-    await t.close();
-  });
+  const withDemoKey = { appOptions: { graphiqlSetup: { demoKey } } };
 
   /** The page as a client at `peer` sees it (the TCP peer Node's server would hand Yoga). */
-  const page = async (peer: string | undefined, headers: Record<string, string> = {}) => {
+  const page = async (
+    t: TestApp,
+    peer: string | undefined,
+    headers: Record<string, string> = {},
+  ) => {
     const response = await t.app.fetch(
       'http://test.local/graphql',
       { headers: { accept: 'text/html', ...headers } },
@@ -108,13 +99,19 @@ describe('the demo key in the GraphiQL page', () => {
     return response.text();
   };
 
-  it('is prefilled for a client on a loopback address (IPv4, IPv6, IPv4-mapped)', async () => {
+  it('is prefilled for a client on a loopback address (IPv4, IPv6, IPv4-mapped)', async ({
+    instance,
+  }) => {
+    const t = await instance(withDemoKey);
     for (const peer of ['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1']) {
-      expect((await page(peer)).includes(demoKey), peer).toBe(true);
+      expect((await page(t, peer)).includes(demoKey), peer).toBe(true);
     }
   });
 
-  it('is never in the page for any other client: a LAN or public peer, an unknown peer, or a loopback peer forwarding for someone else', async () => {
+  it('is never in the page for any other client: a LAN or public peer, an unknown peer, or a loopback peer forwarding for someone else', async ({
+    instance,
+  }) => {
+    const t = await instance(withDemoKey);
     const cases: [string | undefined, Record<string, string>][] = [
       ['192.168.1.20', {}],
       ['10.0.0.7', {}],
@@ -127,7 +124,7 @@ describe('the demo key in the GraphiQL page', () => {
       ['::1', { forwarded: 'for=203.0.113.5' }],
     ];
     for (const [peer, headers] of cases) {
-      const html = await page(peer, headers);
+      const html = await page(t, peer, headers);
       const label = `${peer} ${JSON.stringify(headers)}`;
       expect(html.includes(demoKey), label).toBe(false);
       expect(/sk_dev_\w/.test(html), label).toBe(false);

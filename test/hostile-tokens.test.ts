@@ -12,7 +12,7 @@ import {
   generateKeyPair,
   type CompactJWEHeaderParameters,
 } from 'jose';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { expect, vi } from 'vitest';
 import { ServiceError } from '../src/domain/errors.js';
 import { parseSelector } from '../src/domain/selector.js';
 import { Keyring } from '../src/tokens/keyring.js';
@@ -24,6 +24,7 @@ import {
   type SessionTokenClaims,
 } from '../src/tokens/session-token.js';
 import { createTestApp, type TestApp } from './support/app.js';
+import { afterEach, beforeAll, describe, it, test } from './support/test.js';
 import { gql, ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -41,14 +42,14 @@ const TOKEN_INVALID_MESSAGE = 'The session token is malformed, altered, or not f
 const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
 
 const sessionSecret = randomSecret(48);
-let t: TestApp;
+test.override('appOptions', { sessionSecret });
+
 let key: string;
 let tag: string;
 let productId: string;
 let session: Started;
 
-beforeAll(async () => {
-  t = await createTestApp({ sessionSecret });
+beforeAll(async ({ t }) => {
   const product = await newProduct(t);
   key = product.secret.dev;
   tag = await newConfig(t, key);
@@ -58,12 +59,9 @@ beforeAll(async () => {
   );
   productId = rows[0]!.id;
 });
-afterAll(async () => {
-  await t.close();
-});
 
 /** The key-wrapping key the app itself uses for this product's dev tokens under `kid`. */
-const appKey = (kid = 'k1') => t.services.keyring.tokenKey(productId, 'dev', kid);
+const appKey = (t: TestApp, kid = 'k1') => t.services.keyring.tokenKey(productId, 'dev', kid);
 
 /** Claims exactly as the server mints them for the test session (valid for an hour). */
 function claimsOf(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -124,7 +122,7 @@ const STANDARD_HEADER = { alg: 'A256KW', enc: 'A256GCM', kid: 'k1' };
 const SIGNED_HEADER = { ...STANDARD_HEADER, cty: 'JWT' };
 
 /** The response to verifying `token`, checked to be TOKEN_INVALID and to say nothing more. */
-async function expectOnlyTokenInvalid(token: string, label: string): Promise<void> {
+async function expectOnlyTokenInvalid(t: TestApp, token: string, label: string): Promise<void> {
   const response = await gql(t.app, { key, query: VERIFY, variables: { tag, token } });
   expect(response.status, label).toBe(200);
   expect(response.data ?? null, label).toBeNull();
@@ -147,22 +145,25 @@ async function expectOnlyTokenInvalid(token: string, label: string): Promise<voi
 }
 
 /** Verifies and expects success: the control that proves a crafting helper makes real tokens. */
-async function expectVerifies(token: string): Promise<void> {
+async function expectVerifies(t: TestApp, token: string): Promise<void> {
   const data = await ok(t.app, { key, query: VERIFY, variables: { tag, token } });
   expect(data.verifySession.sessionId).toBe(session.sessionId);
 }
 
 describe('crafted tokens: the crafting is right', () => {
-  it('a token built by hand with the app’s own key and the standard header verifies', async () => {
-    await expectVerifies(await handmadeJwe(STANDARD_HEADER, json(claimsOf()), await appKey()));
+  it('a token built by hand with the app’s own key and the standard header verifies', async ({
+    t,
+  }) => {
+    await expectVerifies(t, await handmadeJwe(STANDARD_HEADER, json(claimsOf()), await appKey(t)));
     await expectVerifies(
-      await new EncryptJWT(claimsOf()).setProtectedHeader(STANDARD_HEADER).encrypt(await appKey()),
+      t,
+      await new EncryptJWT(claimsOf()).setProtectedHeader(STANDARD_HEADER).encrypt(await appKey(t)),
     );
   });
 });
 
 describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing more', () => {
-  it('a changed protected header (any field, or the same fields re-serialized)', async () => {
+  it('a changed protected header (any field, or the same fields re-serialized)', async ({ t }) => {
     const [header, ...rest] = session.token.split('.');
     const original = JSON.parse(Buffer.from(header!, 'base64url').toString('utf8')) as Record<
       string,
@@ -186,17 +187,20 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
     serialized.push(JSON.stringify(original, null, 1));
     for (const text of serialized) {
       const changed = [Buffer.from(text).toString('base64url'), ...rest].join('.');
-      await expectOnlyTokenInvalid(changed, `header ${text}`);
+      await expectOnlyTokenInvalid(t, changed, `header ${text}`);
     }
     // The same header fields, encrypted correctly under another key id's key: kid is bound too.
     await expectOnlyTokenInvalid(
-      await handmadeJwe({ ...STANDARD_HEADER, kid: 'k2' }, json(claimsOf()), await appKey('k2')),
+      t,
+      await handmadeJwe({ ...STANDARD_HEADER, kid: 'k2' }, json(claimsOf()), await appKey(t, 'k2')),
       'minted under the app’s own k2 key, which is not in service',
     );
-    await expectVerifies(session.token);
+    await expectVerifies(t, session.token);
   });
 
-  it('a truncated token, at every segment boundary and in the middle of each segment', async () => {
+  it('a truncated token, at every segment boundary and in the middle of each segment', async ({
+    t,
+  }) => {
     const token = session.token;
     const parts = token.split('.');
     const cuts = new Set<number>([1, token.length - 1]);
@@ -209,15 +213,17 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
       cuts.add(offset); // just after it
     }
     for (const cut of [...cuts].filter((c) => c > 0 && c < token.length).sort((a, b) => a - b)) {
-      await expectOnlyTokenInvalid(token.slice(0, cut), `cut at ${cut} of ${token.length}`);
+      await expectOnlyTokenInvalid(t, token.slice(0, cut), `cut at ${cut} of ${token.length}`);
     }
     for (let keep = 1; keep < 5; keep++) {
-      await expectOnlyTokenInvalid(parts.slice(0, keep).join('.'), `${keep} segments`);
-      await expectOnlyTokenInvalid(parts.slice(5 - keep).join('.'), `last ${keep} segments`);
+      await expectOnlyTokenInvalid(t, parts.slice(0, keep).join('.'), `${keep} segments`);
+      await expectOnlyTokenInvalid(t, parts.slice(5 - keep).join('.'), `last ${keep} segments`);
     }
   });
 
-  it('a re-encoded token: standard base64, padding, whitespace, other separators', async () => {
+  it('a re-encoded token: standard base64, padding, whitespace, other separators', async ({
+    t,
+  }) => {
     const parts = session.token.split('.');
     const pad = (s: string) => s + '='.repeat((4 - (s.length % 4)) % 4);
     const standard = (s: string) => Buffer.from(s, 'base64url').toString('base64');
@@ -246,11 +252,13 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
     };
     for (const [label, token] of Object.entries(variants)) {
       expect(token).not.toBe(session.token);
-      await expectOnlyTokenInvalid(token, label);
+      await expectOnlyTokenInvalid(t, token, label);
     }
   });
 
-  it('an unsigned JWT (alg none) and JWS tokens (HS256 with the master secret, RS256 with an embedded key)', async () => {
+  it('an unsigned JWT (alg none) and JWS tokens (HS256 with the master secret, RS256 with an embedded key)', async ({
+    t,
+  }) => {
     const claims = claimsOf();
     const none = `${b64u(json({ alg: 'none', typ: 'JWT' }))}.${b64u(json(claims))}.`;
     const noneKid = `${b64u(json({ alg: 'none', kid: 'k1' }))}.${b64u(json(claims))}.`;
@@ -268,11 +276,11 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
       .sign(rsa.privateKey);
     const tokens = { none, noneKid, noneJwe, hs256, hs256RandomKey, rs256 };
     for (const [label, token] of Object.entries(tokens)) {
-      await expectOnlyTokenInvalid(token, label);
+      await expectOnlyTokenInvalid(t, token, label);
     }
   });
 
-  it('other key management and content encryption algorithms, and compression', async () => {
+  it('other key management and content encryption algorithms, and compression', async ({ t }) => {
     const claims = claimsOf();
     const encryptWith = async (header: CompactJWEHeaderParameters, keyOf: CryptoKey | Uint8Array) =>
       new EncryptJWT(claims).setProtectedHeader(header).encrypt(keyOf);
@@ -309,23 +317,23 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
       'A256KW with A128GCM, app key': await handmadeJwe(
         { ...STANDARD_HEADER, enc: 'A128GCM' },
         json(claims),
-        await appKey(),
+        await appKey(t),
       ),
       'A256KW with A256CBC-HS512, app key': await encryptWith(
         { ...STANDARD_HEADER, enc: 'A256CBC-HS512' },
-        await appKey(),
+        await appKey(t),
       ),
       // Compressed content under the app's own key: compression is refused outright.
       'zip DEF, app key': await handmadeJwe(
         { ...STANDARD_HEADER, zip: 'DEF' },
         deflateRawSync(Buffer.from(JSON.stringify(claims))),
-        await appKey(),
+        await appKey(t),
       ),
       // An unknown critical header parameter under the app's own key.
       'crit, app key': await handmadeJwe(
         { ...STANDARD_HEADER, crit: ['exp'], exp: 1 },
         json(claims),
-        await appKey(),
+        await appKey(t),
       ),
     };
     // A PBES2 header asking for a hundred million iterations: refused without doing them.
@@ -347,7 +355,7 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
     ].join('.');
     for (const [label, token] of Object.entries(tokens)) {
       const started = performance.now();
-      await expectOnlyTokenInvalid(token, label);
+      await expectOnlyTokenInvalid(t, token, label);
       if (label.startsWith('PBES2 with')) {
         console.log(
           `PBES2 p2c=1e8 token refused in ${(performance.now() - started).toFixed(0)} ms`,
@@ -356,7 +364,9 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
     }
   });
 
-  it('a missing, unknown or odd kid, each under the key the app would derive for it', async () => {
+  it('a missing, unknown or odd kid, each under the key the app would derive for it', async ({
+    t,
+  }) => {
     const claims = json(claimsOf());
     const kids: unknown[] = [
       undefined,
@@ -387,9 +397,9 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
       const kek =
         kidText.length > 256
           ? await webcrypto.subtle.importKey('raw', randomBytes(32), 'AES-KW', false, ['wrapKey'])
-          : await appKey(kidText);
+          : await appKey(t, kidText);
       const token = await handmadeJwe(header, claims, kek);
-      await expectOnlyTokenInvalid(token, `kid ${JSON.stringify(kid)?.slice(0, 40)}`);
+      await expectOnlyTokenInvalid(t, token, `kid ${JSON.stringify(kid)?.slice(0, 40)}`);
     }
   });
 
@@ -400,7 +410,9 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
       connections.length = 0;
     });
 
-    it('jku, x5u and jwk headers pointing at an attacker’s key: TOKEN_INVALID, and no outbound request', async () => {
+    it('jku, x5u and jwk headers pointing at an attacker’s key: TOKEN_INVALID, and no outbound request', async ({
+      t,
+    }) => {
       const original = net.Socket.prototype.connect;
       vi.spyOn(net.Socket.prototype, 'connect').mockImplementation(function (
         this: net.Socket,
@@ -440,7 +452,7 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
         .encrypt(rsa.publicKey);
 
       for (const [label, token] of Object.entries(tokens)) {
-        await expectOnlyTokenInvalid(token, label);
+        await expectOnlyTokenInvalid(t, token, label);
       }
       expect(fetchSpy).not.toHaveBeenCalled();
       // Only the test database (on loopback) may be connected to, if anything at all.
@@ -451,8 +463,8 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
     });
   });
 
-  it('missing or mistyped claims, in a token encrypted with the app’s own key', async () => {
-    const key1 = await appKey();
+  it('missing or mistyped claims, in a token encrypted with the app’s own key', async ({ t }) => {
+    const key1 = await appKey(t);
     const variants: Record<string, Record<string, unknown>> = {
       'no sid': claimsOf({ sid: undefined }),
       'no tag': claimsOf({ tag: undefined }),
@@ -479,17 +491,24 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
       'a JSON array payload': [claimsOf()] as unknown as Record<string, unknown>,
     };
     for (const [label, claims] of Object.entries(variants)) {
-      await expectOnlyTokenInvalid(await handmadeJwe(STANDARD_HEADER, json(claims), key1), label);
+      await expectOnlyTokenInvalid(
+        t,
+        await handmadeJwe(STANDARD_HEADER, json(claims), key1),
+        label,
+      );
     }
     // A payload that is not JSON at all.
     await expectOnlyTokenInvalid(
+      t,
       await handmadeJwe(STANDARD_HEADER, new TextEncoder().encode('not json'), key1),
       'not JSON',
     );
-    await expectVerifies(await handmadeJwe(STANDARD_HEADER, json(claimsOf()), key1));
+    await expectVerifies(t, await handmadeJwe(STANDARD_HEADER, json(claimsOf()), key1));
   });
 
-  it('a session token offered as a refresh token and the reverse, harming nothing', async () => {
+  it('a session token offered as a refresh token and the reverse, harming nothing', async ({
+    t,
+  }) => {
     const own = await start(t, key, tag);
     const asRefresh = await gql(t.app, {
       key,
@@ -498,7 +517,7 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
     });
     expect(asRefresh.errors?.map((e) => e.extensions)).toEqual([{ code: 'TOKEN_INVALID' }]);
     expect(JSON.stringify(asRefresh)).not.toContain(own.token.split('.')[3]!);
-    await expectOnlyTokenInvalid(own.refreshToken, 'a refresh token as a session token');
+    await expectOnlyTokenInvalid(t, own.refreshToken, 'a refresh token as a session token');
     const refreshed = await ok(t.app, {
       key,
       query: REFRESH,
@@ -508,7 +527,9 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
     expect(await eventTypesOf(t, own.sessionId)).toEqual(['STARTED', 'REFRESHED']);
   });
 
-  it('a 1 MB token: refused at the body limit, and TOKEN_INVALID where the body limit allows it', async () => {
+  it('a 1 MB token: refused at the body limit, and TOKEN_INVALID where the body limit allows it', async ({
+    t,
+  }) => {
     const huge = `${session.token.split('.')[0]}.${'A'.repeat(1024 * 1024)}.x.y.z`;
     const started = performance.now();
     const response = await t.app.fetch('http://test.local/graphql', {
@@ -547,7 +568,7 @@ describe('hostile session tokens are TOKEN_INVALID, and the answer says nothing 
     }
   });
 
-  it('no hostile token above left anything of itself in the log', () => {
+  it('no hostile token above left anything of itself in the log', ({ t }) => {
     const log = t.logs.join('');
     expect(log.length).toBeGreaterThan(0);
     expect(log).not.toContain('attacker.example');

@@ -1,10 +1,11 @@
 import { decodeProtectedHeader } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { randomSecret } from '../src/tokens/secrets.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import type { TestApp } from './support/app.js';
 import { failure, ok } from './support/graphql.js';
-import { REFRESH, VERIFY, newConfig, newProduct, start, type Started } from './support/fixtures.js';
+import { REFRESH, VERIFY, start, type Started } from './support/fixtures.js';
+import { describe, it, test } from './support/test.js';
 
 /**
  * The rotation procedure (README, key rotation), played out on one database by instances of
@@ -17,66 +18,66 @@ import { REFRESH, VERIFY, newConfig, newProduct, start, type Started } from './s
  *                tokens (which no token key touches).
  */
 const secret = randomSecret(48);
-let k1: TestApp;
-let learning: TestApp;
-let rotated: TestApp;
-let retired: TestApp;
-let key: string;
-let tag: string;
-
-beforeAll(async () => {
-  k1 = await createTestApp({ sessionSecret: secret, tokenKeyIds: ['k1'] });
-  const shared = { database: k1.database, sessionSecret: secret };
-  learning = await createTestApp({ ...shared, tokenKeyIds: ['k1', 'k2'] });
-  rotated = await createTestApp({ ...shared, tokenKeyIds: ['k2', 'k1'] });
-  retired = await createTestApp({ ...shared, tokenKeyIds: ['k2'] });
-  const product = await newProduct(k1);
-  key = product.secret.dev;
-  tag = await newConfig(k1, key);
-});
-afterAll(async () => {
-  for (const app of [retired, rotated, learning]) await app?.close();
-  await k1?.close();
+// The file's app `t` is step 1, `k1`; the later steps are instances on its database.
+test.override('appOptions', {
+  sessionSecret: secret,
+  tokenKeyIds: ['k1'],
 });
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid;
-const verify = async (t: TestApp, token: string) =>
+const verify = async (t: TestApp, key: string, tag: string, token: string) =>
   (await ok(t.app, { key, query: VERIFY, variables: { tag, token } })).verifySession as {
     sessionId: string;
     identifier: string;
   };
-const verifyFails = (t: TestApp, token: string) =>
+const verifyFails = (t: TestApp, key: string, tag: string, token: string) =>
   failure(t.app, { key, query: VERIFY, variables: { tag, token } });
-const refresh = async (t: TestApp, refreshToken: string): Promise<Started> =>
+const refresh = async (
+  t: TestApp,
+  key: string,
+  tag: string,
+  refreshToken: string,
+): Promise<Started> =>
   (await ok(t.app, { key, query: REFRESH, variables: { tag, refreshToken } })).refreshSession;
 
 describe('token key rotation by kid', () => {
-  it('k1 → k1,k2 → k2,k1 → k2: old tokens verify until their key is retired, then TOKEN_INVALID', async () => {
+  it('k1 → k1,k2 → k2,k1 → k2: old tokens verify until their key is retired, then TOKEN_INVALID', async ({
+    t: k1,
+    instance,
+    key,
+    config: tag,
+  }) => {
+    const shared = { sessionSecret: secret };
+    const learning = await instance({ ...shared, tokenKeyIds: ['k1', 'k2'] });
+    const rotated = await instance({ ...shared, tokenKeyIds: ['k2', 'k1'] });
+    const retired = await instance({ ...shared, tokenKeyIds: ['k2'] });
     // 1. Minted under k1.
     const before = await start(k1, key, tag);
     expect(kidOf(before.token)).toBe('k1');
-    expect((await verify(k1, before.token)).sessionId).toBe(before.sessionId);
+    expect((await verify(k1, key, tag, before.token)).sessionId).toBe(before.sessionId);
 
     // 2. Learning k2: still mints k1; opens k1 (and would open k2).
     const duringLearning = await start(learning, key, tag);
     expect(kidOf(duringLearning.token)).toBe('k1');
-    expect((await verify(learning, before.token)).sessionId).toBe(before.sessionId);
+    expect((await verify(learning, key, tag, before.token)).sessionId).toBe(before.sessionId);
 
     // 3. Rotated: mints k2, at start and at refresh; k1 tokens keep verifying everywhere.
     const after = await start(rotated, key, tag);
     expect(kidOf(after.token)).toBe('k2');
-    expect((await verify(rotated, before.token)).sessionId).toBe(before.sessionId);
-    expect((await verify(rotated, after.token)).sessionId).toBe(after.sessionId);
+    expect((await verify(rotated, key, tag, before.token)).sessionId).toBe(before.sessionId);
+    expect((await verify(rotated, key, tag, after.token)).sessionId).toBe(after.sessionId);
     // An instance still in step 2 opens the new k2 tokens: that is what step 2 is for.
-    expect((await verify(learning, after.token)).sessionId).toBe(after.sessionId);
+    expect((await verify(learning, key, tag, after.token)).sessionId).toBe(after.sessionId);
     // One still in step 1 would not: skipping step 2 logs users out during a rolling deploy.
-    expect(await verifyFails(k1, after.token)).toMatchObject({ code: 'TOKEN_INVALID' });
-    const renewed = await refresh(rotated, duringLearning.refreshToken);
+    expect(await verifyFails(k1, key, tag, after.token)).toMatchObject({ code: 'TOKEN_INVALID' });
+    const renewed = await refresh(rotated, key, tag, duringLearning.refreshToken);
     expect(kidOf(renewed.token)).toBe('k2');
-    expect((await verify(rotated, renewed.token)).sessionId).toBe(duringLearning.sessionId);
+    expect((await verify(rotated, key, tag, renewed.token)).sessionId).toBe(
+      duringLearning.sessionId,
+    );
 
     // 4. Retired: k1 tokens are TOKEN_INVALID, k2 tokens verify.
-    expect(await verifyFails(retired, before.token)).toMatchObject({
+    expect(await verifyFails(retired, key, tag, before.token)).toMatchObject({
       code: 'TOKEN_INVALID',
       message: 'The session token is malformed, altered, or not for this tag.',
     });
@@ -86,29 +87,32 @@ describe('token key rotation by kid', () => {
       variables: { tag, token: before.token },
     });
     expect(valid.isSessionValid).toBe(false);
-    expect((await verify(retired, after.token)).sessionId).toBe(after.sessionId);
-    expect((await verify(retired, renewed.token)).sessionId).toBe(duringLearning.sessionId);
+    expect((await verify(retired, key, tag, after.token)).sessionId).toBe(after.sessionId);
+    expect((await verify(retired, key, tag, renewed.token)).sessionId).toBe(
+      duringLearning.sessionId,
+    );
     // A session whose token was minted under k1 is not lost: its refresh token renews it under k2.
-    const rescued = await refresh(retired, before.refreshToken);
+    const rescued = await refresh(retired, key, tag, before.refreshToken);
     expect(kidOf(rescued.token)).toBe('k2');
-    expect((await verify(retired, rescued.token)).sessionId).toBe(before.sessionId);
+    expect((await verify(retired, key, tag, rescued.token)).sessionId).toBe(before.sessionId);
   });
 
-  it('a kid is bound to the master secret: the same kid under another secret opens nothing', async () => {
-    const other = await createTestApp({
-      database: k1.database,
-      sessionSecret: randomSecret(48),
-      tokenKeyIds: ['k1'],
+  it('a kid is bound to the master secret: the same kid under another secret opens nothing', async ({
+    t: k1,
+    instance,
+    key,
+    config: tag,
+  }) => {
+    const other = await instance({ sessionSecret: randomSecret(48), tokenKeyIds: ['k1'] });
+    const mine = await start(k1, key, tag);
+    expect(await verifyFails(other, key, tag, mine.token)).toMatchObject({
+      code: 'TOKEN_INVALID',
     });
-    try {
-      const mine = await start(k1, key, tag);
-      expect(await verifyFails(other, mine.token)).toMatchObject({ code: 'TOKEN_INVALID' });
-      const theirs = await start(other, key, tag);
-      expect(kidOf(theirs.token)).toBe('k1');
-      expect(await verifyFails(k1, theirs.token)).toMatchObject({ code: 'TOKEN_INVALID' });
-    } finally {
-      await other.close();
-    }
+    const theirs = await start(other, key, tag);
+    expect(kidOf(theirs.token)).toBe('k1');
+    expect(await verifyFails(k1, key, tag, theirs.token)).toMatchObject({
+      code: 'TOKEN_INVALID',
+    });
   });
 
   it('TOKEN_KEY_IDS is read newest first; duplicates and bad ids are refused', () => {

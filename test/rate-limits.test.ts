@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { schema } from '../src/graphql/index.js';
 import { RATE_CLASS_OF } from '../src/graphql/rate-classes.js';
 import { RATE_CLASSES, type RateClass } from '../src/security/rate-limits.js';
 import { randomSecret } from '../src/tokens/secrets.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
+import { afterAll, describe, it, test } from './support/test.js';
 import { gql, ok, type GraphQLResponse } from './support/graphql.js';
 import {
   REFRESH,
@@ -26,16 +27,12 @@ import {
 import { listen, subscribeSse } from './support/live.js';
 import { newProductOverHttp, post, startServerProcess } from './support/server-process.js';
 
-/** The unlimited instance that sets up products and sessions; limited ones share its database. */
-let base: TestApp;
+/** Limited instances on the database of the file's app `t` (unlimited, it sets up products and sessions). */
 const opened: TestApp[] = [];
 const sessionSecret = randomSecret(48);
-beforeAll(async () => {
-  base = await createTestApp({ sessionSecret });
-});
+test.override('appOptions', { sessionSecret });
 afterAll(async () => {
   for (const app of opened) await app.close();
-  await base?.close();
 });
 
 const HIGH = 1_000_000;
@@ -45,16 +42,19 @@ const classOf = (field: string): RateClass => {
 };
 const all = (n: number) =>
   Object.fromEntries(RATE_CLASSES.map((c) => [c, n])) as Record<RateClass, number>;
-async function limitedApp(limits: {
-  windowSeconds?: number;
-  /** Per key (and per IP, unless `perIp` is given) for each class named. */
-  perWindow?: Partial<Record<RateClass, number>>;
-  perIp?: Partial<Record<RateClass, number>>;
-  refreshesPerSession?: number;
-}): Promise<TestApp> {
+async function limitedApp(
+  t: TestApp,
+  limits: {
+    windowSeconds?: number;
+    /** Per key (and per IP, unless `perIp` is given) for each class named. */
+    perWindow?: Partial<Record<RateClass, number>>;
+    perIp?: Partial<Record<RateClass, number>>;
+    refreshesPerSession?: number;
+  },
+): Promise<TestApp> {
   const perKey = { ...all(HIGH), ...limits.perWindow };
   const app = await createTestApp({
-    database: base.database,
+    database: t.database,
     sessionSecret,
     rateLimits: {
       windowSeconds: limits.windowSeconds ?? 60,
@@ -68,10 +68,10 @@ async function limitedApp(limits: {
 }
 
 /** A product with a config: its dev and prd secret keys are two separately limited keys. */
-async function setup(): Promise<{ keys: [string, string]; tag: string; prdTag: string }> {
-  const product = await newProduct(base);
-  const tag = await newConfig(base, product.secret.dev);
-  const prdTag = await newConfig(base, product.secret.prd);
+async function setup(t: TestApp): Promise<{ keys: [string, string]; tag: string; prdTag: string }> {
+  const product = await newProduct(t);
+  const tag = await newConfig(t, product.secret.dev);
+  const prdTag = await newConfig(t, product.secret.prd);
   return { keys: [product.secret.dev, product.secret.prd], tag, prdTag };
 }
 
@@ -136,9 +136,9 @@ async function httpGql(
   return { ...((await response.json()) as GraphQLResponse), status: response.status };
 }
 
-const refreshState = async (sessionId: string) => {
+const refreshState = async (t: TestApp, sessionId: string) => {
   const row = rowsOf<{ total: number; spent: number; revoked: boolean }>(
-    await base.database.db.execute(
+    await t.database.db.execute(
       sql`select (select count(*)::int from refresh_tokens where session_id = ${sessionId}) as total,
                  (select count(spent_at)::int from refresh_tokens where session_id = ${sessionId}) as spent,
                  (select revoked_at is not null from sessions where id = ${sessionId}) as revoked`,
@@ -148,22 +148,24 @@ const refreshState = async (sessionId: string) => {
 };
 
 describe('per key', () => {
-  it('start: the call over the limit is RATE_LIMITED with a retry hint; other keys and other operations go on', async () => {
-    const app = await limitedApp({ perWindow: { start: 3 } });
-    const { keys, tag, prdTag } = await setup();
+  it('start: the call over the limit is RATE_LIMITED with a retry hint; other keys and other operations go on', async ({
+    t,
+  }) => {
+    const app = await limitedApp(t, { perWindow: { start: 3 } });
+    const { keys, tag, prdTag } = await setup(t);
     for (let i = 0; i < 3; i++) expectOk(await gql(app.app, startCall(keys[0], tag)));
     expectLimited(await gql(app.app, startCall(keys[0], tag)), 60, /start calls for this key/);
     // Another key is counted apart.
     expectOk(await gql(app.app, startCall(keys[1], prdTag)));
     // Other operations of the same key are counted apart.
-    const session = await start(base, keys[0], tag);
+    const session = await start(t, keys[0], tag);
     expectOk(await gql(app.app, verifyCall(keys[0], tag, session.token)));
     expectOk(await gql(app.app, refreshCall(keys[0], tag, session.refreshToken)));
   });
 
-  it('aliases do not multiply the allowance: each aliased call counts', async () => {
-    const app = await limitedApp({ perWindow: { start: 3 } });
-    const { keys, tag } = await setup();
+  it('aliases do not multiply the allowance: each aliased call counts', async ({ t }) => {
+    const app = await limitedApp(t, { perWindow: { start: 3 } });
+    const { keys, tag } = await setup(t);
     const aliased = Array.from(
       { length: 5 },
       (_, i) => `s${i}: startSession(input: $input) { sessionId }`,
@@ -177,17 +179,15 @@ describe('per key', () => {
     expect(response.errors?.map((e) => e.extensions?.code)).toEqual(['RATE_LIMITED']);
     expect(response.data).toBeNull();
     const started = rowsOf<{ n: number }>(
-      await base.database.db.execute(
-        sql`select count(*)::int as n from sessions where tag = ${tag}`,
-      ),
+      await t.database.db.execute(sql`select count(*)::int as n from sessions where tag = ${tag}`),
     )[0]!.n;
     expect(started).toBe(3);
   });
 
-  it('verify (and isSessionValid, which counts as a verify)', async () => {
-    const app = await limitedApp({ perWindow: { verify: 4 } });
-    const { keys, tag } = await setup();
-    const session = await start(base, keys[0], tag);
+  it('verify (and isSessionValid, which counts as a verify)', async ({ t }) => {
+    const app = await limitedApp(t, { perWindow: { verify: 4 } });
+    const { keys, tag } = await setup(t);
+    const session = await start(t, keys[0], tag);
     for (let i = 0; i < 3; i++)
       expectOk(await gql(app.app, verifyCall(keys[0], tag, session.token)));
     expect(
@@ -207,14 +207,14 @@ describe('per key', () => {
     });
     expectLimited(valid, 60);
     // The session itself is untouched.
-    expectOk(await gql(base.app, verifyCall(keys[0], tag, session.token)));
+    expectOk(await gql(t.app, verifyCall(keys[0], tag, session.token)));
   });
 
-  it('refresh: refused before anything rotates', async () => {
-    const app = await limitedApp({ perWindow: { refresh: 2 } });
-    const { keys, tag } = await setup();
+  it('refresh: refused before anything rotates', async ({ t }) => {
+    const app = await limitedApp(t, { perWindow: { refresh: 2 } });
+    const { keys, tag } = await setup(t);
     const sessions: Started[] = [];
-    for (let i = 0; i < 3; i++) sessions.push(await start(base, keys[0], tag));
+    for (let i = 0; i < 3; i++) sessions.push(await start(t, keys[0], tag));
     expectOk(await gql(app.app, refreshCall(keys[0], tag, sessions[0]!.refreshToken)));
     expectOk(await gql(app.app, refreshCall(keys[0], tag, sessions[1]!.refreshToken)));
     expectLimited(
@@ -222,21 +222,21 @@ describe('per key', () => {
       60,
       /refresh calls for this key/,
     );
-    expect(await refreshState(sessions[2]!.sessionId)).toEqual({
+    expect(await refreshState(t, sessions[2]!.sessionId)).toEqual({
       total: 1,
       spent: 0,
       revoked: false,
     });
-    expect(await eventTypesOf(base, sessions[2]!.sessionId)).toEqual(['STARTED']);
+    expect(await eventTypesOf(t, sessions[2]!.sessionId)).toEqual(['STARTED']);
     // Elsewhere (another instance, or after the window), the same refresh token still works.
-    expectOk(await gql(base.app, refreshCall(keys[0], tag, sessions[2]!.refreshToken)));
+    expectOk(await gql(t.app, refreshCall(keys[0], tag, sessions[2]!.refreshToken)));
   });
 });
 
 /** A second secret key of the product's dev env (same product and env, another key). */
-async function secondDevKey(productTag: string): Promise<string> {
-  const data = await ok<{ createApiKey: { key: string } }>(base.app, {
-    key: base.adminKey,
+async function secondDevKey(t: TestApp, productTag: string): Promise<string> {
+  const data = await ok<{ createApiKey: { key: string } }>(t.app, {
+    key: t.adminKey,
     query: `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key } }`,
     variables: { input: { product: productTag, env: 'dev', kind: 'SECRET', name: 'second' } },
   });
@@ -244,15 +244,17 @@ async function secondDevKey(productTag: string): Promise<string> {
 }
 
 describe('per client IP, per product and env', () => {
-  it('start, verify and refresh count every key of one product and env from one address together; X-Forwarded-For does not reset them', async () => {
-    const app = await limitedApp({ perIp: { start: 3, verify: 3, refresh: 3 } });
+  it('start, verify and refresh count every key of one product and env from one address together; X-Forwarded-For does not reset them', async ({
+    t,
+  }) => {
+    const app = await limitedApp(t, { perIp: { start: 3, verify: 3, refresh: 3 } });
     const server = await listen(app);
     try {
       // One product, two keys of its dev env: neither near its own limit.
-      const product = await newProduct(base);
-      const tag = await newConfig(base, product.secret.dev);
-      const keys = [product.secret.dev, await secondDevKey(product.tag)];
-      const sessions = await Promise.all([0, 1, 2, 3].map(() => start(base, keys[0]!, tag)));
+      const product = await newProduct(t);
+      const tag = await newConfig(t, product.secret.dev);
+      const keys = [product.secret.dev, await secondDevKey(t, product.tag)];
+      const sessions = await Promise.all([0, 1, 2, 3].map(() => start(t, keys[0]!, tag)));
       const keyOf = (i: number) => keys[i % 2]!;
       const calls = {
         start: [0, 1, 2, 3].map((i) => startCall(keyOf(i), tag)),
@@ -265,7 +267,7 @@ describe('per client IP, per product and env', () => {
         expectLimited(over, 60, new RegExp(`${operation} calls from this address`));
       }
       // The refusal spent nothing: the fourth session's refresh token is unspent.
-      expect(await refreshState(sessions[3]!.sessionId)).toEqual({
+      expect(await refreshState(t, sessions[3]!.sessionId)).toEqual({
         total: 1,
         spent: 0,
         revoked: false,
@@ -277,17 +279,19 @@ describe('per client IP, per product and env', () => {
     }
   });
 
-  it('one product’s traffic from an address never makes another product (or another env) RATE_LIMITED there', async () => {
-    const app = await limitedApp({
+  it('one product’s traffic from an address never makes another product (or another env) RATE_LIMITED there', async ({
+    t,
+  }) => {
+    const app = await limitedApp(t, {
       perIp: { verify: 3, read: 2, write: 2, start: 2 },
     });
     const server = await listen(app);
     try {
-      const a = await setup();
-      const b = await setup();
-      const sessionA = await start(base, a.keys[0], a.tag);
-      const sessionB = await start(base, b.keys[0], b.tag);
-      const sessionAPrd = await start(base, a.keys[1], a.prdTag);
+      const a = await setup(t);
+      const b = await setup(t);
+      const sessionA = await start(t, a.keys[0], a.tag);
+      const sessionB = await start(t, b.keys[0], b.tag);
+      const sessionAPrd = await start(t, a.keys[1], a.prdTag);
       const LIST = `query($tag: String!, $identifier: String!) { sessions(tag: $tag, identifier: $identifier) { totalCount } }`;
       const REVOKE_ALL = `mutation($tag: String!, $identifier: String!) { revokeAllSessions(tag: $tag, identifier: $identifier) { count } }`;
       const callsOf = (key: string, tag: string, token: string) => ({
@@ -459,25 +463,27 @@ describe('every operation has a rate class', () => {
     expect(new Set(classed.map((f) => classOf(f))).size).toBe(RATE_CLASSES.length);
   });
 
-  it('every class limits per key: every operation of a class counts against it, and each is refused once it is used up', async () => {
+  it('every class limits per key: every operation of a class counts against it, and each is refused once it is used up', async ({
+    t,
+  }) => {
     const byClass = new Map<RateClass, string[]>();
     for (const field of rootFields()) {
       const rateClass = classOf(field);
       byClass.set(rateClass, [...(byClass.get(rateClass) ?? []), field]);
     }
     // Each class allows exactly as many calls as it has operations.
-    const app = await limitedApp({
+    const app = await limitedApp(t, {
       perWindow: Object.fromEntries([...byClass].map(([c, fields]) => [c, fields.length])),
     });
     const server = await listen(app);
     try {
       for (const [rateClass, fields] of byClass) {
         // A fresh product per class: its key's buckets are its own.
-        const product = await newProduct(base);
-        const tag = await newConfig(base, product.secret.dev);
+        const product = await newProduct(t);
+        const tag = await newConfig(t, product.secret.dev);
         const who = { key: product.secret.dev, admin: app.adminKey, tag };
-        const session = await start(base, product.secret.dev, tag);
-        await ok(base.app, {
+        const session = await start(t, product.secret.dev, tag);
+        await ok(t.app, {
           key: product.secret.dev,
           query: REVOKE,
           variables: { tag, sessionId: session.sessionId },
@@ -515,10 +521,10 @@ describe('every operation has a rate class', () => {
     }
   });
 
-  it('aliases count one call each, in every class: 20 aliases spend 20 calls', async () => {
-    const app = await limitedApp({ perWindow: { verify: 25, read: 25, insight: 25 } });
-    const { keys, tag } = await setup();
-    const session = await start(base, keys[0], tag);
+  it('aliases count one call each, in every class: 20 aliases spend 20 calls', async ({ t }) => {
+    const app = await limitedApp(t, { perWindow: { verify: 25, read: 25, insight: 25 } });
+    const { keys, tag } = await setup(t);
+    const session = await start(t, keys[0], tag);
     const aliased = (field: string) =>
       Array.from({ length: 20 }, (_, i) => `a${i}: ${field}`).join(' ');
     const fields = [
@@ -546,11 +552,13 @@ describe('every operation has a rate class', () => {
 });
 
 describe('refresh loops', () => {
-  it('a session refreshing too often is RATE_LIMITED, others are not, and the refused attempt spends nothing', async () => {
-    const app = await limitedApp({ windowSeconds: 2, refreshesPerSession: 3 });
-    const { keys, tag } = await setup();
-    const looping = await start(base, keys[0], tag);
-    const other = await start(base, keys[0], tag);
+  it('a session refreshing too often is RATE_LIMITED, others are not, and the refused attempt spends nothing', async ({
+    t,
+  }) => {
+    const app = await limitedApp(t, { windowSeconds: 2, refreshesPerSession: 3 });
+    const { keys, tag } = await setup(t);
+    const looping = await start(t, keys[0], tag);
+    const other = await start(t, keys[0], tag);
     let current = looping;
     for (let i = 0; i < 3; i++) {
       const response = await gql(app.app, refreshCall(keys[0], tag, current.refreshToken));
@@ -560,8 +568,12 @@ describe('refresh loops', () => {
     const refused = await gql(app.app, refreshCall(keys[0], tag, current.refreshToken));
     const wait = expectLimited(refused, 2, /refreshing too often/);
     // Nothing rotated or revoked; the current session token still verifies.
-    expect(await refreshState(looping.sessionId)).toEqual({ total: 4, spent: 3, revoked: false });
-    expect(await eventTypesOf(base, looping.sessionId)).toEqual([
+    expect(await refreshState(t, looping.sessionId)).toEqual({
+      total: 4,
+      spent: 3,
+      revoked: false,
+    });
+    expect(await eventTypesOf(t, looping.sessionId)).toEqual([
       'STARTED',
       'REFRESHED',
       'REFRESHED',
@@ -574,7 +586,11 @@ describe('refresh loops', () => {
     await sleep(wait * 1000 + 100);
     const later = await gql(app.app, refreshCall(keys[0], tag, current.refreshToken));
     expectOk(later);
-    expect(await refreshState(looping.sessionId)).toEqual({ total: 5, spent: 4, revoked: false });
+    expect(await refreshState(t, looping.sessionId)).toEqual({
+      total: 5,
+      spent: 4,
+      revoked: false,
+    });
   });
 });
 

@@ -1,8 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { createClient } from 'graphql-ws';
 import { SUBSCRIBER_PAGE } from '../src/events/bus.js';
 import { createTestApp, type TestApp } from './support/app.js';
+import { afterAll, afterEach, describe, it, test } from './support/test.js';
 import { newConfig, newProduct, start } from './support/fixtures.js';
 import { ok } from './support/graphql.js';
 import { errorCodeOf, listen, subscribeSse, subscribeWs, waitUntil } from './support/live.js';
@@ -12,28 +13,21 @@ type Server = Awaited<ReturnType<typeof listen>>;
 const PROTOCOL = 'graphql-transport-ws';
 const EVENTS_SUB = `subscription($after: ID) { sessionEvents(after: $after) { id type } }`;
 
-let t: TestApp;
-const servers: Server[] = [];
-beforeAll(async () => {
-  // Behind one trusted proxy: the client address is the last X-Forwarded-For entry.
-  t = await createTestApp({
-    appOptions: { trustProxyHops: 1 },
-    subscriptionLimits: { maxPerKey: 4, slowConsumerMs: 30_000 },
-  });
+// Behind one trusted proxy: the client address is the last X-Forwarded-For entry.
+test.override('appOptions', {
+  appOptions: { trustProxyHops: 1 },
+  subscriptionLimits: { maxPerKey: 4, slowConsumerMs: 30_000 },
 });
+const servers: Server[] = [];
 // Each test ends what it opened; the next one counts from zero.
-afterEach(async () => {
-  if (t) await waitUntil(() => t.services.events.subscriberCount === 0, 'subscriptions to end');
+afterEach(async ({ t }) => {
+  await waitUntil(() => t.services.events.subscriberCount === 0, 'subscriptions to end');
 });
 afterAll(async () => {
   for (const s of servers) await s.close();
-  await t?.close();
 });
 
-async function serve(
-  options: Parameters<typeof listen>[1] = {},
-  app: TestApp = t,
-): Promise<Server> {
+async function serve(app: TestApp, options: Parameters<typeof listen>[1] = {}): Promise<Server> {
   const s = await listen(app, { trustProxyHops: 1, ...options });
   servers.push(s);
   return s;
@@ -86,8 +80,10 @@ async function authed(
 }
 
 describe('frame size', () => {
-  it('closes with 1009 a frame over BODY_LIMIT_BYTES: a keyless connection_init, an authenticated subscribe, a fragmented message', async () => {
-    const server = await serve({ bodyLimitBytes: 65_536 });
+  it('closes with 1009 a frame over BODY_LIMIT_BYTES: a keyless connection_init, an authenticated subscribe, a fragmented message', async ({
+    t,
+  }) => {
+    const server = await serve(t, { bodyLimitBytes: 65_536 });
     const product = await newProduct(t);
     const big = 'x'.repeat(4 * 1024 * 1024);
 
@@ -128,8 +124,10 @@ describe('frame size', () => {
     fine.close();
   });
 
-  it('never negotiates per-message deflate, so no message inflates past the limit', async () => {
-    const server = await serve({ bodyLimitBytes: 65_536 });
+  it('never negotiates per-message deflate, so no message inflates past the limit', async ({
+    t,
+  }) => {
+    const server = await serve(t, { bodyLimitBytes: 65_536 });
     const ws = new WebSocket(server.wsUrl, PROTOCOL, { perMessageDeflate: true });
     await new Promise((resolve) => ws.once('open', resolve));
     expect(ws.extensions).toBe('');
@@ -138,8 +136,10 @@ describe('frame size', () => {
 });
 
 describe('connection caps', () => {
-  it('caps open sockets per key (4430, naming WS_MAX_CONNECTIONS_PER_KEY); other keys are unaffected; a closed one frees its slot', async () => {
-    const server = await serve({ websocket: { maxConnectionsPerKey: 3 } });
+  it('caps open sockets per key (4430, naming WS_MAX_CONNECTIONS_PER_KEY); other keys are unaffected; a closed one frees its slot', async ({
+    t,
+  }) => {
+    const server = await serve(t, { websocket: { maxConnectionsPerKey: 3 } });
     const a = await newProduct(t);
     const b = await newProduct(t);
     const open = await Promise.all(
@@ -157,8 +157,10 @@ describe('connection caps', () => {
     );
   });
 
-  it('caps sockets per client IP, keyed by the forwarded address behind TRUST_PROXY_HOPS', async () => {
-    const server = await serve({
+  it('caps sockets per client IP, keyed by the forwarded address behind TRUST_PROXY_HOPS', async ({
+    t,
+  }) => {
+    const server = await serve(t, {
       websocket: { maxConnectionsPerIp: 3, maxConnectionsPerKey: 100 },
     });
     const product = await newProduct(t);
@@ -180,8 +182,10 @@ describe('connection caps', () => {
     expect((await authed(server.wsUrl, product.secret.dev, '203.0.113.6')).refused).toBeUndefined();
   });
 
-  it('caps sockets per IP that have not authenticated, and closes a socket that never sends connection_init', async () => {
-    const server = await serve({
+  it('caps sockets per IP that have not authenticated, and closes a socket that never sends connection_init', async ({
+    t,
+  }) => {
+    const server = await serve(t, {
       websocket: { maxUnauthenticatedPerIp: 2, connectionInitTimeoutMs: 300 },
     });
     const product = await newProduct(t);
@@ -211,8 +215,8 @@ describe('connection caps', () => {
 });
 
 describe('subscription caps', () => {
-  it('caps operations per connection with LIMIT_EXCEEDED; the others go on', async () => {
-    const server = await serve({ websocket: { maxSubscriptionsPerConnection: 3 } });
+  it('caps operations per connection with LIMIT_EXCEEDED; the others go on', async ({ t }) => {
+    const server = await serve(t, { websocket: { maxSubscriptionsPerConnection: 3 } });
     const product = await newProduct(t);
     const tag = await newConfig(t, product.secret.dev);
     const client = createClient({
@@ -236,8 +240,10 @@ describe('subscription caps', () => {
     await client.dispose();
   });
 
-  it('caps subscriptions per key over WebSocket and SSE together (MAX_SUBSCRIPTIONS_PER_KEY); other keys are unaffected', async () => {
-    const server = await serve({ websocket: { maxConnectionsPerKey: 10 } });
+  it('caps subscriptions per key over WebSocket and SSE together (MAX_SUBSCRIPTIONS_PER_KEY); other keys are unaffected', async ({
+    t,
+  }) => {
+    const server = await serve(t, { websocket: { maxConnectionsPerKey: 10 } });
     const a = await newProduct(t);
     const b = await newProduct(t);
     const wsOf = (key: string) =>
@@ -280,16 +286,17 @@ describe('subscription caps', () => {
 });
 
 describe('replay backpressure', () => {
-  it('200 replays on a socket that never reads hold at most a page each, and a consumer that stays too slow is closed with 4431', async () => {
+  it('200 replays on a socket that never reads hold at most a page each, and a consumer that stays too slow is closed with 4431', async ({
+    t,
+  }) => {
     const app = await createTestApp({
       database: t.database,
       subscriptionLimits: { maxPerKey: 1_000, slowConsumerMs: 5_000 },
     });
     try {
-      const server = await serve(
-        { websocket: { maxSubscriptionsPerConnection: 500, maxBufferedBytes: 65_536 } },
-        app,
-      );
+      const server = await serve(app, {
+        websocket: { maxSubscriptionsPerConnection: 500, maxBufferedBytes: 65_536 },
+      });
       const product = await newProduct(app);
       const key = product.secret.dev;
       const tag = await newConfig(app, key);
@@ -401,8 +408,10 @@ describe('replay backpressure', () => {
 });
 
 describe('TRUST_PROXY_HOPS over WebSocket', () => {
-  it('a session started over WebSocket records the forwarded client address, as over HTTP', async () => {
-    const server = await serve();
+  it('a session started over WebSocket records the forwarded client address, as over HTTP', async ({
+    t,
+  }) => {
+    const server = await serve(t);
     const product = await newProduct(t);
     const tag = await newConfig(t, product.secret.dev);
     class ProxiedWebSocket extends WebSocket {

@@ -1,12 +1,19 @@
 import { test as base } from 'vitest';
 import { createTestApp, type TestApp, type TestAppOptions } from './app.js';
 import { newConfig, newProduct, type TestProduct } from './fixtures.js';
+import { listen } from './live.js';
+
+export type TestServer = Awaited<ReturnType<typeof listen>>;
 
 /**
  * `test` with the set-up most files share, as fixtures:
  *
  * - `t`: the file's app (one per file, closed after its last test), built with `appOptions`;
  *   override those for a whole file with `test.override('appOptions', {...})` at its top.
+ * - `server`: `t` behind a real HTTP server on a free port (one per file, closed before `t`),
+ *   for WebSocket and SSE clients.
+ * - `instance`: makes another app on `t`'s database (another instance of the service, with its
+ *   own options: `await instance({ tokenKeyIds: ['k2'] })`); each is closed after the test.
  * - `product`: a fresh product of the test's own (envs dev and prd, their keys).
  * - `key`: that product's dev secret key.
  * - `config`: the tag of a fresh session config (the Ductape one) made with `key`.
@@ -21,6 +28,25 @@ export const test = base
     onCleanup(() => t.close());
     return t;
   })
+  .extend('server', { scope: 'file' }, async ({ t }, { onCleanup }): Promise<TestServer> => {
+    const server = await listen(t);
+    onCleanup(() => server.close());
+    return server;
+  })
+  .extend(
+    'instance',
+    async ({ t }, { onCleanup }): Promise<(options?: TestAppOptions) => Promise<TestApp>> => {
+      const made: TestApp[] = [];
+      onCleanup(async () => {
+        for (const app of made.reverse()) await app.close();
+      });
+      return async (options = {}) => {
+        const app = await createTestApp({ ...options, database: t.database });
+        made.push(app);
+        return app;
+      };
+    },
+  )
   .extend('product', async ({ t }): Promise<TestProduct> => newProduct(t))
   .extend('key', async ({ product }): Promise<string> => product.secret.dev)
   .extend('config', async ({ t, key }): Promise<string> => newConfig(t, key));
