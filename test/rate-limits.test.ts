@@ -378,6 +378,19 @@ const SAMPLES: Record<string, Record<string, Sample>> = {
       query: `{ userSessions(identifier: "u") { totalCount } }`,
     }),
     notBeforeRevocations: ({ key }) => ({ key, query: `{ notBeforeRevocations { tag } }` }),
+    verifierKeys: ({ key, tag }) => ({
+      key,
+      query: `{ verifierKeys(tags: ["${tag}"]) { issuer } }`,
+    }),
+    verifierSnapshot: ({ key, tag }) => ({
+      key,
+      query: `{ verifierSnapshot(tags: ["${tag}"], first: 1) { hasNextPage } }`,
+    }),
+    webhookEndpoints: ({ key }) => ({ key, query: `{ webhookEndpoints { id } }` }),
+    webhookEndpoint: ({ key }) => ({
+      key,
+      query: `{ webhookEndpoint(id: "${NO_SESSION}") { id } }`,
+    }),
   },
   Mutation: {
     startSession: ({ key, tag }) => startCall(key, tag),
@@ -429,6 +442,30 @@ const SAMPLES: Record<string, Record<string, Sample>> = {
       key: admin,
       query: `mutation { revokeApiKey(id: "${NO_SESSION}") { id } }`,
     }),
+    createWebhookEndpoint: ({ key }) => ({
+      key,
+      query: `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/hook" }) { secret } }`,
+    }),
+    updateWebhookEndpoint: ({ key }) => ({
+      key,
+      query: `mutation { updateWebhookEndpoint(id: "${NO_SESSION}", input: { description: "d" }) { id } }`,
+    }),
+    disableWebhookEndpoint: ({ key }) => ({
+      key,
+      query: `mutation { disableWebhookEndpoint(id: "${NO_SESSION}") { id } }`,
+    }),
+    deleteWebhookEndpoint: ({ key }) => ({
+      key,
+      query: `mutation { deleteWebhookEndpoint(id: "${NO_SESSION}") }`,
+    }),
+    rotateWebhookSecret: ({ key }) => ({
+      key,
+      query: `mutation { rotateWebhookSecret(id: "${NO_SESSION}") { secret } }`,
+    }),
+    redeliverWebhook: ({ key }) => ({
+      key,
+      query: `mutation { redeliverWebhook(deliveryId: "${NO_SESSION}") { id } }`,
+    }),
   },
   Subscription: {
     sessionEvents: ({ key }) => ({
@@ -438,6 +475,10 @@ const SAMPLES: Record<string, Record<string, Sample>> = {
     sessionRevoked: ({ key }) => ({
       key,
       query: `subscription { sessionRevoked(after: "0") { id } }`,
+    }),
+    verifierFeed: ({ key, tag }) => ({
+      key,
+      query: `subscription { verifierFeed(tags: ["${tag}"], after: "0") { position } }`,
     }),
   },
 };
