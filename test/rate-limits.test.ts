@@ -582,6 +582,7 @@ describe('configuration', () => {
       perIp: defaults,
       refreshesPerSession: 20,
       store: 'memory',
+      syncMs: 200,
       redisUrl: undefined,
     });
     // The existing names still work (per key, and per IP unless set apart); every class has
@@ -603,6 +604,7 @@ describe('configuration', () => {
       perIp: { ...defaults, start: 5, verify: 40, refresh: 7, read: 30, insight: 3 },
       refreshesPerSession: 4,
       store: 'memory',
+      syncMs: 200,
       redisUrl: undefined,
     });
     let problems: readonly string[] = [];
