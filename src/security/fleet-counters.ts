@@ -137,23 +137,20 @@ export class FleetCounters {
   async #sync(): Promise<void> {
     const now = Date.now();
     for (const [id, window] of this.#windows) if (window.end <= now) this.#windows.delete(id);
+    // What was counted until now; calls counted during this sync wait for the next one.
+    const pending = [...this.#dirty].filter((c) => c.end > now);
+    this.#dirty = new Set();
+    let sent = 0;
     try {
-      while (this.#dirty.size > 0) {
-        const batch: Counter[] = [];
-        for (const counter of this.#dirty) {
-          this.#dirty.delete(counter);
-          // An ended window's calls no longer limit anything.
-          if (counter.end <= now) continue;
-          batch.push(counter);
-          if (batch.length === this.#maxKeys) break;
-        }
-        if (batch.length === 0) break;
-        await this.#send(batch);
+      for (; sent < pending.length; sent += this.#maxKeys) {
+        await this.#send(pending.slice(sent, sent + this.#maxKeys));
       }
       if (now >= this.#nextCleanup) await this.#cleanup(now);
       if (this.#down) this.#logger?.info('rate limit counters are back: counting as a fleet');
       this.#down = false;
     } catch (error) {
+      // The batch that failed is put back by #send; the ones after it were not tried.
+      for (const counter of pending.slice(sent + this.#maxKeys)) this.#dirty.add(counter);
       if (!this.#down)
         this.#logger?.warn(
           { code: (error as { code?: unknown }).code, name: (error as Error).name },
