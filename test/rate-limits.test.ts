@@ -640,6 +640,8 @@ describe('configuration', () => {
       DATA_DIR: dataDir,
       ADMIN_KEY: adminKey,
       RATE_LIMIT_START: '2',
+      // On Postgres, the default store there (the fleet counters), wired as main.ts does.
+      ...(TEST_DATABASE_URL ? { RATE_LIMIT_STORE: 'postgres' } : {}),
       SWEEP_INTERVAL_SECONDS: '0',
       ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}),
     });
