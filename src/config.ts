@@ -86,10 +86,12 @@ export interface Config {
     readonly refreshesPerSession: number;
     /**
      * Where calls are counted: `redis` (REDIS_URL), `postgres` (the service's database, shared
-     * by its instances) or `memory` (each instance alone). Default: redis with REDIS_URL, else
-     * memory.
+     * by its instances, counted in memory and synced in batches) or `memory` (each instance
+     * alone). Default: redis with REDIS_URL, else postgres with DATABASE_URL, else memory.
      */
     readonly store: 'redis' | 'postgres' | 'memory';
+    /** postgres: time between two syncs of an instance's counts with the database, in ms. */
+    readonly syncMs: number;
     /** Redis for the rate limit counters (`redis://` or `rediss://`). */
     readonly redisUrl: string | undefined;
   };
@@ -287,6 +289,7 @@ const envSchema = z.object({
   ),
   RATE_LIMIT_WINDOW_SECONDS: wholeNumber('seconds', 1, 3600, 60),
   RATE_LIMIT_REFRESHES_PER_SESSION: wholeNumber('calls', 1, 100_000, 20),
+  RATE_LIMIT_SYNC_MS: wholeNumber('milliseconds', 20, 5_000, 200),
   WS_MAX_CONNECTIONS_PER_KEY: wholeNumber('connections', 1, 100_000, 20),
   WS_MAX_CONNECTIONS_PER_IP: wholeNumber('connections', 1, 100_000, 100),
   WS_MAX_UNAUTHENTICATED_PER_IP: wholeNumber('connections', 1, 100_000, 10),
@@ -415,8 +418,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         ) as Record<RateClass, number>,
       ),
       refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
-      // Not postgres by default: two upserts per call cost verify about 3x its CPU (README).
-      store: e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : 'memory'),
+      // The embedded database is one process: its instance counts alone, in memory.
+      store: e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : e.DATABASE_URL ? 'postgres' : 'memory'),
+      syncMs: e.RATE_LIMIT_SYNC_MS,
       redisUrl: e.REDIS_URL,
     },
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,

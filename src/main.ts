@@ -59,6 +59,7 @@ async function main(): Promise<void> {
   }
   const rateLimitStore = openRateLimitStore(config.rateLimits.store, {
     redisUrl: config.rateLimits.redisUrl,
+    syncMs: config.rateLimits.syncMs,
     database,
     logger,
   });

@@ -654,6 +654,7 @@ describe('configuration', () => {
       perIp: defaults,
       refreshesPerSession: 20,
       store: 'memory',
+      syncMs: 200,
       redisUrl: undefined,
     });
     // The existing names still work (per key, and per IP unless set apart); every class has
@@ -675,6 +676,7 @@ describe('configuration', () => {
       perIp: { ...defaults, start: 5, verify: 40, refresh: 7, read: 30, insight: 3 },
       refreshesPerSession: 4,
       store: 'memory',
+      syncMs: 200,
       redisUrl: undefined,
     });
     let problems: readonly string[] = [];
@@ -710,6 +712,8 @@ describe('configuration', () => {
       DATA_DIR: dataDir,
       ADMIN_KEY: adminKey,
       RATE_LIMIT_START: '2',
+      // On Postgres, the default store there (the fleet counters), wired as main.ts does.
+      ...(TEST_DATABASE_URL ? { RATE_LIMIT_STORE: 'postgres' } : {}),
       SWEEP_INTERVAL_SECONDS: '0',
       ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}),
     });

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DatabaseHandle } from '../db/client.js';
+import { FleetCounters } from './fleet-counters.js';
 import type { RateLimitStore } from './rate-limits.js';
 
 export interface OpenedRateLimitStore {
@@ -10,7 +11,10 @@ export interface OpenedRateLimitStore {
    * a start waits that long at most, then serves with per-instance counts until Redis is back.
    */
   ready(timeoutMs: number): Promise<boolean>;
-  /** Closes what the store opened (the Redis connection); never the database. */
+  /**
+   * Closes what the store opened (the Redis connection; the Postgres counters' sync, after
+   * sending what is left); never the database.
+   */
   close(): Promise<void>;
 }
 
@@ -18,20 +22,31 @@ export interface OpenedRateLimitStore {
  * The store the rate limits count in. Redis: one connection, which fails fast while Redis is
  * away (no offline queue; the limits fall back to each instance's memory meanwhile) and
  * reconnects in the background; its errors are logged once per outage, without the URL.
+ * Postgres: {@link FleetCounters} on the service's database, syncing every `syncMs`.
  */
 export function openRateLimitStore(
   kind: 'redis' | 'postgres' | 'memory',
-  options: { redisUrl?: string | undefined; database: DatabaseHandle; logger: Logger },
+  options: {
+    redisUrl?: string | undefined;
+    database: DatabaseHandle;
+    logger: Logger;
+    /** Postgres: time between two syncs of the counters, in ms (default 200). */
+    syncMs?: number | undefined;
+  },
 ): OpenedRateLimitStore {
   const always = async () => true;
   if (kind === 'memory') return { store: { kind: 'memory' }, ready: always, close: async () => {} };
   if (kind === 'postgres') {
     if (options.database.kind !== 'postgres')
       throw new Error('the postgres rate limit store needs DATABASE_URL');
+    const counters = new FleetCounters(options.database.db, {
+      syncMs: options.syncMs ?? 200,
+      logger: options.logger,
+    });
     return {
-      store: { kind: 'postgres', db: options.database.db },
+      store: { kind: 'postgres', counters },
       ready: always,
-      close: async () => {},
+      close: () => counters.close(),
     };
   }
   if (!options.redisUrl) throw new Error('the redis rate limit store needs REDIS_URL');

@@ -1,15 +1,12 @@
-import { lt } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import {
-  RateLimiterDrizzle,
   RateLimiterMemory,
   RateLimiterRedis,
   RateLimiterRes,
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
-import type { Database } from '../db/client.js';
-import { rateLimitCounters } from '../db/schema.js';
 import { ServiceError } from '../domain/errors.js';
+import type { FleetCounters } from './fleet-counters.js';
 
 /**
  * The rate classes: every API operation belongs to exactly one, and each class has its own
@@ -53,10 +50,13 @@ export interface RateSubject {
 
 /**
  * Where the counts live. `memory`: this process only (each instance counts its own traffic).
- * `redis` and `postgres`: shared by every instance using the same store, so a fleet lets a key
- * through at its limit, not N times it; while the store fails or is unreachable, each instance
- * falls back to counting in its own memory (rate-limiter-flexible's insurance limiter), so an
- * outage of the store never refuses or fails a call.
+ * `redis`: shared by every instance using the same Redis, exactly (one round trip per call);
+ * while Redis is unreachable, each instance falls back to counting in its own memory
+ * (rate-limiter-flexible's insurance limiter). `postgres`: shared by every instance on the same
+ * database through {@link FleetCounters}, which count in memory and sync in batches (no round
+ * trip per call; the fleet may pass a limit by one sync interval's calls); while the database is
+ * unreachable each instance goes on with its own counts. An outage of either never refuses or
+ * fails a call.
  */
 export type RateLimitStore =
   | { readonly kind: 'memory' }
@@ -66,70 +66,59 @@ export type RateLimitStore =
       /** Prepended to every Redis key (several deployments, or tests, sharing one Redis). */
       readonly prefix?: string;
     }
-  | { readonly kind: 'postgres'; readonly db: Database };
+  | { readonly kind: 'postgres'; readonly counters: FleetCounters };
 
 const MEMORY: RateLimitStore = { kind: 'memory' };
 
-/** Postgres counters whose window ended this long ago are deleted. */
-const POSTGRES_COUNTER_KEEP_MS = 60 * 60 * 1000;
-const POSTGRES_CLEANUP_MS = 5 * 60 * 1000;
+/** One limit: counts a call of `key`; undefined within the limit, else the ms until a retry. */
+type Limiter = (key: string) => Promise<number | undefined> | number | undefined;
 
 /**
  * Request limits per API key and per (product, env, client IP) for every rate class, and per
  * session on refresh, counted in the given store (see {@link RateLimitStore}).
  */
 export class RateLimits {
-  readonly #byKey: Record<RateClass, RateLimiterAbstract>;
-  readonly #byIp: Record<RateClass, RateLimiterAbstract>;
-  readonly #perSession: RateLimiterAbstract;
-  readonly #cleanup: NodeJS.Timeout | undefined;
+  readonly #byKey: Record<RateClass, Limiter>;
+  readonly #byIp: Record<RateClass, Limiter>;
+  readonly #perSession: Limiter;
 
   constructor(options: RateLimitOptions, store: RateLimitStore = MEMORY) {
-    const limiter = (points: number, name: string): RateLimiterAbstract => {
+    const windowMs = options.windowSeconds * 1000;
+    const limiter = (points: number, name: string): Limiter => {
+      if (store.kind === 'postgres') {
+        const counters = store.counters;
+        return (key) => counters.consume(name, key, points, windowMs);
+      }
       const base = { points, duration: options.windowSeconds };
-      if (store.kind === 'memory') return new RateLimiterMemory(base);
-      // Names keep the limiters apart in the shared store.
-      const shared = {
-        ...base,
-        keyPrefix: `${store.kind === 'redis' ? (store.prefix ?? '') : ''}rl:${name}`,
-        insuranceLimiter: new RateLimiterMemory(base),
+      const flexible: RateLimiterAbstract =
+        store.kind === 'memory'
+          ? new RateLimiterMemory(base)
+          : new RateLimiterRedis({
+              ...base,
+              // Names keep the limiters apart in the shared store.
+              keyPrefix: `${store.prefix ?? ''}rl:${name}`,
+              insuranceLimiter: new RateLimiterMemory(base),
+              storeClient: store.client,
+              rejectIfRedisNotReady: true,
+            });
+      return async (key) => {
+        try {
+          await flexible.consume(key, 1);
+          return undefined;
+        } catch (rejection) {
+          if (rejection instanceof RateLimiterRes) return rejection.msBeforeNext;
+          throw rejection;
+        }
       };
-      if (store.kind === 'redis')
-        return new RateLimiterRedis({
-          ...shared,
-          storeClient: store.client,
-          rejectIfRedisNotReady: true,
-        });
-      return new RateLimiterDrizzle({
-        ...shared,
-        storeClient: store.db,
-        schema: rateLimitCounters,
-        clearExpiredByTimeout: false,
-      });
     };
     const set = (limits: Readonly<Record<RateClass, number>>, by: string) =>
       Object.fromEntries(RATE_CLASSES.map((c) => [c, limiter(limits[c], `${c}:${by}`)])) as Record<
         RateClass,
-        RateLimiterAbstract
+        Limiter
       >;
     this.#byKey = set(options.perKey, 'key');
     this.#byIp = set(options.perIp, 'ip');
     this.#perSession = limiter(options.refreshesPerSession, 'refresh:session');
-    if (store.kind === 'postgres') {
-      this.#cleanup = setInterval(() => {
-        const before = new Date(Date.now() - POSTGRES_COUNTER_KEEP_MS);
-        store.db
-          .delete(rateLimitCounters)
-          .where(lt(rateLimitCounters.expire, before))
-          .catch(() => {}); // tried again at the next interval
-      }, POSTGRES_CLEANUP_MS);
-      this.#cleanup.unref();
-    }
-  }
-
-  /** Stops the store's cleanup timer (the store itself belongs to the caller). */
-  close(): void {
-    clearInterval(this.#cleanup);
   }
 
   /** Counts one call; throws RATE_LIMITED, with the seconds to wait, once a limit is reached. */
@@ -154,19 +143,16 @@ export class RateLimits {
   }
 }
 
-async function take(limiter: RateLimiterAbstract, key: string, message: string): Promise<void> {
-  try {
-    await limiter.consume(key, 1);
-  } catch (rejection) {
-    if (rejection instanceof RateLimiterRes) {
-      const retryAfterSeconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
-      throw new ServiceError(
-        'RATE_LIMITED',
-        `${message}; retry in ${retryAfterSeconds} s.`,
-        undefined,
-        { retryAfterSeconds },
-      );
-    }
-    throw rejection;
-  }
+async function take(limiter: Limiter, key: string, message: string): Promise<void> {
+  const msBeforeNext = await limiter(key);
+  if (msBeforeNext === undefined) return;
+  const retryAfterSeconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
+  throw new ServiceError(
+    'RATE_LIMITED',
+    `${message}; retry in ${retryAfterSeconds} s.`,
+    undefined,
+    {
+      retryAfterSeconds,
+    },
+  );
 }

@@ -164,7 +164,7 @@ async function main() {
     // /metrics beside GraphQL, for the statements counter (production needs a token there).
     METRICS_PORT: 'main',
     METRICS_TOKEN,
-    // Where rate limits count (default: memory without REDIS_URL).
+    // Where rate limits count (default without REDIS_URL: postgres, the fleet counters).
     ...(process.env.BENCH_RATE_LIMIT_STORE
       ? { RATE_LIMIT_STORE: process.env.BENCH_RATE_LIMIT_STORE }
       : {}),

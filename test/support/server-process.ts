@@ -26,6 +26,15 @@ function withSharedSecret(env: Record<string, string>): Record<string, string> {
   return env;
 }
 
+/**
+ * Rate limits count in memory unless the test says otherwise: on the shared test database every
+ * server process of every test file would otherwise count in the same fleet rows (the admin
+ * key's limit, for one, is the whole fleet's), though each test is a deployment of its own.
+ */
+function withOwnRateLimits(env: Record<string, string>): Record<string, string> {
+  return env.RATE_LIMIT_STORE === undefined ? { RATE_LIMIT_STORE: 'memory', ...env } : env;
+}
+
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -44,7 +53,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
-      ...withSharedSecret(env),
+      ...withOwnRateLimits(withSharedSecret(env)),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -81,7 +90,7 @@ export async function runServerExpectingExit(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...withSharedSecret(env) },
+    env: { PATH: process.env.PATH ?? '', ...withOwnRateLimits(withSharedSecret(env)) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
