@@ -65,9 +65,11 @@ describe('the client package', () => {
       files: Array<{ path: string }>;
     }>;
     const files = packed!.files.map((f) => f.path);
-    expect(files).toContain('build/index.js');
-    expect(files).toContain('build/index.d.ts');
-    expect(files).toContain('build/local-verifier.d.ts');
+    expect(files).toContain('build/client/index.js');
+    expect(files).toContain('build/client/index.d.ts');
+    expect(files).toContain('build/client/local-verifier.d.ts');
+    // The one module the client shares with the server (the contract's lists) travels with it.
+    expect(files).toContain('build/contract/enums.js');
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
 
     // A project of its own: the tarball unpacked where npm would put it; its three
