@@ -6,6 +6,7 @@ import {
   jwtVerify,
   type JWK,
 } from 'jose';
+import { signedTokenClaimsOf } from '../contract/claims.js';
 import { SessionServiceError } from './errors.js';
 
 /** What the server's `verifierKeys` gives, as a local verifier keeps it. */
@@ -138,35 +139,27 @@ export async function openLocally(
     if (error instanceof joseErrors.JWTExpired) throw tokenExpired();
     throw tokenInvalid();
   }
-  const { sid, tag: tokenTag, data, sub, iat, exp, ver, sexp, idle, sst, auth_time, act } = payload;
+  const claims = signedTokenClaimsOf(payload);
+  const { sst, auth_time, act } = payload;
   const actor =
     act !== null && typeof act === 'object' && !Array.isArray(act)
       ? (act as { sub?: unknown }).sub
       : undefined;
   if (
-    typeof sid !== 'string' ||
-    typeof tokenTag !== 'string' ||
-    typeof sub !== 'string' ||
-    typeof iat !== 'number' ||
-    typeof exp !== 'number' ||
-    data === null ||
-    typeof data !== 'object' ||
-    Array.isArray(data) ||
-    (ver !== undefined && typeof ver !== 'number') ||
-    (sexp !== undefined && typeof sexp !== 'number') ||
-    (idle !== undefined && typeof idle !== 'boolean') ||
+    claims === undefined ||
     (sst !== undefined && typeof sst !== 'number') ||
     (auth_time !== undefined && typeof auth_time !== 'number') ||
     (act !== undefined && typeof actor !== 'string') ||
-    tokenTag !== tag
+    claims.tag !== tag
   ) {
     throw tokenInvalid();
   }
+  const { sid, tag: tokenTag, data, sub, iat, exp, ver, sexp, idle } = claims;
   return {
     sessionId: sid,
     tag: tokenTag,
     identifier: sub,
-    data: deepFreeze(data as Record<string, unknown>),
+    data: deepFreeze(data),
     issuedAt: iat,
     expiresAt: exp,
     version: ver,

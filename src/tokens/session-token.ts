@@ -10,6 +10,7 @@ import {
   jwtVerify,
   type JWTPayload,
 } from 'jose';
+import { signedTokenClaimsOf, tokenClaimsOf, type TokenClaims } from '../contract/claims.js';
 import { tokenExpired, tokenInvalid } from '../domain/errors.js';
 import type { Keyring } from './keyring.js';
 
@@ -218,17 +219,11 @@ async function openSignedClaims(
     }
     throw tokenInvalid();
   }
-  const claims = claimsOf(payload);
-  const { ver, sexp, idle } = payload;
-  if (
-    (ver !== undefined && typeof ver !== 'number') ||
-    (sexp !== undefined && typeof sexp !== 'number') ||
-    (idle !== undefined && typeof idle !== 'boolean')
-  ) {
-    throw tokenInvalid();
-  }
+  const claims = signedTokenClaimsOf(payload);
+  if (claims === undefined) throw tokenInvalid();
+  const { ver, sexp, idle } = claims;
   return {
-    ...claims,
+    ...serverClaimsOf(claims),
     ...(ver !== undefined ? { version: ver } : {}),
     ...(sexp !== undefined ? { sessionExpiresAt: new Date(sexp * 1000) } : {}),
     ...(idle !== undefined ? { idleTimeout: idle } : {}),
@@ -268,29 +263,18 @@ async function decryptClaims(
     }
     throw tokenInvalid();
   }
-  return claimsOf(payload);
+  const claims = tokenClaimsOf(payload);
+  if (claims === undefined) throw tokenInvalid();
+  return serverClaimsOf(claims);
 }
 
-/** The claims both formats carry, each of the expected type, or TOKEN_INVALID. */
-function claimsOf(payload: Record<string, unknown>): SessionTokenClaims {
-  const { sid, tag: tokenTag, data, sub, iat, exp } = payload;
-  if (
-    typeof sid !== 'string' ||
-    typeof tokenTag !== 'string' ||
-    typeof sub !== 'string' ||
-    typeof iat !== 'number' ||
-    typeof exp !== 'number' ||
-    data === null ||
-    typeof data !== 'object' ||
-    Array.isArray(data)
-  ) {
-    throw tokenInvalid();
-  }
+/** The claims both formats carry, as the server names them. */
+function serverClaimsOf({ sid, tag, sub, iat, exp, data }: TokenClaims): SessionTokenClaims {
   return {
     sessionId: sid,
-    tag: tokenTag,
+    tag,
     identifier: sub,
-    data: data as Record<string, unknown>,
+    data,
     issuedAt: new Date(iat * 1000),
     expiresAt: new Date(exp * 1000),
   };
