@@ -218,6 +218,17 @@ const VerifierFeedMessage = builder.objectRef<FeedMessage>('VerifierFeedMessage'
   }),
 });
 
+/** The arguments every verifier operation takes: the scope and the session types it follows. */
+const verifierArgs = {
+  ...scopeArgs,
+  ...builder.args((t) => ({
+    tags: t.stringList({
+      required: true,
+      description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
+    }),
+  })),
+};
+
 /** The tags and scope of a verifier's call: 1 to 20 tags the caller may use. */
 async function verifierScope(
   ctx: Context,
@@ -234,13 +245,7 @@ builder.queryFields((t) => ({
     description:
       'Key material for a local verifier (the client’s `createLocalVerifier`): per tag and key id in service, the key that opens tokens and the public key that checks who made them. Secret key (or admin) only.',
     authScopes: { sessions: true },
-    args: {
-      ...scopeArgs,
-      tags: t.arg.stringList({
-        required: true,
-        description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
-      }),
-    },
+    args: verifierArgs,
     resolve: async (_root, args, ctx) => {
       const { scope, tags } = await verifierScope(ctx, args);
       return verifierKeySet(
@@ -261,11 +266,7 @@ builder.queryFields((t) => ({
       multiplier: Math.min(Math.max(args.first ?? DEFAULT_SNAPSHOT_PAGE, 1), MAX_SNAPSHOT_PAGE),
     }),
     args: {
-      ...scopeArgs,
-      tags: t.arg.stringList({
-        required: true,
-        description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
-      }),
+      ...verifierArgs,
       first: t.arg.int({
         description: `Page size, 1 to ${MAX_SNAPSHOT_PAGE} (default ${DEFAULT_SNAPSHOT_PAGE}).`,
       }),
@@ -367,11 +368,7 @@ builder.subscriptionFields((t) => ({
       'What a local verifier follows after its snapshot: an entry for each revocation, end or change of a session of its tags, in commit order, and a heartbeat every `heartbeatMs` once everything committed before it was delivered.',
     authScopes: { sessions: true },
     args: {
-      ...scopeArgs,
-      tags: t.arg.stringList({
-        required: true,
-        description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
-      }),
+      ...verifierArgs,
       after: t.arg.id({
         required: true,
         description:
