@@ -6,7 +6,7 @@ import {
   jwtVerify,
   type JWK,
 } from 'jose';
-import { signedTokenClaimsOf } from '../contract/claims.js';
+import { isCanonicalJwe, signedTokenClaimsOf } from '../contract/token.js';
 import { SessionServiceError } from './errors.js';
 
 /** What the server's `verifierKeys` gives, as a local verifier keeps it. */
@@ -70,17 +70,6 @@ export async function importVerifierKey(
         ])
       : await importJWK(encryption, ALG);
   return { encryption: encryptionKey, verification: await importJWK(verification, SIG) };
-}
-
-/** Five base64url segments, each in its one canonical spelling (as the server requires). */
-function isCanonicalJwe(token: string): boolean {
-  const segments = token.split('.');
-  if (segments.length !== 5) return false;
-  return segments.every(
-    (segment) =>
-      /^[A-Za-z0-9_-]*$/.test(segment) &&
-      Buffer.from(segment, 'base64url').toString('base64url') === segment,
-  );
 }
 
 function deepFreeze<T>(value: T): T {

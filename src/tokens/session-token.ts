@@ -10,7 +10,12 @@ import {
   jwtVerify,
   type JWTPayload,
 } from 'jose';
-import { signedTokenClaimsOf, tokenClaimsOf, type TokenClaims } from '../contract/claims.js';
+import {
+  isCanonicalJwe,
+  signedTokenClaimsOf,
+  tokenClaimsOf,
+  type TokenClaims,
+} from '../contract/token.js';
 import { tokenExpired, tokenInvalid } from '../domain/errors.js';
 import type { Keyring } from './keyring.js';
 
@@ -118,21 +123,6 @@ export async function mintLegacySessionToken(
     .setIssuedAt(Math.floor((claims.issuedAt ?? new Date()).getTime() / 1000))
     .setExpirationTime(Math.floor(claims.expiresAt.getTime() / 1000))
     .encrypt(key);
-}
-
-/**
- * Five base64url segments, each spelled exactly as we encode them: a token we minted has one
- * spelling only, so padding, whitespace or stray bits (which lenient decoders accept) make a
- * token invalid rather than a second spelling of a valid one.
- */
-function isCanonicalJwe(token: string): boolean {
-  const segments = token.split('.');
-  if (segments.length !== 5) return false;
-  return segments.every(
-    (segment) =>
-      /^[A-Za-z0-9_-]*$/.test(segment) &&
-      Buffer.from(segment, 'base64url').toString('base64url') === segment,
-  );
 }
 
 /**

@@ -1,8 +1,23 @@
 /**
- * The claims of a session token, checked once for the server (src/tokens/session-token.ts) and
+ * The format of a session token, checked once for the server (src/tokens/session-token.ts) and
  * the local verifier of the published client (src/client/local-token.ts): so, like the rest of
- * src/contract/, this module imports nothing. Each side answers `undefined` with its own error.
+ * src/contract/, this module imports nothing. Each side answers a refusal with its own error.
  */
+
+/**
+ * Five base64url segments, each spelled exactly as the server encodes them: a token it minted has
+ * one spelling only, so padding, whitespace or stray bits (which lenient decoders accept) make a
+ * token invalid rather than a second spelling of a valid one.
+ */
+export function isCanonicalJwe(token: string): boolean {
+  const segments = token.split('.');
+  if (segments.length !== 5) return false;
+  return segments.every(
+    (segment) =>
+      /^[A-Za-z0-9_-]*$/.test(segment) &&
+      Buffer.from(segment, 'base64url').toString('base64url') === segment,
+  );
+}
 
 /** The claims both token formats carry, each of the expected type. */
 export interface TokenClaims {
