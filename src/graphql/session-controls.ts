@@ -23,9 +23,9 @@ import { DEVICE_HISTORY_LIMIT } from '../domain/sessions/controls-rules.js';
 import { MAX_ACTOR_LENGTH } from '../domain/sessions/start.js';
 import { SessionEvent } from './events.js';
 import { ActivityEntry } from './insight.js';
-import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
+import { scopeArgs, scopeForTag, scopeOf, sessionAddressArgs } from './scope.js';
 import { Session, VerifiedSession } from './sessions/index.js';
-import { tracked } from './tracking.js';
+import { tracked, trackedOnSession, type Subject } from './tracking.js';
 
 /**
  * The scopes a user-wide operation covers: the caller's env, or, for the admin key naming a
@@ -64,6 +64,13 @@ async function scopesUsingTag(ctx: Context, scopes: Scope[], tag: string): Promi
   }
   return usable.length > 0 ? usable : scopes.slice(0, 1);
 }
+
+/** What the activity log records of a session these operations return, its actor included. */
+const sessionSubject = (s: SessionRow): Subject => ({
+  sessionId: s.id,
+  identifier: s.identifier,
+  actor: s.actor,
+});
 
 const userScopeArgs = builder.args((t) => ({
   product: t.string({
@@ -319,48 +326,37 @@ builder.mutationFields((t) => ({
       'Step-up: records that the user just proved who they are again (password, second factor...), so `verifySession(maxAge:)` accepts the session. Not for impersonation sessions (FORBIDDEN).',
     authScopes: { sessions: true },
     args: {
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
-      sessionId: t.arg.id({ required: true, description: 'The session id.' }),
+      ...sessionAddressArgs,
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) => {
-      const scope = await scopeForTag(ctx, args, args.tag);
-      const sessionId = String(args.sessionId);
-      return tracked(
+    resolve: (_root, args, ctx) =>
+      trackedOnSession(
         ctx,
-        scope,
-        args.tag,
+        args,
         'mark_fresh',
-        () => markSessionFresh(ctx.services, scope, args.tag, sessionId),
-        (s) => ({ sessionId: s.id, identifier: s.identifier, actor: s.actor }),
-        { sessionId },
-      );
-    },
+        (scope, sessionId) => markSessionFresh(ctx.services, scope, args.tag, sessionId),
+        sessionSubject,
+      ),
   }),
   setSessionDeviceName: t.field({
     type: Session,
     description: 'Gives a session’s device a display name, shown in lists; null clears it.',
     authScopes: { sessions: true },
     args: {
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
-      sessionId: t.arg.id({ required: true, description: 'The session id.' }),
+      ...sessionAddressArgs,
       name: t.arg.string({
         description: `The name, 1 to ${MAX_DEVICE_NAME_LENGTH} characters; null to clear.`,
       }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) => {
-      const scope = await scopeForTag(ctx, args, args.tag);
-      const sessionId = String(args.sessionId);
-      return tracked(
+    resolve: (_root, args, ctx) =>
+      trackedOnSession(
         ctx,
-        scope,
-        args.tag,
+        args,
         'set_device_name',
-        () => setSessionDeviceName(ctx.services, scope, args.tag, sessionId, args.name ?? null),
-        (s) => ({ sessionId: s.id, identifier: s.identifier, actor: s.actor }),
-        { sessionId },
-      );
-    },
+        (scope, sessionId) =>
+          setSessionDeviceName(ctx.services, scope, args.tag, sessionId, args.name ?? null),
+        sessionSubject,
+      ),
   }),
 }));
