@@ -18,13 +18,13 @@ import { MAX_PAGE_SIZE } from '../domain/paging.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { connectionOf, connectionTypes, type Connection, type Edge } from './connection.js';
-import { MAX_USER_AGENT_CHARS, pagedCost, textCost } from './cost.js';
+import { pagedCost, textCost } from './cost.js';
 import { DEVICE_HISTORY_LIMIT } from '../domain/sessions/controls-rules.js';
 import { MAX_ACTOR_LENGTH } from '../domain/sessions/start.js';
 import { SessionEvent } from './events.js';
 import { ActivityEntry } from './insight.js';
 import { scopeArgs, scopeForTag, scopeOf, sessionAddressArgs } from './scope.js';
-import { Session, VerifiedSession } from './sessions/index.js';
+import { deviceFields, Session, VerifiedSession } from './sessions/index.js';
 import { tracked, trackedOnSession, type Subject } from './tracking.js';
 
 /**
@@ -87,12 +87,7 @@ const userScopeArgs = builder.args((t) => ({
 const PastDeviceRef = builder.objectRef<PastDevice>('PastDevice').implement({
   description: 'A device a session was used from before its current one.',
   fields: (t) => ({
-    userAgent: t.exposeString('userAgent', {
-      nullable: true,
-      description: 'Its User-Agent.',
-      complexity: textCost(MAX_USER_AGENT_CHARS),
-    }),
-    ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
+    ...deviceFields(t),
     until: t.field({
       type: 'DateTime',
       description: 'When the session moved to another device (at a refresh).',
