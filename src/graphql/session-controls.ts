@@ -15,7 +15,7 @@ import {
   type PastDevice,
 } from '../domain/sessions/controls.js';
 import { MAX_PAGE_SIZE } from '../domain/paging.js';
-import { builder } from './builder.js';
+import { builder, type BuilderTypes } from './builder.js';
 import type { Context } from './context.js';
 import { connectionOf, connectionTypes, type Connection, type Edge } from './connection.js';
 import { pagedCost, textCost } from './cost.js';
@@ -197,19 +197,27 @@ const RevokeUserSessionsResult = builder
     }),
   });
 
+/** What a not-before revocation is: the tag it covers (null: all) and its instant. */
+type NotBeforeShape = { readonly tag: string | null; readonly notBefore: Date };
+
+/** The fields of a not-before revocation, for `NotBeforeRevocation` and `VerifierNotBefore`. */
+export const notBeforeFields = (
+  t: PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, NotBeforeShape>,
+  notBeforeDescription: string,
+) => ({
+  tag: t.exposeString('tag', {
+    nullable: true,
+    description: 'The session type it covers; null: every session of the environment.',
+  }),
+  notBefore: t.expose('notBefore', { type: 'DateTime', description: notBeforeDescription }),
+});
+
 const NotBeforeRevocation = builder
   .objectRef<{ count: number; notBefore: Date; tag: string | null }>('NotBeforeRevocation')
   .implement({
     description: 'A not-before revocation: sessions started before `notBefore` are revoked.',
     fields: (t) => ({
-      tag: t.exposeString('tag', {
-        nullable: true,
-        description: 'The session type it covers; null: every session of the environment.',
-      }),
-      notBefore: t.expose('notBefore', {
-        type: 'DateTime',
-        description: 'Sessions started before this instant never verify or refresh again.',
-      }),
+      ...notBeforeFields(t, 'Sessions started before this instant never verify or refresh again.'),
       count: t.exposeInt('count', {
         description:
           'How many sessions this call revoked (one REVOKED event each, reason not_before); 0 when listed.',

@@ -23,6 +23,7 @@ import {
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeOf } from './scope.js';
+import { notBeforeFields } from './session-controls.js';
 
 /** Heartbeats: once a second by default; a verifier's `maxStalenessMs` should be a few of them. */
 const HEARTBEAT_MS = { default: 1_000, min: 100, max: 30_000 } as const;
@@ -165,16 +166,7 @@ const VerifierSnapshot = builder.objectRef<VerifierSnapshotPage>('VerifierSnapsh
 const VerifierNotBefore = builder.objectRef<VerifierNotBeforeShape>('VerifierNotBefore').implement({
   description:
     'A not-before revocation in force: sessions started before `notBefore` are SESSION_REVOKED, whether or not their REVOKED event came yet.',
-  fields: (t) => ({
-    tag: t.exposeString('tag', {
-      nullable: true,
-      description: 'The session type it covers; null: every session of the environment.',
-    }),
-    notBefore: t.expose('notBefore', {
-      type: 'DateTime',
-      description: 'Sessions started before this instant never verify again.',
-    }),
-  }),
+  fields: (t) => notBeforeFields(t, 'Sessions started before this instant never verify again.'),
 });
 
 /** One message of a verifier's feed: an entry, or a heartbeat. */
