@@ -147,17 +147,28 @@ export const DEFAULT_METRICS_PORT = 9464;
 
 const emptyToUndefined = (value: unknown) => (value === '' ? undefined : value);
 
+/** A whole number from `min` to `max`, with one message for any bad value. */
+function integerIn(min: number, max: number, error: string) {
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+/** The message of a whole number of `unit` out of bounds. */
+const wholeNumberError = (unit: string, min: number, max: number) =>
+  `expected a whole number of ${unit} from ${min} to ${max}`;
+
 /** A whole number within bounds, with a default, and one message for any bad value. */
 function wholeNumber(unit: string, min: number, max: number, fallback: number) {
-  const error = `expected a whole number of ${unit} from ${min} to ${max}`;
   return z.preprocess(
     emptyToUndefined,
-    z.coerce
-      .number({ error })
-      .int({ error })
-      .min(min, { error })
-      .max(max, { error })
-      .default(fallback),
+    integerIn(min, max, wholeNumberError(unit, min, max)).default(fallback),
+  );
+}
+
+/** A whole number within bounds, or unset; one message for any bad value. */
+function optionalWholeNumber(unit: string, min: number, max: number) {
+  return z.preprocess(
+    emptyToUndefined,
+    integerIn(min, max, wholeNumberError(unit, min, max)).optional(),
   );
 }
 
@@ -172,18 +183,7 @@ function flag() {
 const rateLimitVariables = Object.fromEntries(
   RATE_CLASSES.flatMap((c) => [
     [rateVariable(c), wholeNumber('calls', 1, 100_000_000, RATE_LIMIT_DEFAULTS[c])],
-    [
-      rateVariable(c, true),
-      z.preprocess(
-        emptyToUndefined,
-        z.coerce
-          .number({ error: 'expected a whole number of calls from 1 to 100000000' })
-          .int({ error: 'expected a whole number of calls from 1 to 100000000' })
-          .min(1, { error: 'expected a whole number of calls from 1 to 100000000' })
-          .max(100_000_000, { error: 'expected a whole number of calls from 1 to 100000000' })
-          .optional(),
-      ),
-    ],
+    [rateVariable(c, true), optionalWholeNumber('calls', 1, 100_000_000)],
   ]),
 ) as Record<string, z.ZodType<number | undefined>>;
 
@@ -222,12 +222,7 @@ const envSchema = z.object({
   ),
   PORT: z.preprocess(
     emptyToUndefined,
-    z.coerce
-      .number({ error: 'expected a port number from 0 to 65535' })
-      .int({ error: 'expected a port number from 0 to 65535' })
-      .min(0, { error: 'expected a port number from 0 to 65535' })
-      .max(65535, { error: 'expected a port number from 0 to 65535' })
-      .default(4000),
+    integerIn(0, 65535, 'expected a port number from 0 to 65535').default(4000),
   ),
   // Unset: loopback outside production (see loadConfig).
   HOST: z.preprocess(emptyToUndefined, z.string().optional()),
@@ -257,15 +252,7 @@ const envSchema = z.object({
       })
       .default('info'),
   ),
-  REFRESH_GRACE_SECONDS: z.preprocess(
-    emptyToUndefined,
-    z.coerce
-      .number({ error: 'expected a whole number of seconds from 0 to 300' })
-      .int({ error: 'expected a whole number of seconds from 0 to 300' })
-      .min(0, { error: 'expected a whole number of seconds from 0 to 300' })
-      .max(300, { error: 'expected a whole number of seconds from 0 to 300' })
-      .default(10),
-  ),
+  REFRESH_GRACE_SECONDS: wholeNumber('seconds', 0, 300, 10),
   SESSION_RETENTION_DAYS: wholeNumber('days', 0, 3650, 7),
   EVENT_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   SWEEP_INTERVAL_SECONDS: wholeNumber('seconds', 0, 86_400, 60),

@@ -6,6 +6,7 @@ import {
   jwtVerify,
   type JWK,
 } from 'jose';
+import { isCanonicalJwe, signedTokenClaimsOf } from '../contract/token.js';
 import { SessionServiceError } from './errors.js';
 
 /** What the server's `verifierKeys` gives, as a local verifier keeps it. */
@@ -71,17 +72,6 @@ export async function importVerifierKey(
   return { encryption: encryptionKey, verification: await importJWK(verification, SIG) };
 }
 
-/** Five base64url segments, each in its one canonical spelling (as the server requires). */
-function isCanonicalJwe(token: string): boolean {
-  const segments = token.split('.');
-  if (segments.length !== 5) return false;
-  return segments.every(
-    (segment) =>
-      /^[A-Za-z0-9_-]*$/.test(segment) &&
-      Buffer.from(segment, 'base64url').toString('base64url') === segment,
-  );
-}
-
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -138,35 +128,27 @@ export async function openLocally(
     if (error instanceof joseErrors.JWTExpired) throw tokenExpired();
     throw tokenInvalid();
   }
-  const { sid, tag: tokenTag, data, sub, iat, exp, ver, sexp, idle, sst, auth_time, act } = payload;
+  const claims = signedTokenClaimsOf(payload);
+  const { sst, auth_time, act } = payload;
   const actor =
     act !== null && typeof act === 'object' && !Array.isArray(act)
       ? (act as { sub?: unknown }).sub
       : undefined;
   if (
-    typeof sid !== 'string' ||
-    typeof tokenTag !== 'string' ||
-    typeof sub !== 'string' ||
-    typeof iat !== 'number' ||
-    typeof exp !== 'number' ||
-    data === null ||
-    typeof data !== 'object' ||
-    Array.isArray(data) ||
-    (ver !== undefined && typeof ver !== 'number') ||
-    (sexp !== undefined && typeof sexp !== 'number') ||
-    (idle !== undefined && typeof idle !== 'boolean') ||
+    claims === undefined ||
     (sst !== undefined && typeof sst !== 'number') ||
     (auth_time !== undefined && typeof auth_time !== 'number') ||
     (act !== undefined && typeof actor !== 'string') ||
-    tokenTag !== tag
+    claims.tag !== tag
   ) {
     throw tokenInvalid();
   }
+  const { sid, tag: tokenTag, data, sub, iat, exp, ver, sexp, idle } = claims;
   return {
     sessionId: sid,
     tag: tokenTag,
     identifier: sub,
-    data: deepFreeze(data as Record<string, unknown>),
+    data: deepFreeze(data),
     issuedAt: iat,
     expiresAt: exp,
     version: ver,

@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, max, sql, type SQL } from 'drizzle-orm';
-import { rowsOf, type Database, type Transaction } from '../db/client.js';
+import { rowsOf, type Database, type DatabaseHandle, type Transaction } from '../db/client.js';
 import type { SessionEventType } from '../contract/enums.js';
 import { sessionEvents, type SessionEventRow } from '../db/schema.js';
 
@@ -54,6 +54,34 @@ export function eventsFor(
 export interface EventsSignal {
   readonly productId: string;
   readonly env: string;
+}
+
+/** What {@link listenForEvents} calls. */
+export interface EventsListener {
+  /** A scope has new events. */
+  onSignal(signal: EventsSignal): void;
+  /** A notification that is not a signal (or that `onSignal` could not take). */
+  onMalformed(): void;
+  /** The listening connection is (re)established: events may have been missed. */
+  onListen(): void;
+}
+
+/** Follows the NOTIFYs on {@link EVENTS_CHANNEL}; resolves once they flow. */
+export function listenForEvents(
+  listen: DatabaseHandle['listen'],
+  listener: EventsListener,
+): Promise<void> {
+  return listen(
+    EVENTS_CHANNEL,
+    (payload) => {
+      try {
+        listener.onSignal(JSON.parse(payload) as EventsSignal);
+      } catch {
+        listener.onMalformed();
+      }
+    },
+    () => listener.onListen(),
+  );
 }
 
 /**

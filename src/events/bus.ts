@@ -5,8 +5,8 @@ import type { SessionEventRow } from '../db/schema.js';
 import { ServiceError } from '../domain/errors.js';
 import { redactedMessage } from '../observability/errors.js';
 import {
-  EVENTS_CHANNEL,
   eventsAfter,
+  listenForEvents,
   latestEventId,
   matchesFilter,
   type EventFilter,
@@ -146,23 +146,18 @@ export class EventBus {
 
   /** Starts listening; resolves once notifications flow. */
   async start(): Promise<void> {
-    await this.#listen(
-      EVENTS_CHANNEL,
-      (payload) => {
-        try {
-          const signal = JSON.parse(payload) as EventsSignal;
-          const feed = this.#feeds.get(feedKey(signal));
-          if (feed) this.#read(feed);
-        } catch {
-          this.#logger.warn('ignored a malformed events notification');
-        }
+    await listenForEvents(this.#listen, {
+      onSignal: (signal) => {
+        const feed = this.#feeds.get(feedKey(signal));
+        if (feed) this.#read(feed);
       },
-      () => {
+      onMalformed: () => this.#logger.warn('ignored a malformed events notification'),
+      onListen: () => {
         // (Re)connected: catch up every feed from the table, and drop what may be stale.
         this.#hooks.onReconnect?.();
         for (const feed of this.#feeds.values()) this.#read(feed);
       },
-    );
+    });
     await this.#listen(
       KEY_REVOKED_CHANNEL,
       (keyId) => {

@@ -72,3 +72,7 @@ builder.queryType({
 builder.mutationType({
   description: 'Manage session configs and sessions, and (admin) products and keys.',
 });
+
+/** The builder's type parameters, to type what is written apart from one type's declaration. */
+export type BuilderTypes =
+  typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;

@@ -1,5 +1,5 @@
 import type { ObjectRef } from '@pothos/core';
-import { builder } from './builder.js';
+import { builder, type BuilderTypes } from './builder.js';
 import { COUNTED_BY_PARENT } from './cost.js';
 
 /*
@@ -16,9 +16,6 @@ import { COUNTED_BY_PARENT } from './cost.js';
  * field's cost annotation (src/graphql/cost.ts) and needs no new dependency.
  * test/relay-connections.test.ts checks the spec's rules on the whole schema.
  */
-
-/** The builder's type parameters, to type the node of a connection. */
-type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
 
 /** Where a page stands, as `PageInfo` shows it. */
 export interface PageInfoShape {

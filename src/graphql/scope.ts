@@ -25,6 +25,12 @@ export const sessionTypeArgs = builder.args((t) => ({
   ...scopeFields(t),
 }));
 
+/** The two arguments that address one session (to spread beside {@link scopeArgs}). */
+export const sessionAddressArgs = builder.args((t) => ({
+  tag: t.string({ required: true, description: 'The session type.' }),
+  sessionId: t.id({ required: true, description: 'The session id.' }),
+}));
+
 /** The product and env the caller acts on (from its key, or named by the admin key). */
 export async function scopeOf(
   ctx: Context,

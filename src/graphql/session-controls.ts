@@ -15,17 +15,17 @@ import {
   type PastDevice,
 } from '../domain/sessions/controls.js';
 import { MAX_PAGE_SIZE } from '../domain/paging.js';
-import { builder } from './builder.js';
+import { builder, type BuilderTypes } from './builder.js';
 import type { Context } from './context.js';
 import { connectionOf, connectionTypes, type Connection, type Edge } from './connection.js';
-import { MAX_USER_AGENT_CHARS, pagedCost, textCost } from './cost.js';
+import { pagedCost, textCost } from './cost.js';
 import { DEVICE_HISTORY_LIMIT } from '../domain/sessions/controls-rules.js';
 import { MAX_ACTOR_LENGTH } from '../domain/sessions/start.js';
 import { SessionEvent } from './events.js';
 import { ActivityEntry } from './insight.js';
-import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
-import { Session, VerifiedSession } from './sessions/index.js';
-import { tracked } from './tracking.js';
+import { scopeArgs, scopeForTag, scopeOf, sessionAddressArgs } from './scope.js';
+import { deviceFields, Session, VerifiedSession } from './sessions/index.js';
+import { tracked, trackedOnSession, type Subject } from './tracking.js';
 
 /**
  * The scopes a user-wide operation covers: the caller's env, or, for the admin key naming a
@@ -65,6 +65,13 @@ async function scopesUsingTag(ctx: Context, scopes: Scope[], tag: string): Promi
   return usable.length > 0 ? usable : scopes.slice(0, 1);
 }
 
+/** What the activity log records of a session these operations return, its actor included. */
+const sessionSubject = (s: SessionRow): Subject => ({
+  sessionId: s.id,
+  identifier: s.identifier,
+  actor: s.actor,
+});
+
 const userScopeArgs = builder.args((t) => ({
   product: t.string({
     description: 'Admin key only: the product’s tag. A secret key acts in its own product.',
@@ -80,12 +87,7 @@ const userScopeArgs = builder.args((t) => ({
 const PastDeviceRef = builder.objectRef<PastDevice>('PastDevice').implement({
   description: 'A device a session was used from before its current one.',
   fields: (t) => ({
-    userAgent: t.exposeString('userAgent', {
-      nullable: true,
-      description: 'Its User-Agent.',
-      complexity: textCost(MAX_USER_AGENT_CHARS),
-    }),
-    ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
+    ...deviceFields(t),
     until: t.field({
       type: 'DateTime',
       description: 'When the session moved to another device (at a refresh).',
@@ -195,19 +197,27 @@ const RevokeUserSessionsResult = builder
     }),
   });
 
+/** What a not-before revocation is: the tag it covers (null: all) and its instant. */
+type NotBeforeShape = { readonly tag: string | null; readonly notBefore: Date };
+
+/** The fields of a not-before revocation, for `NotBeforeRevocation` and `VerifierNotBefore`. */
+export const notBeforeFields = (
+  t: PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, NotBeforeShape>,
+  notBeforeDescription: string,
+) => ({
+  tag: t.exposeString('tag', {
+    nullable: true,
+    description: 'The session type it covers; null: every session of the environment.',
+  }),
+  notBefore: t.expose('notBefore', { type: 'DateTime', description: notBeforeDescription }),
+});
+
 const NotBeforeRevocation = builder
   .objectRef<{ count: number; notBefore: Date; tag: string | null }>('NotBeforeRevocation')
   .implement({
     description: 'A not-before revocation: sessions started before `notBefore` are revoked.',
     fields: (t) => ({
-      tag: t.exposeString('tag', {
-        nullable: true,
-        description: 'The session type it covers; null: every session of the environment.',
-      }),
-      notBefore: t.expose('notBefore', {
-        type: 'DateTime',
-        description: 'Sessions started before this instant never verify or refresh again.',
-      }),
+      ...notBeforeFields(t, 'Sessions started before this instant never verify or refresh again.'),
       count: t.exposeInt('count', {
         description:
           'How many sessions this call revoked (one REVOKED event each, reason not_before); 0 when listed.',
@@ -319,48 +329,37 @@ builder.mutationFields((t) => ({
       'Step-up: records that the user just proved who they are again (password, second factor...), so `verifySession(maxAge:)` accepts the session. Not for impersonation sessions (FORBIDDEN).',
     authScopes: { sessions: true },
     args: {
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
-      sessionId: t.arg.id({ required: true, description: 'The session id.' }),
+      ...sessionAddressArgs,
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) => {
-      const scope = await scopeForTag(ctx, args, args.tag);
-      const sessionId = String(args.sessionId);
-      return tracked(
+    resolve: (_root, args, ctx) =>
+      trackedOnSession(
         ctx,
-        scope,
-        args.tag,
+        args,
         'mark_fresh',
-        () => markSessionFresh(ctx.services, scope, args.tag, sessionId),
-        (s) => ({ sessionId: s.id, identifier: s.identifier, actor: s.actor }),
-        { sessionId },
-      );
-    },
+        (scope, sessionId) => markSessionFresh(ctx.services, scope, args.tag, sessionId),
+        sessionSubject,
+      ),
   }),
   setSessionDeviceName: t.field({
     type: Session,
     description: 'Gives a session’s device a display name, shown in lists; null clears it.',
     authScopes: { sessions: true },
     args: {
-      tag: t.arg.string({ required: true, description: 'The session type.' }),
-      sessionId: t.arg.id({ required: true, description: 'The session id.' }),
+      ...sessionAddressArgs,
       name: t.arg.string({
         description: `The name, 1 to ${MAX_DEVICE_NAME_LENGTH} characters; null to clear.`,
       }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) => {
-      const scope = await scopeForTag(ctx, args, args.tag);
-      const sessionId = String(args.sessionId);
-      return tracked(
+    resolve: (_root, args, ctx) =>
+      trackedOnSession(
         ctx,
-        scope,
-        args.tag,
+        args,
         'set_device_name',
-        () => setSessionDeviceName(ctx.services, scope, args.tag, sessionId, args.name ?? null),
-        (s) => ({ sessionId: s.id, identifier: s.identifier, actor: s.actor }),
-        { sessionId },
-      );
-    },
+        (scope, sessionId) =>
+          setSessionDeviceName(ctx.services, scope, args.tag, sessionId, args.name ?? null),
+        sessionSubject,
+      ),
   }),
 }));

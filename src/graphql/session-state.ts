@@ -12,20 +12,21 @@ import {
 import type { Scope } from '../domain/callers.js';
 import type { Operation } from '../domain/activity/index.js';
 import type { SessionRow } from '../db/schema.js';
-import { tracked } from './tracking.js';
+import { trackedOnSession } from './tracking.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
-import { scopeArgs, scopeForTag } from './scope.js';
+import { scopeArgs, sessionAddressArgs } from './scope.js';
 import { Session } from './sessions/session.js';
 
 /** Arguments that address one session, shared by every state operation. */
-const addressArgs = builder.args((t) => ({
-  tag: t.string({ required: true, description: 'The session type.' }),
-  sessionId: t.id({ required: true, description: 'The session id.' }),
-  expectedVersion: t.int({
-    description: 'Write only if the data is still at this version; CONFLICT otherwise.',
-  }),
-}));
+const addressArgs = {
+  ...sessionAddressArgs,
+  ...builder.args((t) => ({
+    expectedVersion: t.int({
+      description: 'Write only if the data is still at this version; CONFLICT otherwise.',
+    }),
+  })),
+};
 
 type AddressArgs = {
   tag: string;
@@ -35,27 +36,20 @@ type AddressArgs = {
   env?: string | null;
 };
 
-/** Resolves the caller's scope and the addressed session, then runs the operation. */
-async function onSession(
+/** Runs the operation on the addressed session, tracked. */
+function onSession(
   ctx: Context,
   args: AddressArgs,
   operation: Operation,
   run: (scope: Scope, address: SessionAddress) => Promise<SessionRow>,
 ): Promise<SessionRow> {
-  const scope = await scopeForTag(ctx, args, args.tag);
-  const address = {
-    tag: args.tag,
-    sessionId: String(args.sessionId),
-    expectedVersion: args.expectedVersion,
-  };
-  return tracked(
+  return trackedOnSession(
     ctx,
-    scope,
-    args.tag,
+    args,
     operation,
-    () => run(scope, address),
+    (scope, sessionId) =>
+      run(scope, { tag: args.tag, sessionId, expectedVersion: args.expectedVersion }),
     (s) => ({ sessionId: s.id, identifier: s.identifier }),
-    { sessionId: address.sessionId },
   );
 }
 

@@ -4,6 +4,7 @@ import type { Operation } from '../domain/activity/index.js';
 import { ServiceError } from '../domain/errors.js';
 import { TAG_PATTERN, UUID_PATTERN } from '../domain/validation.js';
 import type { Context } from './context.js';
+import { scopeForTag } from './scope.js';
 
 /** Where calls naming a tag that cannot exist are counted (it is not a valid tag itself). */
 export const INVALID_TAG = '(invalid tag)';
@@ -64,4 +65,22 @@ export async function tracked<T>(
     record('FAILURE', error instanceof ServiceError ? error.code : 'INTERNAL_SERVER_ERROR', {});
     throw error;
   }
+}
+
+/**
+ * Resolves the caller's scope for the session's tag (see {@link scopeForTag}), then runs the
+ * operation on that session, {@link tracked}.
+ */
+export async function trackedOnSession<T>(
+  ctx: Context,
+  args: { tag: string; sessionId: string | number; product?: string | null; env?: string | null },
+  operation: Operation,
+  run: (scope: Scope, sessionId: string) => Promise<T>,
+  subjectOf: (result: T) => Subject,
+): Promise<T> {
+  const scope = await scopeForTag(ctx, args, args.tag);
+  const sessionId = String(args.sessionId);
+  return tracked(ctx, scope, args.tag, operation, () => run(scope, sessionId), subjectOf, {
+    sessionId,
+  });
 }

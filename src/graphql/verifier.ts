@@ -23,6 +23,7 @@ import {
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeOf } from './scope.js';
+import { notBeforeFields } from './session-controls.js';
 
 /** Heartbeats: once a second by default; a verifier's `maxStalenessMs` should be a few of them. */
 const HEARTBEAT_MS = { default: 1_000, min: 100, max: 30_000 } as const;
@@ -165,16 +166,7 @@ const VerifierSnapshot = builder.objectRef<VerifierSnapshotPage>('VerifierSnapsh
 const VerifierNotBefore = builder.objectRef<VerifierNotBeforeShape>('VerifierNotBefore').implement({
   description:
     'A not-before revocation in force: sessions started before `notBefore` are SESSION_REVOKED, whether or not their REVOKED event came yet.',
-  fields: (t) => ({
-    tag: t.exposeString('tag', {
-      nullable: true,
-      description: 'The session type it covers; null: every session of the environment.',
-    }),
-    notBefore: t.expose('notBefore', {
-      type: 'DateTime',
-      description: 'Sessions started before this instant never verify again.',
-    }),
-  }),
+  fields: (t) => notBeforeFields(t, 'Sessions started before this instant never verify again.'),
 });
 
 /** One message of a verifier's feed: an entry, or a heartbeat. */
@@ -218,6 +210,17 @@ const VerifierFeedMessage = builder.objectRef<FeedMessage>('VerifierFeedMessage'
   }),
 });
 
+/** The arguments every verifier operation takes: the scope and the session types it follows. */
+const verifierArgs = {
+  ...scopeArgs,
+  ...builder.args((t) => ({
+    tags: t.stringList({
+      required: true,
+      description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
+    }),
+  })),
+};
+
 /** The tags and scope of a verifier's call: 1 to 20 tags the caller may use. */
 async function verifierScope(
   ctx: Context,
@@ -234,13 +237,7 @@ builder.queryFields((t) => ({
     description:
       'Key material for a local verifier (the client’s `createLocalVerifier`): per tag and key id in service, the key that opens tokens and the public key that checks who made them. Secret key (or admin) only.',
     authScopes: { sessions: true },
-    args: {
-      ...scopeArgs,
-      tags: t.arg.stringList({
-        required: true,
-        description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
-      }),
-    },
+    args: verifierArgs,
     resolve: async (_root, args, ctx) => {
       const { scope, tags } = await verifierScope(ctx, args);
       return verifierKeySet(
@@ -261,11 +258,7 @@ builder.queryFields((t) => ({
       multiplier: Math.min(Math.max(args.first ?? DEFAULT_SNAPSHOT_PAGE, 1), MAX_SNAPSHOT_PAGE),
     }),
     args: {
-      ...scopeArgs,
-      tags: t.arg.stringList({
-        required: true,
-        description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
-      }),
+      ...verifierArgs,
       first: t.arg.int({
         description: `Page size, 1 to ${MAX_SNAPSHOT_PAGE} (default ${DEFAULT_SNAPSHOT_PAGE}).`,
       }),
@@ -367,11 +360,7 @@ builder.subscriptionFields((t) => ({
       'What a local verifier follows after its snapshot: an entry for each revocation, end or change of a session of its tags, in commit order, and a heartbeat every `heartbeatMs` once everything committed before it was delivered.',
     authScopes: { sessions: true },
     args: {
-      ...scopeArgs,
-      tags: t.arg.stringList({
-        required: true,
-        description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
-      }),
+      ...verifierArgs,
       after: t.arg.id({
         required: true,
         description:

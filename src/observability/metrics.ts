@@ -20,26 +20,16 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly #started = new Counter({
-    name: 'sessions_started_total',
-    help: 'Sessions started.',
-    registers: [this.registry],
-  });
-  readonly #refreshed = new Counter({
-    name: 'sessions_refreshed_total',
-    help: 'Successful refreshes.',
-    registers: [this.registry],
-  });
-  readonly #revoked = new Counter({
-    name: 'session_revocations_total',
-    help: 'revokeSession and revokeAllSessions calls that succeeded.',
-    registers: [this.registry],
-  });
-  readonly #reuse = new Counter({
-    name: 'refresh_token_reuse_detected_total',
-    help: 'Rotated refresh tokens presented after the grace window (the session was revoked).',
-    registers: [this.registry],
-  });
+  readonly #started = this.#counter('sessions_started_total', 'Sessions started.');
+  readonly #refreshed = this.#counter('sessions_refreshed_total', 'Successful refreshes.');
+  readonly #revoked = this.#counter(
+    'session_revocations_total',
+    'revokeSession and revokeAllSessions calls that succeeded.',
+  );
+  readonly #reuse = this.#counter(
+    'refresh_token_reuse_detected_total',
+    'Rotated refresh tokens presented after the grace window (the session was revoked).',
+  );
   readonly #verifyFailures = new Counter({
     name: 'session_verify_failures_total',
     help: 'Failed verifies, by error code.',
@@ -52,6 +42,11 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
+
+  /** A counter with no labels, in this registry. */
+  #counter(name: string, help: string): Counter {
+    return new Counter({ name, help, registers: [this.registry] });
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -7,6 +7,20 @@ import type { SessionTokenClaims } from './session-token.js';
 /** The key id new session tokens are minted under unless configured otherwise. */
 export const DEFAULT_TOKEN_KID = 'k1';
 
+/** The value cached under `id`, derived and cached on its first use. */
+function cached<T>(
+  cache: { get(id: string): T | undefined; set(id: string, value: T): unknown },
+  id: string,
+  derive: () => T,
+): T {
+  let value = cache.get(id);
+  if (value === undefined) {
+    value = derive();
+    cache.set(id, value);
+  }
+  return value;
+}
+
 /**
  * Every key the server uses, derived with HKDF-SHA256 from the one master secret, per product and
  * environment, and cached as ready-to-use keys (importing raw bytes on every call is slow).
@@ -56,16 +70,13 @@ export class Keyring {
    */
   signedKeys(productId: string, env: string, tag: string, kid: string): Promise<SignedTokenKeys> {
     const id = `${productId}\u0000${env}\u0000${tag}\u0000${kid}`;
-    let keys = this.#signedKeys.get(id);
-    if (!keys) {
+    return cached(this.#signedKeys, id, () => {
       const derive = (label: string) =>
         new Uint8Array(
           hkdfSync('sha256', this.#master, 'session-token-v2', `${label}\u0000${id}`, 32),
         );
-      keys = signedTokenKeys(kid, derive('encryption-key'), derive('signing-seed'));
-      this.#signedKeys.set(id, keys);
-    }
-    return keys;
+      return signedTokenKeys(kid, derive('encryption-key'), derive('signing-seed'));
+    });
   }
 
   /** Whether tokens minted under this key id are still accepted. */
@@ -76,36 +87,27 @@ export class Keyring {
   /** The AES-256 key-wrapping key for session tokens of one product, env and key id. */
   tokenKey(productId: string, env: string, kid: string): Promise<CryptoKey> {
     const id = `${productId}\u0000${env}\u0000${kid}`;
-    let key = this.#tokenKeys.get(id);
-    if (!key) {
+    return cached(this.#tokenKeys, id, () => {
       const bytes = new Uint8Array(
         hkdfSync('sha256', this.#master, 'session-token', `token-key\u0000${id}`, 32),
       );
-      key = webcrypto.subtle.importKey('raw', bytes, 'AES-KW', false, ['wrapKey', 'unwrapKey']);
-      this.#tokenKeys.set(id, key);
-    }
-    return key;
+      return webcrypto.subtle.importKey('raw', bytes, 'AES-KW', false, ['wrapKey', 'unwrapKey']);
+    });
   }
 
   /** The box session data is sealed with at rest, per product and env. */
   dataBox(productId: string, env: string): SealedBox {
     const id = `${productId}\u0000${env}`;
-    let box = this.#dataBoxes.get(id);
-    if (!box) {
-      box = SealedBox.derive(this.#master, 'session-data', `data-key\u0000${id}`);
-      this.#dataBoxes.set(id, box);
-    }
-    return box;
+    return cached(this.#dataBoxes, id, () =>
+      SealedBox.derive(this.#master, 'session-data', `data-key\u0000${id}`),
+    );
   }
 
   /** The box webhook signing secrets are sealed with at rest, per product and env. */
   webhookSecretBox(productId: string, env: string): SealedBox {
     const id = `${productId}\u0000${env}`;
-    let box = this.#webhookBoxes.get(id);
-    if (!box) {
-      box = SealedBox.derive(this.#master, 'webhook-secret', `webhook-key\u0000${id}`);
-      this.#webhookBoxes.set(id, box);
-    }
-    return box;
+    return cached(this.#webhookBoxes, id, () =>
+      SealedBox.derive(this.#master, 'webhook-secret', `webhook-key\u0000${id}`),
+    );
   }
 }

@@ -10,6 +10,12 @@ import {
   jwtVerify,
   type JWTPayload,
 } from 'jose';
+import {
+  isCanonicalJwe,
+  signedTokenClaimsOf,
+  tokenClaimsOf,
+  type TokenClaims,
+} from '../contract/token.js';
 import { tokenExpired, tokenInvalid } from '../domain/errors.js';
 import type { Keyring } from './keyring.js';
 
@@ -120,21 +126,6 @@ export async function mintLegacySessionToken(
 }
 
 /**
- * Five base64url segments, each spelled exactly as we encode them: a token we minted has one
- * spelling only, so padding, whitespace or stray bits (which lenient decoders accept) make a
- * token invalid rather than a second spelling of a valid one.
- */
-function isCanonicalJwe(token: string): boolean {
-  const segments = token.split('.');
-  if (segments.length !== 5) return false;
-  return segments.every(
-    (segment) =>
-      /^[A-Za-z0-9_-]*$/.test(segment) &&
-      Buffer.from(segment, 'base64url').toString('base64url') === segment,
-  );
-}
-
-/**
  * Opens a session token and checks every claim in one place: algorithms pinned, issuer,
  * audience (product and env), tag, and expiry against the local clock with a small tolerance.
  * Throws TOKEN_INVALID or TOKEN_EXPIRED, never anything that says more.
@@ -218,17 +209,11 @@ async function openSignedClaims(
     }
     throw tokenInvalid();
   }
-  const claims = claimsOf(payload);
-  const { ver, sexp, idle } = payload;
-  if (
-    (ver !== undefined && typeof ver !== 'number') ||
-    (sexp !== undefined && typeof sexp !== 'number') ||
-    (idle !== undefined && typeof idle !== 'boolean')
-  ) {
-    throw tokenInvalid();
-  }
+  const claims = signedTokenClaimsOf(payload);
+  if (claims === undefined) throw tokenInvalid();
+  const { ver, sexp, idle } = claims;
   return {
-    ...claims,
+    ...serverClaimsOf(claims),
     ...(ver !== undefined ? { version: ver } : {}),
     ...(sexp !== undefined ? { sessionExpiresAt: new Date(sexp * 1000) } : {}),
     ...(idle !== undefined ? { idleTimeout: idle } : {}),
@@ -268,29 +253,18 @@ async function decryptClaims(
     }
     throw tokenInvalid();
   }
-  return claimsOf(payload);
+  const claims = tokenClaimsOf(payload);
+  if (claims === undefined) throw tokenInvalid();
+  return serverClaimsOf(claims);
 }
 
-/** The claims both formats carry, each of the expected type, or TOKEN_INVALID. */
-function claimsOf(payload: Record<string, unknown>): SessionTokenClaims {
-  const { sid, tag: tokenTag, data, sub, iat, exp } = payload;
-  if (
-    typeof sid !== 'string' ||
-    typeof tokenTag !== 'string' ||
-    typeof sub !== 'string' ||
-    typeof iat !== 'number' ||
-    typeof exp !== 'number' ||
-    data === null ||
-    typeof data !== 'object' ||
-    Array.isArray(data)
-  ) {
-    throw tokenInvalid();
-  }
+/** The claims both formats carry, as the server names them. */
+function serverClaimsOf({ sid, tag, sub, iat, exp, data }: TokenClaims): SessionTokenClaims {
   return {
     sessionId: sid,
-    tag: tokenTag,
+    tag,
     identifier: sub,
-    data: data as Record<string, unknown>,
+    data,
     issuedAt: new Date(iat * 1000),
     expiresAt: new Date(exp * 1000),
   };

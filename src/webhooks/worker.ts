@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Database, DatabaseHandle } from '../db/client.js';
 import { eq } from 'drizzle-orm';
 import { webhookEndpoints, type WebhookEndpointRow } from '../db/schema.js';
-import { EVENTS_CHANNEL, type EventsSignal } from '../domain/events.js';
+import { listenForEvents, type EventsSignal } from '../domain/events.js';
 import {
   claimDueEndpoints,
   dueHead,
@@ -80,21 +80,17 @@ export class WebhookWorker {
 
   /** Starts: queues what was committed while no instance ran, then follows notifications. */
   async start(): Promise<void> {
-    await this.#listen(
-      EVENTS_CHANNEL,
-      (payload) => {
-        try {
-          const signal = JSON.parse(payload) as EventsSignal;
-          // Scopes with no endpoint (as of the last pass) cost nothing: no query per event.
-          if (this.#scopesWithEndpoints.has(`${signal.productId}|${signal.env}`)) {
-            this.#enqueue([{ productId: signal.productId, env: signal.env }]);
-          }
-        } catch {
-          // Malformed: the periodic pass catches up anyway.
+    await listenForEvents(this.#listen, {
+      onSignal: (signal) => {
+        // Scopes with no endpoint (as of the last pass) cost nothing: no query per event.
+        if (this.#scopesWithEndpoints.has(`${signal.productId}|${signal.env}`)) {
+          this.#enqueue([{ productId: signal.productId, env: signal.env }]);
         }
       },
-      () => void this.#tick(),
-    );
+      // Malformed: the periodic pass catches up anyway.
+      onMalformed: () => {},
+      onListen: () => void this.#tick(),
+    });
     this.#schedule();
   }
 

@@ -3,7 +3,7 @@
  * verify tokens, and the mutations that issue tokens and end sessions. (The data and time
  * operations are in ../session-state.ts.)
  */
-export { Session } from './session.js';
+export { deviceFields, Session } from './session.js';
 export { VerifiedSession } from './queries.js';
 import './mutations.js';
 import './queries.js';

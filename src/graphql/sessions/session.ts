@@ -1,7 +1,7 @@
 import type { SessionRow } from '../../db/schema.js';
 import { ServiceError } from '../../domain/errors.js';
 import { idleExpiresAt, sessionData, sessionStatus } from '../../domain/sessions/index.js';
-import { builder } from '../builder.js';
+import { builder, type BuilderTypes } from '../builder.js';
 import { IDENTIFIER_COST, JSON_DATA_COST, MAX_USER_AGENT_CHARS, textCost } from '../cost.js';
 import type { Context } from '../context.js';
 import { SessionConfig } from '../session-configs.js';
@@ -22,16 +22,24 @@ const SessionStatus = builder.enumType('SessionStatus', {
   },
 });
 
-const Device = builder.objectRef<Pick<SessionRow, 'userAgent' | 'ip'>>('Device').implement({
-  description: 'The client a session was started from.',
-  fields: (t) => ({
-    userAgent: t.exposeString('userAgent', {
-      nullable: true,
-      description: 'Its User-Agent.',
-      complexity: textCost(MAX_USER_AGENT_CHARS),
-    }),
-    ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
+/** What a device is known by: the User-Agent and IP address a session was used with. */
+type DeviceShape = Pick<SessionRow, 'userAgent' | 'ip'>;
+
+/** The fields of a device, for `Device` and the `PastDevice` of a session's device history. */
+export const deviceFields = (
+  t: PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, DeviceShape>,
+) => ({
+  userAgent: t.exposeString('userAgent', {
+    nullable: true,
+    description: 'Its User-Agent.',
+    complexity: textCost(MAX_USER_AGENT_CHARS),
   }),
+  ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
+});
+
+const Device = builder.objectRef<DeviceShape>('Device').implement({
+  description: 'The client a session was started from.',
+  fields: deviceFields,
 });
 
 export const Session = builder.objectRef<SessionRow>('Session').implement({
