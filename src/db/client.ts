@@ -6,7 +6,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { hasErrorCode, isDatabaseUnavailable, isTransactionConflict } from './errors.js';
+import { hasErrorCode, isTransactionConflict } from './errors.js';
 import * as schema from './schema.js';
 
 /** The one database type the rest of the code uses, whichever driver is underneath. */
@@ -105,8 +105,8 @@ const jittered = (base: number) =>
  * times, after a short jittered wait) when it failed in a way that left nothing behind:
  * - Postgres aborted it for a deadlock (40P01) or a serialization failure (40001): it was
  *   rolled back whole, whatever the callback had done, so running it again is correct;
- * - it never began: the connection for it could not be had (no free slot on the server, a
- *   connection refused or dropped before BEGIN), so the callback never ran.
+ * - it never began: the server refused the connection for it at its start (no free slot,
+ *   or not accepting connections yet), so the callback never ran.
  * Anything else (or the last attempt's failure) is thrown as it is. A callback must therefore
  * keep its effects inside the transaction, as every callback here does.
  */
@@ -123,7 +123,10 @@ function retryingTransactions(db: Database, count: StatementCount): Database {
           return callback(tx);
         }, config);
       } catch (error) {
-        const retriable = isTransactionConflict(error) || (!began && isDatabaseUnavailable(error));
+        // Only a refusal at connect is retried before BEGIN: it comes at once, where a connect
+        // timeout already took its whole wait, and waiting it again would only multiply it.
+        const refused = hasErrorCode(error, (code) => REFUSED_AT_CONNECT.has(code));
+        const retriable = isTransactionConflict(error) || (!began && refused);
         if (!retriable || attempt >= TRANSACTION_ATTEMPTS) throw error;
         await jittered(FIRST_RETRY_DELAY_MS * 2 ** (attempt - 1));
       }
