@@ -94,7 +94,7 @@ describe('webhooks across instances', () => {
           where a.succeeded and p.tag = ${product.tag}`,
     );
     expect(rowsOf<{ n: number }>(succeeded)[0]?.n).toBe(4 * 150);
-    expect(made[0]! + made[1]!).toBeGreaterThanOrEqual(4 * 150);
+    // (Attempts are not summed here: another test file's worker on this database may take some.)
     expect(Math.min(made[0]!, made[1]!)).toBeGreaterThan(0);
   }, 300_000);
 
