@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { afterAll, describe, expect, it } from 'vitest';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { generateAdminKey } from '../src/domain/keys.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
@@ -29,6 +30,36 @@ const CREATE = `mutation($input: CreateWebhookEndpointInput!) { createWebhookEnd
 
 const increasing = (ids: number[]) => ids.every((id, i) => i === 0 || id > ids[i - 1]!);
 
+/**
+ * On Postgres this file gets a database of its own: delivery workers claim endpoints across the
+ * whole database, so another file's worker (test/webhooks.test.ts) on the shared one could take
+ * this file's deliveries, and the counts of who delivered what would be off.
+ */
+let databaseUrl: string | undefined;
+beforeAll(async () => {
+  if (!TEST_DATABASE_URL) return;
+  const url = new URL(TEST_DATABASE_URL);
+  const name = `${url.pathname.slice(1)}_webhooks_instances`;
+  const admin = postgres({ ...urlParts(url), database: 'postgres', max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists "${name}" with (force)`);
+    await admin.unsafe(`create database "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  url.pathname = `/${name}`;
+  databaseUrl = url.toString();
+});
+
+function urlParts(url: URL) {
+  return {
+    host: url.hostname,
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username || 'postgres'),
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+  };
+}
+
 describe('webhooks across instances', () => {
   const cleanups: (() => Promise<void>)[] = [];
   afterAll(async () => {
@@ -40,7 +71,7 @@ describe('webhooks across instances', () => {
     const settings = { ...TEST_WEBHOOKS, concurrency: 2, timeoutMs: 15_000 };
     // Instances on one database share one SESSION_SECRET (the server refuses to start otherwise).
     const sessionSecret = TEST_SESSION_SECRET;
-    const first: TestApp = await createTestApp({ webhooks: settings, sessionSecret });
+    const first: TestApp = await createTestApp({ webhooks: settings, sessionSecret, databaseUrl });
     cleanups.push(() => first.close());
     const second = await createTestApp({
       database: first.database,
@@ -105,7 +136,7 @@ describe('webhooks across instances', () => {
     const env = {
       ADMIN_KEY: adminKey,
       DATA_DIR: dataDir,
-      ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}),
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
       WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
       WEBHOOK_POLL_INTERVAL_MS: '100',
       WEBHOOK_RETRY_BASE_MS: '20',
