@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -108,6 +109,58 @@ describe('readiness', () => {
         if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
       }
       expect(ready).toBe(200);
+    },
+  );
+
+  it.runIf(TEST_DATABASE_URL)(
+    'a connection lost right after it is set up fails the statement on it, and nothing else (no unhandled rejection)',
+    async () => {
+      const target = new URL(TEST_DATABASE_URL!);
+      // Forwards the startup; once the server has said "ready for query" (a 'Z' message), the
+      // first thing the client sends next resets both sockets.
+      const sockets = new Set<net.Socket>();
+      const proxy = net.createServer((client) => {
+        const upstream = net.connect(Number(target.port || 5432), target.hostname);
+        let ready = false;
+        for (const s of [client, upstream]) {
+          sockets.add(s);
+          s.on('error', () => {});
+          s.on('close', () => sockets.delete(s));
+        }
+        upstream.on('data', (chunk: Buffer) => {
+          if (chunk.includes(Buffer.from([0x5a, 0, 0, 0, 5]))) ready = true;
+          client.write(chunk);
+        });
+        client.on('data', (chunk: Buffer) => {
+          if (ready) {
+            client.destroy();
+            upstream.destroy();
+          } else upstream.write(chunk);
+        });
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      cleanups.push(async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      });
+      const viaProxy = new URL(TEST_DATABASE_URL!);
+      viaProxy.hostname = '127.0.0.1';
+      viaProxy.port = String((proxy.address() as net.AddressInfo).port);
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const database = await openDatabase({
+          databaseUrl: viaProxy.toString(),
+          maxConnections: 2,
+        });
+        cleanups.push(() => database.close());
+        for (let i = 0; i < 3; i++) await expect(database.ping()).rejects.toThrow();
+        await new Promise((r) => setTimeout(r, 200));
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+      expect(unhandled).toEqual([]);
     },
   );
 

@@ -208,6 +208,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       max: options.maxConnections ?? 10,
       onnotice: () => {},
       connect_timeout: 5,
+      // No array-type lookup on connect: drizzle reads and writes arrays itself, and postgres.js
+      // runs that lookup as a promise nobody awaits, so a connection lost during it (a failover,
+      // a cut network) became an unhandled rejection that ends the process.
+      fetch_types: false,
     });
     const db = retryingTransactions(
       drizzlePostgres(retryingRefusedConnections(client), {
@@ -228,7 +232,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         const { migrate } = await import('drizzle-orm/postgres-js/migrator');
         // One dedicated connection holds the lock while it migrates, so that instances starting
         // together apply each migration exactly once.
-        const lockClient = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+        const lockClient = postgres(url, {
+          max: 1,
+          onnotice: () => {},
+          connect_timeout: 5,
+          fetch_types: false,
+        });
         try {
           await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
           try {
