@@ -542,6 +542,7 @@ describe('query limits over graphql-ws', () => {
     const client = wsClient(server.wsUrl, key);
     const closes: number[] = [];
     client.on('closed', (event) => closes.push((event as { code: number }).code));
+    const before = t.services.events.subscriberCount;
     // A subscription on the same connection (it also keeps the lazy client's socket open).
     const events = subscribeWs<{ type: string; sessionId: string }>(
       client,
@@ -564,7 +565,8 @@ describe('query limits over graphql-ws', () => {
         errors: [expect.objectContaining({ message: expect.stringMatching(/Token limit/) })],
       });
       expect(closes).toEqual([]);
-      // The subscription still delivers.
+      // The subscription still delivers (once it holds its position in the stream).
+      await waitUntil(() => t.services.events.subscriberCount > before, 'the subscription to open');
       const session = await start(t, key, tag);
       const [event] = await events.waitFor(1, 5_000);
       expect(event).toEqual({ type: 'STARTED', sessionId: session.sessionId });

@@ -200,8 +200,9 @@ describe('revocation events', () => {
     const product = await newProduct(t);
     const tag = await newConfig(t, product.secret.dev);
     const client = wsClient(server.wsUrl, product.secret.dev);
+    const before = t.services.events.subscriberCount;
     const received = subscribeWs<Event>(client, REVOKED_SUB, { tag }, 'sessionRevoked');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil(() => t.services.events.subscriberCount > before, 'the subscription');
     const session = await start(t, product.secret.dev, tag);
     await ok(t.app, {
       key: product.secret.dev,
@@ -223,6 +224,7 @@ describe('revocation events', () => {
   it('an SSE subscriber hears a revocation', async () => {
     const product = await newProduct(t);
     const tag = await newConfig(t, product.secret.dev);
+    const before = t.services.events.subscriberCount;
     const received = subscribeSse<Event>(
       server.url,
       product.secret.dev,
@@ -231,7 +233,7 @@ describe('revocation events', () => {
       'sessionRevoked',
     );
     expect(await received.status).toBe(200);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil(() => t.services.events.subscriberCount > before, 'the subscription');
     const session = await start(t, product.secret.dev, tag);
     await ok(t.app, {
       key: product.secret.dev,
