@@ -66,11 +66,15 @@ export const builder = new SchemaBuilder<{
 builder.addScalarType('JSON', JSONResolver);
 builder.addScalarType('DateTime', DateTimeResolver);
 
+// Every root field is the session management API: a secret key, or the admin key. The rule is
+// written here once; the few admin-only fields add `authScopes: { admin: true }` of their own.
 builder.queryType({
   description: 'Read session configs and sessions, verify tokens, and (admin) list products.',
+  authScopes: { sessions: true },
 });
 builder.mutationType({
   description: 'Manage session configs and sessions, and (admin) products and keys.',
+  authScopes: { sessions: true },
 });
 
 /** The builder's type parameters, to type what is written apart from one type's declaration. */

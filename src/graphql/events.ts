@@ -101,7 +101,6 @@ builder.queryField('latestSessionEventId', (t) =>
     nullable: true,
     description:
       'The id of the newest event in the caller’s product and env (null when there is none): subscribe with it as `after` and nothing committed from now on can be missed, even before the first event arrives.',
-    authScopes: { sessions: true },
     args: { ...scopeArgs },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);
@@ -113,6 +112,8 @@ builder.queryField('latestSessionEventId', (t) =>
 
 builder.subscriptionType({
   description: 'Live session events, over GraphQL over WebSocket (graphql-ws) or over SSE.',
+  // As for queries and mutations (builder.ts), checked when a subscription starts.
+  authScopes: { sessions: true },
 });
 
 builder.subscriptionFields((t) => ({
@@ -120,7 +121,6 @@ builder.subscriptionFields((t) => ({
     type: SessionEvent,
     description:
       'Each revocation in the caller’s product and env (logout, revoke all, reuse detected, config deleted), optionally for one tag and one user.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       tag: t.arg.string({ description: 'Only this session type.' }),
@@ -134,7 +134,6 @@ builder.subscriptionFields((t) => ({
     type: SessionEvent,
     description:
       'Every session event in the caller’s product and env, filtered by tag, user and type. With `after`, what was missed is replayed first, in order.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       tag: t.arg.string({ description: 'Only this session type.' }),

@@ -239,7 +239,6 @@ builder.queryFields((t) => ({
   sessionUsers: t.field({
     type: SessionUserConnection,
     description: 'Everyone who has had a session of a tag, by last seen (Ductape’s fetchUsers).',
-    authScopes: { sessions: true },
     complexity: pagedCost,
     args: {
       ...sessionTypeArgs,
@@ -258,7 +257,6 @@ builder.queryFields((t) => ({
     nullable: true,
     description:
       'One user of a tag with their session history (Ductape’s fetchUserDetails); null if unknown.',
-    authScopes: { sessions: true },
     args: {
       ...sessionTypeArgs,
       identifier: t.arg.string({ required: true, description: 'The user.' }),
@@ -273,7 +271,6 @@ builder.queryFields((t) => ({
     type: ActivityConnection,
     description:
       'Operations on sessions, newest first (Ductape’s fetchActivityLogs). Every operation is logged except successful verifies, which are counted in the dashboard instead.',
-    authScopes: { sessions: true },
     complexity: pagedCost,
     args: {
       ...scopeArgs,
@@ -297,7 +294,6 @@ builder.queryFields((t) => ({
     type: SessionDashboard,
     description:
       'Dashboard figures for a tag over [from, to), grouped by period (Ductape’s fetchDashboard).',
-    authScopes: { sessions: true },
     complexity: (args) => dashboardCost(args),
     args: {
       ...sessionTypeArgs,

@@ -204,7 +204,6 @@ builder.queryFields((t) => ({
     type: [SessionConfig],
     description:
       'Every session config the caller’s environment may use (its own and the product-wide ones), oldest first (Ductape’s fetchAll).',
-    authScopes: { sessions: true },
     // As many as a product may hold.
     complexity: { field: 1, multiplier: MAX_CONFIGS_PER_PRODUCT_BOUND },
     args: scopeArgs,
@@ -219,7 +218,6 @@ builder.queryFields((t) => ({
     nullable: true,
     description:
       'One session config by tag, or null (Ductape’s fetch); FORBIDDEN for a config of another environment.',
-    authScopes: { sessions: true },
     args: {
       tag: t.arg.string({ required: true, description: 'The config’s tag.' }),
       ...scopeArgs,
@@ -237,7 +235,6 @@ builder.mutationFields((t) => ({
     type: SessionConfig,
     description:
       'Creates a session type, owned by the key’s environment (or product-wide with `shared`). BAD_USER_INPUT names the field at fault; CONFLICT when the tag is taken; LIMIT_EXCEEDED at MAX_CONFIGS_PER_PRODUCT.',
-    authScopes: { sessions: true },
     args: {
       input: t.arg({
         type: CreateSessionConfigInput,
@@ -259,7 +256,6 @@ builder.mutationFields((t) => ({
     type: SessionConfig,
     description:
       'Changes only the given fields of a session config. Live sessions keep the tokens they have. FORBIDDEN on another environment’s config, and on a product-wide one but with the admin key.',
-    authScopes: { sessions: true },
     args: {
       tag: t.arg.string({ required: true, description: 'The config to change.' }),
       input: t.arg({
@@ -280,7 +276,6 @@ builder.mutationFields((t) => ({
   deleteSessionConfig: t.boolean({
     description:
       'Deletes a session config and revokes all its sessions (in every environment for a product-wide one). True when done.',
-    authScopes: { sessions: true },
     args: {
       tag: t.arg.string({ required: true, description: 'The config to delete.' }),
       ...scopeArgs,

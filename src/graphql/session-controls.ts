@@ -230,7 +230,6 @@ builder.queryFields((t) => ({
     type: UserSessionConnection,
     description:
       'One user’s active sessions across every session type of the environment (or one `tag`), newest first; the admin key naming only a product covers all its environments. Pass the caller’s own session token as `currentToken` to mark its session.',
-    authScopes: { sessions: true },
     complexity: pagedCost,
     args: {
       identifier: t.arg.string({ required: true, description: 'The user, up to 256 characters.' }),
@@ -264,7 +263,6 @@ builder.queryFields((t) => ({
     type: [NotBeforeRevocation],
     description:
       'The not-before revocations in force in the environment (at most 101: one per session type and one for the whole env).',
-    authScopes: { sessions: true },
     // One watermark per config a product may hold, and one for the env.
     complexity: { field: 1, multiplier: MAX_PAGE_SIZE + 1 },
     args: { ...scopeArgs },
@@ -280,7 +278,6 @@ builder.mutationFields((t) => ({
     type: RevokeUserSessionsResult,
     description:
       'Signs a user out everywhere: revokes every active session of the identifier across all session types of the environment (the admin key naming only a product: of every environment), impersonations included, but `exceptSessionId`. One REVOKED event per session (reason signed_out_everywhere).',
-    authScopes: { sessions: true },
     args: {
       identifier: t.arg.string({ required: true, description: 'The user, up to 256 characters.' }),
       exceptSessionId: t.arg.id({ description: 'A session to keep (the current one).' }),
@@ -301,7 +298,6 @@ builder.mutationFields((t) => ({
     type: NotBeforeRevocation,
     description:
       'Not-before revocation (after a key leak or a breach): revokes every session of `tag` (or, without it, of the whole environment) started before `before` (default: now), keeping the config. Verify and refresh refuse those sessions from the moment this starts; the rows are marked in batches of 500, each with its REVOKED events (reason not_before). Run it again to finish an interrupted call.',
-    authScopes: { sessions: true },
     args: {
       tag: t.arg.string({
         description: 'The session type; leave out for every session of the env.',
@@ -327,7 +323,6 @@ builder.mutationFields((t) => ({
     type: Session,
     description:
       'Step-up: records that the user just proved who they are again (password, second factor...), so `verifySession(maxAge:)` accepts the session. Not for impersonation sessions (FORBIDDEN).',
-    authScopes: { sessions: true },
     args: {
       ...sessionAddressArgs,
       ...scopeArgs,
@@ -344,7 +339,6 @@ builder.mutationFields((t) => ({
   setSessionDeviceName: t.field({
     type: Session,
     description: 'Gives a session’s device a display name, shown in lists; null clears it.',
-    authScopes: { sessions: true },
     args: {
       ...sessionAddressArgs,
       name: t.arg.string({

@@ -58,7 +58,6 @@ builder.mutationFields((t) => ({
     type: Session,
     description:
       'Replaces the session’s data (checked against the config’s schema); bumps `version`.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       ...addressArgs,
@@ -73,7 +72,6 @@ builder.mutationFields((t) => ({
     type: Session,
     description:
       'Deep-merges into the session’s data: objects merge key by key; arrays, scalars and null replace. Bumps `version`.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       ...addressArgs,
@@ -87,7 +85,6 @@ builder.mutationFields((t) => ({
   setSessionValue: t.field({
     type: Session,
     description: 'Sets one top-level key of the data. Bumps `version`.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       ...addressArgs,
@@ -102,7 +99,6 @@ builder.mutationFields((t) => ({
   removeSessionValue: t.field({
     type: Session,
     description: 'Removes one top-level key of the data (absent is fine). Bumps `version`.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       ...addressArgs,
@@ -116,7 +112,6 @@ builder.mutationFields((t) => ({
   clearSessionData: t.field({
     type: Session,
     description: 'Empties the data (`{}`). Bumps `version`.',
-    authScopes: { sessions: true },
     args: { ...scopeArgs, ...addressArgs },
     resolve: (_root, args, ctx) =>
       onSession(ctx, args, 'clear_data', (scope, address) =>
@@ -126,7 +121,6 @@ builder.mutationFields((t) => ({
   touchSession: t.field({
     type: Session,
     description: 'Records activity now, which pushes back the idle timeout.',
-    authScopes: { sessions: true },
     args: { ...scopeArgs, ...addressArgs },
     resolve: (_root, args, ctx) =>
       onSession(ctx, args, 'touch', (scope, address) => touchSession(ctx.services, scope, address)),
@@ -135,7 +129,6 @@ builder.mutationFields((t) => ({
     type: Session,
     description:
       'Moves `expiresAt` later by `seconds` (from now if it had passed); the session’s tokens verify until then. Never past the refresh token’s expiry.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       ...addressArgs,
@@ -150,7 +143,6 @@ builder.mutationFields((t) => ({
     type: Session,
     description:
       'Sets `expiresAt` to an instant in the future, no later than the refresh token’s expiry.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       ...addressArgs,

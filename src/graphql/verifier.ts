@@ -236,7 +236,6 @@ builder.queryFields((t) => ({
     type: VerifierKeySet,
     description:
       'Key material for a local verifier (the client’s `createLocalVerifier`): per tag and key id in service, the key that opens tokens and the public key that checks who made them. Secret key (or admin) only.',
-    authScopes: { sessions: true },
     args: verifierArgs,
     resolve: async (_root, args, ctx) => {
       const { scope, tags } = await verifierScope(ctx, args);
@@ -252,7 +251,6 @@ builder.queryFields((t) => ({
     type: VerifierSnapshot,
     description:
       'What a local verifier syncs before following `verifierFeed`: the revoked, ended or changed sessions of some tags whose tokens may still be unexpired, by pages.',
-    authScopes: { sessions: true },
     complexity: (args) => ({
       field: 1,
       multiplier: Math.min(Math.max(args.first ?? DEFAULT_SNAPSHOT_PAGE, 1), MAX_SNAPSHOT_PAGE),
@@ -358,7 +356,6 @@ builder.subscriptionFields((t) => ({
     type: VerifierFeedMessage,
     description:
       'What a local verifier follows after its snapshot: an entry for each revocation, end or change of a session of its tags, in commit order, and a heartbeat every `heartbeatMs` once everything committed before it was delivered.',
-    authScopes: { sessions: true },
     args: {
       ...verifierArgs,
       after: t.arg.id({

@@ -248,7 +248,6 @@ builder.queryFields((t) => ({
   webhookEndpoints: t.field({
     type: [WebhookEndpoint],
     description: 'The webhook endpoints of the caller’s product and env, oldest first.',
-    authScopes: { sessions: true },
     args: { ...scopeArgs },
     complexity: { field: 1, multiplier: ENDPOINTS_LIST_COST },
     resolve: async (_root, args, ctx) => listEndpoints(ctx.services.db, await scopeOf(ctx, args)),
@@ -257,7 +256,6 @@ builder.queryFields((t) => ({
     type: WebhookEndpoint,
     description:
       'One webhook endpoint of the caller’s product and env (NOT_FOUND for any other’s).',
-    authScopes: { sessions: true },
     args: { ...scopeArgs, id: t.arg.id({ required: true, ...idArg }) },
     resolve: async (_root, args, ctx) =>
       getEndpoint(ctx.services.db, await scopeOf(ctx, args), String(args.id)),
@@ -269,7 +267,6 @@ builder.mutationFields((t) => ({
     type: WebhookEndpointWithSecret,
     description:
       'Creates an endpoint that receives the session events committed from now on, with its signing secret (shown once). Secret keys for their env; the admin key for any.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       input: t.arg({
@@ -284,7 +281,6 @@ builder.mutationFields((t) => ({
   updateWebhookEndpoint: t.field({
     type: WebhookEndpoint,
     description: 'Changes an endpoint’s URL, description, event types, or enables/disables it.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       id: t.arg.id({ required: true, ...idArg }),
@@ -301,7 +297,6 @@ builder.mutationFields((t) => ({
     type: WebhookEndpoint,
     description:
       'Stops delivering to an endpoint (`updateWebhookEndpoint` with `enabled: true` resumes).',
-    authScopes: { sessions: true },
     args: { ...scopeArgs, id: t.arg.id({ required: true, ...idArg }) },
     resolve: async (_root, args, ctx) =>
       updateEndpoint(ctx.services.webhooks, await scopeOf(ctx, args), String(args.id), {
@@ -310,7 +305,6 @@ builder.mutationFields((t) => ({
   }),
   deleteWebhookEndpoint: t.id({
     description: 'Deletes an endpoint with its deliveries; returns its id.',
-    authScopes: { sessions: true },
     args: { ...scopeArgs, id: t.arg.id({ required: true, ...idArg }) },
     resolve: async (_root, args, ctx) =>
       deleteEndpoint(ctx.services.db, await scopeOf(ctx, args), String(args.id)),
@@ -319,7 +313,6 @@ builder.mutationFields((t) => ({
     type: WebhookEndpointWithSecret,
     description:
       'Gives an endpoint a new signing secret (shown once). The previous one keeps signing beside it for `overlapSeconds`, so receivers switch without a gap.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       id: t.arg.id({ required: true, ...idArg }),
@@ -339,7 +332,6 @@ builder.mutationFields((t) => ({
     type: WebhookDelivery,
     description:
       'Sends a delivery again, now, with a fresh run of attempts and the same `webhook-id`.',
-    authScopes: { sessions: true },
     args: {
       ...scopeArgs,
       deliveryId: t.arg.id({

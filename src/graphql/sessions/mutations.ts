@@ -111,7 +111,6 @@ builder.mutationFields((t) => ({
   startSession: t.field({
     type: SessionTokens,
     description: 'Starts a session: returns the session token, the refresh token and the expiry.',
-    authScopes: { sessions: true },
     args: {
       input: t.arg({
         type: StartSessionInput,
@@ -136,7 +135,6 @@ builder.mutationFields((t) => ({
     type: SessionTokens,
     description:
       'Exchanges a refresh token for a new pair. Racing refreshes with one token get the same pair; a spent token replayed later revokes the session (REFRESH_TOKEN_REUSED).',
-    authScopes: { sessions: true },
     args: {
       refreshToken: t.arg.string({ required: true, description: 'The refresh token.' }),
       device: t.arg({
@@ -169,7 +167,6 @@ builder.mutationFields((t) => ({
   revokeSession: t.field({
     type: Session,
     description: 'Ends one session (logout) everywhere on the next verify. Idempotent.',
-    authScopes: { sessions: true },
     args: {
       sessionId: t.arg.id({
         required: true,
@@ -194,7 +191,6 @@ builder.mutationFields((t) => ({
     type: RevokeAllResult,
     description:
       'Ends every session of a user under a tag (log out all devices), but the one excluded if any.',
-    authScopes: { sessions: true },
     args: {
       identifier: t.arg.string({ required: true, description: 'The user.' }),
       excludeSessionId: t.arg.id({ description: 'A session to keep (the current one).' }),

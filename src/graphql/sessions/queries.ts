@@ -97,7 +97,6 @@ builder.queryFields((t) => ({
   sessions: t.field({
     type: SessionConnection,
     description: 'A user’s active sessions under a tag, newest first (Ductape’s sessions.list).',
-    authScopes: { sessions: true },
     complexity: pagedCost,
     args: {
       identifier: t.arg.string({ required: true, description: 'The user.' }),
@@ -116,7 +115,6 @@ builder.queryFields((t) => ({
     nullable: true,
     description:
       'One session of the product and env by id, whatever its status; null when there is none.',
-    authScopes: { sessions: true },
     args: {
       id: t.arg.id({ required: true, description: 'The session id.' }),
       ...scopeArgs,
@@ -128,7 +126,6 @@ builder.queryFields((t) => ({
     type: VerifiedSession,
     description:
       'Checks a session token and returns its data. TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED otherwise.',
-    authScopes: { sessions: true },
     args: {
       tag: t.arg.string({
         required: true,
@@ -146,7 +143,6 @@ builder.queryFields((t) => ({
   isSessionValid: t.boolean({
     description:
       'True when the token verifies; false (no error) when it is invalid, expired or revoked.',
-    authScopes: { sessions: true },
     args: {
       token: t.arg.string({ required: true, description: 'The session token.' }),
       ...sessionTypeArgs,
