@@ -105,7 +105,11 @@ describe('ids and cursors per product', () => {
     await trafficOf(t, theirs.secret.dev, theirTag, 10);
     await Promise.all([
       trafficOf(t, theirs.secret.dev, theirTag, 10),
-      Promise.all(Array.from({ length: 4 }, () => start(t, key, tag))),
+      // My 4 starts one after another (their operation times, and so the log's order, are then
+      // those of their ids), while the other product writes.
+      (async () => {
+        for (let i = 0; i < 4; i++) await start(t, key, tag);
+      })(),
     ]);
     const page = await logPage(t, key, 2);
     // Newest first: 4 starts are entries 4..1.
