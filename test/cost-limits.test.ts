@@ -1,12 +1,13 @@
 import {
   getNamedType,
+  parse,
   isListType,
   isNonNullType,
   isObjectType,
   type GraphQLOutputType,
 } from 'graphql';
 import { expect } from 'vitest';
-import { COST, JSON_DATA_COST, defaultFieldCost } from '../src/graphql/cost.js';
+import { COST, JSON_DATA_COST, costVariables, defaultFieldCost } from '../src/graphql/cost.js';
 import { schema } from '../src/graphql/index.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { afterAll, beforeAll, describe, it } from './support/test.js';
@@ -145,6 +146,44 @@ describe('the cost model refuses what would build a huge response, before anythi
     );
     const byDefault = await ok(t.app, { key, query: query(10), variables: { tag } });
     expect((byDefault.a9 as { nodes: unknown[] }).nodes).toHaveLength(20);
+  });
+
+  it('one document weighs what each request’s variables say: costs worked out once are never another request’s', async ({
+    t,
+  }) => {
+    // One query text (one parsed document), asked with a small, a large and again a small page.
+    const query = `query($tag: String!, $first: Int) { ${aliases(20, (a) => `${a}: sessions(tag: $tag, identifier: "heavy", first: $first) { nodes { data } }`)} }`;
+    await ok(t.app, { key, query, variables: { tag, first: 1 } });
+    expectLimitExceeded(await gql(t.app, { key, query, variables: { tag, first: 100 } }));
+    await ok(t.app, { key, query, variables: { tag, first: 1 } });
+    expectLimitExceeded(await gql(t.app, { key, query, variables: { tag, first: 100 } }));
+    // A variable left out takes its default; one sent as null is null (the default page, 20).
+    const withDefault = `query($tag: String!, $first: Int = 100) { ${aliases(10, (a) => `${a}: sessions(tag: $tag, identifier: "heavy", first: $first) { nodes { data } }`)} }`;
+    expectLimitExceeded(await gql(t.app, { key, query: withDefault, variables: { tag } }));
+    const asNull = await ok(t.app, { key, query: withDefault, variables: { tag, first: null } });
+    expect((asNull.a9 as { nodes: unknown[] }).nodes).toHaveLength(20);
+    expectLimitExceeded(await gql(t.app, { key, query: withDefault, variables: { tag } }));
+    // Each operation of a document is weighed as itself.
+    const two = `query Small($tag: String!) { sessions(tag: $tag, identifier: "heavy", first: 1) { nodes { id } } } query Large($tag: String!) { ${aliases(20, (a) => `${a}: sessions(tag: $tag, identifier: "heavy", first: 100) { nodes { data } }`)} }`;
+    await ok(t.app, { key, query: two, operationName: 'Small', variables: { tag } });
+    expectLimitExceeded(
+      await gql(t.app, { key, query: two, operationName: 'Large', variables: { tag } }),
+    );
+  });
+
+  it('the variables a cost reads are those of arguments whose weight depends on them', () => {
+    const names = (query: string) => costVariables(schema, parse(query));
+    expect(names(VERIFY)).toEqual([]);
+    expect(
+      names(
+        'query($tag: String!, $first: Int, $after: String) { sessions(tag: $tag, identifier: "u", first: $first, after: $after) { nodes { id } } }',
+      ),
+    ).toEqual(['after', 'first', 'tag']);
+    expect(
+      names(
+        'query($from: DateTime!, $to: DateTime!, $g: DashboardGrouping!) { sessionDashboard(from: $from, to: $to, groupBy: $g) { activeSessions } }',
+      ),
+    ).toEqual(expect.arrayContaining(['from', 'to', 'g']));
   });
 
   it('a refused request runs nothing: no resolver, no SQL', async ({ t }) => {

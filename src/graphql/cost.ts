@@ -1,4 +1,13 @@
-import { GraphQLError, getNamedType, isListType, isNonNullType, validate } from 'graphql';
+import {
+  GraphQLError,
+  TypeInfo,
+  getNamedType,
+  isListType,
+  isNonNullType,
+  validate,
+  visit,
+  visitWithTypeInfo,
+} from 'graphql';
 import type {
   DocumentNode,
   ExecutionArgs,
@@ -98,6 +107,9 @@ function isList(type: GraphQLOutputType): boolean {
 /**
  * The cost of the operation a request runs (every operation of the document when it names
  * none), or null when the document or its variables are not valid: execution reports that.
+ * Worked out once per document, operation and value of the variables the cost reads
+ * ({@link costVariables}); a verify's token, say, is not one of them, so the same query costs one
+ * walk, not one per request.
  */
 export function operationCost(
   schema: GraphQLSchema,
@@ -105,10 +117,67 @@ export function operationCost(
   variableValues: Record<string, unknown> | null | undefined,
   operationName: string | null | undefined,
 ): number | null {
+  let known = costs.get(document);
+  if (!known || known.schema !== schema) {
+    known = { schema, names: costVariables(schema, document), byKey: new Map() };
+    costs.set(document, known);
+  }
+  const values = variableValues ?? {};
+  // An absent variable (its default applies) and a null one are told apart.
+  const key = `${operationName ?? ''}\u0000${JSON.stringify(
+    known.names.map((name) => (Object.hasOwn(values, name) ? [values[name]] : [])),
+  )}`;
+  const cached = known.byKey.get(key);
+  if (cached !== undefined) return cached;
+  const cost = walkCost(schema, document, values, operationName);
+  if (key.length <= MAX_COST_KEY_CHARS) {
+    if (known.byKey.size >= COSTS_PER_DOCUMENT) known.byKey.clear();
+    known.byKey.set(key, cost);
+  }
+  return cost;
+}
+
+/** Costs worked out, per parsed document (Yoga's parser cache hands out the same object). */
+const costs = new WeakMap<
+  DocumentNode,
+  { schema: GraphQLSchema; names: string[]; byKey: Map<string, number | null> }
+>();
+const COSTS_PER_DOCUMENT = 64;
+const MAX_COST_KEY_CHARS = 1_024;
+
+/**
+ * The variables a document's cost can depend on: those in the arguments of fields whose cost is
+ * a function of their arguments (pages, dashboard ranges). {@link defaultFieldCost} reads none.
+ * The cost model reads no directive (`@skip`, `@include` weigh as if included).
+ */
+export function costVariables(schema: GraphQLSchema, document: DocumentNode): string[] {
+  const names = new Set<string>();
+  const typeInfo = new TypeInfo(schema);
+  visit(
+    document,
+    visitWithTypeInfo(typeInfo, {
+      Field(node) {
+        const complexity = typeInfo.getFieldDef()?.extensions?.complexity;
+        if (typeof complexity !== 'function' || complexity === defaultFieldCost) return;
+        for (const argument of node.arguments ?? []) {
+          visit(argument.value, { Variable: (variable) => void names.add(variable.name.value) });
+        }
+      },
+    }),
+  );
+  return [...names].sort();
+}
+
+function walkCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  variableValues: Record<string, unknown>,
+  operationName: string | null | undefined,
+): number | null {
   let cost: number | null = null;
   const rule = createComplexityRule({
     context: {},
-    variableValues: variableValues ?? {},
+    variableValues,
     operationName: operationName ?? undefined,
     validate: (result) => {
       cost = Math.max(cost ?? 0, result.complexity);

@@ -9,6 +9,8 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
 export interface Call {
   query: string;
   variables?: Record<string, unknown>;
+  /** Which operation of the document to run. */
+  operationName?: string;
   key?: string;
   headers?: Record<string, string>;
 }
@@ -25,7 +27,11 @@ export async function gql<T = Record<string, unknown>>(
       ...(call.key ? { authorization: `Bearer ${call.key}` } : {}),
       ...call.headers,
     },
-    body: JSON.stringify({ query: call.query, variables: call.variables }),
+    body: JSON.stringify({
+      query: call.query,
+      variables: call.variables,
+      operationName: call.operationName,
+    }),
   });
   const body = (await response.json()) as GraphQLResponse<T>;
   return { ...body, status: response.status };
