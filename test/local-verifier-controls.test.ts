@@ -1,7 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { expect } from 'vitest';
 import {
-  createLocalVerifier,
   type LocalVerifier,
   type LocalVerifyResult,
   type VerifyInput,
@@ -12,7 +11,7 @@ import { newConfig, rowsOf, start } from './support/fixtures.js';
 import { failure, gql, ok } from './support/graphql.js';
 import { waitUntil } from './support/live.js';
 import { TEST_SESSION_SECRET } from './support/server-process.js';
-import { test } from './support/test.js';
+import { describe, it, test } from './support/verifier.js';
 
 /*
  * The local verifier and the session controls (#16): a not-before revocation, freshness
@@ -29,27 +28,6 @@ const MARK_FRESH = `mutation($tag: String!, $sessionId: ID!) { markSessionFresh(
 const NOT_BEFORE = `mutation($tag: String) { revokeSessionsStartedBefore(tag: $tag) { count notBefore } }`;
 
 test.override('appOptions', { sessionSecret: TEST_SESSION_SECRET });
-
-/** `verifier(tags)`: a local verifier of those tags with the test's `key`, closed after the test. */
-const it = test.extend(
-  'verifier',
-  async ({ server, key }, { onCleanup }): Promise<(tags: string[]) => LocalVerifier> => {
-    const verifiers: LocalVerifier[] = [];
-    onCleanup(() => Promise.all(verifiers.map((v) => v.close())).then(() => {}));
-    return (tags) => {
-      const v = createLocalVerifier({
-        url: server.url,
-        key,
-        tags,
-        heartbeatMs: 100,
-        maxStalenessMs: 1_000,
-      });
-      verifiers.push(v);
-      return v;
-    };
-  },
-);
-const describe = it.describe;
 
 /** The verifier's answer as `[verifiedBy, fallback]`, or the error code it throws. */
 async function outcome(v: LocalVerifier, input: VerifyInput): Promise<string | [string, string?]> {

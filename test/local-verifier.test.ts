@@ -5,7 +5,6 @@ import { expect } from 'vitest';
 import {
   createLocalVerifier,
   type LocalVerifier,
-  type LocalVerifierOptions,
   type LocalVerifyResult,
 } from '../src/client/index.js';
 import { mintLegacySessionToken } from '../src/tokens/session-token.js';
@@ -21,37 +20,12 @@ import {
   type ServerProcess,
 } from './support/server-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
-import { test } from './support/test.js';
+import { describe, it, test } from './support/verifier.js';
 
 const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId tag identifier data version expiresAt authenticatedAt actor } }`;
 const REVOKE = `mutation($tag: String!, $sessionId: ID!) { revokeSession(tag: $tag, sessionId: $sessionId) { id } }`;
 
 test.override('appOptions', { sessionSecret: TEST_SESSION_SECRET });
-
-/** `verifier(tags, options)`: a verifier on the file's server with the test's `key`, closed after the test. */
-const it = test.extend(
-  'verifier',
-  async (
-    { server, key },
-    { onCleanup },
-  ): Promise<(tags: string[], options?: Partial<LocalVerifierOptions>) => LocalVerifier> => {
-    const verifiers: LocalVerifier[] = [];
-    onCleanup(() => Promise.all(verifiers.map((v) => v.close())).then(() => {}));
-    return (tags, options = {}) => {
-      const v = createLocalVerifier({
-        url: server.url,
-        key,
-        tags,
-        heartbeatMs: 100,
-        maxStalenessMs: 1_000,
-        ...options,
-      });
-      verifiers.push(v);
-      return v;
-    };
-  },
-);
-const describe = it.describe;
 
 /** A fetch that counts its calls. */
 function countingFetch(): { fetch: typeof fetch; calls: () => number } {
