@@ -3,10 +3,9 @@ import { mkdtemp, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
-import { newConfig, newProduct, start } from './support/fixtures.js';
-import { listen } from './support/live.js';
+import { expect } from 'vitest';
+import { start } from './support/fixtures.js';
+import { describe, it } from './support/test.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -37,24 +36,16 @@ await verifier.close();
 await client.close();
 `;
 
-let t: TestApp;
-let server: Awaited<ReturnType<typeof listen>>;
-let work: string;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  server = await listen(t);
-  work = await mkdtemp(path.join(tmpdir(), 'client-package-'));
-});
-
-afterAll(async () => {
-  await server?.close();
-  await t?.close();
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
 describe('the client package', () => {
-  it('packs to built JavaScript with types that a plain Node project runs', async () => {
+  it('packs to built JavaScript with types that a plain Node project runs', async ({
+    t,
+    server,
+    key,
+    config: tag,
+    onTestFinished,
+  }) => {
+    const work = await mkdtemp(path.join(tmpdir(), 'client-package-'));
+    onTestFinished(() => rm(work, { recursive: true, force: true }));
     // `npm pack` builds it (prepack: tsc) and packs only what `files` names. No network.
     const { stdout } = await run('npm', ['pack', '--pack-destination', work, '--json'], {
       cwd: PACKAGE_DIR,
@@ -91,15 +82,13 @@ describe('the client package', () => {
     await writeFile(path.join(project, 'package.json'), JSON.stringify({ type: 'module' }));
     await writeFile(path.join(project, 'check.mjs'), SCRIPT);
 
-    const { secret } = await newProduct(t);
-    const tag = await newConfig(t, secret.dev);
-    const session = await start(t, secret.dev, tag);
+    const session = await start(t, key, tag);
     const result = await run(process.execPath, ['check.mjs'], {
       cwd: project,
       env: {
         PATH: process.env.PATH ?? '',
         SERVICE_URL: server.url,
-        SERVICE_KEY: secret.dev,
+        SERVICE_KEY: key,
         TAG: tag,
         TOKEN: session.token,
         SESSION_ID: session.sessionId,

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { randomSecret } from '../src/tokens/secrets.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import {
@@ -12,6 +12,7 @@ import {
   uniqueTag,
 } from './support/fixtures.js';
 import { gql, ok } from './support/graphql.js';
+import { test } from './support/test.js';
 
 /**
  * The session config cache (issue #14): a start reads its config from the process's memory, and a
@@ -21,19 +22,21 @@ import { gql, ok } from './support/graphql.js';
  * LISTEN); on PGlite they share the one database handle.
  */
 const sessionSecret = randomSecret(48);
-let a: TestApp;
-let b: TestApp;
-beforeAll(async () => {
-  a = await createTestApp({ sessionSecret });
-  b = await createTestApp({
+test.override('appOptions', { sessionSecret });
+
+/**
+ * The first instance, `a`, is the file's `t`; `b` is a file-scoped fixture of this file (not
+ * `instance`, which would share `t`'s connections on Postgres too).
+ */
+const it = test.extend('b', { scope: 'file' }, async ({ t }, { onCleanup }): Promise<TestApp> => {
+  const b = await createTestApp({
     sessionSecret,
-    ...(TEST_DATABASE_URL ? {} : { database: a.database }),
+    ...(TEST_DATABASE_URL ? {} : { database: t.database }),
   });
+  onCleanup(() => b.close());
+  return b;
 });
-afterAll(async () => {
-  await b?.close();
-  await a?.close();
-});
+const describe = it.describe;
 
 const UPDATE = `mutation($tag: String!, $input: UpdateSessionConfigInput!) { updateSessionConfig(tag: $tag, input: $input) { tag } }`;
 const DELETE = `mutation($tag: String!) { deleteSessionConfig(tag: $tag) }`;
@@ -63,7 +66,7 @@ async function forgottenBy(t: TestApp, productId: string): Promise<void> {
   }
 }
 
-async function liveSessionsOfConfig(configId: string): Promise<number> {
+async function liveSessionsOfConfig(a: TestApp, configId: string): Promise<number> {
   const rows = rowsOf<{ n: number }>(
     await a.database.db.execute(
       sql`select count(*)::int as n from sessions where config_id = ${configId} and revoked_at is null`,
@@ -73,7 +76,7 @@ async function liveSessionsOfConfig(configId: string): Promise<number> {
 }
 
 describe('session config cache across two instances', () => {
-  it('a start from the cache sends no config read: one statement', async () => {
+  it('a start from the cache sends no config read: one statement', async ({ t: a }) => {
     const product = await newProduct(a);
     const key = product.secret.dev;
     const tag = await newConfig(a, key);
@@ -88,7 +91,7 @@ describe('session config cache across two instances', () => {
     expect(a.statements.filter((s) => /insert into sessions/.test(s))).toHaveLength(1);
   });
 
-  it('a rename through one instance is seen by the other at once', async () => {
+  it('a rename through one instance is seen by the other at once', async ({ t: a, b }) => {
     const product = await newProduct(a);
     const key = product.secret.dev;
     const tag = await newConfig(a, key);
@@ -112,7 +115,10 @@ describe('session config cache across two instances', () => {
     expect((await startCode(b, key, renamed)).code).toBe('NOT_FOUND');
   });
 
-  it('a new schema or lifetime through one instance applies to the next start on the other', async () => {
+  it('a new schema or lifetime through one instance applies to the next start on the other', async ({
+    t: a,
+    b,
+  }) => {
     const product = await newProduct(a);
     const key = product.secret.dev;
     const tag = await newConfig(a, key);
@@ -137,7 +143,10 @@ describe('session config cache across two instances', () => {
     expect((await startCode(b, key, tag, USER_DATA)).code).toBe('BAD_USER_INPUT');
   });
 
-  it('a change that sent no NOTIFY (made in SQL) is still never acted on: the start requires the version it read', async () => {
+  it('a change that sent no NOTIFY (made in SQL) is still never acted on: the start requires the version it read', async ({
+    t: a,
+    b,
+  }) => {
     const product = await newProduct(a);
     const key = product.secret.dev;
     const tag = await newConfig(a, key);
@@ -161,7 +170,10 @@ describe('session config cache across two instances', () => {
     expect((await startCode(b, key, tag)).code).toBe('NOT_FOUND');
   });
 
-  it('a delete, then the tag taken by another env: the other instance answers NOT_FOUND, then FORBIDDEN', async () => {
+  it('a delete, then the tag taken by another env: the other instance answers NOT_FOUND, then FORBIDDEN', async ({
+    t: a,
+    b,
+  }) => {
     const product = await newProduct(a);
     const tag = await newConfig(a, product.secret.dev);
     const { productId } = await configIdsOf(a, product.tag, tag);
@@ -188,7 +200,10 @@ describe('session config cache across two instances', () => {
     expect((await startCode(b, product.secret.prd, tag)).code).toBe('FORBIDDEN');
   });
 
-  it('starts on one instance racing a delete on the other: each lands first (and is revoked) or is NOT_FOUND', async () => {
+  it('starts on one instance racing a delete on the other: each lands first (and is revoked) or is NOT_FOUND', async ({
+    t: a,
+    b,
+  }) => {
     for (let round = 0; round < 6; round++) {
       const product = await newProduct(a);
       const key = product.secret.dev;
@@ -200,12 +215,15 @@ describe('session config cache across two instances', () => {
       const results = await Promise.all(starts);
       await deleted;
       for (const r of results) expect([undefined, 'NOT_FOUND']).toContain(r.code);
-      expect(await liveSessionsOfConfig(configId)).toBe(0);
+      expect(await liveSessionsOfConfig(a, configId)).toBe(0);
       expect((await startCode(b, key, tag)).code).toBe('NOT_FOUND');
     }
   });
 
-  it('starts on one instance racing a rename on the other: never a live session under the old tag', async () => {
+  it('starts on one instance racing a rename on the other: never a live session under the old tag', async ({
+    t: a,
+    b,
+  }) => {
     for (let round = 0; round < 6; round++) {
       const product = await newProduct(a);
       const key = product.secret.dev;
@@ -224,7 +242,7 @@ describe('session config cache across two instances', () => {
       const renameCode = (await rename).errors?.[0]?.extensions?.code;
       for (const r of results) expect([undefined, 'NOT_FOUND']).toContain(r.code);
       const landed = results.filter((r) => r.code === undefined).length;
-      expect(await liveSessionsOfConfig(configId)).toBe(landed);
+      expect(await liveSessionsOfConfig(a, configId)).toBe(landed);
       if (renameCode === undefined) expect(landed).toBe(0);
       else expect(renameCode).toBe('CONFLICT');
     }

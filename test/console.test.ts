@@ -1,15 +1,18 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { CONSOLE_BUILD_DIR, CONSOLE_CSP } from '../src/http/console.js';
 import { chooseEncoding } from '../src/http/static.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import type { TestApp } from './support/app.js';
+import { describe, it, test } from './support/test.js';
 
 const INDEX = readFileSync(path.join(CONSOLE_BUILD_DIR, 'index.html'));
 const ASSETS = readdirSync(path.join(CONSOLE_BUILD_DIR, 'assets'));
 const SCRIPT = ASSETS.find((name) => name.endsWith('.js'))!;
+
+test.override('appOptions', { appOptions: { console: true } });
 
 /** The body as sent, decoded by its Content-Encoding. */
 async function decoded(response: Response): Promise<Buffer> {
@@ -21,17 +24,16 @@ async function decoded(response: Response): Promise<Buffer> {
 }
 
 describe('the console and GraphiQL over HTTP', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ appOptions: { console: true } });
-  });
-  afterAll(async () => {
-    await t.close();
-  });
-  const get = (pathname: string, headers: Record<string, string> = {}, method = 'GET') =>
-    t.app.fetch(`http://test.local${pathname}`, { method, headers });
+  const get = (
+    t: TestApp,
+    pathname: string,
+    headers: Record<string, string> = {},
+    method = 'GET',
+  ) => t.app.fetch(`http://test.local${pathname}`, { method, headers });
 
-  it('serves the page brotli- or gzip-compressed by Accept-Encoding, and plain otherwise', async () => {
+  it('serves the page brotli- or gzip-compressed by Accept-Encoding, and plain otherwise', async ({
+    t,
+  }) => {
     const cases: [string | undefined, string | null][] = [
       ['gzip, deflate, br, zstd', 'br'],
       ['br;q=0.5, gzip;q=0.9', 'gzip'],
@@ -44,6 +46,7 @@ describe('the console and GraphiQL over HTTP', () => {
     ];
     for (const [accept, expected] of cases) {
       const response = await get(
+        t,
         '/console/',
         accept === undefined ? {} : { 'accept-encoding': accept },
       );
@@ -56,20 +59,22 @@ describe('the console and GraphiQL over HTTP', () => {
     expect(chooseEncoding('gzip;q=1, *;q=0')).toBe('gzip');
   });
 
-  it('gives the page no-cache with an ETag (304 when unchanged), and hashed assets a year, immutable', async () => {
-    const page = await get('/console', { 'accept-encoding': 'br' });
+  it('gives the page no-cache with an ETag (304 when unchanged), and hashed assets a year, immutable', async ({
+    t,
+  }) => {
+    const page = await get(t, '/console', { 'accept-encoding': 'br' });
     expect(page.headers.get('cache-control')).toBe('no-cache');
     const etag = page.headers.get('etag')!;
     expect(etag).toMatch(/^"[\w-]+"$/);
-    const again = await get('/console', { 'accept-encoding': 'br', 'if-none-match': etag });
+    const again = await get(t, '/console', { 'accept-encoding': 'br', 'if-none-match': etag });
     expect(again.status).toBe(304);
     expect(await again.text()).toBe('');
     // Another encoding's ETag names the same content: still not modified.
-    const plain = await get('/console', { 'if-none-match': etag });
+    const plain = await get(t, '/console', { 'if-none-match': etag });
     expect(plain.status).toBe(304);
-    expect((await get('/console', { 'if-none-match': '"other"' })).status).toBe(200);
+    expect((await get(t, '/console', { 'if-none-match': '"other"' })).status).toBe(200);
 
-    const script = await get(`/console/assets/${SCRIPT}`, { 'accept-encoding': 'gzip' });
+    const script = await get(t, `/console/assets/${SCRIPT}`, { 'accept-encoding': 'gzip' });
     expect(script.status).toBe(200);
     expect(script.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
     expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
@@ -80,8 +85,8 @@ describe('the console and GraphiQL over HTTP', () => {
     expect(Number(script.headers.get('content-length'))).toBeLessThan(original.length / 2);
   });
 
-  it('sends a strict Content-Security-Policy and no-referrer, no framing', async () => {
-    const page = await get('/console/');
+  it('sends a strict Content-Security-Policy and no-referrer, no framing', async ({ t }) => {
+    const page = await get(t, '/console/');
     const csp = page.headers.get('content-security-policy')!;
     expect(csp).toBe(CONSOLE_CSP);
     expect(csp).toContain("script-src 'self'");
@@ -96,22 +101,26 @@ describe('the console and GraphiQL over HTTP', () => {
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
   });
 
-  it('answers HEAD without a body, 404 for unknown assets, 405 for other methods', async () => {
-    const head = await get('/console/', {}, 'HEAD');
+  it('answers HEAD without a body, 404 for unknown assets, 405 for other methods', async ({
+    t,
+  }) => {
+    const head = await get(t, '/console/', {}, 'HEAD');
     expect(head.status).toBe(200);
     expect(await head.text()).toBe('');
-    expect((await get('/console/assets/nope.js')).status).toBe(404);
-    expect((await get('/console/assets/../../package.json')).status).toBe(404);
-    const notFound = await get('/console/elsewhere');
+    expect((await get(t, '/console/assets/nope.js')).status).toBe(404);
+    expect((await get(t, '/console/assets/../../package.json')).status).toBe(404);
+    const notFound = await get(t, '/console/elsewhere');
     expect(notFound.status).toBe(404);
     expect(await notFound.json()).toMatchObject({
       errors: [{ extensions: { code: 'NOT_FOUND' } }],
     });
-    expect((await get('/console/', {}, 'POST')).status).toBe(405);
+    expect((await get(t, '/console/', {}, 'POST')).status).toBe(405);
   });
 
-  it('serves GraphiQL compressed, with an ETag and no-cache; an unchanged page is a 304', async () => {
-    const page = await get('/graphql', { accept: 'text/html', 'accept-encoding': 'gzip, br' });
+  it('serves GraphiQL compressed, with an ETag and no-cache; an unchanged page is a 304', async ({
+    t,
+  }) => {
+    const page = await get(t, '/graphql', { accept: 'text/html', 'accept-encoding': 'gzip, br' });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-encoding')).toBe('br');
     expect(page.headers.get('cache-control')).toBe('no-cache');
@@ -121,13 +130,13 @@ describe('the console and GraphiQL over HTTP', () => {
     // About 9 MB of HTML travels as well under a quarter of that.
     expect(sent).toBeLessThan(html.length / 4);
     const etag = page.headers.get('etag')!;
-    const again = await get('/graphql', {
+    const again = await get(t, '/graphql', {
       accept: 'text/html',
       'accept-encoding': 'gzip, br',
       'if-none-match': etag,
     });
     expect(again.status).toBe(304);
-    const gzipped = await get('/graphql', { accept: 'text/html', 'accept-encoding': 'gzip' });
+    const gzipped = await get(t, '/graphql', { accept: 'text/html', 'accept-encoding': 'gzip' });
     expect(gzipped.headers.get('content-encoding')).toBe('gzip');
     expect((await decoded(gzipped)).toString('utf8')).toBe(html);
   });
@@ -144,18 +153,16 @@ describe('the console switch', () => {
     expect(() => loadConfig({ CONSOLE: 'yes' })).toThrow(/CONSOLE: expected true or false/);
   });
 
-  it('answers NOT_FOUND at /console when off (as production does by default)', async () => {
-    const t = await createTestApp({ appOptions: { console: false } });
-    try {
-      for (const pathname of ['/console', '/console/', `/console/assets/${SCRIPT}`]) {
-        const response = await t.app.fetch(`http://test.local${pathname}`);
-        expect(response.status, pathname).toBe(404);
-        expect(await response.json()).toMatchObject({
-          errors: [{ extensions: { code: 'NOT_FOUND' } }],
-        });
-      }
-    } finally {
-      await t.close();
+  it('answers NOT_FOUND at /console when off (as production does by default)', async ({
+    instance,
+  }) => {
+    const off = await instance({ appOptions: { console: false } });
+    for (const pathname of ['/console', '/console/', `/console/assets/${SCRIPT}`]) {
+      const response = await off.app.fetch(`http://test.local${pathname}`);
+      expect(response.status, pathname).toBe(404);
+      expect(await response.json()).toMatchObject({
+        errors: [{ extensions: { code: 'NOT_FOUND' } }],
+      });
     }
   });
 });

@@ -1,35 +1,39 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { randomSecret } from '../src/tokens/secrets.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { newConfig, newProduct, REFRESH, REVOKE, start } from './support/fixtures.js';
 import { ok } from './support/graphql.js';
 import { listen, subscribeSse, waitUntil } from './support/live.js';
+import { test, type TestServer } from './support/test.js';
 
 /**
  * Events are numbered after their writers' commits (migration 0009), by whichever instance
  * sweeps: writers in several products at once, on two instances, and each subscriber must see
  * its own product's events exactly once, with ids 1, 2, 3, ... in commit order.
  */
-let a: TestApp;
-let b: TestApp;
-let serverA: Awaited<ReturnType<typeof listen>>;
-let serverB: Awaited<ReturnType<typeof listen>>;
-beforeAll(async () => {
-  const sessionSecret = randomSecret(48);
-  a = await createTestApp({ sessionSecret });
-  // A second instance on the same database (PGlite: the same handle, as one process would).
-  b = process.env.DATABASE_URL
-    ? await createTestApp({ sessionSecret })
-    : await createTestApp({ sessionSecret, database: a.database });
-  serverA = await listen(a);
-  serverB = await listen(b);
-});
-afterAll(async () => {
-  await serverA?.close();
-  await serverB?.close();
-  await b?.close();
-  await a?.close();
-});
+const sessionSecret = randomSecret(48);
+test.override('appOptions', { sessionSecret });
+
+/**
+ * The first instance is the file's `t` (and `server`); `b`, the second, is on the same database
+ * with connections of its own on Postgres (not `instance`, which shares `t`'s handle), and on
+ * PGlite on the same handle, as one process would be. `serverB` serves it.
+ */
+const it = test
+  .extend('b', { scope: 'file' }, async ({ t }, { onCleanup }): Promise<TestApp> => {
+    const b = await createTestApp({
+      sessionSecret,
+      ...(TEST_DATABASE_URL ? {} : { database: t.database }),
+    });
+    onCleanup(() => b.close());
+    return b;
+  })
+  .extend('serverB', { scope: 'file' }, async ({ b }, { onCleanup }): Promise<TestServer> => {
+    const serverB = await listen(b);
+    onCleanup(() => serverB.close());
+    return serverB;
+  });
+const describe = it.describe;
 
 const EVENTS = `subscription($after: ID) { sessionEvents(after: $after) { id type sessionId } }`;
 
@@ -48,7 +52,12 @@ interface Write {
 }
 
 describe('event order under concurrent writers in several products', () => {
-  it('each subscriber sees its product’s events exactly once, numbered 1..n without a gap, in commit order, on both instances', async () => {
+  it('each subscriber sees its product’s events exactly once, numbered 1..n without a gap, in commit order, on both instances', async ({
+    t: a,
+    server: serverA,
+    b,
+    serverB,
+  }) => {
     const PRODUCTS = 4;
     const CHAINS = 6; // concurrent sessions per product, each started, refreshed twice, revoked
     const products = await Promise.all(

@@ -1,5 +1,5 @@
 import { and, inArray, sql, type SQL } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { sessions } from '../src/db/schema.js';
 import {
   deadReason,
@@ -13,7 +13,7 @@ import {
   refreshRanOutAt,
 } from '../src/domain/liveness.js';
 import { sessionStatus } from '../src/domain/sessions/index.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import type { TestApp } from './support/app.js';
 import { ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -24,20 +24,13 @@ import {
   rowsOf,
   start,
 } from './support/fixtures.js';
+import { test } from './support/test.js';
 
 /*
  * "Is this session over?" is written once in src/domain/liveness.ts, as SQL fragments and as
  * their TypeScript twin. Here both are evaluated on the same rows (sessions made through the API,
  * then moved into every state with SQL) at the same instants, and must agree on every row.
  */
-
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
 
 const IDLE = 600;
 
@@ -146,59 +139,65 @@ const STATES: {
 
 const instant = (at: Date): SQL => sql`${at.toISOString()}::timestamptz`;
 
-describe('liveness: the SQL fragments and their TypeScript twin', () => {
-  let ids: Map<string, string>;
-  let T: Date;
+/** The session made in each of the STATES (its id by state name), and the instant T. */
+interface States {
+  ids: Map<string, string>;
+  T: Date;
+}
 
-  beforeAll(async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
-    const idleTag = await newConfig(t, key, { idleTimeout: IDLE });
-    const plainTag = await newConfig(t, key);
-    ids = new Map();
-    await Promise.all(
-      STATES.map(async (state, i) => {
-        const tag = state.idle ? idleTag : plainTag;
-        let started = await start(t, key, tag, {
-          userId: `user-${i}`,
-          details: { username: 'ada', email: 'ada@example.com' },
+/** `states`: made once per file (the tests only read them). */
+const it = test.extend('states', { scope: 'file' }, async ({ t }): Promise<States> => {
+  const product = await newProduct(t);
+  const key = product.secret.dev;
+  const idleTag = await newConfig(t, key, { idleTimeout: IDLE });
+  const plainTag = await newConfig(t, key);
+  const ids = new Map<string, string>();
+  await Promise.all(
+    STATES.map(async (state, i) => {
+      const tag = state.idle ? idleTag : plainTag;
+      let started = await start(t, key, tag, {
+        userId: `user-${i}`,
+        details: { username: 'ada', email: 'ada@example.com' },
+      });
+      // Half of them rotated once through the API, so both write paths made the rows.
+      if (i % 2 === 1) {
+        const refreshed = await ok<{ refreshSession: typeof started }>(t.app, {
+          key,
+          query: REFRESH,
+          variables: { tag, refreshToken: started.refreshToken },
         });
-        // Half of them rotated once through the API, so both write paths made the rows.
-        if (i % 2 === 1) {
-          const refreshed = await ok<{ refreshSession: typeof started }>(t.app, {
-            key,
-            query: REFRESH,
-            variables: { tag, refreshToken: started.refreshToken },
-          });
-          started = refreshed.refreshSession;
-        }
-        if (state.revoke) {
-          await ok(t.app, { key, query: REVOKE, variables: { tag, sessionId: started.sessionId } });
-        }
-        ids.set(state.name, started.sessionId);
-      }),
+        started = refreshed.refreshSession;
+      }
+      if (state.revoke) {
+        await ok(t.app, { key, query: REVOKE, variables: { tag, sessionId: started.sessionId } });
+      }
+      ids.set(state.name, started.sessionId);
+    }),
+  );
+  const { productId } = await configIdsOf(t, product.tag, plainTag);
+  const [row] = rowsOf<{ t: string }>(
+    await t.database.db.execute(
+      sql`select to_char(date_trunc('milliseconds', now()) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as t`,
+    ),
+  );
+  const T = new Date(row!.t);
+  // Every instant to the millisecond, as JavaScript reads it: the twin then sees the same row.
+  await t.database.db.execute(sql`
+    update sessions set last_active_at = date_trunc('milliseconds', last_active_at),
+                        revoked_at = date_trunc('milliseconds', revoked_at)
+    where product_id = ${productId}::uuid`);
+  for (const state of STATES) {
+    await t.database.db.execute(
+      sql`update sessions set ${state.set(instant(T))} where id = ${ids.get(state.name)!}::uuid`,
     );
-    const { productId } = await configIdsOf(t, product.tag, plainTag);
-    const [row] = rowsOf<{ t: string }>(
-      await t.database.db.execute(
-        sql`select to_char(date_trunc('milliseconds', now()) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as t`,
-      ),
-    );
-    T = new Date(row!.t);
-    // Every instant to the millisecond, as JavaScript reads it: the twin then sees the same row.
-    await t.database.db.execute(sql`
-      update sessions set last_active_at = date_trunc('milliseconds', last_active_at),
-                          revoked_at = date_trunc('milliseconds', revoked_at)
-      where product_id = ${productId}::uuid`);
-    for (const state of STATES) {
-      await t.database.db.execute(
-        sql`update sessions set ${state.set(instant(T))} where id = ${ids.get(state.name)!}::uuid`,
-      );
-    }
-  });
+  }
+  return { ids, T };
+});
+const describe = it.describe;
 
+describe('liveness: the SQL fragments and their TypeScript twin', () => {
   /** The rows with the SQL verdicts at `at` (SQL), read in one statement. */
-  async function evaluate(at: SQL) {
+  async function evaluate(t: TestApp, ids: Map<string, string>, at: SQL) {
     return t.database.db
       .select({
         session: sessions,
@@ -214,8 +213,11 @@ describe('liveness: the SQL fragments and their TypeScript twin', () => {
       .where(inArray(sessions.id, [...ids.values()]));
   }
 
-  it('every state is what it was made to be at T, by SQL and by TypeScript alike', async () => {
-    const rows = await evaluate(instant(T));
+  it('every state is what it was made to be at T, by SQL and by TypeScript alike', async ({
+    t,
+    states: { ids, T },
+  }) => {
+    const rows = await evaluate(t, ids, instant(T));
     expect(rows).toHaveLength(STATES.length);
     const byId = new Map(rows.map((r) => [r.session.id, r]));
     for (const state of STATES) {
@@ -229,12 +231,15 @@ describe('liveness: the SQL fragments and their TypeScript twin', () => {
     }
   });
 
-  it('agree on every row at instants around T, and on the database clock', async () => {
+  it('agree on every row at instants around T, and on the database clock', async ({
+    t,
+    states: { ids, T },
+  }) => {
     const offsets = [-86_400_000, -1_000, -1, 0, 1, 999, 1_000, 60_000, 3_600_000, 7 * 86_400_000];
     let compared = 0;
     for (const offset of offsets) {
       const at = new Date(T.getTime() + offset);
-      for (const r of await evaluate(instant(at))) {
+      for (const r of await evaluate(t, ids, instant(at))) {
         const where = { id: r.session.id, offset };
         expect({ ...where, live: Boolean(r.live) }).toEqual({
           ...where,
@@ -254,7 +259,7 @@ describe('liveness: the SQL fragments and their TypeScript twin', () => {
       }
     }
     // The constants, at the database's own clock (read in the same statement).
-    for (const r of await evaluate(sql`now()`)) {
+    for (const r of await evaluate(t, ids, sql`now()`)) {
       const now = r.dbNow as Date;
       expect({ id: r.session.id, live: Boolean(r.liveNow) }).toEqual({
         id: r.session.id,
@@ -269,7 +274,10 @@ describe('liveness: the SQL fragments and their TypeScript twin', () => {
     expect(compared).toBe(STATES.length * (offsets.length + 1));
   });
 
-  it('isLive, which lists, counts and caps use, selects exactly the sessions live by the database clock', async () => {
+  it('isLive, which lists, counts and caps use, selects exactly the sessions live by the database clock', async ({
+    t,
+    states: { ids },
+  }) => {
     const live = await t.database.db
       .select({ id: sessions.id })
       .from(sessions)

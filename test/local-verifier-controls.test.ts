@@ -1,17 +1,17 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import {
-  createLocalVerifier,
   type LocalVerifier,
   type LocalVerifyResult,
   type VerifyInput,
 } from '../src/client/index.js';
 import { mintSessionToken } from '../src/tokens/session-token.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { newConfig, newProduct, rowsOf, start, type TestProduct } from './support/fixtures.js';
+import type { TestApp } from './support/app.js';
+import { newConfig, rowsOf, start } from './support/fixtures.js';
 import { failure, gql, ok } from './support/graphql.js';
-import { listen, waitUntil } from './support/live.js';
+import { waitUntil } from './support/live.js';
 import { TEST_SESSION_SECRET } from './support/server-process.js';
+import { describe, it, test } from './support/verifier.js';
 
 /*
  * The local verifier and the session controls (#16): a not-before revocation, freshness
@@ -27,23 +27,7 @@ const REFRESH = `mutation($tag: String!, $rt: String!) { refreshSession(tag: $ta
 const MARK_FRESH = `mutation($tag: String!, $sessionId: ID!) { markSessionFresh(tag: $tag, sessionId: $sessionId) { authenticatedAt } }`;
 const NOT_BEFORE = `mutation($tag: String) { revokeSessionsStartedBefore(tag: $tag) { count notBefore } }`;
 
-let t: TestApp;
-let server: Awaited<ReturnType<typeof listen>>;
-let product: TestProduct;
-let key: string;
-const verifiers: LocalVerifier[] = [];
-
-function verifier(tags: string[]): LocalVerifier {
-  const v = createLocalVerifier({
-    url: server.url,
-    key,
-    tags,
-    heartbeatMs: 100,
-    maxStalenessMs: 1_000,
-  });
-  verifiers.push(v);
-  return v;
-}
+test.override('appOptions', { sessionSecret: TEST_SESSION_SECRET });
 
 /** The verifier's answer as `[verifiedBy, fallback]`, or the error code it throws. */
 async function outcome(v: LocalVerifier, input: VerifyInput): Promise<string | [string, string?]> {
@@ -56,26 +40,23 @@ async function outcome(v: LocalVerifier, input: VerifyInput): Promise<string | [
 }
 
 /** The server's own answer: 'VALID' or the error code. */
-async function serverSays(tag: string, token: string, maxAge?: number): Promise<string> {
+async function serverSays(
+  t: TestApp,
+  key: string,
+  tag: string,
+  token: string,
+  maxAge?: number,
+): Promise<string> {
   const response = await gql(t.app, { key, query: VERIFY, variables: { tag, token, maxAge } });
   return response.errors?.length ? String(response.errors[0]!.extensions?.code) : 'VALID';
 }
 
-beforeAll(async () => {
-  t = await createTestApp({ sessionSecret: TEST_SESSION_SECRET });
-  server = await listen(t);
-  product = await newProduct(t);
-  key = product.secret.dev;
-});
-
-afterAll(async () => {
-  await Promise.all(verifiers.map((v) => v.close()));
-  await server.close();
-  await t.close();
-});
-
 describe('local verification and the session controls', () => {
-  it('a not-before mark refuses at once, before any REVOKED event; later sessions stay local', async () => {
+  it('a not-before mark refuses at once, before any REVOKED event; later sessions stay local', async ({
+    t,
+    key,
+    verifier,
+  }) => {
     const tag = await newConfig(t, key);
     const other = await newConfig(t, key);
     const v = verifier([tag, other]);
@@ -89,7 +70,7 @@ describe('local verification and the session controls', () => {
       insert into session_revocation_watermarks (product_id, env, tag, not_before)
       select product_id, env, tag, date_trunc('milliseconds', now()) from sessions
       where id = ${before.sessionId}`);
-    expect(await serverSays(tag, before.token)).toBe('SESSION_REVOKED');
+    expect(await serverSays(t, key, tag, before.token)).toBe('SESSION_REVOKED');
     await waitUntil(
       async () => (await outcome(v, { tag, token: before.token })) === 'SESSION_REVOKED',
       'the mark to reach the verifier',
@@ -115,7 +96,7 @@ describe('local verification and the session controls', () => {
     await ok(t.app, { key, query: NOT_BEFORE, variables: {} });
     for (const s of [...started, after, otherBefore]) {
       const tagOf = s === started[1] || s === otherBefore ? other : tag;
-      expect(await serverSays(tagOf, s.token)).toBe('SESSION_REVOKED');
+      expect(await serverSays(t, key, tagOf, s.token)).toBe('SESSION_REVOKED');
       await waitUntil(
         async () => (await outcome(v, { tag: tagOf, token: s.token })) === 'SESSION_REVOKED',
         'the env-wide revocation to reach the verifier',
@@ -123,7 +104,11 @@ describe('local verification and the session controls', () => {
     }
   });
 
-  it('maxAge: local only when the token’s auth_time proves it; otherwise the server decides', async () => {
+  it('maxAge: local only when the token’s auth_time proves it; otherwise the server decides', async ({
+    t,
+    key,
+    verifier,
+  }) => {
     const tag = await newConfig(t, key);
     const v = verifier([tag]);
     await v.ready;
@@ -149,7 +134,7 @@ describe('local verification and the session controls', () => {
         variables: { tag, rt: s.refreshToken },
       })
     ).refreshSession.token;
-    expect(await serverSays(tag, renewed, 3600)).toBe('REAUTHENTICATION_REQUIRED');
+    expect(await serverSays(t, key, tag, renewed, 3600)).toBe('REAUTHENTICATION_REQUIRED');
     expect(await outcome(v, { tag, token: renewed, maxAge: 3600 })).toBe(
       'REAUTHENTICATION_REQUIRED',
     );
@@ -167,7 +152,11 @@ describe('local verification and the session controls', () => {
     expect(await outcome(v, { tag, token: renewed, maxAge: -1 })).toBe('BAD_USER_INPUT');
   });
 
-  it('an impersonation is left to the server, which shows its actor', async () => {
+  it('an impersonation is left to the server, which shows its actor', async ({
+    t,
+    key,
+    verifier,
+  }) => {
     const tag = await newConfig(t, key);
     const v = verifier([tag]);
     await v.ready;
@@ -184,7 +173,11 @@ describe('local verification and the session controls', () => {
     expect([again.fallback, again.actor]).toEqual(['IMPERSONATION', 'operator-7']);
   });
 
-  it('a signed token minted before tokens carried sst and auth_time goes to the server', async () => {
+  it('a signed token minted before tokens carried sst and auth_time goes to the server', async ({
+    t,
+    key,
+    verifier,
+  }) => {
     const tag = await newConfig(t, key);
     const v = verifier([tag]);
     await v.ready;

@@ -1,16 +1,15 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { CompactEncrypt, SignJWT, importJWK, type JWK } from 'jose';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import {
   createLocalVerifier,
   type LocalVerifier,
-  type LocalVerifierOptions,
   type LocalVerifyResult,
 } from '../src/client/index.js';
 import { mintLegacySessionToken } from '../src/tokens/session-token.js';
-import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
-import { newConfig, newProduct, rowsOf, start, type TestProduct } from './support/fixtures.js';
+import { TEST_DATABASE_URL } from './support/app.js';
+import { newConfig, rowsOf, start } from './support/fixtures.js';
 import { failure, ok } from './support/graphql.js';
 import { listen, waitUntil } from './support/live.js';
 import {
@@ -21,29 +20,12 @@ import {
   type ServerProcess,
 } from './support/server-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { describe, it, test } from './support/verifier.js';
 
 const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId tag identifier data version expiresAt authenticatedAt actor } }`;
 const REVOKE = `mutation($tag: String!, $sessionId: ID!) { revokeSession(tag: $tag, sessionId: $sessionId) { id } }`;
 
-let t: TestApp;
-let server: Awaited<ReturnType<typeof listen>>;
-let product: TestProduct;
-let key: string;
-const verifiers: LocalVerifier[] = [];
-
-/** A verifier on the test server; closed after the file. */
-function verifier(tags: string[], options: Partial<LocalVerifierOptions> = {}): LocalVerifier {
-  const v = createLocalVerifier({
-    url: server.url,
-    key,
-    tags,
-    heartbeatMs: 100,
-    maxStalenessMs: 1_000,
-    ...options,
-  });
-  verifiers.push(v);
-  return v;
-}
+test.override('appOptions', { sessionSecret: TEST_SESSION_SECRET });
 
 /** A fetch that counts its calls. */
 function countingFetch(): { fetch: typeof fetch; calls: () => number } {
@@ -71,21 +53,13 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-beforeAll(async () => {
-  t = await createTestApp({ sessionSecret: TEST_SESSION_SECRET });
-  server = await listen(t);
-  product = await newProduct(t);
-  key = product.secret.dev;
-});
-
-afterAll(async () => {
-  await Promise.all(verifiers.map((v) => v.close()));
-  await server?.close();
-  await t?.close();
-});
-
 describe('local verification', () => {
-  it('answers like verifySession, with no request on the hot path', async () => {
+  it('answers like verifySession, with no request on the hot path', async ({
+    t,
+    product,
+    key,
+    verifier,
+  }) => {
     const tag = await newConfig(t, key);
     const session = await start(t, key, tag);
     const counting = countingFetch();
@@ -136,7 +110,7 @@ describe('local verification', () => {
     expect(refused.code).toBe('FORBIDDEN');
   });
 
-  it('leaves to the server, and says so, what it cannot decide', async () => {
+  it('leaves to the server, and says so, what it cannot decide', async ({ t, key, verifier }) => {
     const tag = await newConfig(t, key);
     const idleTag = await newConfig(t, key, { idleTimeout: 600 });
     const v = verifier([tag, idleTag]);
@@ -214,7 +188,11 @@ describe('local verification', () => {
     );
   });
 
-  it('refuses a token made with the verifier’s key material alone; so does the server', async () => {
+  it('refuses a token made with the verifier’s key material alone; so does the server', async ({
+    t,
+    key,
+    verifier,
+  }) => {
     const tag = await newConfig(t, key);
     const genuine = await start(t, key, tag);
     const v = verifier([tag]);
@@ -296,14 +274,18 @@ describe('local verification', () => {
     expect((await v.verify({ tag, token: genuine.token })).verifiedBy).toBe('local');
   });
 
-  it('refuses a session revoked through another server instance; delay measured', async () => {
+  it('refuses a session revoked through another server instance; delay measured', async ({
+    t,
+    key,
+    verifier,
+    instance,
+  }) => {
     const tag = await newConfig(t, key);
     const v = verifier([tag], { heartbeatMs: 1_000, maxStalenessMs: 5_000 });
     await v.ready;
     // Another instance on the same database: a process of its own on Postgres; on PGlite
     // (one process per database) a second app in this process.
     let other: ServerProcess | undefined;
-    let otherApp: TestApp | undefined;
     let revoke: (sessionId: string) => Promise<void>;
     if (TEST_DATABASE_URL) {
       other = await startServerProcess({
@@ -318,8 +300,7 @@ describe('local verification', () => {
         if (result.errors) throw new Error(JSON.stringify(result.errors));
       };
     } else {
-      otherApp = await createTestApp({ database: t.database, sessionSecret: TEST_SESSION_SECRET });
-      const app = otherApp.app;
+      const { app } = await instance({ sessionSecret: TEST_SESSION_SECRET });
       revoke = async (sessionId) => {
         await ok(app, { key, query: REVOKE, variables: { tag, sessionId } });
       };
@@ -351,11 +332,15 @@ describe('local verification', () => {
       expect(delays).toHaveLength(40);
     } finally {
       if (other) await exitOrKill(other);
-      await otherApp?.close();
     }
   }, 120_000);
 
-  it('falls back or refuses when the feed is cut, and catches up without a gap', async () => {
+  it('falls back or refuses when the feed is cut, and catches up without a gap', async ({
+    t,
+    server,
+    key,
+    verifier,
+  }) => {
     const tag = await newConfig(t, key);
     const port = Number(new URL(server.url).port);
     const proxy = new TcpProxy('127.0.0.1', port);
@@ -405,20 +390,17 @@ describe('local verification', () => {
     }
   });
 
-  it('keeps verifying old and new tokens locally through a key rotation', async () => {
+  it('keeps verifying old and new tokens locally through a key rotation', async ({
+    t,
+    server,
+    key,
+    verifier,
+    instance,
+  }) => {
     const secret = TEST_SESSION_SECRET;
-    const db = t.database;
-    const step1 = await createTestApp({
-      database: db,
-      sessionSecret: secret,
-      tokenKeyIds: ['k1', 'k2'],
-    });
-    const step2 = await createTestApp({
-      database: db,
-      sessionSecret: secret,
-      tokenKeyIds: ['k2', 'k1'],
-    });
-    const step3 = await createTestApp({ database: db, sessionSecret: secret, tokenKeyIds: ['k2'] });
+    const step1 = await instance({ sessionSecret: secret, tokenKeyIds: ['k1', 'k2'] });
+    const step2 = await instance({ sessionSecret: secret, tokenKeyIds: ['k2', 'k1'] });
+    const step3 = await instance({ sessionSecret: secret, tokenKeyIds: ['k2'] });
     const servers = await Promise.all([step1, step2, step3].map((a) => listen(a)));
     try {
       const tag = await newConfig(t, key);
@@ -450,13 +432,15 @@ describe('local verification', () => {
       expect(await outcome(v, tag, old.token)).toBe('TOKEN_INVALID');
     } finally {
       await Promise.all(servers.map((s) => s.close()));
-      await Promise.all([step1, step2, step3].map((a) => a.close()));
     }
   });
 
-  it('a closed verifier’s feed is released at once, whatever its heartbeat interval', async () => {
-    const limited = await createTestApp({
-      database: t.database,
+  it('a closed verifier’s feed is released at once, whatever its heartbeat interval', async ({
+    t,
+    key,
+    instance,
+  }) => {
+    const limited = await instance({
       sessionSecret: TEST_SESSION_SECRET,
       subscriptionLimits: { maxPerKey: 1, slowConsumerMs: 30_000 },
     });
@@ -470,20 +454,26 @@ describe('local verification', () => {
       // One subscription per key here: the second verifier's feed opens only once the first's
       // is released, long before the first's next heartbeat (30 s) would have let it go.
       const second = createLocalVerifier(options);
-      verifiers.push(second);
-      await Promise.race([
-        second.ready,
-        new Promise((_, reject) =>
-          setTimeout(() => reject(new Error('the first feed was not released')), 15_000),
-        ),
-      ]);
+      try {
+        await Promise.race([
+          second.ready,
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new Error('the first feed was not released')), 15_000),
+          ),
+        ]);
+      } finally {
+        await second.close();
+      }
     } finally {
       await limitedServer.close();
-      await limited.close();
     }
   });
 
-  it('bounded memory: 100,000 revoked short-lived sessions, a set that shrinks as they expire', async () => {
+  it('bounded memory: 100,000 revoked short-lived sessions, a set that shrinks as they expire', async ({
+    t,
+    key,
+    verifier,
+  }) => {
     const tag = await newConfig(t, key);
     const config = rowsOf<{ id: string; product_id: string }>(
       await t.database.db.execute(

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { ServiceError } from '../src/domain/errors.js';
 import {
   DEFAULT_PAGE_SIZE,
@@ -10,9 +10,9 @@ import {
   pageOf,
   pageSize,
 } from '../src/domain/paging.js';
-import { createTestApp, type TestApp } from './support/app.js';
 import { failure, ok } from './support/graphql.js';
-import { newConfig, newProduct, start } from './support/fixtures.js';
+import { newConfig, start } from './support/fixtures.js';
+import { describe, it } from './support/test.js';
 
 /** The error a call throws (a ServiceError), for matching its code, field and message. */
 function thrown(call: () => unknown): ServiceError {
@@ -143,14 +143,6 @@ describe('paging (unit)', () => {
 });
 
 describe('paging through the API', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(async () => {
-    await t.close();
-  });
-
   const LIST = `query($tag: String!, $identifier: String!, $first: Int, $after: String) {
     sessions(tag: $tag, identifier: $identifier, first: $first, after: $after) {
       pageInfo { hasNextPage endCursor }
@@ -173,9 +165,10 @@ describe('paging through the API', () => {
   }`;
   type Edge = { cursor: string; node: { id: string; createdAt: string } };
 
-  it('a session-list cursor issued before the upgrade (`<instant>|<uuid>`) still pages, in the list and the history', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
+  it('a session-list cursor issued before the upgrade (`<instant>|<uuid>`) still pages, in the list and the history', async ({
+    t,
+    key,
+  }) => {
     const tag = await newConfig(t, key);
     const data = { userId: 'ada', details: { username: 'ada', email: 'ada@example.com' } };
     for (let i = 0; i < 3; i++) await start(t, key, tag, data);
@@ -216,9 +209,10 @@ describe('paging through the API', () => {
     ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
   });
 
-  it('users with the longest identifiers page on (their cursors are read back whole)', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
+  it('users with the longest identifiers page on (their cursors are read back whole)', async ({
+    t,
+    key,
+  }) => {
     const tag = await newConfig(t, key);
     const identifiers = ['€'.repeat(256), '\u0001'.repeat(256), 'ada'];
     for (const identifier of identifiers) {

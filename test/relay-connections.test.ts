@@ -10,11 +10,12 @@ import {
   type GraphQLObjectType,
   type GraphQLOutputType,
 } from 'graphql/index.js'; // the copy Pothos uses (see scripts/print-schema.ts)
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { schema } from '../src/graphql/index.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { newConfig, newProduct, start, type TestProduct } from './support/fixtures.js';
+import type { TestApp } from './support/app.js';
+import { newConfig, start } from './support/fixtures.js';
 import { ok } from './support/graphql.js';
+import { describe, it } from './support/test.js';
 
 /*
  * Relay's cursor connections spec (https://relay.dev/graphql/connections.htm), checked on the
@@ -113,19 +114,14 @@ describe('InsightPageInfo, deprecated for PageInfo', () => {
 });
 
 describe('paging the insight connections by PageInfo', () => {
-  let t: TestApp;
-  let product: TestProduct;
-  let tag: string;
-
-  beforeAll(async () => {
-    t = await createTestApp();
-    product = await newProduct(t);
-    tag = await newConfig(t, product.secret.dev);
+  /** A config of the key's product with a session for each of users u1, u2 and u3. */
+  async function threeUsers(t: TestApp, key: string): Promise<string> {
+    const tag = await newConfig(t, key);
     for (const userId of ['u1', 'u2', 'u3']) {
-      await start(t, product.secret.dev, tag, { userId, details: { username: userId } });
+      await start(t, key, tag, { userId, details: { username: userId } });
     }
-  });
-  afterAll(() => t.close());
+    return tag;
+  }
 
   const USERS = `query($tag: String!, $after: String) {
     sessionUsers(tag: $tag, first: 2, after: $after) {
@@ -134,7 +130,11 @@ describe('paging the insight connections by PageInfo', () => {
     }
   }`;
 
-  it('startCursor and endCursor are the first and last edges’ cursors, and pages go forward', async () => {
+  it('startCursor and endCursor are the first and last edges’ cursors, and pages go forward', async ({
+    t,
+    key,
+  }) => {
+    const tag = await threeUsers(t, key);
     type Page = {
       sessionUsers: {
         edges: { cursor: string; node: { identifier: string } }[];
@@ -146,7 +146,6 @@ describe('paging the insight connections by PageInfo', () => {
         };
       };
     };
-    const key = product.secret.dev;
     const first = (await ok<Page>(t.app, { key, query: USERS, variables: { tag } })).sessionUsers;
     expect(first.edges).toHaveLength(2);
     expect(first.pageInfo).toEqual({
@@ -173,11 +172,12 @@ describe('paging the insight connections by PageInfo', () => {
     expect(seen).toEqual(['u1', 'u2', 'u3']);
   });
 
-  it('a query naming InsightPageInfo still answers, through PageInfo', async () => {
+  it('a query naming InsightPageInfo still answers, through PageInfo', async ({ t, key }) => {
+    await threeUsers(t, key);
     const data = await ok<{
       activityLog: { pageInfo: { __typename: string; hasNextPage: boolean; endCursor: string } };
     }>(t.app, {
-      key: product.secret.dev,
+      key,
       query: `query { activityLog(first: 1) { pageInfo { __typename ... on InsightPageInfo { hasNextPage endCursor } } } }`,
     });
     expect(data.activityLog.pageInfo.__typename).toBe('PageInfo');

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
-import { VERIFY, newConfig, newProduct, start, type TestProduct } from './support/fixtures.js';
+import { expect } from 'vitest';
+import type { TestApp } from './support/app.js';
+import { VERIFY, start } from './support/fixtures.js';
+import { describe, it } from './support/test.js';
 
 /** The JSON log lines written since `from`, parsed. */
 function linesSince(t: TestApp, from: number): Record<string, unknown>[] {
@@ -39,20 +40,9 @@ async function post(
 const SESSION_DATA = 'query($id: ID!) { session(id: $id) { data } }';
 
 describe('the per-request logger', () => {
-  let t: TestApp;
-  let product: TestProduct;
-  let tag: string;
-
-  beforeAll(async () => {
-    t = await createTestApp();
-    product = await newProduct(t);
-    tag = await newConfig(t, product.secret.dev);
-  });
-  afterAll(() => t.close());
-
   /** A session whose stored data no longer opens: reading it is a fault no input could cause. */
-  async function brokenSession() {
-    const session = await start(t, product.secret.dev, tag, {
+  async function brokenSession(t: TestApp, key: string, tag: string) {
+    const session = await start(t, key, tag, {
       userId: `user-${randomBytes(4).toString('hex')}`,
       details: { username: 'ada', email: 'ada@example.com' },
     });
@@ -62,10 +52,14 @@ describe('the per-request logger', () => {
     return session;
   }
 
-  it('an unexpected error’s log line carries the id of its request line, and no token, key or data', async () => {
-    const session = await brokenSession();
+  it('an unexpected error’s log line carries the id of its request line, and no token, key or data', async ({
+    t,
+    key,
+    config,
+  }) => {
+    const session = await brokenSession(t, key, config);
     const before = t.logs.length;
-    const { requestId, body } = await post(t, product.secret.dev, SESSION_DATA, {
+    const { requestId, body } = await post(t, key, SESSION_DATA, {
       id: session.sessionId,
     });
     expect(body.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
@@ -82,7 +76,7 @@ describe('the per-request logger', () => {
 
     const text = t.logs.slice(before).join('');
     for (const secret of [
-      product.secret.dev,
+      key,
       session.token,
       session.refreshToken,
       'ada@example.com',
@@ -92,26 +86,20 @@ describe('the per-request logger', () => {
     }
   });
 
-  it('keeps the id the caller sent in x-request-id on both lines', async () => {
-    const session = await brokenSession();
+  it('keeps the id the caller sent in x-request-id on both lines', async ({ t, key, config }) => {
+    const session = await brokenSession(t, key, config);
     const given = `h2-${randomBytes(6).toString('hex')}`;
     const before = t.logs.length;
-    const { requestId } = await post(
-      t,
-      product.secret.dev,
-      SESSION_DATA,
-      { id: session.sessionId },
-      given,
-    );
+    const { requestId } = await post(t, key, SESSION_DATA, { id: session.sessionId }, given);
     expect(requestId).toBe(given);
     const lines = linesSince(t, before).filter((l) => l.reqId === given);
     expect(lines.map((l) => l.msg).sort()).toEqual(['request', 'unexpected error']);
   });
 
-  it('a client error’s debug line carries its request’s id too', async () => {
+  it('a client error’s debug line carries its request’s id too', async ({ t, key, config }) => {
     const before = t.logs.length;
-    const { requestId, body } = await post(t, product.secret.dev, VERIFY, {
-      tag,
+    const { requestId, body } = await post(t, key, VERIFY, {
+      tag: config,
       token: 'not-a-token',
     });
     expect(body.errors?.[0]?.extensions?.code).toBe('TOKEN_INVALID');
@@ -119,9 +107,15 @@ describe('the per-request logger', () => {
     expect(clientError).toEqual([expect.objectContaining({ reqId: requestId, level: 20 })]);
   });
 
-  it('many requests at once: each fault is logged with its own request’s id, never another’s', async () => {
-    const sessions = await Promise.all(Array.from({ length: 6 }, () => brokenSession()));
-    const healthy = await start(t, product.secret.dev, tag);
+  it('many requests at once: each fault is logged with its own request’s id, never another’s', async ({
+    t,
+    key,
+    config,
+  }) => {
+    const sessions = await Promise.all(
+      Array.from({ length: 6 }, () => brokenSession(t, key, config)),
+    );
+    const healthy = await start(t, key, config);
     const before = t.logs.length;
     const faulty = sessions.map((s, i) => ({
       id: `fault-${i}-${randomBytes(4).toString('hex')}`,
@@ -129,10 +123,8 @@ describe('the per-request logger', () => {
     }));
     const fine = Array.from({ length: 6 }, (_, i) => `fine-${i}-${randomBytes(4).toString('hex')}`);
     await Promise.all([
-      ...faulty.map(({ id, s }) =>
-        post(t, product.secret.dev, SESSION_DATA, { id: s.sessionId }, id),
-      ),
-      ...fine.map((id) => post(t, product.secret.dev, SESSION_DATA, { id: healthy.sessionId }, id)),
+      ...faulty.map(({ id, s }) => post(t, key, SESSION_DATA, { id: s.sessionId }, id)),
+      ...fine.map((id) => post(t, key, SESSION_DATA, { id: healthy.sessionId }, id)),
     ]);
     const lines = linesSince(t, before);
     const faultIds = lines.filter((l) => l.msg === 'unexpected error').map((l) => l.reqId);

@@ -1,40 +1,35 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 // Through the package's `exports`, as an application would import it.
 import {
   createSessionClient,
   isSessionServiceError,
   type SessionClient,
 } from 'session-service/client';
-import { createTestApp, type TestApp } from './support/app.js';
-import { newProduct, uniqueTag, type TestProduct } from './support/fixtures.js';
-import { listen } from './support/live.js';
+import { uniqueTag } from './support/fixtures.js';
+import { test } from './support/test.js';
 
-let t: TestApp;
-let server: Awaited<ReturnType<typeof listen>>;
-let product: TestProduct;
-let client: SessionClient;
-let admin: SessionClient;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  server = await listen(t);
-  product = await newProduct(t);
-  client = createSessionClient({ url: server.url, key: product.secret.dev });
-  // Ductape's constructor: product and env beside the key.
-  admin = createSessionClient({
-    url: server.url,
-    key: t.adminKey,
-    product: product.tag,
-    env: 'dev',
+/**
+ * `client`: a client of the test's product with its dev secret key (`key`); `admin`: a client with
+ * the admin key, and the product and env beside it, as Ductape's constructor takes them.
+ */
+const it = test
+  .extend('client', async ({ server, key }, { onCleanup }): Promise<SessionClient> => {
+    const client = createSessionClient({ url: server.url, key });
+    onCleanup(() => client.close());
+    return client;
+  })
+  .extend('admin', async ({ t, server, product }, { onCleanup }): Promise<SessionClient> => {
+    const admin = createSessionClient({
+      url: server.url,
+      key: t.adminKey,
+      product: product.tag,
+      env: 'dev',
+    });
+    onCleanup(() => admin.close());
+    return admin;
   });
-});
-afterAll(async () => {
-  await client?.close();
-  await admin?.close();
-  await server?.close();
-  await t?.close();
-});
+const describe = it.describe;
 
 const config = (tag: string, period: string) => ({
   name: 'User session',
@@ -56,7 +51,11 @@ async function rejection(promise: Promise<unknown>) {
 }
 
 describe('Ductape spellings in the client', () => {
-  it('accepts period: "hours" (any case, singular too) and product/env beside the input', async () => {
+  it('accepts period: "hours" (any case, singular too) and product/env beside the input', async ({
+    client,
+    admin,
+    product,
+  }) => {
     const tag = uniqueTag('c');
     const created = await client.configs.create({
       ...config(tag, 'hours'),
@@ -81,7 +80,9 @@ describe('Ductape spellings in the client', () => {
     expect(isSessionServiceError(other, 'FORBIDDEN')).toBe(true);
   });
 
-  it('input mistakes are BAD_USER_INPUT naming the field, never INTERNAL_SERVER_ERROR', async () => {
+  it('input mistakes are BAD_USER_INPUT naming the field, never INTERNAL_SERVER_ERROR', async ({
+    client,
+  }) => {
     const tag = uniqueTag('c');
     const badPeriod = await rejection(client.configs.create(config(tag, 'fortnights')));
     expect(badPeriod).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.period' });
@@ -106,7 +107,9 @@ describe('Ductape spellings in the client', () => {
 });
 
 describe('session controls from the client', () => {
-  it('lists a user’s sessions across tags with the current one, steps up, names a device, signs out everywhere', async () => {
+  it('lists a user’s sessions across tags with the current one, steps up, names a device, signs out everywhere', async ({
+    client,
+  }) => {
     const tagA = uniqueTag('c');
     const tagB = uniqueTag('c');
     await client.configs.create(config(tagA, 'hours'));
@@ -159,7 +162,11 @@ describe('session controls from the client', () => {
     expect(await client.sessions.isValid({ tag: tagB, token: b.token })).toBe(false);
   });
 
-  it('an impersonation started through the client carries its actor', async () => {
+  it('an impersonation started through the client carries its actor', async ({
+    client,
+    server,
+    product,
+  }) => {
     const tag = uniqueTag('c');
     await client.configs.create(config(tag, 'hours'));
     const s = await client.sessions.start({ tag, data: { userId: 'ada' }, actor: 'support-1' });

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_DATABASE_URL, createTestApp, type TestApp } from './support/app.js';
+import { expect } from 'vitest';
+import { TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { failure, gql, ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -13,14 +13,9 @@ import {
   uniqueTag,
   type TestProduct,
 } from './support/fixtures.js';
+import { describe, it, test } from './support/test.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp({ impersonationMaxSeconds: 120 });
-});
-afterAll(async () => {
-  await t.close();
-});
+test.override('appOptions', { impersonationMaxSeconds: 120 });
 
 const user = (userId: string) => ({
   userId,
@@ -61,6 +56,7 @@ const DEVICE_NAME = `mutation($tag: String!, $sessionId: ID!, $name: String) {
 const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId expiresAt } }`;
 
 async function eventsOf(
+  t: TestApp,
   sessionId: string,
 ): Promise<{ type: string; reason: string | null; actor: string | null }[]> {
   return rowsOf<{ type: string; reason: string | null; actor: string | null }>(
@@ -70,21 +66,22 @@ async function eventsOf(
   );
 }
 
-async function sessionOf(key: string, id: string) {
+async function sessionOf(t: TestApp, key: string, id: string) {
   return (await ok(t.app, { key, query: SESSION, variables: { id } })).session;
 }
 
 describe('sign a user out everywhere', () => {
-  let product: TestProduct;
-  let tagA: string;
-  let tagB: string;
-  beforeAll(async () => {
-    product = await newProduct(t);
-    tagA = await newConfig(t, product.secret.dev);
-    tagB = await newConfig(t, product.secret.dev);
-  });
+  /** Two configs of the product's dev env. */
+  const twoConfigs = async (t: TestApp, product: TestProduct): Promise<[string, string]> => [
+    await newConfig(t, product.secret.dev),
+    await newConfig(t, product.secret.dev),
+  ];
 
-  it('lists one user’s sessions across tags, marks the caller’s own, and revokes all but it with one event each', async () => {
+  it('lists one user’s sessions across tags, marks the caller’s own, and revokes all but it with one event each', async ({
+    t,
+    product,
+  }) => {
+    const [tagA, tagB] = await twoConfigs(t, product);
     const key = product.secret.dev;
     const who = uniqueTag('u');
     const a1 = await start(t, key, tagA, user(who));
@@ -152,7 +149,7 @@ describe('sign a user out everywhere', () => {
       expect(
         (await failure(t.app, { key, query: VERIFY, variables: { tag, token: s.token } })).code,
       ).toBe('SESSION_REVOKED');
-      const revokedEvents = (await eventsOf(s.sessionId)).filter((e) => e.type === 'REVOKED');
+      const revokedEvents = (await eventsOf(t, s.sessionId)).filter((e) => e.type === 'REVOKED');
       expect(revokedEvents).toEqual([
         { type: 'REVOKED', reason: 'signed_out_everywhere', actor: null },
       ]);
@@ -166,7 +163,11 @@ describe('sign a user out everywhere', () => {
     ).toBe(1);
   });
 
-  it('the admin key covers every env of the product when it names no env; a secret key only its own', async () => {
+  it('the admin key covers every env of the product when it names no env; a secret key only its own', async ({
+    t,
+    product,
+  }) => {
+    const [tagA] = await twoConfigs(t, product);
     const prdTag = await newConfig(t, product.secret.prd);
     const who = uniqueTag('u');
     const dev = await start(t, product.secret.dev, tagA, user(who));
@@ -223,7 +224,11 @@ describe('sign a user out everywhere', () => {
     ).toBe('SESSION_REVOKED');
   });
 
-  it('refuses a publishable key, another product and another environment', async () => {
+  it('refuses a publishable key, another product and another environment', async ({
+    t,
+    product,
+  }) => {
+    const [tagA] = await twoConfigs(t, product);
     const other = await newProduct(t);
     const who = uniqueTag('u');
     await start(t, product.secret.dev, tagA, user(who));
@@ -301,10 +306,11 @@ describe('sign a user out everywhere', () => {
 });
 
 describe('not-before revocation', () => {
-  it('revokes every session of a tag started before the instant, in batches, while verifies keep answering; the config stays', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
-    const tag = await newConfig(t, key);
+  it('revokes every session of a tag started before the instant, in batches, while verifies keep answering; the config stays', async ({
+    t,
+    key,
+    config: tag,
+  }) => {
     const untouchedTag = await newConfig(t, key);
     const started = await Promise.all(
       Array.from({ length: 20 }, (_, i) => start(t, key, tag, user(`u${i}`))),
@@ -416,10 +422,11 @@ describe('not-before revocation', () => {
     expect(listed).toEqual([{ tag, notBefore: result.notBefore }]);
   });
 
-  it('refuses at once, before the rows are marked: the watermark is checked by verify and refresh', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
-    const tag = await newConfig(t, key);
+  it('refuses at once, before the rows are marked: the watermark is checked by verify and refresh', async ({
+    t,
+    key,
+    config: tag,
+  }) => {
     const s = await start(t, key, tag, user('ada'));
     await sleep(5);
     // The watermark alone, as the first step of the mutation leaves it before any batch.
@@ -439,13 +446,15 @@ describe('not-before revocation', () => {
       ).code,
     ).toBe('SESSION_REVOKED');
     // The refresh marked the row itself, with its event.
-    expect((await sessionOf(key, s.sessionId)).revokeReason).toBe('not_before');
-    expect((await eventsOf(s.sessionId)).map((e) => e.reason)).toContain('not_before');
+    expect((await sessionOf(t, key, s.sessionId)).revokeReason).toBe('not_before');
+    expect((await eventsOf(t, s.sessionId)).map((e) => e.reason)).toContain('not_before');
   });
 
-  it('the whole env at once (no tag), an instant in the past, and the refusals', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
+  it('the whole env at once (no tag), an instant in the past, and the refusals', async ({
+    t,
+    product,
+    key,
+  }) => {
     const tagA = await newConfig(t, key);
     const tagB = await newConfig(t, key);
     const old = await start(t, key, tagA, user('ada'));
@@ -503,10 +512,12 @@ describe('not-before revocation', () => {
 });
 
 describe('freshness and step-up', () => {
-  it('authenticatedAt survives refreshes; maxAge answers REAUTHENTICATION_REQUIRED until markSessionFresh', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
-    const tag = await newConfig(t, key);
+  it('authenticatedAt survives refreshes; maxAge answers REAUTHENTICATION_REQUIRED until markSessionFresh', async ({
+    t,
+    product,
+    key,
+    config: tag,
+  }) => {
     const s = await start(t, key, tag, user('ada'));
     const first = (
       await ok(t.app, {
@@ -585,9 +596,11 @@ describe('freshness and step-up', () => {
 });
 
 describe('impersonation', () => {
-  it('an actor is in verify, events and the activity log; the session is capped and ends with sign-out-everywhere', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
+  it('an actor is in verify, events and the activity log; the session is capped and ends with sign-out-everywhere', async ({
+    t,
+    product,
+    key,
+  }) => {
     const tag = await newConfig(t, key); // 7 hours
     const s = (
       await ok(t.app, {
@@ -598,7 +611,7 @@ describe('impersonation', () => {
     ).startSession;
     const cap = Date.now() + 120_000;
     expect(Date.parse(s.expiresAt)).toBeLessThanOrEqual(cap + 1000);
-    const row = await sessionOf(key, s.sessionId);
+    const row = await sessionOf(t, key, s.sessionId);
     expect(row.actor).toBe('operator-7');
     expect(Date.parse(row.refreshExpiresAt)).toBeLessThanOrEqual(cap + 1000);
 
@@ -611,7 +624,7 @@ describe('impersonation', () => {
     ).refreshSession;
     // A refresh never moves it past the cap.
     expect(Date.parse(refreshed.expiresAt)).toBeLessThanOrEqual(Date.parse(row.refreshExpiresAt));
-    expect(Date.parse((await sessionOf(key, s.sessionId)).refreshExpiresAt)).toBe(
+    expect(Date.parse((await sessionOf(t, key, s.sessionId)).refreshExpiresAt)).toBe(
       Date.parse(row.refreshExpiresAt),
     );
     expect(
@@ -630,7 +643,7 @@ describe('impersonation', () => {
       );
     }
 
-    const events = await eventsOf(s.sessionId);
+    const events = await eventsOf(t, s.sessionId);
     expect(events.map((e) => [e.type, e.actor])).toEqual([
       ['STARTED', 'operator-7'],
       ['REFRESHED', 'operator-7'],
@@ -675,10 +688,12 @@ describe('impersonation', () => {
 });
 
 describe('devices', () => {
-  it('a refresh moves the session to its new device and keeps at most 5 earlier ones; a client names the device', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
-    const tag = await newConfig(t, key);
+  it('a refresh moves the session to its new device and keeps at most 5 earlier ones; a client names the device', async ({
+    t,
+    product,
+    key,
+    config: tag,
+  }) => {
     let tokens = (
       await ok(t.app, {
         key,
@@ -714,7 +729,7 @@ describe('devices', () => {
         },
       })
     ).refreshSession;
-    const s = await sessionOf(key, id);
+    const s = await sessionOf(t, key, id);
     expect(s.device).toEqual({ userAgent: 'ua-7', ip: '203.0.113.7' });
     expect(s.deviceHistory.map((d: { userAgent: string }) => d.userAgent)).toEqual([
       'ua-6',
@@ -787,10 +802,11 @@ describe('devices', () => {
 });
 
 describe('session.do parity', () => {
-  it('an absolute expiresAt at start, checked against its bounds', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
-    const tag = await newConfig(t, key);
+  it('an absolute expiresAt at start, checked against its bounds', async ({
+    t,
+    key,
+    config: tag,
+  }) => {
     const at = new Date(Date.now() + 3_600_000);
     at.setMilliseconds(0);
     const s = (
@@ -801,7 +817,7 @@ describe('session.do parity', () => {
       })
     ).startSession;
     expect(Math.abs(Date.parse(s.expiresAt) - at.getTime())).toBeLessThanOrEqual(1000);
-    const row = await sessionOf(key, s.sessionId);
+    const row = await sessionOf(t, key, s.sessionId);
     expect(row.timeRemaining).toBeGreaterThan(3590);
     expect(row.timeRemaining).toBeLessThanOrEqual(3601);
     for (const input of [
@@ -821,9 +837,10 @@ describe('session.do parity', () => {
     }
   });
 
-  it('idle expiry is TOKEN_EXPIRED with reason idle_timeout, on verify and on refresh', async () => {
-    const product = await newProduct(t);
-    const key = product.secret.dev;
+  it('idle expiry is TOKEN_EXPIRED with reason idle_timeout, on verify and on refresh', async ({
+    t,
+    key,
+  }) => {
     const tag = await newConfig(t, key, { idleTimeout: 600 });
     const s = await start(t, key, tag, user('ada'));
     await t.database.db.execute(

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { createClient } from 'graphql-ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import WebSocket from 'ws';
-import { createTestApp, type TestApp } from './support/app.js';
+import type { TestApp, TestAppOptions } from './support/app.js';
 import {
   eventTypesOf,
   newConfig,
@@ -28,25 +28,7 @@ import {
   wsClient,
   type Received,
 } from './support/live.js';
-
-let t: TestApp;
-let server: Awaited<ReturnType<typeof listen>>;
-beforeAll(async () => {
-  t = await createTestApp();
-  server = await listen(t);
-});
-afterAll(async () => {
-  await server.close();
-  await t.close();
-});
-// Every test closes what it opened; the bus must then hold no subscriber (nothing leaks), and
-// the next test can tell when its own subscriptions are registered.
-const opened = new Set<Subscription>();
-afterEach(async () => {
-  for (const sub of opened) await sub.close();
-  opened.clear();
-  if (t) await waitUntil(() => t.services.events.subscriberCount === 0, 'subscriptions to close');
-});
+import { test, type TestServer } from './support/test.js';
 
 interface Event {
   id: string;
@@ -72,95 +54,6 @@ interface Subscription extends Received<Event> {
   close(): Promise<void>;
 }
 
-/**
- * Opens a subscription on `target` and resolves once the bus has registered it, so that every
- * event committed afterwards must reach it.
- */
-async function subscribe(
-  transport: Transport,
-  key: string,
-  query: string,
-  variables: Record<string, unknown>,
-  field: string,
-  target: { t: TestApp; server: Awaited<ReturnType<typeof listen>> } = { t, server },
-): Promise<Subscription> {
-  const before = target.t.services.events.subscriberCount;
-  let received: Received<Event>;
-  let close: () => Promise<void>;
-  if (transport === 'ws') {
-    const client = wsClient(target.server.wsUrl, key);
-    received = subscribeWs<Event>(client, query, variables, field);
-    close = async () => {
-      received.stop();
-      await client.dispose();
-    };
-  } else {
-    received = subscribeSse<Event>(target.server.url, key, query, variables, field);
-    close = async () => received.stop();
-  }
-  await waitUntil(
-    () => target.t.services.events.subscriberCount > before || received.errors.length > 0,
-    `the ${transport} subscription to be registered`,
-  );
-  const subscription = Object.assign(received, {
-    close: async () => {
-      opened.delete(subscription);
-      await close();
-    },
-  });
-  opened.add(subscription);
-  expect(received.errors).toEqual([]);
-  return subscription;
-}
-
-const events = (
-  key: string,
-  variables: Record<string, unknown> = {},
-  transport: Transport = 'ws',
-) => subscribe(transport, key, EVENTS_SUB, variables, 'sessionEvents');
-
-/** Starts `n` sessions, 50 at a time in parallel; `user(i)` is the i-th session's userId. */
-async function startMany(
-  key: string,
-  tag: string,
-  n: number,
-  user: (i: number) => string = (i) => `user-${i}`,
-  app: TestApp = t,
-): Promise<Started[]> {
-  const started: Started[] = [];
-  for (let from = 0; from < n; from += 50) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(50, n - from) }, (_, j) =>
-        start(app, key, tag, {
-          userId: user(from + j),
-          details: { username: 'u', email: 'u@x.io' },
-        }),
-      ),
-    );
-    started.push(...batch);
-  }
-  return started;
-}
-
-const revoke = (key: string, tag: string, sessionId: string, app: TestApp = t) =>
-  ok(app.app, { key, query: REVOKE, variables: { tag, sessionId } });
-
-/** Revokes the sessions, `parallel` requests in flight at a time. */
-async function revokeMany(key: string, tag: string, ids: string[], parallel = 50): Promise<void> {
-  for (let from = 0; from < ids.length; from += parallel) {
-    await Promise.all(ids.slice(from, from + parallel).map((id) => revoke(key, tag, id)));
-  }
-}
-
-const refresh = async (key: string, tag: string, refreshToken: string, app: TestApp = t) =>
-  (
-    await ok<{ refreshSession: Started }>(app.app, {
-      key,
-      query: REFRESH,
-      variables: { tag, refreshToken },
-    })
-  ).refreshSession;
-
 const idsOf = (list: Event[]) => list.map((e) => Number(e.id));
 
 function expectStrictlyIncreasing(list: Event[]) {
@@ -172,31 +65,153 @@ function expectStrictlyIncreasing(list: Event[]) {
   }
 }
 
-/** The ids (commit sequence numbers) of the product's events in one env after `after`, in order. */
-async function tableIdsAfter(product: TestProduct, env: string, after = 0): Promise<number[]> {
-  // Ids are drawn after the writers' commits (migration 0009): number what has committed first.
-  await sequenceAllPendingEvents(t.database.db);
-  const result = await t.database.db.execute(
-    sql`select e.seq as id from session_events e join products p on p.id = e.product_id
-        where p.tag = ${product.tag} and e.env = ${env} and e.seq > ${after} order by e.seq`,
-  );
-  return rowsOf<{ id: number | string }>(result).map((r) => Number(r.id));
+/**
+ * The helpers of a test, on `t` and its `server`. Every subscription `subscribe` opens is closed
+ * after the test (see `it` below).
+ */
+function liveOn(t: TestApp, server: TestServer, opened: Set<Subscription>) {
+  /**
+   * Opens a subscription on `target` and resolves once the bus has registered it, so that every
+   * event committed afterwards must reach it.
+   */
+  async function subscribe(
+    transport: Transport,
+    key: string,
+    query: string,
+    variables: Record<string, unknown>,
+    field: string,
+    target: { t: TestApp; server: TestServer } = { t, server },
+  ): Promise<Subscription> {
+    const before = target.t.services.events.subscriberCount;
+    let received: Received<Event>;
+    let close: () => Promise<void>;
+    if (transport === 'ws') {
+      const client = wsClient(target.server.wsUrl, key);
+      received = subscribeWs<Event>(client, query, variables, field);
+      close = async () => {
+        received.stop();
+        await client.dispose();
+      };
+    } else {
+      received = subscribeSse<Event>(target.server.url, key, query, variables, field);
+      close = async () => received.stop();
+    }
+    await waitUntil(
+      () => target.t.services.events.subscriberCount > before || received.errors.length > 0,
+      `the ${transport} subscription to be registered`,
+    );
+    const subscription = Object.assign(received, {
+      close: async () => {
+        opened.delete(subscription);
+        await close();
+      },
+    });
+    opened.add(subscription);
+    expect(received.errors).toEqual([]);
+    return subscription;
+  }
+
+  const events = (
+    key: string,
+    variables: Record<string, unknown> = {},
+    transport: Transport = 'ws',
+  ) => subscribe(transport, key, EVENTS_SUB, variables, 'sessionEvents');
+
+  /** Starts `n` sessions, 50 at a time in parallel; `user(i)` is the i-th session's userId. */
+  async function startMany(
+    key: string,
+    tag: string,
+    n: number,
+    user: (i: number) => string = (i) => `user-${i}`,
+    app: TestApp = t,
+  ): Promise<Started[]> {
+    const started: Started[] = [];
+    for (let from = 0; from < n; from += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, n - from) }, (_, j) =>
+          start(app, key, tag, {
+            userId: user(from + j),
+            details: { username: 'u', email: 'u@x.io' },
+          }),
+        ),
+      );
+      started.push(...batch);
+    }
+    return started;
+  }
+
+  const revoke = (key: string, tag: string, sessionId: string, app: TestApp = t) =>
+    ok(app.app, { key, query: REVOKE, variables: { tag, sessionId } });
+
+  /** Revokes the sessions, `parallel` requests in flight at a time. */
+  async function revokeMany(key: string, tag: string, ids: string[], parallel = 50): Promise<void> {
+    for (let from = 0; from < ids.length; from += parallel) {
+      await Promise.all(ids.slice(from, from + parallel).map((id) => revoke(key, tag, id)));
+    }
+  }
+
+  const refresh = async (key: string, tag: string, refreshToken: string, app: TestApp = t) =>
+    (
+      await ok<{ refreshSession: Started }>(app.app, {
+        key,
+        query: REFRESH,
+        variables: { tag, refreshToken },
+      })
+    ).refreshSession;
+
+  /** The ids (commit sequence numbers) of the product's events in one env after `after`, in order. */
+  async function tableIdsAfter(product: TestProduct, env: string, after = 0): Promise<number[]> {
+    // Ids are drawn after the writers' commits (migration 0009): number what has committed first.
+    await sequenceAllPendingEvents(t.database.db);
+    const result = await t.database.db.execute(
+      sql`select e.seq as id from session_events e join products p on p.id = e.product_id
+          where p.tag = ${product.tag} and e.env = ${env} and e.seq > ${after} order by e.seq`,
+    );
+    return rowsOf<{ id: number | string }>(result).map((r) => Number(r.id));
+  }
+
+  /** The id of one of the product's API keys, as the admin sees it. */
+  async function apiKeyId(product: TestProduct, env: string, kind: 'SECRET' | 'PUBLISHABLE') {
+    const data = await ok<{
+      products: { tag: string; apiKeys: { id: string; env: string; kind: string }[] }[];
+    }>(t.app, { key: t.adminKey, query: '{ products { tag apiKeys { id env kind } } }' });
+    const keys = data.products
+      .find((p) => p.tag === product.tag)!
+      .apiKeys.filter((k) => k.env === env && k.kind === kind);
+    expect(keys).toHaveLength(1);
+    return keys[0]!.id;
+  }
+
+  return {
+    subscribe,
+    events,
+    startMany,
+    revoke,
+    revokeMany,
+    refresh,
+    tableIdsAfter,
+    apiKeyId,
+    opened,
+    /** Closes what `subscribe` opened and is still open. */
+    async closeOpened() {
+      for (const sub of opened) await sub.close();
+      opened.clear();
+    },
+  };
 }
 
-/** The id of one of the product's API keys, as the admin sees it. */
-async function apiKeyId(product: TestProduct, env: string, kind: 'SECRET' | 'PUBLISHABLE') {
-  const data = await ok<{
-    products: { tag: string; apiKeys: { id: string; env: string; kind: string }[] }[];
-  }>(t.app, { key: t.adminKey, query: '{ products { tag apiKeys { id env kind } } }' });
-  const keys = data.products
-    .find((p) => p.tag === product.tag)!
-    .apiKeys.filter((k) => k.env === env && k.kind === kind);
-  expect(keys).toHaveLength(1);
-  return keys[0]!.id;
-}
+/** `live`: the helpers of {@link liveOn} on the file's app and server. */
+const it = test.extend('live', async ({ t, server }) => liveOn(t, server, new Set()));
+const describe = it.describe;
+// Every test closes what it opened; the bus must then hold no subscriber (nothing leaks), and
+// the next test can tell when its own subscriptions are registered.
+it.afterEach(async ({ t, live }) => {
+  await live.closeOpened();
+  await waitUntil(() => t.services.events.subscriberCount === 0, 'subscriptions to close');
+});
 
 describe('revocation events', () => {
-  it('a graphql-ws subscriber hears a revocation', async () => {
+  it('a graphql-ws subscriber hears a revocation', async ({ t, server }) => {
     const product = await newProduct(t);
     const tag = await newConfig(t, product.secret.dev);
     const client = wsClient(server.wsUrl, product.secret.dev);
@@ -221,7 +236,7 @@ describe('revocation events', () => {
     await client.dispose();
   });
 
-  it('an SSE subscriber hears a revocation', async () => {
+  it('an SSE subscriber hears a revocation', async ({ t, server }) => {
     const product = await newProduct(t);
     const tag = await newConfig(t, product.secret.dev);
     const before = t.services.events.subscriberCount;
@@ -247,7 +262,10 @@ describe('revocation events', () => {
 });
 
 describe('session events', () => {
-  it('sessionEvents delivers STARTED, REFRESHED, REVOKED in order, each written with its change', async () => {
+  it('sessionEvents delivers STARTED, REFRESHED, REVOKED in order, each written with its change', async ({
+    t,
+    live: { events, revoke, refresh },
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -279,7 +297,10 @@ describe('session events', () => {
     await sse.close();
   });
 
-  it('ids strictly increase in commit order under concurrent changes of many sessions', async () => {
+  it('ids strictly increase in commit order under concurrent changes of many sessions', async ({
+    t,
+    live: { events, revoke, refresh, tableIdsAfter },
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -304,8 +325,11 @@ describe('session events', () => {
     await ws.close();
   });
 
-  it('REUSE_DETECTED (and the revocation) when a rotated refresh token is replayed after the grace window', async () => {
-    const app = await createTestApp({ refreshGraceSeconds: 1 });
+  it('REUSE_DETECTED (and the revocation) when a rotated refresh token is replayed after the grace window', async ({
+    instance,
+    live: { subscribe, refresh },
+  }) => {
+    const app = await instance({ refreshGraceSeconds: 1 });
     const own = await listen(app);
     try {
       const product = await newProduct(app);
@@ -354,13 +378,15 @@ describe('session events', () => {
       await waitUntil(() => app.services.events.subscriberCount === 0, 'subscriptions to close');
     } finally {
       await own.close();
-      await app.close();
     }
   });
 });
 
 describe('filters', () => {
-  it('tag, identifier and types each keep what matches and drop the rest; they combine', async () => {
+  it('tag, identifier and types each keep what matches and drop the rest; they combine', async ({
+    t,
+    live: { subscribe, events, startMany, revoke, refresh },
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tagA = await newConfig(t, key);
@@ -426,7 +452,10 @@ describe('filters', () => {
 });
 
 describe('scope', () => {
-  it('a secret key sees only its product and env', async () => {
+  it('a secret key sees only its product and env', async ({
+    t,
+    live: { subscribe, events, revoke, refresh },
+  }) => {
     const a = await newProduct(t);
     const b = await newProduct(t);
     // Product-wide, so that A's prd key starts sessions under it too.
@@ -469,14 +498,14 @@ describe('scope', () => {
 describe('authentication', () => {
   const unknownKey = `sk_dev_${'x'.repeat(43)}`;
 
-  it.each([
+  it.for([
     { what: 'no key', given: undefined, code: 4401 },
     { what: 'an unknown key', given: unknownKey, code: 4401 },
     { what: 'a malformed key', given: 'not a key', code: 4401 },
     { what: 'a publishable key', given: 'publishable', code: 4403 },
   ] as const)(
     'over WebSocket, $what is refused at connect with close code $code',
-    async ({ given, code }) => {
+    async ({ given, code }, { t, server }) => {
       const key = given === 'publishable' ? (await newProduct(t)).publishable : given;
       const client = wsClient(server.wsUrl, key);
       const closed = nextCloseCode(client);
@@ -490,11 +519,11 @@ describe('authentication', () => {
     },
   );
 
-  it.each([
+  it.for([
     { what: 'no key', given: undefined, code: 'UNAUTHENTICATED' },
     { what: 'an unknown key', given: unknownKey, code: 'UNAUTHENTICATED' },
     { what: 'a publishable key', given: 'publishable', code: 'FORBIDDEN' },
-  ] as const)('over SSE, $what is refused with $code', async ({ given, code }) => {
+  ] as const)('over SSE, $what is refused with $code', async ({ given, code }, { t, server }) => {
     const key = given === 'publishable' ? (await newProduct(t)).publishable : given;
     for (const [query, field] of [
       [EVENTS_SUB, 'sessionEvents'],
@@ -507,9 +536,9 @@ describe('authentication', () => {
     }
   });
 
-  it.each(['Authorization', 'AUTHORIZATION', 'aUtHoRiZaTiOn'])(
+  it.for(['Authorization', 'AUTHORIZATION', 'aUtHoRiZaTiOn'])(
     'over WebSocket, connectionParams.%s is accepted as HTTP accepts the header in any case',
-    async (name) => {
+    async (name, { t, server }) => {
       const product = await newProduct(t);
       const key = product.secret.dev;
       const tag = await newConfig(t, key);
@@ -534,7 +563,11 @@ describe('authentication', () => {
     },
   );
 
-  it('revoking a key ends its open subscriptions (WebSocket and SSE) with UNAUTHENTICATED, and only those', async () => {
+  it('revoking a key ends its open subscriptions (WebSocket and SSE) with UNAUTHENTICATED, and only those', async ({
+    t,
+    server,
+    live: { subscribe, events, revoke, apiKeyId },
+  }) => {
     const product = await newProduct(t);
     const doomed = product.secret.dev;
     const doomedId = await apiKeyId(product, 'dev', 'SECRET');
@@ -592,7 +625,10 @@ describe('authentication', () => {
 });
 
 describe('resuming with after', () => {
-  it('replays exactly the missed events in order, then continues live, with no duplicate', async () => {
+  it('replays exactly the missed events in order, then continues live, with no duplicate', async ({
+    t,
+    live: { events, startMany, revokeMany, tableIdsAfter },
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -646,7 +682,10 @@ describe('resuming with after', () => {
     }
   });
 
-  it('with events committed while it replays, the resumed sequence is every id after the cursor, once, in order', async () => {
+  it('with events committed while it replays, the resumed sequence is every id after the cursor, once, in order', async ({
+    t,
+    live: { events, startMany, revoke, revokeMany, tableIdsAfter },
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -684,7 +723,7 @@ describe('resuming with after', () => {
     }
   });
 
-  it('refuses an after that is not an event id', async () => {
+  it('refuses an after that is not an event id', async ({ t, server }) => {
     const product = await newProduct(t);
     const client = wsClient(server.wsUrl, product.secret.dev);
     for (const after of ['abc', '-1', '1.5', '9'.repeat(40)]) {
@@ -707,7 +746,10 @@ describe('resuming with after', () => {
 });
 
 describe('bursts', () => {
-  it('1,000 concurrent revocations reach the subscriber completely, in order, each once', async () => {
+  it('1,000 concurrent revocations reach the subscriber completely, in order, each once', async ({
+    t,
+    live: { subscribe, startMany, revokeMany },
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -736,7 +778,10 @@ describe('bursts', () => {
     await sse.close();
   });
 
-  it('revokeAllSessions over 300 sessions of one user delivers 300 events', async () => {
+  it('revokeAllSessions over 300 sessions of one user delivers 300 events', async ({
+    t,
+    live: { subscribe, events, startMany },
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const tag = await newConfig(t, key);
@@ -779,8 +824,12 @@ describe('bursts', () => {
 });
 
 describe('shutdown', () => {
-  /** A separate app and server, so that shutting it down leaves the other tests alone. */
+  /**
+   * A separate app (an instance on the file's database, from `instance`) and server, so that
+   * shutting it down leaves the other tests alone.
+   */
   async function withOwnServer(
+    instance: (options?: TestAppOptions) => Promise<TestApp>,
     body: (
       app: TestApp,
       own: Awaited<ReturnType<typeof listen>>,
@@ -788,19 +837,18 @@ describe('shutdown', () => {
       markShutDown: () => void,
     ) => Promise<void>,
   ) {
-    const app = await createTestApp();
+    const app = await instance();
     const own = await listen(app);
     let shutDown = false;
     try {
       await body(app, own, await newProduct(app), () => (shutDown = true));
     } finally {
       if (!shutDown) await own.close();
-      await app.close();
     }
   }
 
-  it('closes open graphql-ws subscriptions with close code 1001', async () => {
-    await withOwnServer(async (app, own, product, markShutDown) => {
+  it('closes open graphql-ws subscriptions with close code 1001', async ({ instance }) => {
+    await withOwnServer(instance, async (app, own, product, markShutDown) => {
       const client = wsClient(own.wsUrl, product.secret.dev);
       const closed = nextCloseCode(client);
       const ws = subscribeWs<Event>(client, EVENTS_SUB, {}, 'sessionEvents');
@@ -823,8 +871,11 @@ describe('shutdown', () => {
     });
   });
 
-  it('ends open SSE subscriptions and stops without waiting out the grace period', async () => {
-    await withOwnServer(async (app, own, product, markShutDown) => {
+  it('ends open SSE subscriptions and stops without waiting out the grace period', async ({
+    instance,
+    live: { subscribe, opened },
+  }) => {
+    await withOwnServer(instance, async (app, own, product, markShutDown) => {
       const sse = await subscribe('sse', product.secret.dev, EVENTS_SUB, {}, 'sessionEvents', {
         t: app,
         server: own,
@@ -846,7 +897,11 @@ describe('shutdown', () => {
 });
 
 describe('latestSessionEventId', () => {
-  it('names the newest event of the caller’s product and env, so a subscriber can start from it without a gap', async () => {
+  it('names the newest event of the caller’s product and env, so a subscriber can start from it without a gap', async ({
+    t,
+    server,
+    live: { tableIdsAfter },
+  }) => {
     const product = await newProduct(t);
     const key = product.secret.dev;
     const LATEST = '{ latestSessionEventId }';

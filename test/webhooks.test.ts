@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { pruneDeliveries } from '../src/domain/webhooks/deliveries.js';
 import { sendWebhook } from '../src/webhooks/sender.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import type { TestApp } from './support/app.js';
 import { TEST_SESSION_SECRET } from './support/server-process.js';
-import { newConfig, newProduct, start, REVOKE, type TestProduct } from './support/fixtures.js';
+import { newConfig, newProduct, start, REVOKE } from './support/fixtures.js';
 import { failure, gql, ok } from './support/graphql.js';
 import {
   eventIdOf,
@@ -13,6 +13,7 @@ import {
   TEST_WEBHOOKS,
   verified,
 } from './support/webhook-receiver.js';
+import { describe, it, test } from './support/test.js';
 
 const CREATE = `mutation($input: CreateWebhookEndpointInput!, $product: String, $env: String) {
   createWebhookEndpoint(input: $input, product: $product, env: $env) { secret endpoint { id url enabled eventTypes env } } }`;
@@ -48,24 +49,16 @@ async function startMany(t: TestApp, key: string, tag: string, n: number, parall
  * app's worker may serve any endpoint there (those of the other webhook test file too).
  */
 const SECRET = TEST_SESSION_SECRET;
+test.override('appOptions', { webhooks: TEST_WEBHOOKS, sessionSecret: SECRET });
 
 const increasing = (ids: number[]) => ids.every((id, i) => i === 0 || id > ids[i - 1]!);
 
 describe('webhooks', () => {
-  let t: TestApp;
-  let product: TestProduct;
-  let tag: string;
-
-  beforeAll(async () => {
-    t = await createTestApp({ webhooks: TEST_WEBHOOKS, sessionSecret: SECRET });
-    product = await newProduct(t);
-    tag = await newConfig(t, product.secret.dev);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
-
-  it('signs every delivery so the standardwebhooks library verifies it; the payload is the event as the subscription shows it, with no token, key or session data', async () => {
+  it('signs every delivery so the standardwebhooks library verifies it; the payload is the event as the subscription shows it, with no token, key or session data', async ({
+    t,
+    product,
+    config: tag,
+  }) => {
     const receiver = await startReceiver();
     try {
       const endpoint = await createEndpoint(t, product.secret.dev, {
@@ -118,7 +111,9 @@ describe('webhooks', () => {
     }
   });
 
-  it('1,000 events across a receiver that fails its first tries and then recovers arrive exactly once each, in order', async () => {
+  it('1,000 events across a receiver that fails its first tries and then recovers arrive exactly once each, in order', async ({
+    t,
+  }) => {
     const own = await newProduct(t);
     const ownTag = await newConfig(t, own.secret.dev);
     // Fails its first 2 requests (an outage), then each 7th event's first try: never 3 in a row.
@@ -155,9 +150,11 @@ describe('webhooks', () => {
     }
   }, 600_000);
 
-  it('records attempts per delivery (status, response code, latency, next retry), disables an endpoint after a run of failures, and redelivers on demand', async () => {
-    const app = await createTestApp({
-      database: t.database,
+  it('records attempts per delivery (status, response code, latency, next retry), disables an endpoint after a run of failures, and redelivers on demand', async ({
+    t,
+    instance,
+  }) => {
+    const app = await instance({
       sessionSecret: SECRET,
       webhooks: { ...TEST_WEBHOOKS, disableAfterFailures: 3, retryBaseMs: 10 },
     });
@@ -266,11 +263,12 @@ describe('webhooks', () => {
       expect(await successes()).toBe(before + 2);
     } finally {
       await receiver.close();
-      await app.close();
     }
   }, 300_000);
 
-  it('a hanging endpoint never holds back another endpoint, nor starts and verifies', async () => {
+  it('a hanging endpoint never holds back another endpoint, nor starts and verifies', async ({
+    t,
+  }) => {
     const own = await newProduct(t);
     const ownTag = await newConfig(t, own.secret.dev);
     const stuck = await startReceiver(() => 'hang');
@@ -296,7 +294,7 @@ describe('webhooks', () => {
     }
   });
 
-  it('sends only the event types of its filter', async () => {
+  it('sends only the event types of its filter', async ({ t }) => {
     const own = await newProduct(t);
     const ownTag = await newConfig(t, own.secret.dev);
     const receiver = await startReceiver();
@@ -319,7 +317,7 @@ describe('webhooks', () => {
     }
   });
 
-  it('deletes finished deliveries after their retention, keeping pending ones', async () => {
+  it('deletes finished deliveries after their retention, keeping pending ones', async ({ t }) => {
     const own = await newProduct(t);
     const ownTag = await newConfig(t, own.secret.dev);
     const receiver = await startReceiver();
@@ -356,7 +354,9 @@ describe('webhooks', () => {
     }
   });
 
-  it('a rotated secret signs beside the previous one during the overlap, and alone after it', async () => {
+  it('a rotated secret signs beside the previous one during the overlap, and alone after it', async ({
+    t,
+  }) => {
     const own = await newProduct(t);
     const ownTag = await newConfig(t, own.secret.dev);
     const receiver = await startReceiver();
@@ -395,7 +395,10 @@ describe('webhooks', () => {
     }
   });
 
-  it('refuses a publishable key, another env’s or product’s key, and inputs past their limits; the admin key manages any env', async () => {
+  it('refuses a publishable key, another env’s or product’s key, and inputs past their limits; the admin key manages any env', async ({
+    t,
+    product,
+  }) => {
     const other = await newProduct(t);
     const endpoint = await createEndpoint(t, product.secret.dev, { url: 'http://127.0.0.1:9/x' });
     const input = { url: 'http://127.0.0.1:9/x' };
@@ -494,53 +497,46 @@ describe('webhooks', () => {
     expect(overlap.field).toBe('overlapSeconds');
   });
 
-  it('caps endpoints per env, even under concurrent creates', async () => {
-    const app = await createTestApp({
-      database: t.database,
+  it('caps endpoints per env, even under concurrent creates', async ({ instance }) => {
+    const app = await instance({
       sessionSecret: SECRET,
       webhooks: { ...TEST_WEBHOOKS, maxEndpointsPerEnv: 3 },
     });
-    try {
-      const own = await newProduct(app);
-      const results = await Promise.all(
-        Array.from({ length: 8 }, () =>
-          gql(app.app, {
-            key: own.secret.dev,
-            query: CREATE,
-            variables: { input: { url: 'http://127.0.0.1:9/' } },
-          }),
-        ),
-      );
-      expect(results.filter((r) => !r.errors).length).toBe(3);
-      expect(
-        results.filter((r) => r.errors?.[0]?.extensions?.code === 'LIMIT_EXCEEDED').length,
-      ).toBe(5);
-      const listed = await ok(app.app, {
-        key: own.secret.dev,
-        query: `query { webhookEndpoints { id } }`,
-      });
-      expect(listed.webhookEndpoints).toHaveLength(3);
-    } finally {
-      await app.close();
-    }
+    const own = await newProduct(app);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        gql(app.app, {
+          key: own.secret.dev,
+          query: CREATE,
+          variables: { input: { url: 'http://127.0.0.1:9/' } },
+        }),
+      ),
+    );
+    expect(results.filter((r) => !r.errors).length).toBe(3);
+    expect(results.filter((r) => r.errors?.[0]?.extensions?.code === 'LIMIT_EXCEEDED').length).toBe(
+      5,
+    );
+    const listed = await ok(app.app, {
+      key: own.secret.dev,
+      query: `query { webhookEndpoints { id } }`,
+    });
+    expect(listed.webhookEndpoints).toHaveLength(3);
   });
 });
 
 describe('webhook URL safety', () => {
-  let t: TestApp;
-  let product: TestProduct;
-  beforeAll(async () => {
-    t = await createTestApp({
-      webhooks: { ...TEST_WEBHOOKS, allowPrivateUrls: false },
+  /**
+   * `strict`: an instance that allows no private webhook URL. It delivers nothing: its worker
+   * would refuse the private receivers of the file's other tests.
+   */
+  const it = test.extend('strict', async ({ instance }): Promise<TestApp> =>
+    instance({
+      webhooks: { ...TEST_WEBHOOKS, allowPrivateUrls: false, deliver: false },
       sessionSecret: SECRET,
-    });
-    product = await newProduct(t);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+    }),
+  );
 
-  it.each([
+  it.for([
     'http://127.0.0.1:8080/hook',
     'http://localhost/hook',
     'http://10.1.2.3/hook',
@@ -554,8 +550,9 @@ describe('webhook URL safety', () => {
     'http://[::ffff:127.0.0.1]/',
     'http://0.0.0.0/',
     'http://2130706433/',
-  ])('refuses an endpoint at %s', async (url) => {
-    const refused = await failure(t.app, {
+  ])('refuses an endpoint at %s', async (url, { strict }) => {
+    const product = await newProduct(strict);
+    const refused = await failure(strict.app, {
       key: product.secret.dev,
       query: CREATE,
       variables: { input: { url } },
@@ -563,23 +560,18 @@ describe('webhook URL safety', () => {
     expect(refused).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.url' });
   });
 
-  it('refuses https-less URLs when http is not allowed (production)', async () => {
-    const app = await createTestApp({
-      database: t.database,
+  it('refuses https-less URLs when http is not allowed (production)', async ({ instance }) => {
+    const app = await instance({
       sessionSecret: SECRET,
       webhooks: { ...TEST_WEBHOOKS, allowPrivateUrls: true, allowHttp: false },
     });
-    try {
-      const own = await newProduct(app);
-      const refused = await failure(app.app, {
-        key: own.secret.dev,
-        query: CREATE,
-        variables: { input: { url: 'http://127.0.0.1/' } },
-      });
-      expect(refused.message).toContain('https');
-    } finally {
-      await app.close();
-    }
+    const own = await newProduct(app);
+    const refused = await failure(app.app, {
+      key: own.secret.dev,
+      query: CREATE,
+      variables: { input: { url: 'http://127.0.0.1/' } },
+    });
+    expect(refused.message).toContain('https');
   });
 
   it('the sender connects only to addresses it checked: a name resolving to loopback is refused at connect time, as is a literal private address', async () => {
