@@ -2,7 +2,7 @@
  * Session controls: one user's sessions across every tag (list, sign out everywhere),
  * not-before revocation of a tag or a whole env, step-up (mark fresh) and device names.
  */
-import { and, asc, desc, eq, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
 import { rowsOf } from '../../db/client.js';
 import { sessionRevocationWatermarks, sessions, type SessionRow } from '../../db/schema.js';
 import { openSessionToken } from '../../tokens/session-token.js';
@@ -10,12 +10,12 @@ import type { Scope } from '../callers.js';
 import { requireSessionConfig } from '../configs.js';
 import { badInput, badSessionId, impersonationNotFreshenable } from '../errors.js';
 import { isLive } from '../liveness.js';
-import { MAX_PAGE_SIZE, counter, pageOf, pageSize } from '../paging.js';
+import { MAX_PAGE_SIZE } from '../paging.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import { changeLiveSession } from '../session-state.js';
 import { UUID_PATTERN, checkLength, checkTag } from '../validation.js';
 import { WHOLE_ENV } from './controls-rules.js';
-import { afterSessionCursor, sessionCursor, type SessionPage } from './list.js';
+import { sessionPage, type SessionPage } from './list.js';
 import { MAX_IDENTIFIER_LENGTH } from './shared.js';
 import type { SessionDeps } from './types.js';
 
@@ -50,20 +50,13 @@ export async function listUserSessions(
 ): Promise<SessionPage> {
   const identifier = checkIdentifier(args.identifier);
   if (args.tag != null) checkTag('tag', args.tag);
-  const first = pageSize(args.first);
   const owner = and(
     inScopes(scopes),
     eq(sessions.identifier, identifier),
     args.tag != null ? eq(sessions.tag, args.tag) : undefined,
     isLive,
   );
-  const rows = await deps.db
-    .select()
-    .from(sessions)
-    .where(args.after != null ? and(owner, afterSessionCursor(args.after)) : owner)
-    .orderBy(desc(sessions.createdAt), desc(sessions.id))
-    .limit(first + 1);
-  return pageOf(rows, first, sessionCursor, counter(deps.db, sessions, owner));
+  return sessionPage(deps.db, owner, args);
 }
 
 /**
