@@ -1,7 +1,7 @@
 import { and, eq, gte, lte } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
 import { activityLog, type ActivityRow } from '../../db/schema.js';
-import type { Scope } from '../callers.js';
+import { ownedBy, type Scope } from '../callers.js';
 import { instantCursor, instantKeysetPage, type InstantKeyset, type Page } from '../paging.js';
 import type { Operation } from './operations.js';
 
@@ -32,9 +32,7 @@ export function listActivity(
   filter: ActivityFilter,
 ): Promise<Page<ActivityRow>> {
   const matching = and(
-    eq(activityLog.productId, scope.productId),
-    eq(activityLog.env, scope.env),
-    filter.tag != null ? eq(activityLog.tag, filter.tag) : undefined,
+    ownedBy(activityLog, scope, filter.tag ?? undefined),
     filter.operation != null ? eq(activityLog.operation, filter.operation) : undefined,
     filter.status != null ? eq(activityLog.status, filter.status) : undefined,
     filter.since != null ? gte(activityLog.at, filter.since) : undefined,

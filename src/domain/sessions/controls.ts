@@ -6,7 +6,7 @@ import { and, asc, eq, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
 import { rowsOf } from '../../db/client.js';
 import { sessionRevocationWatermarks, sessions, type SessionRow } from '../../db/schema.js';
 import { openSessionToken } from '../../tokens/session-token.js';
-import type { Scope } from '../callers.js';
+import { ownedBy, type Scope } from '../callers.js';
 import { requireSessionConfig } from '../configs.js';
 import { badInput, badSessionId, impersonationNotFreshenable } from '../errors.js';
 import { isLive } from '../liveness.js';
@@ -164,9 +164,7 @@ export async function revokeSessionsStartedBefore(
         .from(sessions)
         .where(
           and(
-            eq(sessions.productId, scope.productId),
-            eq(sessions.env, scope.env),
-            tag === WHOLE_ENV ? undefined : eq(sessions.tag, tag),
+            ownedBy(sessions, scope, tag === WHOLE_ENV ? undefined : tag),
             sql`${sessions.revokedAt} is null`,
             lt(sessions.createdAt, cutoff),
           ),
@@ -190,12 +188,7 @@ export async function notBeforeWatermarks(
   const rows = await deps.db
     .select()
     .from(sessionRevocationWatermarks)
-    .where(
-      and(
-        eq(sessionRevocationWatermarks.productId, scope.productId),
-        eq(sessionRevocationWatermarks.env, scope.env),
-      ),
-    )
+    .where(ownedBy(sessionRevocationWatermarks, scope))
     .orderBy(asc(sessionRevocationWatermarks.tag))
     .limit(MAX_PAGE_SIZE + 1);
   return rows.map((r) => ({ tag: r.tag === WHOLE_ENV ? null : r.tag, notBefore: r.notBefore }));
