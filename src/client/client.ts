@@ -10,11 +10,15 @@ import { httpTransport } from './transport.js';
 import { sessionControls } from './controls.js';
 import {
   instantOf,
+  pagePosition,
+  pageVariables,
   periodOf,
   scopeVariables,
   textOf,
   wholeNumberOf,
   withoutScope,
+  type ConnectionAnswer,
+  type PageInput,
   type ScopeSpelling,
 } from './ductape.js';
 import type {
@@ -258,32 +262,20 @@ export function createSessionClient(options: SessionClientOptions) {
      * 20 a page by default; pass `endCursor` as `after` for the next page.
      */
     async list<TData = SessionData>(
-      input: {
-        tag: string;
-        identifier: string;
-        first?: number;
-        after?: string;
-      } & ScopeSpelling,
+      input: { tag: string; identifier: string } & PageInput & ScopeSpelling,
     ): Promise<SessionList<TData>> {
       const data = await request<{
-        sessions: {
-          totalCount: number;
-          nodes: Session<TData>[];
-          pageInfo: { hasNextPage: boolean; endCursor: string | null };
-        };
+        sessions: ConnectionAnswer & { nodes: Session<TData>[] };
       }>(ops.LIST, {
         tag: textOf(input.tag, 'tag'),
         identifier: textOf(input.identifier, 'identifier'),
-        first: wholeNumberOf(input.first, 'first'),
-        after: input.after ?? null,
+        ...pageVariables(input),
         ...scoped(input),
       });
       const page = data.sessions;
       return {
-        count: page.totalCount,
+        ...pagePosition(page),
         sessions: page.nodes.map((s): ListedSession<TData> => ({ ...s, sessionId: s.id })),
-        endCursor: page.pageInfo.endCursor,
-        hasNextPage: page.pageInfo.hasNextPage,
       };
     },
     /** One session by id, whatever its status, or null (session.do `get`). */

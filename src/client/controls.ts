@@ -3,7 +3,16 @@
  * not-before revocation, step-up and device names. Spread into `client.sessions`.
  */
 import { SESSION } from './documents.js';
-import { instantOf, scopeVariables, textOf, wholeNumberOf, type ScopeSpelling } from './ductape.js';
+import {
+  instantOf,
+  pagePosition,
+  pageVariables,
+  scopeVariables,
+  textOf,
+  type ConnectionAnswer,
+  type PageInput,
+  type ScopeSpelling,
+} from './ductape.js';
 import type { Request } from './transport.js';
 import type { ListedSession, Session, SessionAddress, SessionData } from './types.js';
 
@@ -68,36 +77,26 @@ export function sessionControls(request: Request, defaults: ScopeSpelling) {
      * token as `currentToken` to mark its session `current`.
      */
     async listForUser<TData = SessionData>(
-      input: {
-        identifier: string;
-        tag?: string;
-        first?: number;
-        after?: string;
-        currentToken?: string;
-      } & ScopeSpelling,
+      input: { identifier: string; tag?: string; currentToken?: string } & PageInput &
+        ScopeSpelling,
     ): Promise<UserSessionList<TData>> {
       const data = await request<{
-        userSessions: {
-          totalCount: number;
+        userSessions: ConnectionAnswer & {
           currentSessionId: string | null;
           edges: { current: boolean; node: Session<TData> }[];
-          pageInfo: { hasNextPage: boolean; endCursor: string | null };
         };
       }>(USER_SESSIONS, {
         identifier: textOf(input.identifier, 'identifier'),
         tag: input.tag ?? null,
-        first: wholeNumberOf(input.first, 'first'),
-        after: input.after ?? null,
+        ...pageVariables(input),
         currentToken: input.currentToken ?? null,
         ...scopeVariables(input, defaults),
       });
       const page = data.userSessions;
       return {
-        count: page.totalCount,
+        ...pagePosition(page),
         sessions: page.edges.map((e) => ({ ...e.node, sessionId: e.node.id, current: e.current })),
         currentSessionId: page.currentSessionId,
-        endCursor: page.pageInfo.endCursor,
-        hasNextPage: page.pageInfo.hasNextPage,
       };
     },
     /**

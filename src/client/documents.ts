@@ -86,30 +86,28 @@ export const GET_VALUE = `query SessionValue($id: ID!, $key: String!) {
   session(id: $id) { value(key: $key) }
 }`;
 
-/** The session.do operations on a live session: each takes the address and returns the Session. */
-function onSession(name: string, extraVariables: string, extraArgs: string): string {
-  return `mutation ${name[0]!.toUpperCase()}${name.slice(1)}($tag: String!, $sessionId: ID!, $expectedVersion: Int${extraVariables}) {
-  ${name}(tag: $tag, sessionId: $sessionId, expectedVersion: $expectedVersion${extraArgs}) { ...ClientSession }
+/**
+ * The session.do operations on a live session: each takes the address, and the variables named
+ * in `extra` with their GraphQL types, and returns the Session.
+ */
+function onSession(name: string, extra: Readonly<Record<string, string>> = {}): string {
+  const names = Object.keys(extra);
+  const variables = names.map((v) => `, $${v}: ${extra[v]}`).join('');
+  const args = names.map((v) => `, ${v}: $${v}`).join('');
+  return `mutation ${name[0]!.toUpperCase()}${name.slice(1)}($tag: String!, $sessionId: ID!, $expectedVersion: Int${variables}) {
+  ${name}(tag: $tag, sessionId: $sessionId, expectedVersion: $expectedVersion${args}) { ...ClientSession }
 }
 ${SESSION}`;
 }
 
-export const UPDATE_DATA = onSession('updateSessionData', ', $data: JSON!', ', data: $data');
-export const MERGE_DATA = onSession('mergeSessionData', ', $data: JSON!', ', data: $data');
-export const SET_VALUE = onSession(
-  'setSessionValue',
-  ', $key: String!, $value: JSON!',
-  ', key: $key, value: $value',
-);
-export const REMOVE_VALUE = onSession('removeSessionValue', ', $key: String!', ', key: $key');
-export const CLEAR_DATA = onSession('clearSessionData', '', '');
-export const TOUCH = onSession('touchSession', '', '');
-export const EXTEND = onSession('extendSession', ', $seconds: Int!', ', seconds: $seconds');
-export const SET_EXPIRATION = onSession(
-  'setSessionExpiration',
-  ', $expiresAt: DateTime!',
-  ', expiresAt: $expiresAt',
-);
+export const UPDATE_DATA = onSession('updateSessionData', { data: 'JSON!' });
+export const MERGE_DATA = onSession('mergeSessionData', { data: 'JSON!' });
+export const SET_VALUE = onSession('setSessionValue', { key: 'String!', value: 'JSON!' });
+export const REMOVE_VALUE = onSession('removeSessionValue', { key: 'String!' });
+export const CLEAR_DATA = onSession('clearSessionData');
+export const TOUCH = onSession('touchSession');
+export const EXTEND = onSession('extendSession', { seconds: 'Int!' });
+export const SET_EXPIRATION = onSession('setSessionExpiration', { expiresAt: 'DateTime!' });
 
 export const ON_REVOKED = `subscription SessionRevoked($tag: String, $identifier: String, $after: ID) {
   sessionRevoked(tag: $tag, identifier: $identifier, after: $after) { ${EVENT} }

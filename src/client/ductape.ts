@@ -83,3 +83,33 @@ export function withoutScope<T extends ScopeSpelling>(input: T): Omit<T, 'produc
   delete rest.env;
   return rest as Omit<T, 'product' | 'env'>;
 }
+
+/** Paging of a list: `first` items (20 by default) after the `endCursor` of the previous page. */
+export interface PageInput {
+  readonly first?: number;
+  readonly after?: string;
+}
+
+/** The variables of a page of a list, `first` checked. */
+export function pageVariables(input: PageInput): { first: number | null; after: string | null } {
+  return { first: wholeNumberOf(input.first, 'first'), after: input.after ?? null };
+}
+
+/** What a list's connection answers besides its items. */
+export interface ConnectionAnswer {
+  readonly totalCount: number;
+  readonly pageInfo: { readonly hasNextPage: boolean; readonly endCursor: string | null };
+}
+
+/** A page's count and position, as every list of the client returns them. */
+export function pagePosition(page: ConnectionAnswer): {
+  count: number;
+  endCursor: string | null;
+  hasNextPage: boolean;
+} {
+  return {
+    count: page.totalCount,
+    endCursor: page.pageInfo.endCursor,
+    hasNextPage: page.pageInfo.hasNextPage,
+  };
+}

@@ -23,11 +23,20 @@ export interface Scope {
   readonly env: string;
 }
 
-/** A table's columns that say whose a row is. */
-interface OwnedColumns {
+/** A table's columns that say which product and env a row belongs to. */
+interface ScopedColumns {
   readonly productId: AnyColumn;
   readonly env: AnyColumn;
+}
+
+/** A table's columns that say whose a row is. */
+interface OwnedColumns extends ScopedColumns {
   readonly tag: AnyColumn;
+}
+
+/** The rows of one product and env (a Scope, or a row that names them). */
+export function inScopeOf(table: ScopedColumns, owner: Pick<Scope, 'productId' | 'env'>): SQL {
+  return and(eq(table.productId, owner.productId), eq(table.env, owner.env))!;
 }
 
 /**
@@ -39,9 +48,5 @@ export function ownedBy(
   owner: Pick<Scope, 'productId' | 'env'>,
   tag?: string,
 ): SQL {
-  return and(
-    eq(table.productId, owner.productId),
-    eq(table.env, owner.env),
-    tag === undefined ? undefined : eq(table.tag, tag),
-  )!;
+  return and(inScopeOf(table, owner), tag === undefined ? undefined : eq(table.tag, tag))!;
 }

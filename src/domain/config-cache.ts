@@ -1,40 +1,18 @@
-import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
-import { sessionConfigs, type SessionConfigRow } from '../db/schema.js';
 import type { Scope } from './callers.js';
-import { CONFIG_CHANGED_CHANNEL, checkUsable, holdsTag } from './configs.js';
+import {
+  CONFIG_CHANGED_CHANNEL,
+  checkUsable,
+  readVersionedConfig,
+  type VersionedConfig,
+} from './configs.js';
 
-export { CONFIG_CHANGED_CHANNEL };
+export { CONFIG_CHANGED_CHANNEL, readVersionedConfig, type VersionedConfig };
 import { notFound } from './errors.js';
-import { TAG_PATTERN } from './validation.js';
-
-/** A config row as read, with the row version it was read at (its `xmin`). */
-export interface VersionedConfig {
-  readonly config: SessionConfigRow;
-  /**
-   * The row version (`xmin` as text): any change to the row (rename, delete, new lifetimes)
-   * writes a new version, so a statement that requires this one acts on exactly what was read.
-   */
-  readonly version: string;
-}
 
 /** How long a config is used without reading it again (NOTIFY normally drops it sooner). */
 const TTL_MS = 30_000;
 const MAX_ENTRIES = 10_000;
-
-/** The live config holding the tag in the scope's product, with its row version; no cache. */
-export async function readVersionedConfig(
-  db: Database,
-  scope: Scope,
-  tag: string,
-): Promise<VersionedConfig | undefined> {
-  if (!TAG_PATTERN.test(tag)) return undefined;
-  const rows = await db
-    .select({ config: sessionConfigs, version: sql<string>`session_configs.xmin::text` })
-    .from(sessionConfigs)
-    .where(holdsTag(scope, tag));
-  return rows[0];
-}
 
 /**
  * Session configs by (product, tag), so that a start does not cost a config read. Only found

@@ -5,7 +5,7 @@ import { products, sessionConfigs, sessions, type SessionConfigRow } from '../db
 import type { Scope } from './callers.js';
 import { JSON_LIMITS, checkJsonObject } from './data-schema.js';
 import { ServiceError, badInput, forbidden, notFound } from './errors.js';
-import { isLive } from './liveness.js';
+import { isLive, liveSessionCounts } from './liveness.js';
 import { revokeSessionsWhere } from './revocation.js';
 import { parseSelector, pickPath } from './selector.js';
 import { TAG_PATTERN, checkTag, checkText } from './validation.js';
@@ -271,6 +271,12 @@ const conflict = (tag: string) =>
     `A session config with tag "${tag}" already exists in this product.`,
   );
 
+/** A limit as an update sets it: left out or null keeps the current one, an explicit 0 removes it. */
+function patchedLimit(patch: number | null | undefined, current: number | null): number | null {
+  if (patch == null) return current;
+  return patch === 0 ? null : patch;
+}
+
 /**
  * Merges the given fields into a config (Ductape's update); fields left out keep their value.
  * A new tag is refused (CONFLICT on input.tag) while the config has a live session in any env:
@@ -306,19 +312,11 @@ async function updateLocked(
     period: patch.period ?? current.period,
     // Left out, an explicit refresh lifetime stays (and must still fit); a default one follows.
     refreshExpirySeconds: patch.refreshExpiresIn ?? current.refreshExpirySeconds,
-    // For these two, an explicit 0 removes the limit (null means "leave as it is").
-    idleTimeoutSeconds:
-      patch.idleTimeout === undefined || patch.idleTimeout === null
-        ? current.idleTimeoutSeconds
-        : patch.idleTimeout === 0
-          ? null
-          : patch.idleTimeout,
-    maxSessionsPerIdentifier:
-      patch.maxSessionsPerIdentifier === undefined || patch.maxSessionsPerIdentifier === null
-        ? current.maxSessionsPerIdentifier
-        : patch.maxSessionsPerIdentifier === 0
-          ? null
-          : patch.maxSessionsPerIdentifier,
+    idleTimeoutSeconds: patchedLimit(patch.idleTimeout, current.idleTimeoutSeconds),
+    maxSessionsPerIdentifier: patchedLimit(
+      patch.maxSessionsPerIdentifier,
+      current.maxSessionsPerIdentifier,
+    ),
   });
   if (checked.tag !== current.tag) {
     const live = await tx
@@ -383,14 +381,37 @@ export async function deleteSessionConfig(
   });
 }
 
+/** A config row as read, with the row version it was read at (its `xmin`). */
+export interface VersionedConfig {
+  readonly config: SessionConfigRow;
+  /**
+   * The row version (`xmin` as text): any change to the row (rename, delete, new lifetimes)
+   * writes a new version, so a statement that requires this one acts on exactly what was read.
+   */
+  readonly version: string;
+}
+
+/** The live config holding the tag in the scope's product, with its row version; no cache. */
+export async function readVersionedConfig(
+  db: Database,
+  scope: Scope,
+  tag: string,
+): Promise<VersionedConfig | undefined> {
+  if (!TAG_PATTERN.test(tag)) return undefined;
+  const rows = await db
+    .select({ config: sessionConfigs, version: sql<string>`session_configs.xmin::text` })
+    .from(sessionConfigs)
+    .where(holdsTag(scope, tag));
+  return rows[0];
+}
+
+/** The live config holding the tag in the scope's product; no cache. */
 export async function findSessionConfig(
   db: Database,
   scope: Scope,
   tag: string,
 ): Promise<SessionConfigRow | undefined> {
-  if (!TAG_PATTERN.test(tag)) return undefined;
-  const rows = await db.select().from(sessionConfigs).where(holdsTag(scope, tag));
-  return rows[0];
+  return (await readVersionedConfig(db, scope, tag))?.config;
 }
 
 /** The live config with that tag if the scope may use it; FORBIDDEN for another env's. */
@@ -465,18 +486,10 @@ export async function sessionConfigsByIds(
  * Live sessions (see `isLive`) of many configs in one env, in one query:
  * the batch function behind `SessionConfig.activeSessionCount`.
  */
-export async function activeSessionCounts(
+export function activeSessionCounts(
   db: Database,
   env: string,
   configIds: readonly string[],
 ): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  if (configIds.length === 0) return counts;
-  const rows = await db
-    .select({ configId: sessions.configId, n: count() })
-    .from(sessions)
-    .where(and(inArray(sessions.configId, [...configIds]), eq(sessions.env, env), isLive))
-    .groupBy(sessions.configId);
-  for (const row of rows) counts.set(row.configId, Number(row.n));
-  return counts;
+  return liveSessionCounts(db, sessions.configId, configIds, eq(sessions.env, env));
 }

@@ -2,6 +2,7 @@ import { and, asc, eq, gt, inArray, max, sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Database, type DatabaseHandle, type Transaction } from '../db/client.js';
 import type { SessionEventType } from '../contract/enums.js';
 import { sessionEvents, type SessionEventRow } from '../db/schema.js';
+import { ownedBy } from './callers.js';
 
 export type { SessionEventType } from '../contract/enums.js';
 
@@ -134,10 +135,8 @@ export async function eventsAfter(
   filter: EventFilter = {},
 ): Promise<SessionEventRow[]> {
   const conditions: (SQL | undefined)[] = [
-    eq(sessionEvents.productId, scope.productId),
-    eq(sessionEvents.env, scope.env),
+    ownedBy(sessionEvents, scope, filter.tag ?? undefined),
     gt(sessionEvents.seq, afterId),
-    filter.tag != null ? eq(sessionEvents.tag, filter.tag) : undefined,
     filter.identifier != null ? eq(sessionEvents.identifier, filter.identifier) : undefined,
     filter.types != null ? inArray(sessionEvents.type, [...filter.types]) : undefined,
   ];
@@ -158,7 +157,7 @@ export async function latestEventId(db: Database, scope: EventsSignal): Promise<
   const rows = await db
     .select({ id: max(sessionEvents.seq) })
     .from(sessionEvents)
-    .where(and(eq(sessionEvents.productId, scope.productId), eq(sessionEvents.env, scope.env)));
+    .where(ownedBy(sessionEvents, scope));
   return Number(rows[0]?.id ?? 0);
 }
 

@@ -1,4 +1,5 @@
-import { and, gt, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, count, gt, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import type { Database } from '../db/client.js';
 import { sessions, type SessionRow } from '../db/schema.js';
 import { notEndedOf } from '../db/session-rules.js';
 
@@ -83,4 +84,25 @@ export function isLiveAt(row: LivenessRow, now: Date): boolean {
 export function deadReason(row: LivenessRow, now: Date): 'revoked' | 'expired' | null {
   if (row.revokedAt !== null) return 'revoked';
   return isOverAt(row, now) ? 'expired' : null;
+}
+
+/**
+ * How many live sessions each of many keys (values of `by`) has among the sessions `where`
+ * selects, in one query (the batched counts of a page); keys without one are left out.
+ */
+export async function liveSessionCounts(
+  db: Database,
+  by: typeof sessions.identifier | typeof sessions.configId,
+  keys: readonly string[],
+  where: SQL | undefined,
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (keys.length === 0) return counts;
+  const rows = await db
+    .select({ key: by, n: count() })
+    .from(sessions)
+    .where(and(where, inArray(by, [...keys]), isLive))
+    .groupBy(by);
+  for (const row of rows) counts.set(row.key, Number(row.n));
+  return counts;
 }

@@ -1,5 +1,5 @@
-import { count, type SQL } from 'drizzle-orm';
-import type { PgTable } from 'drizzle-orm/pg-core';
+import { and, count, desc, eq, lt, or, type SQL } from 'drizzle-orm';
+import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { Database } from '../db/client.js';
 import { badCursor, badPageSize } from './errors.js';
 import { cursorInstant } from './validation.js';
@@ -124,4 +124,57 @@ export function decodeInstantCursor(
   const instant = cursorInstantPart(at);
   if (!key.test(id)) throw badCursor();
   return { at: instant, key: id };
+}
+
+/**
+ * A list ordered newest first by an instant, then by a key that orders the rows of one instant
+ * (keyset pagination): its cursors are `[instant, key]`.
+ */
+export interface InstantKeyset<T extends PgTable> {
+  readonly table: T;
+  readonly at: PgColumn;
+  readonly key: PgColumn;
+  /** What the key part of a cursor must match. */
+  readonly keyPattern: RegExp;
+  /** The key as the column compares it (default: the cursor's text). */
+  readonly keyValue?: (key: string) => unknown;
+  /** Also read the `<instant>|<key>` cursors of before (see {@link decodeCursor}). */
+  readonly pipeSeparated?: boolean;
+  /** A row's cursor: {@link instantCursor} of its instant and key. */
+  readonly cursorOf: (row: T['$inferSelect']) => string;
+}
+
+/** The cursor of a row of an {@link InstantKeyset}. */
+export function instantCursor(at: Date, key: string | number): string {
+  return encodeCursor([at.toISOString(), String(key)]);
+}
+
+/** The rows after a cursor of an {@link InstantKeyset}: older, or as old with a lower key. */
+export function afterInstantCursor<T extends PgTable>(
+  keyset: InstantKeyset<T>,
+  cursor: string,
+): SQL {
+  const { at, key } = decodeInstantCursor(cursor, keyset.keyPattern, {
+    pipeSeparated: keyset.pipeSeparated,
+  });
+  const value = keyset.keyValue ? keyset.keyValue(key) : key;
+  return or(lt(keyset.at, at), and(eq(keyset.at, at), lt(keyset.key, value)))!;
+}
+
+/** One page of the rows of an {@link InstantKeyset} that match `where`, newest first. */
+export async function instantKeysetPage<T extends PgTable>(
+  db: Database,
+  keyset: InstantKeyset<T>,
+  where: SQL | undefined,
+  args: { first?: number | null; after?: string | null },
+): Promise<Page<T['$inferSelect']>> {
+  const first = pageSize(args.first);
+  const table: PgTable = keyset.table;
+  const rows = (await db
+    .select()
+    .from(table)
+    .where(args.after != null ? and(where, afterInstantCursor(keyset, args.after)) : where)
+    .orderBy(desc(keyset.at), desc(keyset.key))
+    .limit(first + 1)) as T['$inferSelect'][];
+  return pageOf(rows, first, keyset.cursorOf, counter(db, table, where));
 }

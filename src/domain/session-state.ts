@@ -1,5 +1,5 @@
 import { and, eq, sql } from 'drizzle-orm';
-import { UUID_PATTERN } from './validation.js';
+import { UUID_PATTERN, checkWholeNumber } from './validation.js';
 import type { Transaction } from '../db/client.js';
 import { sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
 import { ownedBy, type Scope } from './callers.js';
@@ -269,12 +269,12 @@ export function extendSession(
   address: SessionAddress,
   seconds: number,
 ): Promise<SessionRow> {
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > LIFETIME_LIMITS.maxTokenSeconds) {
-    throw badInput(
-      'seconds',
-      `expected whole seconds from 1 to ${LIFETIME_LIMITS.maxTokenSeconds}`,
-    );
-  }
+  checkWholeNumber(
+    'seconds',
+    seconds,
+    { min: 1, max: LIFETIME_LIMITS.maxTokenSeconds },
+    `expected whole seconds from 1 to ${LIFETIME_LIMITS.maxTokenSeconds}`,
+  );
   return changeLiveSession(deps, scope, address, (session, { dbNow }) => {
     const from = Math.max(session.expiresAt.getTime(), dbNow.getTime());
     const next = new Date(Math.floor((from + seconds * 1000) / 1000) * 1000);

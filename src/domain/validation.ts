@@ -26,6 +26,19 @@ export function checkText(field: string, value: string, max: number, allowEmpty 
   return trimmed;
 }
 
+/** `value` when it is a whole number from `min` to `max`; otherwise BAD_USER_INPUT saying `expected`. */
+export function checkWholeNumber(
+  field: string,
+  value: number,
+  range: { readonly min: number; readonly max: number },
+  expected: string,
+): number {
+  if (!Number.isInteger(value) || value < range.min || value > range.max) {
+    throw badInput(field, expected);
+  }
+  return value;
+}
+
 export function checkLength(field: string, value: string, max: number): string {
   if (value.length === 0) throw badInput(field, 'must not be empty');
   if (value.length > max) throw badInput(field, `must be at most ${max} characters`);

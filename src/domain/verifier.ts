@@ -1,14 +1,14 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, inArray, sql } from 'drizzle-orm';
 import { type Database, rowsOf } from '../db/client.js';
 import { sessionRevocationWatermarks, type SessionEventRow } from '../db/schema.js';
 import type { Keyring } from '../tokens/keyring.js';
 import { CLOCK_TOLERANCE_SECONDS, ISSUER, audienceOf } from '../tokens/session-token.js';
-import type { Scope } from './callers.js';
+import { ownedBy, type Scope } from './callers.js';
 import { checkConfigAccess } from './configs.js';
 import { badInput } from './errors.js';
 import { latestEventId } from './events.js';
 import { WHOLE_ENV } from './sessions/controls-rules.js';
-import { TAG_PATTERN, UUID_PATTERN } from './validation.js';
+import { TAG_PATTERN, UUID_PATTERN, checkWholeNumber } from './validation.js';
 
 /** Most tags one local verifier follows. */
 export const MAX_VERIFIER_TAGS = 20;
@@ -157,10 +157,12 @@ export async function verifierSnapshotPage(
   tags: readonly string[],
   args: { after?: string | null; first?: number | null },
 ): Promise<VerifierSnapshotPage> {
-  const first = args.first ?? DEFAULT_SNAPSHOT_PAGE;
-  if (!Number.isInteger(first) || first < 1 || first > MAX_SNAPSHOT_PAGE) {
-    throw badInput('first', `expected a whole number from 1 to ${MAX_SNAPSHOT_PAGE}`);
-  }
+  const first = checkWholeNumber(
+    'first',
+    args.first ?? DEFAULT_SNAPSHOT_PAGE,
+    { min: 1, max: MAX_SNAPSHOT_PAGE },
+    `expected a whole number from 1 to ${MAX_SNAPSHOT_PAGE}`,
+  );
   if (args.after != null && !UUID_PATTERN.test(args.after)) {
     throw badInput('after', 'is not a cursor this API returned');
   }
@@ -225,8 +227,7 @@ export async function verifierNotBefore(
     .from(sessionRevocationWatermarks)
     .where(
       and(
-        eq(sessionRevocationWatermarks.productId, scope.productId),
-        eq(sessionRevocationWatermarks.env, scope.env),
+        ownedBy(sessionRevocationWatermarks, scope),
         inArray(sessionRevocationWatermarks.tag, [...tags, WHOLE_ENV]),
       ),
     );

@@ -1,4 +1,5 @@
 import type { ObjectRef } from '@pothos/core';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../domain/paging.js';
 import { builder, type BuilderTypes } from './builder.js';
 import { COUNTED_BY_PARENT } from './cost.js';
 
@@ -16,6 +17,12 @@ import { COUNTED_BY_PARENT } from './cost.js';
  * field's cost annotation (src/graphql/cost.ts) and needs no new dependency.
  * test/relay-connections.test.ts checks the spec's rules on the whole schema.
  */
+
+/** The arguments of every connection field: `first` items `after` a cursor. */
+export const pageArgs = builder.args((t) => ({
+  first: t.int({ description: `Page size, 0 to ${MAX_PAGE_SIZE} (default ${DEFAULT_PAGE_SIZE}).` }),
+  after: t.string({ description: 'The `endCursor` of the previous page.' }),
+}));
 
 /** Where a page stands, as `PageInfo` shows it. */
 export interface PageInfoShape {

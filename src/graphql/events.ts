@@ -2,10 +2,10 @@ import type { SessionEventRow } from '../db/schema.js';
 import { badInput } from '../domain/errors.js';
 import { SESSION_EVENT_TYPES, type SessionEventType } from '../contract/enums.js';
 import { latestEventId } from '../domain/events.js';
-import { builder } from './builder.js';
+import { builder, type BuilderTypes } from './builder.js';
 import { IDENTIFIER_COST } from './cost.js';
 import type { Context } from './context.js';
-import { scopeArgs, scopeForTag, scopeOf } from './scope.js';
+import { scopeArgs, scopeForTag, scopeOf, tagFilterArgs } from './scope.js';
 
 /** What each event type means, for the schema's documentation: one line per type of the list. */
 const EVENT_TYPE_DESCRIPTIONS: Readonly<Record<SessionEventType, string>> = {
@@ -29,15 +29,23 @@ export const SessionEventTypeEnum = builder.enumType('SessionEventType', {
   ) as Record<SessionEventType, { value: SessionEventType; description: string }>,
 });
 
+/**
+ * The `id` of what a product's env numbers in order (its events, its activity log): the row's
+ * `seq`, counted within the product and env only.
+ */
+export const seqIdField = (
+  t: PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, { readonly seq: number | null }>,
+  description: string,
+) => t.id({ description, resolve: (row) => String(row.seq) });
+
 export const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implement({
   description:
     'Something that happened to a session. Ids increase in commit order within a product and env.',
   fields: (t) => ({
-    id: t.id({
-      description:
-        'Its number in the product and env, in commit order (counts only this product’s events): pass the last id you received as `after` to resume without gap or duplicate.',
-      resolve: (e) => String(e.seq),
-    }),
+    id: seqIdField(
+      t,
+      'Its number in the product and env, in commit order (counts only this product’s events): pass the last id you received as `after` to resume without gap or duplicate.',
+    ),
     type: t.field({
       type: SessionEventTypeEnum,
       description: 'What happened.',
@@ -116,15 +124,22 @@ builder.subscriptionType({
   authScopes: { sessions: true },
 });
 
+/** What both event subscriptions filter by: the scope, a session type and a user. */
+const eventFilterArgs = {
+  ...scopeArgs,
+  ...tagFilterArgs,
+  ...builder.args((t) => ({
+    identifier: t.string({ description: 'Only this user.' }),
+  })),
+};
+
 builder.subscriptionFields((t) => ({
   sessionRevoked: t.field({
     type: SessionEvent,
     description:
       'Each revocation in the caller’s product and env (logout, revoke all, reuse detected, config deleted), optionally for one tag and one user.',
     args: {
-      ...scopeArgs,
-      tag: t.arg.string({ description: 'Only this session type.' }),
-      identifier: t.arg.string({ description: 'Only this user.' }),
+      ...eventFilterArgs,
       after: t.arg.id({ description: 'Replay the revocations after this event id first.' }),
     },
     subscribe: (_root, args, ctx) => subscribeEvents(ctx, args, ['REVOKED']),
@@ -135,9 +150,7 @@ builder.subscriptionFields((t) => ({
     description:
       'Every session event in the caller’s product and env, filtered by tag, user and type. With `after`, what was missed is replayed first, in order.',
     args: {
-      ...scopeArgs,
-      tag: t.arg.string({ description: 'Only this session type.' }),
-      identifier: t.arg.string({ description: 'Only this user.' }),
+      ...eventFilterArgs,
       types: t.arg({ type: [SessionEventTypeEnum], description: 'Only these kinds of event.' }),
       after: t.arg.id({
         description: 'Replay the events after this id first, then continue live.',

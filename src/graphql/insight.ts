@@ -11,7 +11,7 @@ import {
 } from '../domain/activity/index.js';
 import type { Scope } from '../domain/callers.js';
 import { builder } from './builder.js';
-import { connectionOf, connectionType } from './connection.js';
+import { connectionOf, connectionType, pageArgs } from './connection.js';
 import {
   COUNTED_BY_PARENT,
   CURSOR_COST,
@@ -19,7 +19,8 @@ import {
   dashboardCost,
   pagedCost,
 } from './cost.js';
-import { scopeArgs, scopeForTag, sessionTypeArgs } from './scope.js';
+import { seqIdField } from './events.js';
+import { scopeArgs, scopeForTag, sessionTypeArgs, tagFilterArgs } from './scope.js';
 import { Session } from './sessions/session.js';
 
 /** A user of a tag, with the product and env it was read in (for its own fields' queries). */
@@ -57,10 +58,7 @@ const SessionUser = builder.objectRef<UserInScope>('SessionUser').implement({
       description:
         'Their session history, every status, newest first (Ductape’s fetchUserDetails).',
       complexity: pagedCost,
-      args: {
-        first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
-        after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
-      },
+      args: pageArgs,
       resolve: async (u, args, ctx) => {
         const page = await sessionHistory(ctx.services.db, u.scope, {
           tag: u.tag,
@@ -118,11 +116,10 @@ export const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').imp
   description:
     'One operation in the activity log (successful verifies, and failed verifies and refreshes, are counted in the dashboard, not logged).',
   fields: (t) => ({
-    id: t.id({
-      description:
-        'Its number in the product and env (counts only this product’s entries, never another’s).',
-      resolve: (a) => String(a.seq),
-    }),
+    id: seqIdField(
+      t,
+      'Its number in the product and env (counts only this product’s entries, never another’s).',
+    ),
     operation: t.field({
       type: OperationEnum,
       description: 'What was done.',
@@ -243,8 +240,7 @@ builder.queryFields((t) => ({
     args: {
       ...sessionTypeArgs,
       orderBy: t.arg({ type: UserOrder, description: 'Sort order (default LAST_SEEN_DESC).' }),
-      first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
-      after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+      ...pageArgs,
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeForTag(ctx, args, args.tag);
@@ -274,13 +270,12 @@ builder.queryFields((t) => ({
     complexity: pagedCost,
     args: {
       ...scopeArgs,
-      tag: t.arg.string({ description: 'Only this session type.' }),
+      ...tagFilterArgs,
       operation: t.arg({ type: OperationEnum, description: 'Only this operation.' }),
       status: t.arg({ type: OperationStatus, description: 'Only successes or only failures.' }),
       since: t.arg({ type: 'DateTime', description: 'Only entries at or after this instant.' }),
       until: t.arg({ type: 'DateTime', description: 'Only entries at or before this instant.' }),
-      first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
-      after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+      ...pageArgs,
     },
     resolve: async (_root, args, ctx) => {
       const scope = await scopeForTag(ctx, args, args.tag);

@@ -25,6 +25,11 @@ export const sessionTypeArgs = builder.args((t) => ({
   ...scopeFields(t),
 }));
 
+/** An optional filter on one session type, for lists and subscriptions. */
+export const tagFilterArgs = builder.args((t) => ({
+  tag: t.string({ description: 'Only this session type.' }),
+}));
+
 /** The two arguments that address one session (to spread beside {@link scopeArgs}). */
 export const sessionAddressArgs = builder.args((t) => ({
   tag: t.string({ required: true, description: 'The session type.' }),

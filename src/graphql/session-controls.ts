@@ -17,13 +17,19 @@ import {
 import { MAX_PAGE_SIZE } from '../domain/paging.js';
 import { builder, type BuilderTypes } from './builder.js';
 import type { Context } from './context.js';
-import { connectionOf, connectionTypes, type Connection, type Edge } from './connection.js';
+import {
+  connectionOf,
+  connectionTypes,
+  pageArgs,
+  type Connection,
+  type Edge,
+} from './connection.js';
 import { pagedCost, textCost } from './cost.js';
 import { DEVICE_HISTORY_LIMIT } from '../domain/sessions/controls-rules.js';
 import { MAX_ACTOR_LENGTH } from '../domain/sessions/start.js';
 import { SessionEvent } from './events.js';
 import { ActivityEntry } from './insight.js';
-import { scopeArgs, scopeForTag, scopeOf, sessionAddressArgs } from './scope.js';
+import { scopeArgs, scopeForTag, scopeOf, sessionAddressArgs, tagFilterArgs } from './scope.js';
 import { deviceFields, Session, VerifiedSession } from './sessions/index.js';
 import { tracked, trackedOnSession, type Subject } from './tracking.js';
 
@@ -233,9 +239,8 @@ builder.queryFields((t) => ({
     complexity: pagedCost,
     args: {
       identifier: t.arg.string({ required: true, description: 'The user, up to 256 characters.' }),
-      tag: t.arg.string({ description: 'Only this session type.' }),
-      first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
-      after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+      ...tagFilterArgs,
+      ...pageArgs,
       currentToken: t.arg.string({
         description: 'The session token of the device asking: its session is marked `current`.',
       }),

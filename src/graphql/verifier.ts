@@ -2,6 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { SessionEventRow } from '../db/schema.js';
 import type { Scope } from '../domain/callers.js';
 import { badInput } from '../domain/errors.js';
+import { checkWholeNumber } from '../domain/validation.js';
 import { latestEventId } from '../domain/events.js';
 import {
   DEFAULT_SNAPSHOT_PAGE,
@@ -368,17 +369,12 @@ builder.subscriptionFields((t) => ({
       }),
     },
     subscribe: async (_root, args, ctx) => {
-      const heartbeatMs = args.heartbeatMs ?? HEARTBEAT_MS.default;
-      if (
-        !Number.isInteger(heartbeatMs) ||
-        heartbeatMs < HEARTBEAT_MS.min ||
-        heartbeatMs > HEARTBEAT_MS.max
-      ) {
-        throw badInput(
-          'heartbeatMs',
-          `expected whole milliseconds from ${HEARTBEAT_MS.min} to ${HEARTBEAT_MS.max}`,
-        );
-      }
+      const heartbeatMs = checkWholeNumber(
+        'heartbeatMs',
+        args.heartbeatMs ?? HEARTBEAT_MS.default,
+        HEARTBEAT_MS,
+        `expected whole milliseconds from ${HEARTBEAT_MS.min} to ${HEARTBEAT_MS.max}`,
+      );
       const after = parsePosition(args.after);
       const { scope, tags } = await verifierScope(ctx, args);
       const caller = await ctx.caller();

@@ -8,6 +8,7 @@ import {
   errors as joseErrors,
   jwtDecrypt,
   jwtVerify,
+  type DecryptOptions,
   type JWTPayload,
 } from 'jose';
 import {
@@ -65,6 +66,21 @@ export const audienceOf = (scope: TokenScope) => `${scope.productId}:${scope.env
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
+/** The registered claims of a token we mint, either format: issuer, audience, subject, times. */
+function registeredClaims<T extends SignJWT | EncryptJWT>(
+  jwt: T,
+  scope: TokenScope,
+  claims: Pick<SessionTokenClaims, 'identifier' | 'expiresAt'> & { issuedAt?: Date },
+): T {
+  jwt
+    .setIssuer(ISSUER)
+    .setAudience(audienceOf(scope))
+    .setSubject(claims.identifier)
+    .setIssuedAt(epochSeconds(claims.issuedAt ?? new Date()))
+    .setExpirationTime(epochSeconds(claims.expiresAt));
+  return jwt;
+}
+
 /**
  * Mints a session token: claims signed with the tag's Ed25519 key (a JWS), encrypted with its
  * AES key (a JWE, A256KW + A256GCM, `cty: "JWT"`), bound to scope and tag. A local verifier
@@ -86,19 +102,13 @@ export async function mintSessionToken(
   if (claims.authenticatedAt !== undefined)
     extra.auth_time = claims.authenticatedAt.getTime() / 1000;
   if (claims.actor != null) extra.act = { sub: claims.actor };
-  const signed = await new SignJWT({
+  const jws = new SignJWT({
     sid: claims.sessionId,
     tag: claims.tag,
     data: claims.data,
     ...extra,
-  })
-    .setProtectedHeader({ alg: SIGNATURE_ALGORITHM, kid })
-    .setIssuer(ISSUER)
-    .setAudience(audienceOf(scope))
-    .setSubject(claims.identifier)
-    .setIssuedAt(epochSeconds(claims.issuedAt ?? new Date()))
-    .setExpirationTime(epochSeconds(claims.expiresAt))
-    .sign(keys.signingKey);
+  }).setProtectedHeader({ alg: SIGNATURE_ALGORITHM, kid });
+  const signed = await registeredClaims(jws, scope, claims).sign(keys.signingKey);
   return new CompactEncrypt(new TextEncoder().encode(signed))
     .setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid, cty: 'JWT' })
     .encrypt(keys.encryptionKey);
@@ -115,14 +125,12 @@ export async function mintLegacySessionToken(
 ): Promise<string> {
   const kid = keyring.currentKid;
   const key = await keyring.tokenKey(scope.productId, scope.env, kid);
-  return new EncryptJWT({ sid: claims.sessionId, tag: claims.tag, data: claims.data })
-    .setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid })
-    .setIssuer(ISSUER)
-    .setAudience(audienceOf(scope))
-    .setSubject(claims.identifier)
-    .setIssuedAt(Math.floor((claims.issuedAt ?? new Date()).getTime() / 1000))
-    .setExpirationTime(Math.floor(claims.expiresAt.getTime() / 1000))
-    .encrypt(key);
+  const jwe = new EncryptJWT({
+    sid: claims.sessionId,
+    tag: claims.tag,
+    data: claims.data,
+  }).setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid });
+  return registeredClaims(jwe, scope, claims).encrypt(key);
 }
 
 /**
@@ -157,6 +165,29 @@ export async function openSessionToken(
   return claims;
 }
 
+/** How both formats are decrypted: the algorithms pinned, and no compression. */
+const DECRYPTION: DecryptOptions = {
+  keyManagementAlgorithms: [KEY_ALGORITHM],
+  contentEncryptionAlgorithms: [CONTENT_ALGORITHM],
+  // No compression: a `zip` header is refused, never inflated.
+  maxDecompressedLength: 0,
+};
+
+/** The claims both formats must carry and pass: issuer, audience, expiry (with tolerance). */
+function claimChecks(scope: TokenScope) {
+  return {
+    issuer: ISSUER,
+    audience: audienceOf(scope),
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    requiredClaims: ['exp', 'iat', 'sub'],
+  };
+}
+
+/** A token jose refused, as the API says it: TOKEN_EXPIRED past its expiry, else TOKEN_INVALID. */
+function joseFailure(error: unknown): Error {
+  return error instanceof joseErrors.JWTExpired ? tokenExpired() : tokenInvalid();
+}
+
 /** Whether the token's protected header announces a nested (signed) token. */
 function isSignedFormat(token: string): boolean {
   try {
@@ -187,27 +218,17 @@ async function openSignedClaims(
         return (await keyring.signedKeys(scope.productId, scope.env, tag, header.kid))
           .encryptionKey;
       },
-      {
-        keyManagementAlgorithms: [KEY_ALGORITHM],
-        contentEncryptionAlgorithms: [CONTENT_ALGORITHM],
-        maxDecompressedLength: 0,
-      },
+      DECRYPTION,
     );
     const keys = await keyring.signedKeys(scope.productId, scope.env, tag, kid);
     const verified = await jwtVerify(new TextDecoder().decode(plaintext), keys.verificationKey, {
       algorithms: [SIGNATURE_ALGORITHM],
-      issuer: ISSUER,
-      audience: audienceOf(scope),
-      clockTolerance: CLOCK_TOLERANCE_SECONDS,
-      requiredClaims: ['exp', 'iat', 'sub'],
+      ...claimChecks(scope),
     });
     if (verified.protectedHeader.kid !== kid) throw tokenInvalid();
     payload = verified.payload;
   } catch (error) {
-    if (error instanceof joseErrors.JWTExpired) {
-      throw tokenExpired();
-    }
-    throw tokenInvalid();
+    throw joseFailure(error);
   }
   const claims = signedTokenClaimsOf(payload);
   if (claims === undefined) throw tokenInvalid();
@@ -235,23 +256,11 @@ async function decryptClaims(
         if (!keyring.accepts(header.kid)) throw tokenInvalid();
         return keyring.tokenKey(scope.productId, scope.env, header.kid);
       },
-      {
-        issuer: ISSUER,
-        audience: audienceOf(scope),
-        keyManagementAlgorithms: [KEY_ALGORITHM],
-        contentEncryptionAlgorithms: [CONTENT_ALGORITHM],
-        clockTolerance: CLOCK_TOLERANCE_SECONDS,
-        // No compression: a `zip` header is refused, never inflated.
-        maxDecompressedLength: 0,
-        requiredClaims: ['exp', 'iat', 'sub'],
-      },
+      { ...DECRYPTION, ...claimChecks(scope) },
     );
     payload = result.payload;
   } catch (error) {
-    if (error instanceof joseErrors.JWTExpired) {
-      throw tokenExpired();
-    }
-    throw tokenInvalid();
+    throw joseFailure(error);
   }
   const claims = tokenClaimsOf(payload);
   if (claims === undefined) throw tokenInvalid();

@@ -1,9 +1,9 @@
-import { and, asc, count, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Database, Transaction } from '../../db/client.js';
 import { sessionUsers, sessions, type SessionRow, type SessionUserRow } from '../../db/schema.js';
 import { ownedBy, type Scope } from '../callers.js';
 import { badCursor } from '../errors.js';
-import { isLive } from '../liveness.js';
+import { liveSessionCounts } from '../liveness.js';
 import { checkLength } from '../validation.js';
 import { counter, decodeCursor, encodeCursor, pageOf, pageSize, type Page } from '../paging.js';
 
@@ -93,21 +93,11 @@ export async function findSessionUser(
 }
 
 /** Live sessions of many identifiers of one tag, in one query (for a page of users). */
-export async function activeSessionsByIdentifier(
+export function activeSessionsByIdentifier(
   db: Database,
   scope: Scope,
   tag: string,
   identifiers: readonly string[],
 ): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  if (identifiers.length === 0) return counts;
-  const rows = await db
-    .select({ identifier: sessions.identifier, n: count() })
-    .from(sessions)
-    .where(
-      and(ownedBy(sessions, scope, tag), inArray(sessions.identifier, [...identifiers]), isLive),
-    )
-    .groupBy(sessions.identifier);
-  for (const row of rows) counts.set(row.identifier, Number(row.n));
-  return counts;
+  return liveSessionCounts(db, sessions.identifier, identifiers, ownedBy(sessions, scope, tag));
 }

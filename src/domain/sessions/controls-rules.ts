@@ -5,7 +5,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { sessions } from '../../db/schema.js';
-import { badInput } from '../errors.js';
+import { checkWholeNumber } from '../validation.js';
 import type { Device } from './types.js';
 
 /** The tag of a watermark that covers every session of the env. */
@@ -34,10 +34,12 @@ export const MAX_AGE_LIMIT_SECONDS = 400 * 24 * 3600;
 /** Checks a `maxAge` argument (whole seconds, 0 to 400 days); null when absent. */
 export function checkMaxAge(maxAge: number | null | undefined): number | null {
   if (maxAge == null) return null;
-  if (!Number.isInteger(maxAge) || maxAge < 0 || maxAge > MAX_AGE_LIMIT_SECONDS) {
-    throw badInput('maxAge', `expected whole seconds from 0 to ${MAX_AGE_LIMIT_SECONDS}`);
-  }
-  return maxAge;
+  return checkWholeNumber(
+    'maxAge',
+    maxAge,
+    { min: 0, max: MAX_AGE_LIMIT_SECONDS },
+    `expected whole seconds from 0 to ${MAX_AGE_LIMIT_SECONDS}`,
+  );
 }
 
 /** How many earlier devices a session keeps. */

@@ -2,20 +2,20 @@
  * Session controls: one user's sessions across every tag (list, sign out everywhere),
  * not-before revocation of a tag or a whole env, step-up (mark fresh) and device names.
  */
-import { and, asc, desc, eq, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
 import { rowsOf } from '../../db/client.js';
 import { sessionRevocationWatermarks, sessions, type SessionRow } from '../../db/schema.js';
 import { openSessionToken } from '../../tokens/session-token.js';
-import type { Scope } from '../callers.js';
+import { ownedBy, type Scope } from '../callers.js';
 import { requireSessionConfig } from '../configs.js';
 import { badInput, badSessionId, impersonationNotFreshenable } from '../errors.js';
 import { isLive } from '../liveness.js';
-import { MAX_PAGE_SIZE, counter, pageOf, pageSize } from '../paging.js';
+import { MAX_PAGE_SIZE } from '../paging.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import { changeLiveSession } from '../session-state.js';
 import { UUID_PATTERN, checkLength, checkTag } from '../validation.js';
 import { WHOLE_ENV } from './controls-rules.js';
-import { afterSessionCursor, sessionCursor, type SessionPage } from './list.js';
+import { sessionPage, type SessionPage } from './list.js';
 import { MAX_IDENTIFIER_LENGTH } from './shared.js';
 import type { SessionDeps } from './types.js';
 
@@ -50,20 +50,13 @@ export async function listUserSessions(
 ): Promise<SessionPage> {
   const identifier = checkIdentifier(args.identifier);
   if (args.tag != null) checkTag('tag', args.tag);
-  const first = pageSize(args.first);
   const owner = and(
     inScopes(scopes),
     eq(sessions.identifier, identifier),
     args.tag != null ? eq(sessions.tag, args.tag) : undefined,
     isLive,
   );
-  const rows = await deps.db
-    .select()
-    .from(sessions)
-    .where(args.after != null ? and(owner, afterSessionCursor(args.after)) : owner)
-    .orderBy(desc(sessions.createdAt), desc(sessions.id))
-    .limit(first + 1);
-  return pageOf(rows, first, sessionCursor, counter(deps.db, sessions, owner));
+  return sessionPage(deps.db, owner, args);
 }
 
 /**
@@ -171,9 +164,7 @@ export async function revokeSessionsStartedBefore(
         .from(sessions)
         .where(
           and(
-            eq(sessions.productId, scope.productId),
-            eq(sessions.env, scope.env),
-            tag === WHOLE_ENV ? undefined : eq(sessions.tag, tag),
+            ownedBy(sessions, scope, tag === WHOLE_ENV ? undefined : tag),
             sql`${sessions.revokedAt} is null`,
             lt(sessions.createdAt, cutoff),
           ),
@@ -197,12 +188,7 @@ export async function notBeforeWatermarks(
   const rows = await deps.db
     .select()
     .from(sessionRevocationWatermarks)
-    .where(
-      and(
-        eq(sessionRevocationWatermarks.productId, scope.productId),
-        eq(sessionRevocationWatermarks.env, scope.env),
-      ),
-    )
+    .where(ownedBy(sessionRevocationWatermarks, scope))
     .orderBy(asc(sessionRevocationWatermarks.tag))
     .limit(MAX_PAGE_SIZE + 1);
   return rows.map((r) => ({ tag: r.tag === WHOLE_ENV ? null : r.tag, notBefore: r.notBefore }));

@@ -1,13 +1,13 @@
-import { and, desc, eq, lt, or, type SQL } from 'drizzle-orm';
+import { and, eq, type SQL } from 'drizzle-orm';
+import type { Database } from '../../db/client.js';
 import { sessions, type SessionRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
 import { isLive } from '../liveness.js';
 import {
-  counter,
-  decodeInstantCursor,
-  encodeCursor,
-  pageOf,
-  pageSize,
+  afterInstantCursor,
+  instantCursor,
+  instantKeysetPage,
+  type InstantKeyset,
   type Page,
 } from '../paging.js';
 import { UUID_PATTERN, checkLength } from '../validation.js';
@@ -19,21 +19,34 @@ export type SessionPage = Page<SessionRow>;
 
 /** Sessions are listed newest first: keyset over (createdAt desc, id desc). */
 export function sessionCursor(row: Pick<SessionRow, 'createdAt' | 'id'>): string {
-  return encodeCursor([row.createdAt.toISOString(), row.id]);
+  return instantCursor(row.createdAt, row.id);
 }
+
+/** Every list of sessions: newest first; the session list's cursors of before are still read. */
+const SESSION_KEYSET: InstantKeyset<typeof sessions> = {
+  table: sessions,
+  at: sessions.createdAt,
+  key: sessions.id,
+  keyPattern: UUID_PATTERN,
+  pipeSeparated: true,
+  cursorOf: sessionCursor,
+};
 
 /**
  * The sessions after a cursor of {@link sessionCursor}: older, or as old with a lower id. The
  * session list's cursors of before (`<instant>|<uuid>`) are still read.
  */
 export function afterSessionCursor(after: string): SQL {
-  const { at: createdAt, key: id } = decodeInstantCursor(after, UUID_PATTERN, {
-    pipeSeparated: true,
-  });
-  return or(
-    lt(sessions.createdAt, createdAt),
-    and(eq(sessions.createdAt, createdAt), lt(sessions.id, id)),
-  )!;
+  return afterInstantCursor(SESSION_KEYSET, after);
+}
+
+/** One page of the sessions `owner` selects, newest first (every list of sessions). */
+export function sessionPage(
+  db: Database,
+  owner: SQL | undefined,
+  args: { first?: number | null; after?: string | null },
+): Promise<SessionPage> {
+  return instantKeysetPage(db, SESSION_KEYSET, owner, args);
 }
 
 /** One page of an identifier's live sessions under a tag, newest first (keyset pagination). */
@@ -43,20 +56,13 @@ export async function listSessions(
   args: { tag: string; identifier: string; first?: number | null; after?: string | null },
 ): Promise<SessionPage> {
   checkLength('identifier', args.identifier, MAX_IDENTIFIER_LENGTH);
-  const first = pageSize(args.first);
   const owner = and(
     inScope(scope),
     eq(sessions.tag, args.tag),
     eq(sessions.identifier, args.identifier),
     isLive,
   );
-  const rows = await deps.db
-    .select()
-    .from(sessions)
-    .where(args.after != null ? and(owner, afterSessionCursor(args.after)) : owner)
-    .orderBy(desc(sessions.createdAt), desc(sessions.id))
-    .limit(first + 1);
-  return pageOf(rows, first, sessionCursor, counter(deps.db, sessions, owner));
+  return sessionPage(deps.db, owner, args);
 }
 
 /** One session of the caller's product and env, or undefined. */

@@ -12,7 +12,7 @@ import { badInput, notFound } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import { identifierFromData } from '../selector.js';
-import { checkLength } from '../validation.js';
+import { checkLength, checkWholeNumber } from '../validation.js';
 import { newRefreshToken } from './refresh-token.js';
 import { sessionConfigFor } from './start-config.js';
 import { MAX_IDENTIFIER_LENGTH, inScope, secondsFromNow } from './shared.js';
@@ -45,6 +45,12 @@ function checkActor(actor: string | null | undefined): string | null {
   return checkLength('input.actor', actor, MAX_ACTOR_LENGTH);
 }
 
+/** A session token's lifetime, in seconds. */
+const TOKEN_LIFETIME = {
+  min: LIFETIME_LIMITS.minTokenSeconds,
+  max: LIFETIME_LIMITS.maxTokenSeconds,
+};
+
 /**
  * The token lifetime the caller asked for, in seconds: `expiresIn`, or the absolute `expiresAt`
  * counted from now (rounded up to the second); undefined for the config's own.
@@ -54,18 +60,12 @@ function requestedLifetime(input: StartSessionInput): number | undefined {
     if (input.expiresIn != null) {
       throw badInput('input.expiresAt', 'give either expiresIn or expiresAt, not both');
     }
-    const seconds = Math.ceil((input.expiresAt.getTime() - Date.now()) / 1000);
-    if (
-      !Number.isFinite(seconds) ||
-      seconds < LIFETIME_LIMITS.minTokenSeconds ||
-      seconds > LIFETIME_LIMITS.maxTokenSeconds
-    ) {
-      throw badInput(
-        'input.expiresAt',
-        `expected an instant from ${LIFETIME_LIMITS.minTokenSeconds} seconds to ${LIFETIME_LIMITS.maxTokenSeconds} seconds from now`,
-      );
-    }
-    return seconds;
+    return checkWholeNumber(
+      'input.expiresAt',
+      Math.ceil((input.expiresAt.getTime() - Date.now()) / 1000),
+      TOKEN_LIFETIME,
+      `expected an instant from ${TOKEN_LIFETIME.min} seconds to ${TOKEN_LIFETIME.max} seconds from now`,
+    );
   }
   return input.expiresIn ?? undefined;
 }
@@ -89,17 +89,12 @@ function checkStartInput(deps: SessionDeps, config: SessionConfigRow, input: Sta
   const cap = actor === null ? null : (deps.impersonationMaxSeconds ?? 3600);
   const requested = requestedLifetime(input) ?? tokenLifetimeSeconds(config);
   // An impersonation never outlives its cap, whatever the config or the request say.
-  const lifetime = cap === null ? requested : Math.min(requested, cap);
-  if (
-    !Number.isInteger(lifetime) ||
-    lifetime < LIFETIME_LIMITS.minTokenSeconds ||
-    lifetime > LIFETIME_LIMITS.maxTokenSeconds
-  ) {
-    throw badInput(
-      'input.expiresIn',
-      `expected whole seconds from ${LIFETIME_LIMITS.minTokenSeconds} to ${LIFETIME_LIMITS.maxTokenSeconds}`,
-    );
-  }
+  const lifetime = checkWholeNumber(
+    'input.expiresIn',
+    cap === null ? requested : Math.min(requested, cap),
+    TOKEN_LIFETIME,
+    `expected whole seconds from ${TOKEN_LIFETIME.min} to ${TOKEN_LIFETIME.max}`,
+  );
   return { serialized, data, identifier, actor, cap, lifetime };
 }
 

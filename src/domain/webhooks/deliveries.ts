@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
-import type { Database } from '../../db/client.js';
+import type { Database, Transaction } from '../../db/client.js';
 import {
   webhookAttempts,
   webhookDeliveries,
@@ -8,10 +8,10 @@ import {
   type WebhookDeliveryRow,
   type WebhookEndpointRow,
 } from '../../db/schema.js';
-import type { Scope } from '../callers.js';
+import { inScopeOf, type Scope } from '../callers.js';
 import { badInput, notFound } from '../errors.js';
 import { eventsAfter, type EventsSignal, type SessionEventType } from '../events.js';
-import { UUID_PATTERN } from '../validation.js';
+import { UUID_PATTERN, checkWholeNumber } from '../validation.js';
 import { getEndpoint } from './endpoints.js';
 import { webhookPayload } from './payload.js';
 import { retryDelayMs, type WebhookSettings } from './settings.js';
@@ -37,13 +37,7 @@ export async function enqueueEvents(db: Database, scope: EventsSignal): Promise<
   const endpoints = await db
     .select({ id: webhookEndpoints.id })
     .from(webhookEndpoints)
-    .where(
-      and(
-        eq(webhookEndpoints.productId, scope.productId),
-        eq(webhookEndpoints.env, scope.env),
-        eq(webhookEndpoints.enabled, true),
-      ),
-    );
+    .where(and(inScopeOf(webhookEndpoints, scope), eq(webhookEndpoints.enabled, true)));
   let queued = 0;
   for (const { id } of endpoints) {
     for (;;) {
@@ -249,6 +243,15 @@ export async function recordAttempt(
   });
 }
 
+/** Holds an endpoint's row until the transaction ends: one writer at a time of its deliveries. */
+async function lockEndpoint(tx: Transaction, endpointId: string): Promise<void> {
+  await tx
+    .select({ id: webhookEndpoints.id })
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.id, endpointId))
+    .for('update');
+}
+
 /**
  * Lets go of an endpoint's lease, and notes when its next delivery is due: its queue's head's
  * (null when nothing is pending), or `notBeforeMs` from now at the earliest (after an error of
@@ -262,11 +265,7 @@ export async function releaseEndpoint(
   notBeforeMs = 0,
 ): Promise<void> {
   await db.transaction(async (tx) => {
-    await tx
-      .select({ id: webhookEndpoints.id })
-      .from(webhookEndpoints)
-      .where(eq(webhookEndpoints.id, endpointId))
-      .for('update');
+    await lockEndpoint(tx, endpointId);
     await tx
       .update(webhookEndpoints)
       .set({
@@ -299,10 +298,12 @@ export async function listDeliveries(
     status?: WebhookDeliveryRow['status'] | null;
   },
 ): Promise<DeliveryWithAttempts[]> {
-  const first = options.first ?? DELIVERY_PAGE.default;
-  if (!Number.isInteger(first) || first < 0 || first > DELIVERY_PAGE.max) {
-    throw badInput('first', `expected 0 to ${DELIVERY_PAGE.max}`);
-  }
+  const first = checkWholeNumber(
+    'first',
+    options.first ?? DELIVERY_PAGE.default,
+    { min: 0, max: DELIVERY_PAGE.max },
+    `expected 0 to ${DELIVERY_PAGE.max}`,
+  );
   let before: number | undefined;
   if (options.before != null) {
     if (!/^\d{1,15}$/.test(options.before)) throw badInput('before', 'expected an event id');
@@ -372,11 +373,7 @@ export async function redeliver(
     throw notFound('No webhook delivery with this id.');
   });
   return db.transaction(async (tx) => {
-    await tx
-      .select({ id: webhookEndpoints.id })
-      .from(webhookEndpoints)
-      .where(eq(webhookEndpoints.id, endpoint.id))
-      .for('update');
+    await lockEndpoint(tx, endpoint.id);
     const [row] = await tx
       .update(webhookDeliveries)
       .set({

@@ -3,11 +3,11 @@ import { and, asc, count, eq, sql } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
 import { webhookDeliveries, webhookEndpoints, type WebhookEndpointRow } from '../../db/schema.js';
 import type { SealedBox } from '../../tokens/sealed-box.js';
-import type { Scope } from '../callers.js';
+import { inScopeOf, type Scope } from '../callers.js';
 import { ServiceError, badInput, notFound } from '../errors.js';
 import { latestEventId, type SessionEventType } from '../events.js';
 import { SESSION_EVENT_TYPES } from '../../contract/enums.js';
-import { UUID_PATTERN } from '../validation.js';
+import { UUID_PATTERN, checkWholeNumber } from '../validation.js';
 import type { WebhookSettings } from './settings.js';
 import { newWebhookSecret } from './signature.js';
 import { checkUrlAddresses, parseEndpointUrl } from './url-policy.js';
@@ -145,13 +145,7 @@ export async function getEndpoint(
   const rows = await db
     .select()
     .from(webhookEndpoints)
-    .where(
-      and(
-        eq(webhookEndpoints.id, id.toLowerCase()),
-        eq(webhookEndpoints.productId, scope.productId),
-        eq(webhookEndpoints.env, scope.env),
-      ),
-    );
+    .where(and(eq(webhookEndpoints.id, id.toLowerCase()), inScopeOf(webhookEndpoints, scope)));
   if (!rows[0]) throw notFound('No webhook endpoint with this id.');
   return rows[0];
 }
@@ -229,13 +223,12 @@ export async function rotateSecret(
   id: string,
   overlapSeconds: number | null | undefined,
 ): Promise<EndpointWithSecret> {
-  const overlap = overlapSeconds ?? DEFAULT_ROTATION_OVERLAP_SECONDS;
-  if (!Number.isInteger(overlap) || overlap < 0 || overlap > MAX_ROTATION_OVERLAP_SECONDS) {
-    throw badInput(
-      'overlapSeconds',
-      `expected a whole number of seconds from 0 to ${MAX_ROTATION_OVERLAP_SECONDS}`,
-    );
-  }
+  const overlap = checkWholeNumber(
+    'overlapSeconds',
+    overlapSeconds ?? DEFAULT_ROTATION_OVERLAP_SECONDS,
+    { min: 0, max: MAX_ROTATION_OVERLAP_SECONDS },
+    `expected a whole number of seconds from 0 to ${MAX_ROTATION_OVERLAP_SECONDS}`,
+  );
   const current = await getEndpoint(deps.db, scope, id);
   const secret = newWebhookSecret();
   const secretEnc = deps.boxes(scope.productId, scope.env).seal(secret, aad(current.id));

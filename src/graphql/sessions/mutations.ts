@@ -7,7 +7,9 @@ import {
   startSession,
   type SessionTokens as SessionTokensShape,
 } from '../../domain/sessions/index.js';
+import type { Scope } from '../../domain/callers.js';
 import { builder } from '../builder.js';
+import type { Context } from '../context.js';
 import { TOKEN_COST } from '../cost.js';
 import { scopeArgs, scopeForTag, scopeOf, sessionTypeArgs } from '../scope.js';
 import { tracked } from '../tracking.js';
@@ -91,12 +93,31 @@ const StartSessionInput = builder.inputType('StartSessionInput', {
   }),
 });
 
-/** What the activity log records of a pair handed out: its session, user and actor (if any). */
-const issuedTo = (tokens: SessionTokensShape) => ({
-  sessionId: tokens.sessionId,
-  identifier: tokens.identifier,
-  actor: tokens.actor ?? null,
-});
+/**
+ * Hands out a pair (start or refresh) in the caller's scope, tracked: the activity log records
+ * the pair's session, user and actor (if any).
+ */
+async function issue(
+  ctx: Context,
+  args: { product?: string | null; env?: string | null },
+  tag: string,
+  operation: 'start' | 'refresh',
+  run: (scope: Scope) => Promise<SessionTokensShape>,
+): Promise<SessionTokensShape> {
+  const scope = await scopeOf(ctx, args);
+  return tracked(
+    ctx,
+    scope,
+    tag,
+    operation,
+    () => run(scope),
+    (tokens) => ({
+      sessionId: tokens.sessionId,
+      identifier: tokens.identifier,
+      actor: tokens.actor ?? null,
+    }),
+  );
+}
 
 const RevokeAllResult = builder.objectRef<{ count: number }>('RevokeAllResult').implement({
   description: 'The outcome of revokeAllSessions.',
@@ -119,17 +140,10 @@ builder.mutationFields((t) => ({
       }),
       ...scopeArgs,
     },
-    resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
-      return tracked(
-        ctx,
-        scope,
-        args.input.tag,
-        'start',
-        () => startSession(ctx.services, scope, args.input, ctx.requestDevice),
-        issuedTo,
-      );
-    },
+    resolve: (_root, args, ctx) =>
+      issue(ctx, args, args.input.tag, 'start', (scope) =>
+        startSession(ctx.services, scope, args.input, ctx.requestDevice),
+      ),
   }),
   refreshSession: t.field({
     type: SessionTokens,
@@ -145,24 +159,16 @@ builder.mutationFields((t) => ({
       }),
       ...sessionTypeArgs,
     },
-    resolve: async (_root, args, ctx) => {
-      const scope = await scopeOf(ctx, args);
-      return tracked(
-        ctx,
-        scope,
-        args.tag,
-        'refresh',
-        () =>
-          refreshSession(
-            ctx.services,
-            scope,
-            args.tag,
-            args.refreshToken,
-            normalizeDevice(args.device, ctx.requestDevice),
-          ),
-        issuedTo,
-      );
-    },
+    resolve: (_root, args, ctx) =>
+      issue(ctx, args, args.tag, 'refresh', (scope) =>
+        refreshSession(
+          ctx.services,
+          scope,
+          args.tag,
+          args.refreshToken,
+          normalizeDevice(args.device, ctx.requestDevice),
+        ),
+      ),
   }),
   revokeSession: t.field({
     type: Session,

@@ -8,7 +8,7 @@ import {
   type VerifiedSession as VerifiedSessionShape,
 } from '../../domain/sessions/index.js';
 import { builder } from '../builder.js';
-import { connectionOf, connectionType } from '../connection.js';
+import { connectionOf, connectionType, pageArgs } from '../connection.js';
 import { IDENTIFIER_COST, JSON_DATA_COST, pagedCost } from '../cost.js';
 import type { Context } from '../context.js';
 import { scopeArgs, scopeForTag, scopeOf, sessionTypeArgs } from '../scope.js';
@@ -100,8 +100,7 @@ builder.queryFields((t) => ({
     complexity: pagedCost,
     args: {
       identifier: t.arg.string({ required: true, description: 'The user.' }),
-      first: t.arg.int({ description: 'Page size, 0 to 100 (default 20).' }),
-      after: t.arg.string({ description: 'The `endCursor` of the previous page.' }),
+      ...pageArgs,
       ...sessionTypeArgs,
     },
     resolve: async (_root, args, ctx) =>
