@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import { hashSecret, randomSecret } from '../src/tokens/secrets.js';
 import { describe, it, test } from './support/test.js';
-import type { TestApp } from './support/app.js';
+import { TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { gql, ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -202,6 +202,58 @@ describe('refresh in one statement', () => {
     ]);
     const replay = await refreshOn(t, key, config, second.refreshToken);
     expect(replay).toEqual({ ok: true, pair: third });
+  });
+
+  it('50 sessions refreshing at once, each its own pair: one statement per refresh, no read', async ({
+    t,
+    key,
+    config,
+  }) => {
+    const sessions = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => start(t, key, config, user(`u${i}`))),
+    );
+    const ROUNDS = 3;
+    const { result, statements } = await statementsOf(t, () =>
+      Promise.all(
+        sessions.map(async (s) => {
+          let pair: Started = s;
+          for (let i = 0; i < ROUNDS; i++) {
+            const answer = await refreshOn(t, key, config, pair.refreshToken);
+            expect(answer.ok).toBe(true);
+            pair = (answer as { pair: Started }).pair;
+          }
+          return pair;
+        }),
+      ),
+    );
+    expect(statements).toHaveLength(50 * ROUNDS);
+    for (const statement of statements) expect(statement).toMatch(ROTATE_FROM_SNAPSHOT);
+    for (const [i, pair] of result.entries()) {
+      expect((await verify(t, key, config, pair.token)).data).toEqual(user(`u${i}`));
+    }
+  });
+
+  it('an instance clock running ahead of the database: the read path answers, with its expiry', async ({
+    t,
+    key,
+    config,
+  }) => {
+    const started = await start(t, key, config);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 5_000);
+      const { result: answer, statements } = await statementsOf(t, () =>
+        refreshOn(t, key, config, started.refreshToken),
+      );
+      // PGlite's clock is this process's, moved with it: there the clocks still agree.
+      expect(statements.length > 1).toBe(TEST_DATABASE_URL !== undefined);
+      expect(answer.ok).toBe(true);
+      const pair = (answer as { pair: Started }).pair;
+      const session = await sessionOf(t, key, started.sessionId);
+      expect(pair.expiresAt).toBe(session.expiresAt);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a refresh from the snapshot moves the device into the history and marks the user seen', async ({

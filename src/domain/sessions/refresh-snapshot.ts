@@ -123,10 +123,16 @@ export class RefreshSnapshots {
 }
 
 /**
- * Most the instance clock, which the new expiries count from, may be off the database's `now()`
- * when the statement runs, ms; beyond it the statement refuses and the read path decides.
+ * The instance clock, which the new expiries count from without a read, may be this far ahead of
+ * the database's `now()` when the statement runs, ms: a lifetime is never longer than configured
+ * by more than this, by the database clock.
  */
-export const MAX_CLOCK_SKEW_MS = 2_000;
+export const MAX_CLOCK_AHEAD_MS = 1_000;
+/**
+ * And this far behind it (the time from taking the base to the statement: minting, the queue
+ * for a connection, or a slow instance clock), ms: a lifetime is at most this much shorter.
+ */
+export const MAX_CLOCK_BEHIND_MS = 60_000;
 
 /**
  * Rotates a pair this instance issued, from its snapshot, in one statement. The statement
@@ -145,10 +151,12 @@ export const MAX_CLOCK_SKEW_MS = 2_000;
  *
  * The time base: without the read there is no database clock to count the new expiries from, so
  * they count from the instance clock (to the second, as the read path truncates `now()`), and are
- * the values both stored and minted, so token and database agree exactly; the statement refuses
- * when the instance clock is more than {@link MAX_CLOCK_SKEW_MS} off `now()`, so a lifetime is
- * never more than that off the configured one by the database clock (a statement queued longer
- * than that also refuses, and is answered by the read path). The cap (`ends_at`) is the
+ * the values both stored and minted, so token and database agree exactly. The read path counts
+ * from its read's `now()`, which precedes its statement by the minting and the wait for a
+ * connection; here the base precedes the statement by the same, so the statement accepts a base
+ * up to {@link MAX_CLOCK_BEHIND_MS} before its `now()` (a token that much shorter-lived at most)
+ * but at most {@link MAX_CLOCK_AHEAD_MS} after it (an instance clock running ahead would
+ * otherwise lengthen lifetimes); outside that the read path decides. The cap (`ends_at`) is the
  * database's own value, so an impersonation never outlives it.
  *
  * Returns undefined when the statement rotated nothing: the read path then decides, as if there
@@ -191,7 +199,8 @@ export async function rotateFromSnapshot(
           where c.id = sessions.config_id and c.id = ${snapshot.configId}
             and c.tag = sessions.tag and c.deleted_at is null
             and (c.env is null or c.env = ${scope.env}) and c.xmin::text = ${snapshot.configVersion})
-        and abs(extract(epoch from now()) * 1000 - ${clientNow}::float8) <= ${MAX_CLOCK_SKEW_MS}
+        and ${clientNow}::float8 - extract(epoch from now()) * 1000
+            between ${-MAX_CLOCK_BEHIND_MS}::float8 and ${MAX_CLOCK_AHEAD_MS}::float8
         -- A token spent before this statement began (another instance's refresh) leaves the
         -- session as it is; one spent meanwhile is caught by \`spent\`.
         and exists (
