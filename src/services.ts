@@ -4,6 +4,7 @@ import { ActivityRecorder } from './activity/recorder.js';
 import type { Database, DatabaseHandle } from './db/client.js';
 import type { Caller } from './domain/callers.js';
 import { SessionConfigCache } from './domain/config-cache.js';
+import { RefreshSnapshots } from './domain/sessions/refresh-snapshot.js';
 import { authenticate, type AdminKeySource } from './domain/keys.js';
 import { loadSessionRecords, type SessionRecord } from './domain/sessions/index.js';
 import { Metrics } from './observability/metrics.js';
@@ -52,6 +53,8 @@ export interface Services {
   readonly callers: CallerCache;
   /** Session configs for starts; dropped on every instance when a config changes (NOTIFY). */
   readonly sessionConfigs: SessionConfigCache;
+  /** What refreshing the pairs this instance issued needs, so that they need no read. */
+  readonly refreshSnapshots: RefreshSnapshots;
   /** Prometheus metrics, served at /metrics. */
   readonly metrics: Metrics;
   /**
@@ -171,6 +174,7 @@ export async function startServices(
     ping: () => database.ping(),
     callers,
     sessionConfigs,
+    refreshSnapshots: new RefreshSnapshots(),
     metrics,
     sessionRecords: new DataLoader(
       async (ids) => {

@@ -257,7 +257,11 @@ async function main() {
     const VERIFY = `query($t: String!) { verifySession(tag: "user-session", token: $t) { sessionId identifier data } }`;
     const REFRESH = `mutation($r: String!) { refreshSession(tag: "user-session", refreshToken: $r) { token refreshToken } }`;
     let verifyCursor = 0;
-    let refreshCursor = 0;
+    // The sessions the refresh scenario renews (450 of them, more than the connections), each
+    // with its current pair, and those not being refreshed right now.
+    const refreshChains = started.slice(500, 950).map((s) => ({ refreshToken: s.refreshToken }));
+    const idleRefreshes = refreshChains.map((_, i) => i);
+    let refreshFailures = 0;
     let startCursor = 0;
     const scenarios: Scenario[] = [
       {
@@ -319,20 +323,30 @@ async function main() {
         requests: [
           {
             method: 'POST',
-            // Each connection refreshes its own session and keeps the token it gets back.
+            // Each request refreshes an idle session with the last pair it got back. autocannon
+            // resets a connection's context after every request (the sequence here is one
+            // request long), so the chains live here; a context only carries a request's
+            // session to its response. (Kept in the context, every request after the first
+            // 450 replayed a spent token: grace-window answers, then REUSE_DETECTED.)
             setupRequest: (req, context: any) => {
-              context.session ??= started[500 + (refreshCursor++ % 450)];
+              const index = idleRefreshes.shift()!;
+              context.index = index;
               return {
                 ...req,
                 body: JSON.stringify({
                   query: REFRESH,
-                  variables: { r: context.session.refreshToken },
+                  variables: { r: refreshChains[index]!.refreshToken },
                 }),
               };
             },
             onResponse: (status, body, context: any) => {
               const parsed = JSON.parse(body);
-              if (parsed.data?.refreshSession) context.session = parsed.data.refreshSession;
+              if (parsed.data?.refreshSession) {
+                refreshChains[context.index] = parsed.data.refreshSession;
+              } else {
+                refreshFailures++;
+              }
+              idleRefreshes.push(context.index);
             },
           },
         ],
@@ -440,6 +454,8 @@ async function main() {
     process.stdout.write(
       `\n${machine}; ${CONNECTIONS} connections, ${ROUNDS} × ${SECONDS} s each, interleaved\n\n${table}\n`,
     );
+    if (refreshFailures > 0)
+      process.stdout.write(`\nWARNING: ${refreshFailures} refreshes answered an error\n`);
     const failures = rows.filter((r) => r.errors > 0 || r.non2xx > 0);
     if (failures.length > 0)
       process.stdout.write(`\nWARNING: errors in ${failures.map((f) => f.name).join(', ')}\n`);

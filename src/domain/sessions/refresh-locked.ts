@@ -16,6 +16,7 @@ import {
   type RefreshOutcome,
 } from './refresh-token.js';
 import { belongsTo, configAccepts, secondsFromNow, sessionWithConfig } from './shared.js';
+import { snapshotOfRow } from './refresh-snapshot.js';
 import type { Device, SessionDeps, SessionTokens } from './types.js';
 
 export async function exchangeRefreshToken(
@@ -27,7 +28,8 @@ export async function exchangeRefreshToken(
 ): Promise<RefreshOutcome> {
   if (!isRefreshTokenShaped(refreshToken)) return { kind: 'invalid' };
   const tokenHash = hashSecret(refreshToken);
-  return deps.db.transaction(async (tx): Promise<RefreshOutcome> => {
+  let remember: (() => void) | undefined;
+  const outcome = await deps.db.transaction(async (tx): Promise<RefreshOutcome> => {
     const found = await tx
       .select({ sessionId: refreshTokens.sessionId })
       .from(refreshTokens)
@@ -127,9 +129,10 @@ export async function exchangeRefreshToken(
       .where(eq(sessions.id, sessionId))
       .returning({ expiresAt: sessions.expiresAt, refreshExpiresAt: sessions.refreshExpiresAt });
     const times = updated[0]!;
-    const data = JSON.parse(
-      deps.keyring.dataBox(scope.productId, scope.env).open(session.dataEnc, sessionId),
-    ) as Record<string, unknown>;
+    const serialized = deps.keyring
+      .dataBox(scope.productId, scope.env)
+      .open(session.dataEnc, sessionId);
+    const data = JSON.parse(serialized) as Record<string, unknown>;
     const nextToken = await mintSessionToken(deps.keyring, scope, {
       sessionId,
       tag: session.tag,
@@ -152,8 +155,9 @@ export async function exchangeRefreshToken(
       actor: session.actor,
     };
     await recordUserSeen(tx, session);
+    const nextTokenHash = hashSecret(nextRefreshToken);
     await tx.insert(refreshTokens).values({
-      tokenHash: hashSecret(nextRefreshToken),
+      tokenHash: nextTokenHash,
       sessionId,
       expiresAt: times.refreshExpiresAt,
     });
@@ -181,6 +185,17 @@ export async function exchangeRefreshToken(
         actor: session.actor,
       },
     ]);
+    // Kept only once the transaction commits (a rollback leaves the token unspent).
+    remember = () =>
+      deps.refreshSnapshots?.remember(
+        nextTokenHash,
+        snapshotOfRow(session, data, serialized.length, {
+          version: current.configVersion,
+          refreshSeconds: refreshLifetimeSeconds(current.config),
+        }),
+      );
     return { kind: 'ok', tokens };
   });
+  remember?.();
+  return outcome;
 }

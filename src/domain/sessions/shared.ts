@@ -38,6 +38,8 @@ export const sessionWithConfig = {
   },
   configCurrent: configHoldsTag,
   configEnv: sessionConfigs.env,
+  /** The config row's version (`xmin`), which a refresh from a snapshot requires unchanged. */
+  configVersion: sql<string>`session_configs.xmin::text`,
 };
 
 /** The session's config still holds its tag, and the scope's env may use it. */
@@ -50,8 +52,14 @@ export function configAccepts(
 
 /** The decrypted data of a session row. */
 export function sessionData(keyring: Keyring, row: SessionRow): Record<string, unknown> {
-  return JSON.parse(keyring.dataBox(row.productId, row.env).open(row.dataEnc, row.id)) as Record<
-    string,
-    unknown
-  >;
+  return sessionDataSized(keyring, row).data;
+}
+
+/** The decrypted data of a session row, with its serialized length. */
+export function sessionDataSized(
+  keyring: Keyring,
+  row: SessionRow,
+): { data: Record<string, unknown>; bytes: number } {
+  const serialized = keyring.dataBox(row.productId, row.env).open(row.dataEnc, row.id);
+  return { data: JSON.parse(serialized) as Record<string, unknown>, bytes: serialized.length };
 }

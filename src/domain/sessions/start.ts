@@ -130,6 +130,7 @@ export async function startSession(
   // One statement, so one round trip and no transaction held open across the network: the
   // session, its first refresh token, its user's record and its STARTED event, all or nothing.
   const dataEnc = deps.keyring.dataBox(scope.productId, scope.env).seal(serialized, sessionId);
+  const refreshTokenHash = hashSecret(refreshToken);
   const result = await deps.db.execute(sql`
     with s as (
       insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc,
@@ -154,7 +155,7 @@ export async function startSession(
                 refresh_expires_at
     ), r as (
       insert into refresh_tokens (token_hash, session_id, expires_at)
-      select ${hashSecret(refreshToken)}, s.id, s.refresh_expires_at from s
+      select ${refreshTokenHash}, s.id, s.refresh_expires_at from s
     ), u as (
       insert into session_users (product_id, env, tag, identifier, total_sessions,
                                  first_seen_at, last_seen_at)
@@ -186,6 +187,28 @@ export async function startSession(
     );
   }
 
+  const createdAt = new Date(Number(times.created_ms));
+  // Its first refresh here needs no read (refresh-snapshot.ts): the inputs as stored.
+  deps.refreshSnapshots?.remember(refreshTokenHash, {
+    sessionId,
+    productId: scope.productId,
+    env: scope.env,
+    tag: config.tag,
+    identifier,
+    actor,
+    data,
+    dataBytes: serialized.length,
+    version: 1,
+    tokenLifetimeSeconds: lifetime,
+    idleTimeoutSeconds: config.idleTimeoutSeconds,
+    createdAt,
+    authenticatedAt: createdAt,
+    // `ends_at` is the refresh expiry's instant when capped (the same expression, one now()).
+    endsAt: cap === null ? null : new Date(Number(times.refresh_expires_ms)),
+    configId: config.id,
+    configVersion: version,
+    configRefreshSeconds: refreshLifetimeSeconds(config),
+  });
   const token = await mintSessionToken(deps.keyring, scope, {
     sessionId,
     tag: config.tag,

@@ -3,6 +3,7 @@ import type { Database } from '../../db/client.js';
 import type { SessionRow } from '../../db/schema.js';
 import type { Keyring } from '../../tokens/keyring.js';
 import type { SessionConfigCache } from '../config-cache.js';
+import type { RefreshSnapshots } from './refresh-snapshot.js';
 
 /** What the session rules need from the process. */
 export interface SessionDeps {
@@ -16,6 +17,11 @@ export interface SessionDeps {
   readonly impersonationMaxSeconds?: number;
   /** Session configs kept between starts (without it, every start reads its config). */
   readonly sessionConfigs?: SessionConfigCache;
+  /**
+   * What minting needs of the sessions this instance issued pairs for (without it, every refresh
+   * reads its session first).
+   */
+  readonly refreshSnapshots?: RefreshSnapshots;
 }
 
 /**
