@@ -4,6 +4,7 @@ import { sessionUsers, sessions } from '../../db/schema.js';
 import { ownedBy, type Scope } from '../callers.js';
 import { badInput } from '../errors.js';
 import { isLive } from '../liveness.js';
+import { livePeriods } from './active.js';
 import { EXPIRE_OPERATION } from './operations.js';
 
 export type Grouping = 'HOUR' | 'DAY' | 'WEEK' | 'MONTH';
@@ -12,6 +13,10 @@ export interface DashboardPeriod {
   readonly start: Date;
   readonly sessionsCreated: number;
   readonly sessionsExpired: number;
+  /** Sessions live at the period's end (at `to` or now when sooner); see active.ts. */
+  readonly activeSessions: number;
+  /** Sessions revoked in the period while live, whatever the call. */
+  readonly sessionsRevoked: number;
   readonly starts: number;
   readonly verifies: number;
   readonly refreshes: number;
@@ -42,8 +47,9 @@ export interface Dashboard {
 const MAX_DASHBOARD_RANGE_DAYS = 800;
 
 /**
- * Dashboard figures for a tag over [from, to): current totals from indexed counts, and per
- * period figures summed from the hourly rollups (never from the log).
+ * Dashboard figures for a tag over [from, to): current totals from indexed counts, per period
+ * figures summed from the hourly rollups (never from the log), and per period active and revoked
+ * sessions from one pass over the tag's sessions (active.ts).
  */
 export async function sessionDashboard(
   db: Database,
@@ -59,7 +65,7 @@ export async function sessionDashboard(
   }
   const unit = { HOUR: 'hour', DAY: 'day', WEEK: 'week', MONTH: 'month' }[groupBy];
 
-  const [users, sessionCounts, periodRows] = await Promise.all([
+  const [users, sessionCounts, periodRows, live] = await Promise.all([
     db
       .select({
         total: count(),
@@ -86,6 +92,7 @@ export async function sessionDashboard(
         and hour >= ${from.toISOString()}::timestamptz and hour < ${to.toISOString()}::timestamptz
       group by 1, 2
       order by 1`),
+    livePeriods(db, scope, args),
   ]);
 
   const byPeriod = new Map<number, DashboardPeriodAccumulator>();
@@ -125,6 +132,24 @@ export async function sessionDashboard(
     failures += failed;
     duration += Number(row.duration);
   }
+  // Active and revoked sessions: a period with either is listed even without operations. A
+  // period of operations after the database clock's now (another instance's clock a little
+  // ahead) has the sessions live now.
+  let latest: { key: number; active: number } | null = null;
+  for (const [key, figures] of live) {
+    latest = { key, active: figures.activeSessions };
+    if (figures.activeSessions === 0 && figures.sessionsRevoked === 0) continue;
+    let p = byPeriod.get(key);
+    if (!p) {
+      p = newAccumulator(new Date(key));
+      byPeriod.set(key, p);
+    }
+    p.activeSessions = figures.activeSessions;
+    p.sessionsRevoked = figures.sessionsRevoked;
+  }
+  for (const [key, p] of byPeriod) {
+    if (latest !== null && key > latest.key && !live.has(key)) p.activeSessions = latest.active;
+  }
   const operations = successes + failures;
   const total = Number(sessionCounts[0]?.total ?? 0);
   const active = Number(sessionCounts[0]?.active ?? 0);
@@ -162,6 +187,8 @@ function newAccumulator(start: Date): DashboardPeriodAccumulator {
     start,
     sessionsCreated: 0,
     sessionsExpired: 0,
+    activeSessions: 0,
+    sessionsRevoked: 0,
     starts: 0,
     verifies: 0,
     refreshes: 0,
