@@ -1,10 +1,9 @@
 import { count, sql } from 'drizzle-orm';
 import { type Database, rowsOf } from '../../db/client.js';
-import { sessionUsers, sessions } from '../../db/schema.js';
+import { sessionUsers } from '../../db/schema.js';
 import { ownedBy, type Scope } from '../callers.js';
 import { badInput } from '../errors.js';
-import { isLive } from '../liveness.js';
-import { livePeriods } from './active.js';
+import { sessionFigures } from './active.js';
 import { EXPIRE_OPERATION } from './operations.js';
 
 export type Grouping = 'HOUR' | 'DAY' | 'WEEK' | 'MONTH';
@@ -47,9 +46,9 @@ export interface Dashboard {
 const MAX_DASHBOARD_RANGE_DAYS = 800;
 
 /**
- * Dashboard figures for a tag over [from, to): current totals from indexed counts, per period
- * figures summed from the hourly rollups (never from the log), and per period active and revoked
- * sessions from one pass over the tag's sessions (active.ts).
+ * Dashboard figures for a tag over [from, to): users from indexed counts, sessions now and per
+ * period (active, revoked) from one pass over the tag's sessions (active.ts), and the other per
+ * period figures summed from the hourly rollups (never from the log).
  */
 export async function sessionDashboard(
   db: Database,
@@ -65,7 +64,7 @@ export async function sessionDashboard(
   }
   const unit = { HOUR: 'hour', DAY: 'day', WEEK: 'week', MONTH: 'month' }[groupBy];
 
-  const [users, sessionCounts, periodRows, live] = await Promise.all([
+  const [users, figures, periodRows] = await Promise.all([
     db
       .select({
         total: count(),
@@ -73,14 +72,7 @@ export async function sessionDashboard(
       })
       .from(sessionUsers)
       .where(ownedBy(sessionUsers, scope, tag)),
-    db
-      .select({
-        total: count(),
-        active: sql<number>`count(*) filter (where ${isLive})`,
-        revoked: sql<number>`count(*) filter (where ${sessions.revokedAt} is not null)`,
-      })
-      .from(sessions)
-      .where(ownedBy(sessions, scope, tag)),
+    sessionFigures(db, scope, args),
     db.execute(sql`
       select date_trunc(${unit}, hour at time zone 'UTC') at time zone 'UTC' as period,
              operation,
@@ -92,8 +84,8 @@ export async function sessionDashboard(
         and hour >= ${from.toISOString()}::timestamptz and hour < ${to.toISOString()}::timestamptz
       group by 1, 2
       order by 1`),
-    livePeriods(db, scope, args),
   ]);
+  const live = figures.periods;
 
   const byPeriod = new Map<number, DashboardPeriodAccumulator>();
   let successes = 0;
@@ -151,9 +143,7 @@ export async function sessionDashboard(
     if (latest !== null && key > latest.key && !live.has(key)) p.activeSessions = latest.active;
   }
   const operations = successes + failures;
-  const total = Number(sessionCounts[0]?.total ?? 0);
-  const active = Number(sessionCounts[0]?.active ?? 0);
-  const revoked = Number(sessionCounts[0]?.revoked ?? 0);
+  const { total, active, revoked } = figures;
   return {
     from,
     to,
