@@ -134,7 +134,8 @@ export async function sessionFigures(
     byKind[row.kind]!.set(Number(row.period), Number(row.n));
   }
   const first = Number(rows[0]?.first ?? 0);
-  const stop = Number(rows[0]?.stop ?? 0);
+  // A range that starts after now has no period whose end (or now) falls in it.
+  const stop = Number(rows[0]?.stop ?? 0) > args.from.getTime() ? Number(rows[0]!.stop) : first;
   const periods = new Map<number, LivePeriod>();
   let active = totals.anchor;
   for (
