@@ -128,16 +128,16 @@ export async function sessionDashboard(
   // period of operations after the database clock's now (another instance's clock a little
   // ahead) has the sessions live now.
   let latest: { key: number; active: number } | null = null;
-  for (const [key, figures] of live) {
-    latest = { key, active: figures.activeSessions };
-    if (figures.activeSessions === 0 && figures.sessionsRevoked === 0) continue;
+  for (const [key, period] of live) {
+    latest = { key, active: period.activeSessions };
+    if (period.activeSessions === 0 && period.sessionsRevoked === 0) continue;
     let p = byPeriod.get(key);
     if (!p) {
       p = newAccumulator(new Date(key));
       byPeriod.set(key, p);
     }
-    p.activeSessions = figures.activeSessions;
-    p.sessionsRevoked = figures.sessionsRevoked;
+    p.activeSessions = period.activeSessions;
+    p.sessionsRevoked = period.sessionsRevoked;
   }
   for (const [key, p] of byPeriod) {
     if (latest !== null && key > latest.key && !live.has(key)) p.activeSessions = latest.active;
