@@ -163,13 +163,18 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.getByPlaceholder('sk_… or ak_…').fill(key);
       await page.getByRole('button', { name: 'Sign in' }).click();
 
-      // The dashboard charts what the test made: 4 started, 4 active.
+      // The dashboard charts what the test made: 4 started, 4 active (now, and at the end of
+      // the chart's active series), none revoked yet.
       const sessionsChart = page.locator('figure[data-chart="Sessions"]');
       await sessionsChart.locator('canvas').waitFor({ timeout: 30_000 });
       await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('4');
-      await expect
-        .poll(() => sessionsChart.locator('[data-series="started"] strong').innerText())
-        .toBe('4');
+      const series = (label: string) =>
+        sessionsChart.locator(`[data-series="${label}"] strong`).innerText();
+      await expect.poll(() => series('started')).toBe('4');
+      expect(await series('active')).toBe('4');
+      expect(await series('revoked')).toBe('0');
+      // uPlot's legend names the series it draws.
+      expect(await sessionsChart.locator('.u-legend').innerText()).toMatch(/active/);
       const operations = page.locator('figure[data-chart="Operations and error rate"]');
       await expect
         .poll(() => operations.locator('[data-series="verifies"] strong').innerText())
@@ -178,9 +183,8 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
         200,
       );
       await page.locator('select[name="groupBy"]').selectOption('DAY');
-      await expect
-        .poll(() => sessionsChart.locator('[data-series="started"] strong').innerText())
-        .toBe('4');
+      await expect.poll(() => series('started')).toBe('4');
+      expect(await series('active')).toBe('4');
       expect(await paintedPixels(page, 'figure[data-chart="Sessions"] canvas')).toBeGreaterThan(
         200,
       );
@@ -334,6 +338,10 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.locator('select').first().selectOption(productTag);
       await page.getByRole('button', { name: 'Open' }).click();
       await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('1');
+      // Five started, four revoked (two one by one, two by "revoke all"), one active now.
+      await expect.poll(() => series('revoked')).toBe('4');
+      expect(await series('started')).toBe('5');
+      expect(await series('active')).toBe('1');
       expect(await page.locator('.who').innerText()).toContain(`admin · ${productTag}/dev`);
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByPlaceholder('sk_… or ak_…').waitFor();

@@ -9,6 +9,8 @@ import {
   isOver,
   isOverAt,
   liveAt,
+  liveUntil,
+  liveUntilOf,
   overAt,
   refreshRanOutAt,
 } from '../src/domain/liveness.js';
@@ -207,6 +209,7 @@ describe('liveness: the SQL fragments and their TypeScript twin', () => {
         // The sweep's two passes and its mark cover exactly what `overAt` calls over.
         sweepable: sql<boolean>`(${sessions.expiredAt} is not null or ${refreshRanOutAt(at)} or ${idleRanOutAt(at)})`,
         liveNow: sql<boolean>`${isLive}`,
+        until: sql`${liveUntil}`.mapWith(sessions.createdAt),
         overNow: sql<boolean>`${isOver}`,
       })
       .from(sessions)
@@ -253,6 +256,19 @@ describe('liveness: the SQL fragments and their TypeScript twin', () => {
           ...where,
           sweepable: Boolean(r.over),
         });
+        // Until when it is live (what the dashboard's active sessions per period count): the
+        // same instant by SQL and TypeScript, and after `at` exactly when it is live at `at`
+        // (from T on: revocations and sweep marks are never ahead of the clock).
+        expect({ ...where, until: (r.until as Date).getTime() }).toEqual({
+          ...where,
+          until: liveUntilOf(r.session).getTime(),
+        });
+        if (offset >= 0) {
+          expect({ ...where, liveUntilAfter: (r.until as Date) > at }).toEqual({
+            ...where,
+            liveUntilAfter: Boolean(r.live),
+          });
+        }
         const reason = deadReason(r.session, at);
         expect(reason).toBe(r.session.revokedAt !== null ? 'revoked' : r.over ? 'expired' : null);
         compared++;

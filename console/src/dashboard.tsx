@@ -9,6 +9,8 @@ interface Period {
   start: string;
   sessionsCreated: number;
   sessionsExpired: number;
+  activeSessions: number;
+  sessionsRevoked: number;
   starts: number;
   verifies: number;
   refreshes: number;
@@ -51,7 +53,10 @@ function step(t: Date, grouping: Grouping, n: number): Date {
   return d;
 }
 
-/** Every period of the range, with zeros where the API has no row (it only sends busy ones). */
+/**
+ * Every period of the range, with zeros where the API has no row: it sends the periods with any
+ * figure, active sessions included, so one it leaves out had none live at its end either.
+ */
 function fill(periods: Period[], from: Date, to: Date, grouping: Grouping): Period[] {
   const byStart = new Map(periods.map((p) => [new Date(p.start).getTime(), p]));
   const all: Period[] = [];
@@ -61,6 +66,8 @@ function fill(periods: Period[], from: Date, to: Date, grouping: Grouping): Peri
         start: t.toISOString(),
         sessionsCreated: 0,
         sessionsExpired: 0,
+        activeSessions: 0,
+        sessionsRevoked: 0,
         starts: 0,
         verifies: 0,
         refreshes: 0,
@@ -79,6 +86,15 @@ interface Series {
   values: (number | null)[];
   /** Drawn on the right-hand axis (a percentage). */
   percent?: boolean;
+  /** A level, not a count per period: the table shows its latest value, not a sum. */
+  level?: boolean;
+}
+
+/** What the table beneath a chart shows for a series: a sum, the latest level, or nothing. */
+function summaryOf(s: Series): string {
+  if (s.percent) return '—';
+  if (s.level) return String(s.values.at(-1) ?? 0);
+  return String(s.values.reduce<number>((sum, v) => sum + (v ?? 0), 0));
 }
 
 /** A uPlot chart, redrawn when its data or width changes; a table beneath gives the totals. */
@@ -138,10 +154,7 @@ function Chart({ title, x, series }: { title: string; x: number[]; series: Serie
             {series.map((s) => (
               <td key={s.label} data-series={s.label}>
                 <span class="swatch" style={{ background: s.color }} />
-                {s.label}:{' '}
-                <strong>
-                  {s.percent ? '—' : s.values.reduce<number>((sum, v) => sum + (v ?? 0), 0)}
-                </strong>
+                {s.label}: <strong>{summaryOf(s)}</strong>
               </td>
             ))}
           </tr>
@@ -170,7 +183,7 @@ export function DashboardPage({ scope }: { scope: Scope }) {
           sessionDashboard(tag: $tag, from: $from, to: $to, groupBy: $groupBy, ${SCOPE_ARGS}) {
             totalUsers activeUsers totalSessions activeSessions revokedSessions expiredSessions
             errorRate averageDurationMs
-            periods { start sessionsCreated sessionsExpired starts verifies refreshes revokes successes failures }
+            periods { start sessionsCreated sessionsExpired activeSessions sessionsRevoked starts verifies refreshes revokes successes failures }
           }
         }`,
         { tag, from: from.toISOString(), to: to.toISOString(), groupBy: grouping },
@@ -195,8 +208,14 @@ export function DashboardPage({ scope }: { scope: Scope }) {
     const periods = data?.periods ?? [];
     const x = periods.map((p) => new Date(p.start).getTime() / 1000);
     const sessionSeries: Series[] = [
+      {
+        label: 'active',
+        color: '#059669',
+        level: true,
+        values: periods.map((p) => p.activeSessions),
+      },
       { label: 'started', color: '#2563eb', values: periods.map((p) => p.sessionsCreated) },
-      { label: 'revoke calls', color: '#dc2626', values: periods.map((p) => p.revokes) },
+      { label: 'revoked', color: '#dc2626', values: periods.map((p) => p.sessionsRevoked) },
       { label: 'expired', color: '#9333ea', values: periods.map((p) => p.sessionsExpired) },
     ];
     const operationSeries: Series[] = [

@@ -51,6 +51,17 @@ export const isLive = liveAt();
 /** An over session (revoked or not), by the database clock. */
 export const isOver = overAt();
 
+/**
+ * Until when a session is live: the first of its revocation, its sweep mark, its refresh token
+ * running out and its idle deadline. For a live session that is when it will run out unless it
+ * is refreshed or used again; for an ended one, when it ended. Nothing revives a session, and
+ * refreshes and activity move these only while it is live, so a session is live over exactly
+ * [created_at, liveUntil): at `now` exactly when liveUntil > now (revoked_at and expired_at are
+ * never ahead of the clock), and at a past instant `t` when created_at <= t < liveUntil. What
+ * the dashboard's "active sessions" per period count (src/domain/activity/active.ts).
+ */
+export const liveUntil = sql`least(${sessions.revokedAt}, ${sessions.expiredAt}, ${sessions.refreshExpiresAt}, ${idleDeadline})`;
+
 /** Not ended: neither revoked nor marked over by the sweep (what the sweep and its indexes look at). */
 export const notEnded = sql`(${notEndedOf(sessions)})`;
 
@@ -65,6 +76,12 @@ export function idleExpiresAt(row: LivenessRow): Date | null {
   return row.idleTimeoutSeconds === null
     ? null
     : new Date(row.lastActiveAt.getTime() + row.idleTimeoutSeconds * 1000);
+}
+
+/** The twin of {@link liveUntil}. */
+export function liveUntilOf(row: LivenessRow): Date {
+  const ends = [row.revokedAt, row.expiredAt, row.refreshExpiresAt, idleExpiresAt(row)];
+  return new Date(Math.min(...ends.filter((d): d is Date => d !== null).map((d) => d.getTime())));
 }
 
 /** The twin of {@link overAt}: over at `now`, whether revoked or not. */

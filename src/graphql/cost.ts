@@ -206,7 +206,7 @@ export const IDENTIFIER_COST = textCost(MAX_IDENTIFIER_CHARS);
 export const CURSOR_COST = Math.ceil(MAX_CURSOR_LENGTH / COST.unitBytes);
 
 /** The longest dashboard range (src/domain/activity/dashboard.ts), and the size of one period's figures. */
-const DASHBOARD = { maxRangeDays: 800, periodCost: 12 } as const;
+const DASHBOARD = { maxRangeDays: 800, periodCost: 14 } as const;
 const PERIOD_MS = {
   HOUR: 3_600_000,
   DAY: 86_400_000,

@@ -171,6 +171,14 @@ const DashboardPeriodRef = builder.objectRef<DashboardPeriod>('DashboardPeriod')
     sessionsExpired: t.exposeInt('sessionsExpired', {
       description: 'Sessions found run out by the sweep.',
     }),
+    activeSessions: t.exposeInt('activeSessions', {
+      description:
+        'Sessions live at the end of the period (at `to` if the range ends sooner, at now for the current period): started before it and not yet revoked, run out or idle past their timeout. Counted from the stored sessions: ended sessions deleted after their retention (SESSION_RETENTION_DAYS) no longer count for the periods they were live in.',
+    }),
+    sessionsRevoked: t.exposeInt('sessionsRevoked', {
+      description:
+        'Sessions revoked in the period while live, whatever did it (revokeSession, revokeAllSessions counts each session, session limits, config deletion, reuse detection). A session revoked after it had already run out is not counted. Counted from the stored sessions, like `activeSessions`.',
+    }),
     starts: t.exposeInt('starts', { description: 'startSession calls.' }),
     verifies: t.exposeInt('verifies', { description: 'verifySession and isSessionValid calls.' }),
     refreshes: t.exposeInt('refreshes', { description: 'refreshSession calls.' }),
@@ -224,7 +232,8 @@ const SessionDashboard = builder.objectRef<Dashboard>('SessionDashboard').implem
     }),
     periods: t.field({
       type: [DashboardPeriodRef],
-      description: 'Figures per period that had any, oldest first.',
+      description:
+        'Figures per period that had any (operations, or sessions active or revoked), oldest first.',
       // Counted by sessionDashboard, from its range.
       complexity: COUNTED_BY_PARENT,
       resolve: (d) => d.periods,

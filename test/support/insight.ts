@@ -68,7 +68,7 @@ export const LOG = `query($tag: String, $operation: SessionOperation, $status: O
     edges { cursor node { id operation status errorCode tag sessionId identifier durationMs at } }
   }
 }`;
-export const PERIOD_FIELDS = `start sessionsCreated sessionsExpired starts verifies refreshes revokes successes failures averageDurationMs`;
+export const PERIOD_FIELDS = `start sessionsCreated sessionsExpired activeSessions sessionsRevoked starts verifies refreshes revokes successes failures averageDurationMs`;
 export const DASHBOARD = `query($tag: String!, $from: DateTime!, $to: DateTime!, $groupBy: DashboardGrouping!) {
   sessionDashboard(tag: $tag, from: $from, to: $to, groupBy: $groupBy) {
     from to groupBy
@@ -127,6 +127,8 @@ export interface Period {
   start: string;
   sessionsCreated: number;
   sessionsExpired: number;
+  activeSessions: number;
+  sessionsRevoked: number;
   starts: number;
   verifies: number;
   refreshes: number;

@@ -1,9 +1,9 @@
 import { count, sql } from 'drizzle-orm';
 import { type Database, rowsOf } from '../../db/client.js';
-import { sessionUsers, sessions } from '../../db/schema.js';
+import { sessionUsers } from '../../db/schema.js';
 import { ownedBy, type Scope } from '../callers.js';
 import { badInput } from '../errors.js';
-import { isLive } from '../liveness.js';
+import { sessionFigures } from './active.js';
 import { EXPIRE_OPERATION } from './operations.js';
 
 export type Grouping = 'HOUR' | 'DAY' | 'WEEK' | 'MONTH';
@@ -12,6 +12,10 @@ export interface DashboardPeriod {
   readonly start: Date;
   readonly sessionsCreated: number;
   readonly sessionsExpired: number;
+  /** Sessions live at the period's end (at `to` or now when sooner); see active.ts. */
+  readonly activeSessions: number;
+  /** Sessions revoked in the period while live, whatever the call. */
+  readonly sessionsRevoked: number;
   readonly starts: number;
   readonly verifies: number;
   readonly refreshes: number;
@@ -42,7 +46,8 @@ export interface Dashboard {
 const MAX_DASHBOARD_RANGE_DAYS = 800;
 
 /**
- * Dashboard figures for a tag over [from, to): current totals from indexed counts, and per
+ * Dashboard figures for a tag over [from, to): users from indexed counts, sessions now and per
+ * period (active, revoked) from one pass over the tag's sessions (active.ts), and the other per
  * period figures summed from the hourly rollups (never from the log).
  */
 export async function sessionDashboard(
@@ -59,7 +64,7 @@ export async function sessionDashboard(
   }
   const unit = { HOUR: 'hour', DAY: 'day', WEEK: 'week', MONTH: 'month' }[groupBy];
 
-  const [users, sessionCounts, periodRows] = await Promise.all([
+  const [users, figures, periodRows] = await Promise.all([
     db
       .select({
         total: count(),
@@ -67,14 +72,7 @@ export async function sessionDashboard(
       })
       .from(sessionUsers)
       .where(ownedBy(sessionUsers, scope, tag)),
-    db
-      .select({
-        total: count(),
-        active: sql<number>`count(*) filter (where ${isLive})`,
-        revoked: sql<number>`count(*) filter (where ${sessions.revokedAt} is not null)`,
-      })
-      .from(sessions)
-      .where(ownedBy(sessions, scope, tag)),
+    sessionFigures(db, scope, args),
     db.execute(sql`
       select date_trunc(${unit}, hour at time zone 'UTC') at time zone 'UTC' as period,
              operation,
@@ -87,6 +85,7 @@ export async function sessionDashboard(
       group by 1, 2
       order by 1`),
   ]);
+  const live = figures.periods;
 
   const byPeriod = new Map<number, DashboardPeriodAccumulator>();
   let successes = 0;
@@ -125,10 +124,26 @@ export async function sessionDashboard(
     failures += failed;
     duration += Number(row.duration);
   }
+  // Active and revoked sessions: a period with either is listed even without operations. A
+  // period of operations after the database clock's now (another instance's clock a little
+  // ahead) has the sessions live now.
+  let latest: { key: number; active: number } | null = null;
+  for (const [key, period] of live) {
+    latest = { key, active: period.activeSessions };
+    if (period.activeSessions === 0 && period.sessionsRevoked === 0) continue;
+    let p = byPeriod.get(key);
+    if (!p) {
+      p = newAccumulator(new Date(key));
+      byPeriod.set(key, p);
+    }
+    p.activeSessions = period.activeSessions;
+    p.sessionsRevoked = period.sessionsRevoked;
+  }
+  for (const [key, p] of byPeriod) {
+    if (latest !== null && key > latest.key && !live.has(key)) p.activeSessions = latest.active;
+  }
   const operations = successes + failures;
-  const total = Number(sessionCounts[0]?.total ?? 0);
-  const active = Number(sessionCounts[0]?.active ?? 0);
-  const revoked = Number(sessionCounts[0]?.revoked ?? 0);
+  const { total, active, revoked } = figures;
   return {
     from,
     to,
@@ -162,6 +177,8 @@ function newAccumulator(start: Date): DashboardPeriodAccumulator {
     start,
     sessionsCreated: 0,
     sessionsExpired: 0,
+    activeSessions: 0,
+    sessionsRevoked: 0,
     starts: 0,
     verifies: 0,
     refreshes: 0,
