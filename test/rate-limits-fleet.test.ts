@@ -141,6 +141,16 @@ function postgresStore(
 }
 
 /** Waits until each store has synced everything counted before the call (two syncs: one may run). */
+/**
+ * The Postgres store counts in fixed windows of the clock (60 s here). A test whose counts span
+ * several steps starts with at least 15 s of its window left, so that no step lands in the next
+ * window, where every count starts again from zero.
+ */
+async function roomInWindow(windowSeconds = 60, needMs = 15_000): Promise<void> {
+  const left = windowSeconds * 1000 - (Date.now() % (windowSeconds * 1000));
+  if (left < needMs) await new Promise((resolve) => setTimeout(resolve, left + 20));
+}
+
 async function settle(stores: (RateLimitStore & { kind: 'postgres' })[]): Promise<void> {
   for (let i = 0; i < 2; i++) await Promise.all(stores.map((s) => s.counters.synced()));
 }
@@ -206,6 +216,7 @@ describe('rate limits shared by two instances', () => {
     const stores = [postgresStore(50), postgresStore(50)];
     const apps = [await instance(stores[0]!, { limit }), await instance(stores[1]!, { limit })];
     const who = await subject();
+    await roomInWindow();
     const total: Tally = { ok: 0, limited: 0, retryAfter: 0 };
     for (let sent = 0; sent < limit * 3; sent += wave) {
       const t = await verifiesOf(who, apps, wave);
@@ -232,6 +243,7 @@ describe('rate limits shared by two instances', () => {
     const stores = [postgresStore(50), postgresStore(50)];
     const apps = [await instance(stores[0]!), await instance(stores[1]!)];
     const who = await subject();
+    await roomInWindow();
     const burst = await verifiesOf(who, apps, LIMIT * 3);
     expect(burst.ok).toBeGreaterThanOrEqual(LIMIT);
     expect(burst.ok).toBeLessThanOrEqual(LIMIT * 2);
@@ -278,6 +290,7 @@ describe('rate limits shared by two instances', () => {
       const stores = [postgresStore(50, base.database, logs), postgresStore(50)];
       const apps = [await instance(stores[0]!), await instance(stores[1]!)];
       const who = await subject();
+      await roomInWindow();
       const locker = postgres(TEST_DATABASE_URL!, { max: 1 });
       closers.push(() => locker.end());
       let release!: () => void;
@@ -331,6 +344,7 @@ describe('rate limits shared by two instances', () => {
       const stores = [postgresStore(50, proxied), postgresStore(50, proxied)];
       const apps = [await instance(stores[0]!), await instance(stores[1]!)];
       const who = await subject();
+      await roomInWindow();
       await verifiesOf(who, apps, 2);
       await settle(stores);
       await proxy.cut();
