@@ -10,6 +10,8 @@ export interface Config {
   readonly nodeEnv: 'development' | 'production' | 'test';
   /** Postgres connection string; undefined means the embedded PGlite database in `dataDir`. */
   readonly databaseUrl: string | undefined;
+  /** How the server reaches Postgres (with `databaseUrl`); README, Production Postgres. */
+  readonly database: DatabaseSettings;
   readonly dataDir: string;
   readonly port: number;
   readonly host: string;
@@ -118,6 +120,26 @@ export const RATE_LIMIT_DEFAULTS: Readonly<Record<RateClass, number>> = {
 /** `RATE_LIMIT_<CLASS>` (per key, and per IP unless set apart) and `RATE_LIMIT_<CLASS>_PER_IP`. */
 const rateVariable = (rateClass: RateClass, perIp = false) =>
   `RATE_LIMIT_${rateClass.toUpperCase()}${perIp ? '_PER_IP' : ''}`;
+/** Connections to Postgres: where they go, how many, and the deadline of every wait. */
+export interface DatabaseSettings {
+  /**
+   * A direct connection (not through a transaction-mode pooler) for what needs a database
+   * session of its own: LISTEN and the migration lock. Undefined: `databaseUrl` is used.
+   */
+  readonly directUrl: string | undefined;
+  /** Connections in this instance's pool (DATABASE_POOL_SIZE). */
+  readonly poolSize: number;
+  /** Longest wait for a new connection, in ms (DATABASE_CONNECT_TIMEOUT_MS). */
+  readonly connectTimeoutMs: number;
+  /**
+   * Longest wait for one statement or transaction, queueing for a connection included, in ms
+   * (DATABASE_STATEMENT_TIMEOUT_MS): past it the wait ends with SERVICE_UNAVAILABLE.
+   */
+  readonly statementTimeoutMs: number;
+  /** Idle seconds before TCP keepalive probes a connection (DATABASE_KEEPALIVE_SECONDS). */
+  readonly keepAliveSeconds: number;
+}
+
 /** Limits on GraphQL over WebSocket (frames are capped at `bodyLimitBytes`). */
 export interface WebSocketLimits {
   /** Open sockets per key (checked at connection_init). */
@@ -172,6 +194,19 @@ function optionalWholeNumber(unit: string, min: number, max: number) {
   );
 }
 
+/** An optional Postgres connection URL. */
+function postgresUrl() {
+  return z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, {
+        error: 'expected a postgres:// or postgresql:// connection URL',
+      })
+      .optional(),
+  );
+}
+
 /** An optional true/false switch; unset leaves the decision to the environment (NODE_ENV). */
 function flag() {
   return z.preprocess(
@@ -197,15 +232,12 @@ const envSchema = z.object({
       })
       .default('development'),
   ),
-  DATABASE_URL: z.preprocess(
-    emptyToUndefined,
-    z
-      .string()
-      .regex(/^postgres(ql)?:\/\/\S+$/, {
-        error: 'expected a postgres:// or postgresql:// connection URL',
-      })
-      .optional(),
-  ),
+  DATABASE_URL: postgresUrl(),
+  DATABASE_DIRECT_URL: postgresUrl(),
+  DATABASE_POOL_SIZE: wholeNumber('connections', 1, 1_000, 10),
+  DATABASE_CONNECT_TIMEOUT_MS: wholeNumber('milliseconds', 250, 120_000, 5_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: wholeNumber('milliseconds', 100, 600_000, 5_000),
+  DATABASE_KEEPALIVE_SECONDS: wholeNumber('seconds', 1, 7_200, 10),
   DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('.data')),
   REDIS_URL: z.preprocess(
     emptyToUndefined,
@@ -346,6 +378,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push(
       'RATE_LIMIT_STORE: "postgres" needs DATABASE_URL (the embedded database is one process)',
     );
+  if (env.DATABASE_DIRECT_URL && !env.DATABASE_URL)
+    problems.push('DATABASE_DIRECT_URL: needs DATABASE_URL (the pooled connection)');
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   const rates = parsed.data as unknown as Record<string, number | undefined>;
@@ -356,6 +390,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     databaseUrl: e.DATABASE_URL,
+    database: {
+      directUrl: e.DATABASE_DIRECT_URL,
+      poolSize: e.DATABASE_POOL_SIZE,
+      connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      keepAliveSeconds: e.DATABASE_KEEPALIVE_SECONDS,
+    },
     dataDir: e.DATA_DIR,
     port: e.PORT,
     // Outside production the first start prints (and GraphiQL shows) a demo key: listen on

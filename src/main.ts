@@ -7,7 +7,8 @@ import {
   SecretMismatchError,
 } from './bootstrap.js';
 import { ConfigError, loadProcessConfig, type Config } from './config.js';
-import { openDatabase } from './db/client.js';
+import { openDatabase, type DatabaseHandle } from './db/client.js';
+import { NotificationsNotDeliveredError } from './db/listener.js';
 import { createLogger, processOutput } from './logger.js';
 import { createMetricsServer } from './observability/metrics-http.js';
 import { createHttpServer } from './server.js';
@@ -35,12 +36,53 @@ function readConfig(): Config {
   }
 }
 
+/**
+ * Exits with a message naming the cause when a NOTIFY sent through DATABASE_URL does not reach a
+ * LISTEN on the direct connection: a transaction-mode pooler without DATABASE_DIRECT_URL, or a
+ * DATABASE_DIRECT_URL that reaches another server than DATABASE_URL.
+ */
+async function refuseUndeliveredNotifications(
+  database: DatabaseHandle,
+  config: Config,
+): Promise<void> {
+  try {
+    await database.checkNotifications();
+  } catch (error) {
+    if (!(error instanceof NotificationsNotDeliveredError)) throw error;
+    const message = config.database.directUrl
+      ? `DATABASE_DIRECT_URL does not hear what is sent through DATABASE_URL: a NOTIFY sent ` +
+        `through DATABASE_URL did not reach a LISTEN on DATABASE_DIRECT_URL within ` +
+        `${error.waitedMs} ms. Both must reach the same primary database (DATABASE_URL may go ` +
+        `through a pooler, DATABASE_DIRECT_URL must not). See README, Production Postgres.`
+      : `DATABASE_URL looks like a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy, ` +
+        `Neon's pooled endpoint): a NOTIFY sent through it did not reach a LISTEN on it within ` +
+        `${error.waitedMs} ms, so revocations would not reach other instances. Set ` +
+        `DATABASE_DIRECT_URL to a direct connection to the primary (not through the pooler), ` +
+        `or point DATABASE_URL at the database itself. See README, Production Postgres.`;
+    process.stderr.write(`${message}\n`);
+    await database.close();
+    process.exit(1);
+  }
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
   // Never blocks on its reader: a stuck or vanished stdout drops lines instead (src/logger.ts).
   const output = processOutput(config.logBufferBytes);
   const logger = createLogger(config.logLevel, output);
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    directUrl: config.database.directUrl,
+    maxConnections: config.database.poolSize,
+    connectTimeoutMs: config.database.connectTimeoutMs,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+    keepAliveSeconds: config.database.keepAliveSeconds,
+    logger,
+  });
+  // Before anything holds a session lock or listens: behind a transaction-mode pooler neither
+  // works, and the service would run silently wrong (README, Production Postgres).
+  await refuseUndeliveredNotifications(database, config);
   await database.migrate();
   const { secret, generated } = resolveSessionSecret(config);
   if (generated)

@@ -1,12 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import type { Logger } from 'pino';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { hasErrorCode, isTransactionConflict } from './errors.js';
+import { NotificationListener } from './listener.js';
 import * as schema from './schema.js';
 
 /** The one database type the rest of the code uses, whichever driver is underneath. */
@@ -39,6 +41,12 @@ export interface DatabaseHandle {
    */
   onEventsWritten(listener: () => void): () => void;
   /**
+   * Sends a NOTIFY through the pool and waits for it on the listening connection. Rejects with
+   * {@link NotificationsNotDeliveredError} when it does not arrive (the pool is a
+   * transaction-mode pooler, or the listener reaches another server than the pool).
+   */
+  checkNotifications(): Promise<void>;
+  /**
    * Statements this process has sent (each Drizzle query, plus BEGIN and COMMIT of each
    * top-level transaction): round trips to the database when not pipelined.
    */
@@ -55,6 +63,24 @@ export interface OpenDatabaseOptions {
   readonly onQuery?: ((sqlText: string) => void) | undefined;
   /** Pool size for postgres.js. */
   readonly maxConnections?: number | undefined;
+  /**
+   * A direct connection (no transaction-mode pooler) for LISTEN and the migration lock;
+   * `databaseUrl` when absent.
+   */
+  readonly directUrl?: string | undefined;
+  /** Longest wait for a new connection, in ms (default 5 s). */
+  readonly connectTimeoutMs?: number | undefined;
+  /**
+   * Longest wait for one statement or one transaction, queueing for a connection included, in
+   * ms (default 5 s): past it the wait is cancelled and fails with {@link DatabaseDeadlineError}.
+   */
+  readonly statementTimeoutMs?: number | undefined;
+  /** Idle seconds before TCP keepalive probes a connection (default 10). */
+  readonly keepAliveSeconds?: number | undefined;
+  /** Where the listener says it lost its connection and got it back. */
+  readonly logger?: Pick<Logger, 'warn' | 'info'> | undefined;
+  /** How often the listener proves that notifications still reach it, in ms (default 10 s). */
+  readonly listenerHeartbeatMs?: number | undefined;
   /**
    * PGlite only: starts from this dump of a data directory (`dumpDataDir`) instead of an empty
    * one. The tests start each database from one migrated template this way.
@@ -145,42 +171,179 @@ const STATEMENT_ATTEMPTS = 5;
 /** The wait before the second attempt; it doubles for each further one, and is jittered. */
 const FIRST_CONNECT_RETRY_MS = 20;
 
-type PendingRows = PromiseLike<unknown> & { values(): PromiseLike<unknown> };
+type Cancellable = PromiseLike<unknown> & { cancel(): unknown };
+type PendingRows = Cancellable & { values(): Cancellable };
 
 /**
- * A statement outside any transaction, sent again when the pool's new connection for it was
- * refused at its start (see {@link REFUSED_AT_CONNECT}): nothing of it reached the server, so
- * sending it again is always correct. Only what Drizzle uses: awaiting it, and `values()`.
+ * Thrown when a statement or transaction outlived its deadline (queueing for a connection, a
+ * connection that never comes, a server that does not answer): what it waited on is cancelled,
+ * and the caller answers SERVICE_UNAVAILABLE instead of hanging.
  */
-function retriedWhenRefused(send: () => PendingRows, asValues = false): PendingRows {
+export class DatabaseDeadlineError extends Error {
+  readonly code = 'DATABASE_DEADLINE';
+  constructor(readonly timeoutMs: number) {
+    super(`the database did not answer within ${timeoutMs} ms`);
+    this.name = 'DatabaseDeadlineError';
+  }
+}
+
+/**
+ * `pending`, or a {@link DatabaseDeadlineError} once `ms` have passed, whichever comes first; on
+ * the deadline `onExpired` runs (it cancels what is still waiting).
+ */
+function withDeadline<T>(
+  pending: PromiseLike<T>,
+  ms: number,
+  timeoutMs: number,
+  onExpired: () => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => {
+        onExpired();
+        reject(new DatabaseDeadlineError(timeoutMs));
+      },
+      Math.max(0, ms),
+    );
+    pending.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * A statement, with a deadline when `deadline` is given (a `performance.now()` instant; the
+ * statement is cancelled there), and sent again when the pool's new connection for it was
+ * refused at its start (see {@link REFUSED_AT_CONNECT}; `retryRefused`, outside transactions
+ * only): nothing of it reached the server, so sending it again is always correct. Only what
+ * Drizzle uses: awaiting it, and `values()`.
+ */
+function guardedStatement(
+  send: () => PendingRows,
+  deadline: () => number | undefined,
+  timeoutMs: number,
+  retryRefused: boolean,
+  asValues = false,
+): PendingRows {
   let result: Promise<unknown> | undefined;
   const run = async () => {
+    const until = deadline();
     for (let attempt = 1; ; attempt++) {
+      const pending = send();
+      const rows = asValues ? pending.values() : pending;
       try {
-        const pending = send();
-        return await (asValues ? pending.values() : pending);
+        if (until === undefined) return await rows;
+        return await withDeadline(rows, until - performance.now(), timeoutMs, () => {
+          void pending.cancel();
+        });
       } catch (error) {
         const refused = hasErrorCode(error, (code) => REFUSED_AT_CONNECT.has(code));
-        if (!refused || attempt >= STATEMENT_ATTEMPTS) throw error;
+        if (!retryRefused || !refused || attempt >= STATEMENT_ATTEMPTS) throw error;
         await jittered(FIRST_CONNECT_RETRY_MS * 2 ** (attempt - 1));
       }
     }
   };
   return {
-    values: () => retriedWhenRefused(send, true),
+    values: () => guardedStatement(send, deadline, timeoutMs, retryRefused, true),
+    cancel: () => {},
     then: (onFulfilled, onRejected) => (result ??= run()).then(onFulfilled, onRejected),
   };
 }
 
-/** The pool as Drizzle sees it: statements outside transactions go through {@link retriedWhenRefused}. */
-function retryingRefusedConnections(client: postgres.Sql): postgres.Sql {
+type Begin = (callback: (sql: postgres.TransactionSql) => unknown) => Promise<unknown>;
+
+/**
+ * The pool as Drizzle sees it. Each statement outside a transaction has a deadline of its own
+ * and is retried when refused at connect ({@link guardedStatement}). Each transaction has one
+ * deadline for the whole of it, waiting for its connection included: its statements are
+ * cancelled there, and a transaction whose BEGIN comes after it runs nothing.
+ */
+function guardedPool(client: postgres.Sql, timeoutMs: number | undefined): postgres.Sql {
+  const statementDeadline = () =>
+    timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
   const unsafe = (...args: Parameters<postgres.Sql['unsafe']>) =>
-    retriedWhenRefused(() => client.unsafe(...args));
+    guardedStatement(() => client.unsafe(...args), statementDeadline, timeoutMs ?? 0, true);
+  const begin: Begin = (callback) => {
+    if (timeoutMs === undefined) return (client.begin as Begin)(callback);
+    const until = performance.now() + timeoutMs;
+    let expired = false;
+    const inFlight = new Set<PendingRows>();
+    const transaction = (client.begin as Begin)((tx) => {
+      if (expired) throw new DatabaseDeadlineError(timeoutMs);
+      const txUnsafe = (...args: Parameters<postgres.Sql['unsafe']>) => {
+        const send = () => {
+          const pending = tx.unsafe(...args) as unknown as PendingRows;
+          inFlight.add(pending);
+          const forget = () => inFlight.delete(pending);
+          pending.then(forget, forget);
+          return pending;
+        };
+        return guardedStatement(send, () => until, timeoutMs, false);
+      };
+      return callback(
+        new Proxy(tx, {
+          get: (target, property, receiver) =>
+            property === 'unsafe' ? txUnsafe : Reflect.get(target, property, receiver),
+        }),
+      );
+    });
+    return withDeadline(transaction, until - performance.now(), timeoutMs, () => {
+      expired = true;
+      for (const pending of inFlight) void pending.cancel();
+      // Settled later by its cancelled statement or its rollback: nobody waits for it now.
+      transaction.catch(() => {});
+    });
+  };
   return new Proxy(client, {
     get: (target, property, receiver) =>
-      property === 'unsafe' ? unsafe : Reflect.get(target, property, receiver),
+      property === 'unsafe'
+        ? unsafe
+        : property === 'begin'
+          ? begin
+          : Reflect.get(target, property, receiver),
   });
 }
+
+/** postgres.js's reconnect wait, in seconds: from 50 ms, doubling, at most 1 s, jittered. */
+export function reconnectBackoff(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2);
+}
+
+/** The postgres.js options every client of the service uses. */
+function clientOptions(
+  options: OpenDatabaseOptions,
+  applicationName: string,
+): postgres.Options<Record<string, never>> {
+  return {
+    onnotice: () => {},
+    connect_timeout: (options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) / 1000,
+    keep_alive: options.keepAliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
+    // Reconnects wait at most about a second, however many tries failed (postgres.js's own
+    // backoff grows to 20 s: a failover then took half a minute to be noticed).
+    backoff: reconnectBackoff,
+    // No array-type lookup on connect: drizzle reads and writes arrays itself, and postgres.js
+    // runs that lookup as a promise nobody awaits, so a connection lost during it (a failover,
+    // a cut network) became an unhandled rejection that ends the process.
+    fetch_types: false,
+    // No named prepared statements: a transaction-mode pooler runs each transaction on another
+    // server connection, where a statement prepared on the last one does not exist (PgBouncer
+    // 1.18; a failed COMMIT retried there was answered ROLLBACK and taken for a commit).
+    prepare: false,
+    connection: { application_name: applicationName },
+  };
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_STATEMENT_TIMEOUT_MS = 5_000;
+const DEFAULT_KEEPALIVE_SECONDS = 10;
+const DEFAULT_LISTENER_HEARTBEAT_MS = 10_000;
 
 function listenerSet(): {
   set: Set<() => void>;
@@ -204,39 +367,49 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   const logger = queryLogger(options.onQuery, eventWrites.set, count);
   if (options.databaseUrl) {
     const url = options.databaseUrl;
+    const directUrl = options.directUrl ?? url;
+    const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
     const client = postgres(url, {
+      ...clientOptions(options, 'session-service'),
       max: options.maxConnections ?? 10,
-      onnotice: () => {},
-      connect_timeout: 5,
-      // No array-type lookup on connect: drizzle reads and writes arrays itself, and postgres.js
-      // runs that lookup as a promise nobody awaits, so a connection lost during it (a failover,
-      // a cut network) became an unhandled rejection that ends the process.
-      fetch_types: false,
     });
+    const pool = guardedPool(client, statementTimeoutMs);
     const db = retryingTransactions(
-      drizzlePostgres(retryingRefusedConnections(client), {
+      drizzlePostgres(pool, {
         schema,
         logger,
       }) as unknown as Database,
       count,
     );
-    // LISTEN holds a connection of its own; postgres.js re-establishes it after a drop.
-    let listener: postgres.Sql | undefined;
+    // LISTEN holds a connection of its own, on the direct URL (a pooler cannot keep one).
+    let listener: NotificationListener | undefined;
+    const notifications = () =>
+      (listener ??= new NotificationListener({
+        url: directUrl,
+        clientOptions: clientOptions(options, 'session-service-listener'),
+        // Through the pool, uncounted: it is no statement of a request.
+        notify: async (channel, payload) => {
+          await pool.unsafe('select pg_notify($1, $2)', [channel, payload]);
+        },
+        probeTimeoutMs: Math.max(statementTimeoutMs, 1_000),
+        onState: (state, detail) =>
+          state === 'lost'
+            ? options.logger?.warn({ detail }, 'notification listener lost; listening again')
+            : options.logger?.info('notification listener back'),
+      }));
     return {
       db,
       kind: 'postgres',
       async ping() {
-        await client`select 1`;
+        await pool.unsafe('select 1');
       },
       async migrate() {
         const { migrate } = await import('drizzle-orm/postgres-js/migrator');
         // One dedicated connection holds the lock while it migrates, so that instances starting
-        // together apply each migration exactly once.
-        const lockClient = postgres(url, {
+        // together apply each migration exactly once. A session lock: the direct URL.
+        const lockClient = postgres(directUrl, {
+          ...clientOptions(options, 'session-service-migrate'),
           max: 1,
-          onnotice: () => {},
-          connect_timeout: 5,
-          fetch_types: false,
         });
         try {
           await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
@@ -250,18 +423,18 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         }
       },
       async listen(channel, onNotify, onListen) {
-        listener ??= postgres(url, {
-          max: 1,
-          onnotice: () => {},
-          connect_timeout: 5,
-          connection: { application_name: 'session-service-listener' },
-        });
-        await listener.listen(channel, onNotify, onListen);
+        const first = listener === undefined;
+        await notifications().listen(channel, onNotify, onListen);
+        if (first)
+          notifications().startHeartbeat(
+            options.listenerHeartbeatMs ?? DEFAULT_LISTENER_HEARTBEAT_MS,
+          );
       },
+      checkNotifications: () => notifications().probe(),
       onEventsWritten: eventWrites.add,
       statementsSent,
       async close() {
-        await Promise.all([client.end({ timeout: 5 }), listener?.end({ timeout: 1 })]);
+        await Promise.all([client.end({ timeout: 5 }), listener?.close()]);
       },
     };
   }
@@ -300,6 +473,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       await client.listen(channel, onNotify);
       onListen();
     },
+    // One process, one database: a NOTIFY always reaches its listeners.
+    checkNotifications: async () => {},
     onEventsWritten: eventWrites.add,
     statementsSent,
     async close() {

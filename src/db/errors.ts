@@ -10,6 +10,8 @@ const CONNECTION_CODES = new Set([
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
+  'DATABASE_DEADLINE', // a wait outlived DATABASE_STATEMENT_TIMEOUT_MS (src/db/client.ts)
+  '25006', // read_only_sql_transaction: a standby answered (a failover in progress)
   '53300', // too_many_connections: the server's connection slots are all taken (a shared server)
   '53000', // insufficient_resources
   '53200', // out_of_memory
@@ -71,10 +73,17 @@ export function hasErrorCode(
 
 /**
  * Codes with which Postgres aborts a transaction because of what ran concurrently with it, not
- * because of what it did: deadlock_detected and serialization_failure. The whole transaction was
- * rolled back, so running it again is correct, and usually succeeds.
+ * because of what it did: deadlock_detected and serialization_failure (and a COMMIT answered
+ * ROLLBACK). The whole transaction was rolled back, so running it again is correct, and usually
+ * succeeds.
  */
-const CONFLICT_CODES = new Set(['40P01', '40001']);
+const CONFLICT_CODES = new Set([
+  '40P01',
+  '40001',
+  // Postgres answered COMMIT with ROLLBACK (the transaction had failed): nothing was kept. A
+  // check of the patched postgres.js (patches/).
+  'COMMIT_ROLLED_BACK',
+]);
 
 /** Whether Postgres aborted a transaction for a deadlock or a serialization conflict. */
 export function isTransactionConflict(error: unknown): boolean {

@@ -1,0 +1,220 @@
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+
+/** The channel of the notification round trip (startup check and heartbeat). */
+const PROBE_CHANNEL = 'session_service_probe';
+/** The first wait before listening again after the connection was lost; doubles up to the max. */
+const FIRST_RELISTEN_MS = 100;
+const MAX_RELISTEN_MS = 2_000;
+
+interface Channel {
+  readonly onNotify: (payload: string) => void;
+  readonly onListen: () => void;
+}
+
+export interface NotificationListenerOptions {
+  /** The connection that listens: a direct one, never a transaction-mode pooler. */
+  readonly url: string;
+  /** Options of the listening client (timeouts, keepalive, backoff). */
+  readonly clientOptions: postgres.Options<Record<string, never>>;
+  /**
+   * Sends a NOTIFY through the service's pool (`pg_notify(channel, payload)`): the probe that
+   * proves notifications sent there reach this listener.
+   */
+  readonly notify: (channel: string, payload: string) => Promise<void>;
+  /** Longest wait for the probe, in ms. */
+  readonly probeTimeoutMs: number;
+  /** Said when the listener is lost and when it is back (never a payload). */
+  readonly onState?: (state: 'lost' | 'relistened', detail?: string) => void;
+}
+
+/** Thrown when a NOTIFY sent through the pool never reached the listener. */
+export class NotificationsNotDeliveredError extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`a NOTIFY sent through the pool did not reach the listener within ${waitedMs} ms`);
+    this.name = 'NotificationsNotDeliveredError';
+  }
+}
+
+/**
+ * LISTEN on a connection of its own, kept for the life of the process. postgres.js's own
+ * `listen` gives up on a channel when re-listening after a drop fails once (the database still
+ * away after its connect timeout: a failover), and says nothing; this one listens again, backing
+ * off, until it succeeds, then runs every channel's `onListen` so that what was notified
+ * meanwhile is caught up from tables. A heartbeat sends a probe through the pool now and then:
+ * when it does not arrive (a listener left on a server that no longer takes the writes, a
+ * half-open connection), the connection is replaced.
+ */
+export class NotificationListener {
+  readonly #options: NotificationListenerOptions;
+  /** Every listener of each channel (several services may share one database handle). */
+  readonly #channels = new Map<string, Channel[]>();
+  readonly #probes = new Map<string, () => void>();
+  #sql: postgres.Sql | undefined;
+  #listening: Promise<void> | undefined;
+  #relisten: NodeJS.Timeout | undefined;
+  #relistenMs = FIRST_RELISTEN_MS;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: NotificationListenerOptions) {
+    this.#options = options;
+  }
+
+  /** Listens to `channel`; resolves once it is listened to. */
+  async listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen: () => void,
+  ): Promise<void> {
+    const listeners = this.#channels.get(channel) ?? [];
+    listeners.push({ onNotify, onListen });
+    this.#channels.set(channel, listeners);
+    await this.#client().unsafe(`listen ${quoteIdentifier(channel)}`);
+    onListen();
+  }
+
+  /**
+   * Sends a probe through the pool and waits for it here: rejects with
+   * {@link NotificationsNotDeliveredError} when it does not arrive in time (a transaction-mode
+   * pooler, a listener on another server than the writes), or with the pool's error.
+   */
+  async probe(): Promise<void> {
+    const sql = this.#client();
+    await this.#listenToProbes(sql);
+    const nonce = randomBytes(12).toString('base64url');
+    const timeoutMs = this.#options.probeTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const arrived = new Promise<void>((resolve, reject) => {
+      this.#probes.set(nonce, resolve);
+      timer = setTimeout(() => reject(new NotificationsNotDeliveredError(timeoutMs)), timeoutMs);
+    });
+    try {
+      await this.#options.notify(PROBE_CHANNEL, nonce);
+      await arrived;
+    } finally {
+      clearTimeout(timer);
+      this.#probes.delete(nonce);
+      arrived.catch(() => {});
+    }
+  }
+
+  /** Probes every `intervalMs`; a probe that does not arrive replaces the listening connection. */
+  startHeartbeat(intervalMs: number): void {
+    if (this.#heartbeat || this.#closed) return;
+    const beat = async () => {
+      try {
+        await this.probe();
+      } catch (error) {
+        if (this.#closed) return;
+        if (error instanceof NotificationsNotDeliveredError) {
+          this.#options.onState?.('lost', 'the heartbeat notification did not arrive');
+          await this.#replaceClient();
+        }
+        // Anything else is the pool's failure (the database away): the listener's own
+        // connection says so itself, when it closes.
+      }
+    };
+    this.#heartbeat = setInterval(() => void beat(), intervalMs);
+    this.#heartbeat.unref();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#relisten);
+    await this.#sql?.end({ timeout: 1 });
+  }
+
+  #client(): postgres.Sql {
+    if (this.#closed) throw new Error('the listener is closed');
+    if (this.#sql) return this.#sql;
+    // onnotify and onclose are options of postgres.js that its types do not declare.
+    const options: postgres.Options<Record<string, never>> & {
+      onnotify: (channel: string, payload: string) => void;
+      onclose: () => void;
+    } = {
+      ...this.#options.clientOptions,
+      max: 1,
+      // 0: never ended for being idle or old; it is the one connection that must stay.
+      idle_timeout: 0,
+      max_lifetime: 0,
+      onnotify: (channel: string, payload: string) => this.#notified(channel, payload),
+      onclose: () => this.#lost(),
+    };
+    this.#sql ??= postgres(this.#options.url, options);
+    return this.#sql;
+  }
+
+  async #listenToProbes(sql: postgres.Sql): Promise<void> {
+    this.#listening ??= sql.unsafe(`listen ${quoteIdentifier(PROBE_CHANNEL)}`).then(
+      () => {},
+      (error: unknown) => {
+        this.#listening = undefined;
+        throw error;
+      },
+    );
+    await this.#listening;
+  }
+
+  #notified(channel: string, payload: string): void {
+    if (channel === PROBE_CHANNEL) {
+      this.#probes.get(payload)?.();
+      return;
+    }
+    for (const listener of this.#channels.get(channel) ?? []) listener.onNotify(payload);
+  }
+
+  /** The listening connection closed: listen again, backing off, until it works. */
+  #lost(): void {
+    this.#listening = undefined;
+    if (this.#closed || this.#relisten) return;
+    this.#options.onState?.('lost', 'the listening connection closed');
+    this.#scheduleRelisten();
+  }
+
+  #scheduleRelisten(): void {
+    const wait = this.#relistenMs;
+    this.#relistenMs = Math.min(this.#relistenMs * 2, MAX_RELISTEN_MS);
+    this.#relisten = setTimeout(() => {
+      this.#relisten = undefined;
+      void this.#listenAgain();
+    }, wait);
+    this.#relisten.unref();
+  }
+
+  async #listenAgain(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      const sql = this.#client();
+      const channels = [PROBE_CHANNEL, ...this.#channels.keys()];
+      await sql.unsafe(channels.map((c) => `listen ${quoteIdentifier(c)};`).join(' '));
+      this.#listening = Promise.resolve();
+    } catch {
+      if (!this.#closed && !this.#relisten) this.#scheduleRelisten();
+      return;
+    }
+    this.#relistenMs = FIRST_RELISTEN_MS;
+    this.#options.onState?.('relistened');
+    for (const listeners of this.#channels.values())
+      for (const listener of listeners) listener.onListen();
+  }
+
+  /** Ends the listening connection and listens again on a new one. */
+  async #replaceClient(): Promise<void> {
+    const old = this.#sql;
+    this.#sql = undefined;
+    this.#listening = undefined;
+    // The old client's close must not schedule a relisten of its own: this one does.
+    clearTimeout(this.#relisten);
+    this.#relisten = undefined;
+    await old?.end({ timeout: 0 }).catch(() => {});
+    clearTimeout(this.#relisten);
+    this.#relisten = undefined;
+    await this.#listenAgain();
+  }
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
