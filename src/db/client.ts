@@ -247,6 +247,8 @@ function guardedStatement(
         const refused = hasErrorCode(error, (code) => REFUSED_AT_CONNECT.has(code));
         if (!retryRefused || !refused || attempt >= STATEMENT_ATTEMPTS) throw error;
         await jittered(FIRST_CONNECT_RETRY_MS * 2 ** (attempt - 1));
+        if (until !== undefined && performance.now() >= until)
+          throw new DatabaseDeadlineError(timeoutMs);
       }
     }
   };
@@ -279,6 +281,8 @@ function guardedPool(client: postgres.Sql, timeoutMs: number | undefined): postg
       if (expired) throw new DatabaseDeadlineError(timeoutMs);
       const txUnsafe = (...args: Parameters<postgres.Sql['unsafe']>) => {
         const send = () => {
+          // Past the deadline the caller was answered: nothing more of it is sent.
+          if (expired) throw new DatabaseDeadlineError(timeoutMs);
           const pending = tx.unsafe(...args) as unknown as PendingRows;
           inFlight.add(pending);
           const forget = () => inFlight.delete(pending);
@@ -287,12 +291,15 @@ function guardedPool(client: postgres.Sql, timeoutMs: number | undefined): postg
         };
         return guardedStatement(send, () => until, timeoutMs, false);
       };
-      return callback(
-        new Proxy(tx, {
-          get: (target, property, receiver) =>
-            property === 'unsafe' ? txUnsafe : Reflect.get(target, property, receiver),
-        }),
-      );
+      const guarded = new Proxy(tx, {
+        get: (target, property, receiver) =>
+          property === 'unsafe' ? txUnsafe : Reflect.get(target, property, receiver),
+      });
+      return Promise.resolve(callback(guarded)).then((result) => {
+        // Finished after its deadline: rolled back, not committed behind the caller's back.
+        if (expired) throw new DatabaseDeadlineError(timeoutMs);
+        return result;
+      });
     });
     return withDeadline(transaction, until - performance.now(), timeoutMs, () => {
       expired = true;
@@ -423,12 +430,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         }
       },
       async listen(channel, onNotify, onListen) {
-        const first = listener === undefined;
         await notifications().listen(channel, onNotify, onListen);
-        if (first)
-          notifications().startHeartbeat(
-            options.listenerHeartbeatMs ?? DEFAULT_LISTENER_HEARTBEAT_MS,
-          );
+        // Once: later calls find it running.
+        notifications().startHeartbeat(
+          options.listenerHeartbeatMs ?? DEFAULT_LISTENER_HEARTBEAT_MS,
+        );
       },
       checkNotifications: () => notifications().probe(),
       onEventsWritten: eventWrites.add,

@@ -80,39 +80,49 @@ export class NotificationListener {
    * pooler, a listener on another server than the writes), or with the pool's error.
    */
   async probe(): Promise<void> {
-    const sql = this.#client();
-    await this.#listenToProbes(sql);
-    const nonce = randomBytes(12).toString('base64url');
     const timeoutMs = this.#options.probeTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const arrived = new Promise<void>((resolve, reject) => {
-      this.#probes.set(nonce, resolve);
-      timer = setTimeout(() => reject(new NotificationsNotDeliveredError(timeoutMs)), timeoutMs);
+    await withTimeout(this.#listenToProbes(this.#client()), timeoutMs, () => {
+      const error = new Error(`the listening connection did not answer within ${timeoutMs} ms`);
+      return Object.assign(error, { code: 'DATABASE_DEADLINE' });
     });
+    const nonce = randomBytes(12).toString('base64url');
+    let arrive!: () => void;
+    const arrived = new Promise<void>((resolve) => (arrive = resolve));
+    this.#probes.set(nonce, arrive);
     try {
       await this.#options.notify(PROBE_CHANNEL, nonce);
-      await arrived;
+      // Timed from the NOTIFY's commit: a slow pool is not taken for a lost listener.
+      await withTimeout(arrived, timeoutMs, () => new NotificationsNotDeliveredError(timeoutMs));
     } finally {
-      clearTimeout(timer);
       this.#probes.delete(nonce);
-      arrived.catch(() => {});
     }
   }
 
   /** Probes every `intervalMs`; a probe that does not arrive replaces the listening connection. */
   startHeartbeat(intervalMs: number): void {
     if (this.#heartbeat || this.#closed) return;
+    let beating = false;
     const beat = async () => {
+      if (beating) return;
+      beating = true;
       try {
         await this.probe();
       } catch (error) {
         if (this.#closed) return;
-        if (error instanceof NotificationsNotDeliveredError) {
-          this.#options.onState?.('lost', 'the heartbeat notification did not arrive');
+        const listenerHung = (error as { code?: unknown }).code === 'DATABASE_DEADLINE';
+        if (error instanceof NotificationsNotDeliveredError || listenerHung) {
+          this.#options.onState?.(
+            'lost',
+            listenerHung
+              ? 'the listening connection did not answer'
+              : 'the heartbeat notification did not arrive',
+          );
           await this.#replaceClient();
         }
         // Anything else is the pool's failure (the database away): the listener's own
         // connection says so itself, when it closes.
+      } finally {
+        beating = false;
       }
     };
     this.#heartbeat = setInterval(() => void beat(), intervalMs);
@@ -130,6 +140,7 @@ export class NotificationListener {
     if (this.#closed) throw new Error('the listener is closed');
     if (this.#sql) return this.#sql;
     // onnotify and onclose are options of postgres.js that its types do not declare.
+    let sql: postgres.Sql | undefined = undefined;
     const options: postgres.Options<Record<string, never>> & {
       onnotify: (channel: string, payload: string) => void;
       onclose: () => void;
@@ -140,10 +151,14 @@ export class NotificationListener {
       idle_timeout: 0,
       max_lifetime: 0,
       onnotify: (channel: string, payload: string) => this.#notified(channel, payload),
-      onclose: () => this.#lost(),
+      // Only the current client's close counts: a replaced one's comes late.
+      onclose: () => {
+        if (sql !== undefined && sql === this.#sql) this.#lost();
+      },
     };
-    this.#sql ??= postgres(this.#options.url, options);
-    return this.#sql;
+    sql = postgres(this.#options.url, options);
+    this.#sql = sql;
+    return sql;
   }
 
   async #listenToProbes(sql: postgres.Sql): Promise<void> {
@@ -205,14 +220,20 @@ export class NotificationListener {
     const old = this.#sql;
     this.#sql = undefined;
     this.#listening = undefined;
-    // The old client's close must not schedule a relisten of its own: this one does.
-    clearTimeout(this.#relisten);
-    this.#relisten = undefined;
+    // The old client's close schedules nothing (it is no longer the current one).
     await old?.end({ timeout: 0 }).catch(() => {});
-    clearTimeout(this.#relisten);
-    this.#relisten = undefined;
     await this.#listenAgain();
   }
+}
+
+/** `pending`, or the error `expired` makes after `ms`. */
+function withTimeout<T>(pending: Promise<T>, ms: number, expired: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(expired()), ms);
+  });
+  pending.catch(() => {});
+  return Promise.race([pending, timeout]).finally(() => clearTimeout(timer));
 }
 
 function quoteIdentifier(name: string): string {
