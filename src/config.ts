@@ -72,6 +72,8 @@ export interface Config {
   readonly subscriptions: {
     /** Open subscriptions per key. */
     readonly maxPerKey: number;
+    /** Open `verifierFeed` subscriptions per key (a part of `maxPerKey`). */
+    readonly maxVerifierFeedsPerKey: number;
     /** A subscription that leaves events unread this long is ended (WebSocket: closed 4431). */
     readonly slowConsumerMs: number;
   };
@@ -316,6 +318,7 @@ const envSchema = z.object({
   WS_MAX_BUFFERED_BYTES: wholeNumber('bytes', 16_384, 67_108_864, 1_048_576),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: wholeNumber('subscriptions', 1, 10_000, 100),
   MAX_SUBSCRIPTIONS_PER_KEY: wholeNumber('subscriptions', 1, 1_000_000, 500),
+  MAX_VERIFIER_FEEDS_PER_KEY: wholeNumber('feeds', 1, 10_000, 64),
   SLOW_CONSUMER_SECONDS: wholeNumber('seconds', 1, 3600, 30),
   ACTIVITY_RETENTION_DAYS: wholeNumber('days', 0, 3650, 30),
   METRICS_PORT: z.preprocess(
@@ -430,6 +433,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     subscriptions: {
       maxPerKey: e.MAX_SUBSCRIPTIONS_PER_KEY,
+      maxVerifierFeedsPerKey: e.MAX_VERIFIER_FEEDS_PER_KEY,
       slowConsumerMs: e.SLOW_CONSUMER_SECONDS * 1000,
     },
     rateLimits: {

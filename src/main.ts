@@ -118,6 +118,7 @@ async function main(): Promise<void> {
     impersonationMaxSeconds: config.impersonationMaxSeconds,
     logger,
     subscriptionLimits: config.subscriptions,
+    maxVerifierFeedsPerKey: config.subscriptions.maxVerifierFeedsPerKey,
     verifierHorizons: {
       sessionRetentionSeconds: config.sessionRetentionDays * 86_400,
       eventRetentionSeconds: config.eventRetentionDays * 86_400,

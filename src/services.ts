@@ -20,7 +20,7 @@ import {
   type RateLimitStore,
 } from './security/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
-import type { VerifierHorizons } from './domain/verifier.js';
+import { VerifierFeeds, type VerifierHorizons } from './domain/verifier.js';
 import type { WebhookDeps } from './domain/webhooks/endpoints.js';
 import { DEFAULT_WEBHOOK_SETTINGS, type WebhookSettings } from './domain/webhooks/settings.js';
 import { WebhookMetrics } from './webhooks/metrics.js';
@@ -65,6 +65,8 @@ export interface Services {
   readonly sessionRecords: DataLoader<string, SessionRecord | undefined>;
   /** The sweep's retention periods, which bound what a local verifier may judge. */
   readonly verifierHorizons?: VerifierHorizons;
+  /** Verifier feeds open here: their shared heartbeat reads and the cap per key. */
+  readonly verifierFeeds: VerifierFeeds;
   /** Webhook endpoints' database, sealed secrets and settings (src/domain/webhooks/). */
   readonly webhooks: WebhookDeps;
   /** Delivers webhooks from this instance (absent with WEBHOOK_DELIVERY=false). */
@@ -106,6 +108,8 @@ export interface ServiceOptions {
   readonly sequencer?: SequencerOptions;
   /** Webhook settings (default: the configuration's defaults). */
   readonly webhooks?: WebhookSettings;
+  /** Open verifier feeds per key on one instance (default 64). */
+  readonly maxVerifierFeedsPerKey?: number;
 }
 
 /** Builds the services on an open database and starts listening for events. */
@@ -169,6 +173,7 @@ export async function startServices(
     impersonationMaxSeconds: options.impersonationMaxSeconds ?? DEFAULT_IMPERSONATION_MAX_SECONDS,
     logger: options.logger,
     verifierHorizons: options.verifierHorizons,
+    verifierFeeds: new VerifierFeeds(database.db, options.maxVerifierFeedsPerKey),
     events,
     activity: new ActivityRecorder(database.db, options.logger),
     ping: () => database.ping(),

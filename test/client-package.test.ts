@@ -15,7 +15,7 @@ const PACKAGE_DIR = path.join(ROOT, 'packages/client');
 const SCRIPT = `
 import { createLocalVerifier, createSessionClient } from '@session-service/client';
 const { SERVICE_URL: url, SERVICE_KEY: key, TAG: tag, TOKEN: token, SESSION_ID: sessionId } = process.env;
-const verifier = createLocalVerifier({ url, key, tags: [tag], heartbeatMs: 100 });
+const verifier = createLocalVerifier({ url, key, tags: [tag], heartbeatMs: 1000 });
 await verifier.ready;
 const first = await verifier.verify({ tag, token });
 const client = createSessionClient({ url, key });

@@ -5,7 +5,7 @@ import type { Keyring } from '../tokens/keyring.js';
 import { CLOCK_TOLERANCE_SECONDS, ISSUER, audienceOf } from '../tokens/session-token.js';
 import { ownedBy, type Scope } from './callers.js';
 import { checkConfigAccess } from './configs.js';
-import { badInput } from './errors.js';
+import { badInput, ServiceError } from './errors.js';
 import { latestEventId } from './events.js';
 import { WHOLE_ENV } from './sessions/controls-rules.js';
 import { TAG_PATTERN, UUID_PATTERN, checkWholeNumber } from './validation.js';
@@ -288,4 +288,122 @@ export async function verifierEntriesOf(
     });
   }
   return out;
+}
+
+/** What a feed heartbeat is built from, read once for every feed of the same scope and tags. */
+export interface HeartbeatRead {
+  /** When the read was asked for: everything committed before it is in what was read. */
+  readonly at: Date;
+  /** The scope's newest event id. */
+  readonly latest: number;
+  /**
+   * Whether the scope had committed events not yet numbered: the sequencer has not reached them,
+   * so no heartbeat may claim that everything committed before `at` was delivered.
+   */
+  readonly pending: boolean;
+  readonly notBefore: readonly VerifierNotBefore[];
+}
+
+/**
+ * Reads what a heartbeat needs without sweeping (the sequencer's sweep takes a database-wide
+ * lock; a heartbeat only waits for it): the newest id, whether committed events still wait for
+ * their id, and the not-before watermarks.
+ */
+export async function readHeartbeat(
+  db: Database,
+  scope: Scope,
+  tags: readonly string[],
+): Promise<HeartbeatRead> {
+  const at = new Date();
+  const rows = rowsOf<{ latest: string | number | null; pending: boolean }>(
+    await db.execute(sql`select
+      (select max(seq) from session_events
+        where product_id = ${scope.productId} and env = ${scope.env}) as latest,
+      exists (select 1 from session_events
+        where seq is null and product_id = ${scope.productId} and env = ${scope.env}) as pending`),
+  );
+  const notBefore = await verifierNotBefore(db, scope, tags);
+  return {
+    at,
+    latest: Number(rows[0]?.latest ?? 0),
+    pending: rows[0]?.pending === true,
+    notBefore,
+  };
+}
+
+/** How long one heartbeat read serves every feed that asks for the same scope and tags. */
+const SHARED_READ_MS = 250;
+
+/**
+ * One heartbeat read per scope and tags at a time, fanned out to every feed that shares them: a
+ * read asked for within {@link SHARED_READ_MS} of another (or while it runs) gets its answer.
+ * An older `at` only makes a heartbeat claim less, never more, so sharing is always correct.
+ */
+export class SharedHeartbeatReads {
+  readonly #db: Database;
+  readonly #reads = new Map<string, Promise<HeartbeatRead>>();
+
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  read(scope: Scope, tags: readonly string[]): Promise<HeartbeatRead> {
+    const key = `${scope.productId}\u0000${scope.env}\u0000${[...tags].sort().join('\u0000')}`;
+    const shared = this.#reads.get(key);
+    if (shared) return shared;
+    const read = readHeartbeat(this.#db, scope, tags);
+    this.#reads.set(key, read);
+    const forget = () => {
+      const timer = setTimeout(() => {
+        if (this.#reads.get(key) === read) this.#reads.delete(key);
+      }, SHARED_READ_MS);
+      timer.unref();
+    };
+    read.then(forget, () => {
+      if (this.#reads.get(key) === read) this.#reads.delete(key);
+    });
+    return read;
+  }
+
+  /** Reads held now (at most one per scope and tags of the open feeds). */
+  get size(): number {
+    return this.#reads.size;
+  }
+}
+
+/** MAX_VERIFIER_FEEDS_PER_KEY's default: one feed per verifying process of a backend. */
+export const DEFAULT_MAX_VERIFIER_FEEDS_PER_KEY = 64;
+
+/** The verifier feeds open on this instance: their shared heartbeat reads, and a cap per key. */
+export class VerifierFeeds {
+  readonly heartbeats: SharedHeartbeatReads;
+  readonly #maxPerKey: number;
+  readonly #open = new Map<string, number>();
+
+  constructor(db: Database, maxPerKey: number = DEFAULT_MAX_VERIFIER_FEEDS_PER_KEY) {
+    this.heartbeats = new SharedHeartbeatReads(db);
+    this.#maxPerKey = maxPerKey;
+  }
+
+  /** Counts a feed of `keyId`; LIMIT_EXCEEDED when the key has its most. Returns its release. */
+  open(keyId: string): () => void {
+    const open = this.#open.get(keyId) ?? 0;
+    if (open >= this.#maxPerKey) {
+      throw new ServiceError(
+        'LIMIT_EXCEEDED',
+        `This key has ${open} open verifier feeds on this instance, the most allowed (MAX_VERIFIER_FEEDS_PER_KEY); end one first.`,
+        undefined,
+        { limit: this.#maxPerKey },
+      );
+    }
+    this.#open.set(keyId, open + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#open.get(keyId) ?? 1) - 1;
+      if (left <= 0) this.#open.delete(keyId);
+      else this.#open.set(keyId, left);
+    };
+  }
 }

@@ -3,7 +3,6 @@ import type { SessionEventRow } from '../db/schema.js';
 import type { Scope } from '../domain/callers.js';
 import { badInput } from '../domain/errors.js';
 import { checkWholeNumber } from '../domain/validation.js';
-import { latestEventId } from '../domain/events.js';
 import {
   DEFAULT_SNAPSHOT_PAGE,
   DEFAULT_VERIFIER_HORIZONS,
@@ -13,7 +12,6 @@ import {
   verifierEntriesOf,
   verifierKeySet,
   verifierSnapshotPage,
-  verifierNotBefore,
   verifierStateOf,
   type VerifierEntry as VerifierEntryShape,
   type VerifierNotBefore as VerifierNotBeforeShape,
@@ -26,8 +24,13 @@ import type { Context } from './context.js';
 import { scopeArgs, scopeOf } from './scope.js';
 import { notBeforeFields } from './session-controls.js';
 
-/** Heartbeats: once a second by default; a verifier's `maxStalenessMs` should be a few of them. */
-const HEARTBEAT_MS = { default: 1_000, min: 100, max: 30_000 } as const;
+/**
+ * Heartbeats: once a second by default, and at most that often (each is a read shared by the
+ * feeds of the same scope and tags); a verifier's `maxStalenessMs` should be a few of them.
+ */
+const HEARTBEAT_MS = { default: 1_000, min: 1_000, max: 30_000 } as const;
+/** How soon a heartbeat is tried again when committed events still wait for their id. */
+const PENDING_RETRY_MS = 50;
 /** Feed events whose token horizons are read in one query. */
 const FEED_BATCH = 200;
 
@@ -304,9 +307,11 @@ async function* verifierFeed(
   try {
     for (;;) {
       if (due === undefined && Date.now() >= nextBeat) {
-        const at = new Date();
-        const latest = await latestEventId(ctx.services.db, scope);
-        due = { latest, at, notBefore: await verifierNotBefore(ctx.services.db, scope, tags) };
+        const read = await ctx.services.verifierFeeds.heartbeats.read(scope, tags);
+        // Committed events without their id yet: the sequencer numbers them within moments;
+        // until then no heartbeat can say that everything before `at` was delivered.
+        if (read.pending) nextBeat = Date.now() + PENDING_RETRY_MS;
+        else due = read;
       }
       if (due !== undefined && position >= due.latest) {
         yield { position, at: due.at, entry: null, notBefore: due.notBefore };
@@ -378,20 +383,30 @@ builder.subscriptionFields((t) => ({
       const after = parsePosition(args.after);
       const { scope, tags } = await verifierScope(ctx, args);
       const caller = await ctx.caller();
-      const inner = await ctx.services.events.subscribe(
-        { productId: scope.productId, env: scope.env },
-        {
-          filter: {},
-          after,
-          keyId: caller.kind === 'secret' ? caller.keyId : caller.kind,
-          ready: ctx.subscriptionTransport?.ready,
-          onSlow: ctx.subscriptionTransport?.onSlow,
-        },
+      const release = ctx.services.verifierFeeds.open(
+        caller.kind === 'secret' ? caller.keyId : caller.kind,
       );
+      let inner: AsyncIterableIterator<SessionEventRow>;
+      try {
+        inner = await ctx.services.events.subscribe(
+          { productId: scope.productId, env: scope.env },
+          {
+            filter: {},
+            after,
+            keyId: caller.kind === 'secret' ? caller.keyId : caller.kind,
+            ready: ctx.subscriptionTransport?.ready,
+            onSlow: ctx.subscriptionTransport?.onSlow,
+          },
+        );
+      } catch (error) {
+        release();
+        throw error;
+      }
       const feed = verifierFeed(ctx, scope, tags, after, heartbeatMs, inner);
       // Ending the subscription ends the bus's at once: the generator may be waiting (for an
       // event, or for the heartbeat's read), not at a yield where its own return would run.
       const stop = async () => {
+        release();
         await inner.return?.();
         return feed.return(undefined);
       };
@@ -399,9 +414,19 @@ builder.subscriptionFields((t) => ({
         [Symbol.asyncIterator]() {
           return this;
         },
-        next: () => feed.next(),
+        next: async () => {
+          try {
+            const result = await feed.next();
+            if (result.done) release();
+            return result;
+          } catch (error) {
+            release();
+            throw error;
+          }
+        },
         return: stop,
         throw: async (error: unknown) => {
+          release();
           await inner.return?.();
           return feed.throw(error);
         },

@@ -60,6 +60,8 @@ export interface TestAppOptions {
   subscriptionLimits?: SubscriptionLimits;
   /** Webhook settings (default: the server's defaults, with no delivery worker). */
   webhooks?: WebhookSettings;
+  /** Open verifier feeds per key (default: the server's, 64). */
+  maxVerifierFeedsPerKey?: number;
   /** More options for createApp (introspection, field suggestions, body limit...). */
   appOptions?: Partial<AppOptions>;
   /** Another database URL than TEST_DATABASE_URL (a proxied one, for fault tests). */
@@ -118,6 +120,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     impersonationMaxSeconds: options.impersonationMaxSeconds,
     logger: createLogger('debug', sink),
     subscriptionLimits: options.subscriptionLimits,
+    maxVerifierFeedsPerKey: options.maxVerifierFeedsPerKey,
     // No delivery worker unless the test asks for webhooks: its background queries would
     // show in tests that count the SQL statements of a request.
     webhooks: options.webhooks ?? { ...DEFAULT_WEBHOOK_SETTINGS, deliver: false },

@@ -28,8 +28,8 @@ export const test = base.extend(
         url: server.url,
         key,
         tags,
-        heartbeatMs: 100,
-        maxStalenessMs: 1_000,
+        heartbeatMs: 1_000,
+        maxStalenessMs: 5_000,
         ...options,
       });
       verifiers.push(v);
