@@ -140,6 +140,11 @@ export interface DatabaseSettings {
   readonly statementTimeoutMs: number;
   /** Idle seconds before TCP keepalive probes a connection (DATABASE_KEEPALIVE_SECONDS). */
   readonly keepAliveSeconds: number;
+  /**
+   * Dashboards (each a scan of a tag's sessions) running at once per instance
+   * (INSIGHT_CONCURRENCY): the rest of the pool stays free for verify, start, refresh, revoke.
+   */
+  readonly insightConcurrency: number;
 }
 
 /** Limits on GraphQL over WebSocket (frames are capped at `bodyLimitBytes`). */
@@ -240,6 +245,7 @@ const envSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: wholeNumber('milliseconds', 250, 120_000, 5_000),
   DATABASE_STATEMENT_TIMEOUT_MS: wholeNumber('milliseconds', 100, 600_000, 5_000),
   DATABASE_KEEPALIVE_SECONDS: wholeNumber('seconds', 1, 7_200, 10),
+  INSIGHT_CONCURRENCY: optionalWholeNumber('dashboards', 1, 100),
   DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('.data')),
   REDIS_URL: z.preprocess(
     emptyToUndefined,
@@ -399,6 +405,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
       keepAliveSeconds: e.DATABASE_KEEPALIVE_SECONDS,
+      // A fifth of the pool by default, at least one.
+      insightConcurrency:
+        e.INSIGHT_CONCURRENCY ?? Math.max(1, Math.floor(e.DATABASE_POOL_SIZE / 5)),
     },
     dataDir: e.DATA_DIR,
     port: e.PORT,

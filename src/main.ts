@@ -119,6 +119,7 @@ async function main(): Promise<void> {
     logger,
     subscriptionLimits: config.subscriptions,
     maxVerifierFeedsPerKey: config.subscriptions.maxVerifierFeedsPerKey,
+    insightConcurrency: config.database.insightConcurrency,
     verifierHorizons: {
       sessionRetentionSeconds: config.sessionRetentionDays * 86_400,
       eventRetentionSeconds: config.eventRetentionDays * 86_400,

@@ -9,6 +9,7 @@ import { authenticate, type AdminKeySource } from './domain/keys.js';
 import { loadSessionRecords, type SessionRecord } from './domain/sessions/index.js';
 import { Metrics } from './observability/metrics.js';
 import { CallerCache } from './security/caller-cache.js';
+import { ConcurrencyGate } from './security/gate.js';
 import { hashSecret } from './tokens/secrets.js';
 import { EventBus, type SubscriptionLimits } from './events/bus.js';
 import { EventSequencer, type SequencerOptions } from './events/sequencer.js';
@@ -67,11 +68,16 @@ export interface Services {
   readonly verifierHorizons?: VerifierHorizons;
   /** Verifier feeds open here: their shared heartbeat reads and the cap per key. */
   readonly verifierFeeds: VerifierFeeds;
+  /** Dashboards (a scan of a tag's sessions each) running at once on this instance. */
+  readonly insightGate: ConcurrencyGate;
   /** Webhook endpoints' database, sealed secrets and settings (src/domain/webhooks/). */
   readonly webhooks: WebhookDeps;
   /** Delivers webhooks from this instance (absent with WEBHOOK_DELIVERY=false). */
   readonly webhookWorker: WebhookWorker | undefined;
 }
+
+/** INSIGHT_CONCURRENCY's default: a fifth of the default pool of 10. */
+export const DEFAULT_INSIGHT_CONCURRENCY = 2;
 
 /** MAX_CONFIGS_PER_PRODUCT's default. */
 export const DEFAULT_MAX_CONFIGS_PER_PRODUCT = 100;
@@ -110,6 +116,8 @@ export interface ServiceOptions {
   readonly webhooks?: WebhookSettings;
   /** Open verifier feeds per key on one instance (default 64). */
   readonly maxVerifierFeedsPerKey?: number;
+  /** Dashboards running at once on one instance (default 2); the others wait their turn. */
+  readonly insightConcurrency?: number;
 }
 
 /** Builds the services on an open database and starts listening for events. */
@@ -174,6 +182,12 @@ export async function startServices(
     logger: options.logger,
     verifierHorizons: options.verifierHorizons,
     verifierFeeds: new VerifierFeeds(database.db, options.maxVerifierFeedsPerKey),
+    insightGate: new ConcurrencyGate({
+      limit: options.insightConcurrency ?? DEFAULT_INSIGHT_CONCURRENCY,
+      maxQueue: 100,
+      maxWaitMs: 10_000,
+      what: 'dashboards',
+    }),
     events,
     activity: new ActivityRecorder(database.db, options.logger),
     ping: () => database.ping(),

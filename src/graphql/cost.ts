@@ -206,7 +206,11 @@ export const IDENTIFIER_COST = textCost(MAX_IDENTIFIER_CHARS);
 export const CURSOR_COST = Math.ceil(MAX_CURSOR_LENGTH / COST.unitBytes);
 
 /** The longest dashboard range (src/domain/activity/dashboard.ts), and the size of one period's figures. */
-const DASHBOARD = { maxRangeDays: 800, periodCost: 14 } as const;
+/**
+ * A dashboard's periods weigh what they answer; its scan of the tag's stored sessions weighs a
+ * fifth of the limit whatever the range, so one request holds at most four dashboards.
+ */
+const DASHBOARD = { maxRangeDays: 800, periodCost: 14, scanCost: COST.maxCost / 5 } as const;
 const PERIOD_MS = {
   HOUR: 3_600_000,
   DAY: 86_400_000,
@@ -230,7 +234,7 @@ export function dashboardCost(args: {
     ? Math.min(Math.max(to - from, 0), DASHBOARD.maxRangeDays * 86_400_000)
     : 0;
   const periods = Math.ceil(range / unit) + 1;
-  return 1 + periods * DASHBOARD.periodCost;
+  return DASHBOARD.scanCost + periods * DASHBOARD.periodCost;
 }
 
 /** A product has up to 10 environments. */

@@ -312,7 +312,8 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx) => {
       const scope = await scopeForTag(ctx, args, args.tag);
       await ctx.services.activity.flush();
-      return sessionDashboard(ctx.services.db, scope, args);
+      // A scan of the tag's sessions: a few at a time per instance, the pool kept for the rest.
+      return ctx.services.insightGate.run(() => sessionDashboard(ctx.services.db, scope, args));
     },
   }),
 }));
