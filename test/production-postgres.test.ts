@@ -173,24 +173,31 @@ function expectOnlyRetriableFailures(answers: Answer[], label: string) {
 const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y);
 const p50 = (xs: number[]) => sorted(xs)[Math.floor((xs.length - 1) / 2)]!;
 
-describe.runIf(RUN)('behind PgBouncer in transaction mode', () => {
-  let topology: Topology;
-  let a: ServerProcess;
-  let b: ServerProcess;
-
+/**
+ * A topology of its own for a describe block, and two server processes on it (one after the
+ * other: the first migrates the empty database), started before its tests and taken down after.
+ */
+function topologyWithServers(envOf: (topology: Topology) => Record<string, string>) {
+  const setup = {} as { topology: Topology; a: ServerProcess; b: ServerProcess };
   beforeAll(async () => {
-    topology = await startTopology();
-    const env = () => serverEnv(topology.poolerUrl, { DATABASE_DIRECT_URL: topology.primaryUrl });
-    // One at a time: the first migrates the empty database.
-    a = await startServerProcess(env());
-    b = await startServerProcess(env());
+    setup.topology = await startTopology();
+    setup.a = await startServerProcess(envOf(setup.topology));
+    setup.b = await startServerProcess(envOf(setup.topology));
   }, 240_000);
   afterAll(async () => {
-    await stop(a, b);
-    await topology?.down();
+    await stop(setup.a, setup.b);
+    await setup.topology?.down();
   }, 120_000);
+  return setup;
+}
+
+describe.runIf(RUN)('behind PgBouncer in transaction mode', () => {
+  const setup = topologyWithServers((topology) =>
+    serverEnv(topology.poolerUrl, { DATABASE_DIRECT_URL: topology.primaryUrl }),
+  );
 
   it('without DATABASE_DIRECT_URL the server refuses to start, naming the pooler and the setting', async () => {
+    const { topology } = setup;
     const { code, stderr } = await runServerExpectingExit(serverEnv(topology.poolerUrl));
     expect(code).toBe(1);
     expect(stderr).toMatch(/transaction-mode pooler/);
@@ -201,6 +208,7 @@ describe.runIf(RUN)('behind PgBouncer in transaction mode', () => {
   });
 
   it('a DATABASE_DIRECT_URL that reaches another database is refused too', async () => {
+    const { topology } = setup;
     const { code, stderr } = await runServerExpectingExit(
       serverEnv(topology.poolerUrl, { DATABASE_DIRECT_URL: TEST_DATABASE_URL! }),
     );
@@ -209,6 +217,7 @@ describe.runIf(RUN)('behind PgBouncer in transaction mode', () => {
   });
 
   it('the seed flow: start, verify, list, refresh, revoke; a revoked session neither verifies nor refreshes', async () => {
+    const { a, b } = setup;
     const { key, tag } = await productOn(a);
     const started = (await must(a, key, START, { input: { tag, data: { userId: 'ada' } } }))
       .startSession as Started;
@@ -237,6 +246,7 @@ describe.runIf(RUN)('behind PgBouncer in transaction mode', () => {
   });
 
   it('200 concurrent revocations through both instances: every acknowledged one holds on both, and a subscriber on the other instance hears each once', async () => {
+    const { a, b } = setup;
     const { key, tag } = await productOn(a);
     const sessions: Started[] = [];
     for (let from = 0; from < 200; from += 50) {
@@ -285,6 +295,7 @@ describe.runIf(RUN)('behind PgBouncer in transaction mode', () => {
   });
 
   it('a config changed through A is what B starts with', async () => {
+    const { a, b } = setup;
     const { key, tag } = await productOn(a);
     const before = await must(b, key, START, { input: { tag, data: { userId: 'x' } } });
     expect(before.startSession.sessionId).toBeTruthy();
@@ -382,21 +393,10 @@ async function expectNothingLost(
 describe.runIf(RUN)(
   'primary failover on a multi-host URL (target_session_attrs=read-write)',
   () => {
-    let topology: Topology;
-    let a: ServerProcess;
-    let b: ServerProcess;
-
-    beforeAll(async () => {
-      topology = await startTopology();
-      a = await startServerProcess(serverEnv(topology.multiHostUrl));
-      b = await startServerProcess(serverEnv(topology.multiHostUrl));
-    }, 240_000);
-    afterAll(async () => {
-      await stop(a, b);
-      await topology?.down();
-    }, 120_000);
+    const setup = topologyWithServers((topology) => serverEnv(topology.multiHostUrl));
 
     it('5 failovers under starts and revocations: both instances serve starts again within 10 s of each promotion, with no 500, no hang, nothing acknowledged lost, and every acknowledged revocation delivered once', async () => {
+      const { topology, a, b } = setup;
       const { key, tag } = await productOn(a);
       const load = startsAndRevocations([a, b], key, tag);
       const recoveries: { a: number; b: number }[] = [];
@@ -470,29 +470,18 @@ describe.runIf(RUN)(
 );
 
 describe.runIf(RUN)('connections cut under load', () => {
-  let topology: Topology;
-  let a: ServerProcess;
-  let b: ServerProcess;
-
-  beforeAll(async () => {
-    topology = await startTopology();
-    // Each chain refreshes as fast as it can: the rate limits would stop it.
-    const env = () =>
-      serverEnv(topology.primaryUrl, {
-        RATE_LIMIT_REFRESHES_PER_SESSION: '100000',
-        RATE_LIMIT_REFRESH: '100000000',
-        RATE_LIMIT_VERIFY: '100000000',
-        RATE_LIMIT_START: '100000000',
-      });
-    a = await startServerProcess(env());
-    b = await startServerProcess(env());
-  }, 240_000);
-  afterAll(async () => {
-    await stop(a, b);
-    await topology?.down();
-  }, 120_000);
+  // Each chain refreshes as fast as it can: the rate limits would stop it.
+  const setup = topologyWithServers((topology) =>
+    serverEnv(topology.primaryUrl, {
+      RATE_LIMIT_REFRESHES_PER_SESSION: '100000',
+      RATE_LIMIT_REFRESH: '100000000',
+      RATE_LIMIT_VERIFY: '100000000',
+      RATE_LIMIT_START: '100000000',
+    }),
+  );
 
   it('pg_terminate_backend of every service connection every 2 s for 60 s, under start/verify/refresh load on two instances: no crash, no unhandled rejection, only retriable failures, no acknowledged write lost', async () => {
+    const { topology, a, b } = setup;
     const { key, tag } = await productOn(a);
     const admin = postgres(topology.primaryUrl, { max: 1, onnotice: () => {} });
     const answers: Answer[] = [];
