@@ -18,7 +18,7 @@ import { authorizationParam, createContext, type Context } from './graphql/conte
 import { useCostLimit } from './graphql/cost.js';
 import { schema } from './graphql/index.js';
 import { useBodyLimit } from './http/body-limit.js';
-import { createStaticPages } from './http/console.js';
+import { createStaticPages, isPageRequest } from './http/console.js';
 import { useResponseLimit } from './http/response-limit.js';
 import { useErrorContract } from './http/error-contract.js';
 import { useInputGuard } from './http/input-guard.js';
@@ -142,7 +142,7 @@ export function createApp(services: Services, options: AppOptions): App {
     isLocal: (request, serverContext) =>
       isLocalRequest(
         (serverContext as ServerContext | undefined)?.req?.socket?.remoteAddress,
-        request.headers,
+        request,
       ),
   });
   if (options.precompressAtStart) {
@@ -155,6 +155,9 @@ export function createApp(services: Services, options: AppOptions): App {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
+    // The API answers browsers on any origin (a key travels in a header, never a cookie); the
+    // pages (GraphiQL, the console) answer no CORS headers: no other origin may read them.
+    cors: (request) => (isPageRequest(request, new URL(request.url).pathname) ? false : {}),
     // GraphiQL and the console are served, compressed, by createStaticPages below.
     graphiql: false,
     // Yoga logs every error it masks: through the one error path (src/observability/errors.ts),

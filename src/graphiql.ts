@@ -1,4 +1,5 @@
-import { BlockList, isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import type { GraphiQLOptions } from 'graphql-yoga';
 import { DEMO_SESSION_TAG } from './bootstrap.js';
 
@@ -13,24 +14,56 @@ export interface GraphiQLSetup {
   readonly production?: boolean;
 }
 
-const loopback = new BlockList();
-loopback.addSubnet('127.0.0.0', 8, 'ipv4');
-loopback.addAddress('::1', 'ipv6');
+/** `localhost`, an address of 127.0.0.0/8 or `[::1]`, with or without a port. */
+const LOOPBACK_HOST = /^(?:localhost|\[::1\]|(127\.\d{1,3}\.\d{1,3}\.\d{1,3}))(?::(\d{1,5}))?$/i;
 
 /**
- * Whether a request comes from this machine itself: its TCP peer is a loopback address and no
- * proxy says it forwards it for someone else. Deliberately independent of `TRUST_PROXY_HOPS`:
- * a reverse proxy on the same host makes every client's peer loopback, so any forwarding header
- * (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`) counts as "not local".
+ * Whether a `Host` (host and optional port, as in the header) names this machine itself:
+ * `localhost`, 127.0.0.0/8 or `[::1]`. A name that merely resolves to a loopback address (DNS
+ * rebinding: an attacker's name pointed at 127.0.0.1) is not one, nor is a subdomain of
+ * `localhost` or anything with a path or credentials.
  */
-export function isLocalRequest(peer: string | null | undefined, headers: Headers): boolean {
-  if (!peer) return false;
+export function isLoopbackHost(host: string): boolean {
+  const match = LOOPBACK_HOST.exec(host);
+  if (!match) return false;
+  const [, v4, port] = match;
+  if (v4 !== undefined && !isIPv4(v4)) return false;
+  return port === undefined || Number(port) <= 65_535;
+}
+
+/** Whether an `Origin` header is a page served from this machine: http(s) on a loopback host. */
+export function isLoopbackOrigin(origin: string): boolean {
+  const host = /^https?:\/\/([^/]*)$/i.exec(origin)?.[1];
+  return host !== undefined && isLoopbackHost(host);
+}
+
+/**
+ * Whether a request comes from this machine itself and is for this machine by name:
+ *
+ * - its TCP peer is a loopback address, and no proxy says it forwards it for someone else.
+ *   Deliberately independent of `TRUST_PROXY_HOPS`: a reverse proxy on the same host makes every
+ *   client's peer loopback, so any forwarding header (`X-Forwarded-For`, `Forwarded`,
+ *   `X-Real-IP`) counts as "not local";
+ * - the host it asked for (its `Host` header and so its URL) is a loopback one, so a page whose
+ *   name an attacker pointed at 127.0.0.1 (DNS rebinding) is not;
+ * - it carries no `Origin`, or a loopback one: no other site's script asked for it.
+ */
+export function isLocalRequest(
+  peer: string | null | undefined,
+  request: Pick<Request, 'headers' | 'url'>,
+): boolean {
+  if (!peer || isIP(peer) === 0) return false;
+  const { headers } = request;
   if (headers.has('x-forwarded-for') || headers.has('forwarded') || headers.has('x-real-ip')) {
     return false;
   }
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(peer)?.[1];
-  const address = mapped ?? peer;
-  return isIPv4(address) ? loopback.check(address, 'ipv4') : loopback.check(address, 'ipv6');
+  const host = headers.get('host');
+  if (host !== null && !isLoopbackHost(host)) return false;
+  if (!isLoopbackHost(new URL(request.url).host)) return false;
+  const origin = headers.get('origin');
+  if (origin !== null && !isLoopbackOrigin(origin)) return false;
+  // IPv4-mapped peers (::ffff:127.0.0.1, a dual-stack socket) count as their IPv4 address.
+  return ipaddr.process(peer).range() === 'loopback';
 }
 
 /** What the Headers tab holds when the key is not known: a reminder of the expected shape. */

@@ -9,6 +9,7 @@ import {
 import { ConfigError, loadProcessConfig, type Config } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/client.js';
 import { NotificationsNotDeliveredError } from './db/listener.js';
+import { checkListenable, ListenError, listenOn, type ListenTarget } from './http/listen.js';
 import { createLogger, processOutput } from './logger.js';
 import { createMetricsServer } from './observability/metrics-http.js';
 import { createHttpServer } from './server.js';
@@ -65,8 +66,38 @@ async function refuseUndeliveredNotifications(
   }
 }
 
+/** Writes a refusal to listen as one line on stderr and exits 1; rethrows anything else. */
+function exitOnListenError(error: unknown): never {
+  if (!(error instanceof ListenError)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  process.exit(1);
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
+  const listenTarget: ListenTarget = {
+    label: 'port',
+    port: config.port,
+    host: config.host,
+    portVariable: 'PORT',
+    hostVariable: 'HOST',
+  };
+  const metricsTarget: ListenTarget | undefined =
+    config.metrics.port === null
+      ? undefined
+      : {
+          label: 'metrics port',
+          port: config.metrics.port,
+          host: config.metrics.host,
+          portVariable: 'METRICS_PORT',
+          hostVariable: 'METRICS_HOST',
+        };
+  // Before the database is opened or a first start's keys are made (they are shown once): a
+  // port in use is said in one line and costs nothing. The listens below can still fail (the
+  // port taken meanwhile): they say it the same way.
+  await checkListenable(metricsTarget ? [listenTarget, metricsTarget] : [listenTarget]).catch(
+    exitOnListenError,
+  );
   // Never blocks on its reader: a stuck or vanished stdout drops lines instead (src/logger.ts).
   const output = processOutput(config.logBufferBytes);
   const logger = createLogger(config.logLevel, output);
@@ -159,7 +190,7 @@ async function main(): Promise<void> {
     trustProxyHops: config.trustProxyHops,
     websocket: config.websocket,
   });
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  await listenOn(server, listenTarget).catch(exitOnListenError);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://localhost:${port}/graphql`;
@@ -169,12 +200,9 @@ async function main(): Promise<void> {
     config.metrics.port === null
       ? undefined
       : createMetricsServer(services.metrics.registry, config.metrics.token);
-  if (metricsServer) {
-    const metricsPort = config.metrics.port!;
-    await new Promise<void>((resolve) =>
-      metricsServer.listen(metricsPort, config.metrics.host, resolve),
-    );
-    logger.info({ port: metricsPort, host: config.metrics.host }, 'metrics listening');
+  if (metricsServer && metricsTarget) {
+    await listenOn(metricsServer, metricsTarget).catch(exitOnListenError);
+    logger.info({ port: metricsTarget.port, host: metricsTarget.host }, 'metrics listening');
   }
 
   let stopping = false;

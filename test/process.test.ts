@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,16 @@ import {
   runServerExpectingExit,
   startServerProcess,
 } from './support/server-process.js';
+
+/** A TCP listener holding a free port on `host`, as another program would. */
+async function occupy(host: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -157,6 +168,66 @@ describe('the server process', () => {
       expect(await server.exited).toBe(0);
     },
   );
+
+  it('a port already in use: one line on stderr naming it and PORT, exit 1, before anything is created (the first start keys are still shown on the next start)', async () => {
+    const squatter = await occupy('127.0.0.1');
+    const dataDir = tempDir();
+    try {
+      const refused = await runServerExpectingExit({
+        DATA_DIR: dataDir,
+        HOST: '127.0.0.1',
+        PORT: String(squatter.port),
+      });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe(
+        `port ${squatter.port} on 127.0.0.1 is already in use (EADDRINUSE); set PORT to a free port\n`,
+      );
+      expect(refused.stdout).not.toMatch(/ak_|sk_dev_/);
+    } finally {
+      await squatter.close();
+    }
+    // Nothing was spent: the next start on a free port is still the first one.
+    const next = await startServerProcess({ DATA_DIR: dataDir });
+    try {
+      expect(next.stdout()).toMatch(/Admin key \(shown once, store it now\): ak_/);
+      expect(next.stdout()).toMatch(/secret key \(shown once\): sk_dev_/);
+    } finally {
+      next.child.kill('SIGTERM');
+      expect(await next.exited).toBe(0);
+    }
+  });
+
+  it('a metrics port already in use: one line on stderr naming it and METRICS_PORT, exit 1', async () => {
+    const squatter = await occupy('127.0.0.1');
+    try {
+      const refused = await runServerExpectingExit({
+        ...databaseEnv(),
+        HOST: '127.0.0.1',
+        PORT: '0',
+        METRICS_PORT: String(squatter.port),
+        METRICS_HOST: '127.0.0.1',
+      });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe(
+        `metrics port ${squatter.port} on 127.0.0.1 is already in use (EADDRINUSE); set METRICS_PORT to a free port\n`,
+      );
+    } finally {
+      await squatter.close();
+    }
+  });
+
+  it('a HOST that is no address of this machine: one line on stderr naming it and HOST, exit 1', async () => {
+    // 192.0.2.1 is a documentation address (RFC 5737): no machine has it.
+    const refused = await runServerExpectingExit({
+      ...databaseEnv(),
+      HOST: '192.0.2.1',
+      PORT: '0',
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      'cannot listen on 192.0.2.1: not an address of this machine (EADDRNOTAVAIL); set HOST to one of its addresses\n',
+    );
+  });
 
   it('refuses to start on bad configuration, naming every bad variable, and exits non-zero', async () => {
     const result = await runServerExpectingExit({

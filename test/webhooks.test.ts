@@ -550,6 +550,47 @@ describe('webhook URL safety', () => {
     'http://[::ffff:127.0.0.1]/',
     'http://0.0.0.0/',
     'http://2130706433/',
+    // IPv4 in the forms the URL parser reads: hex, octal, one or two parts.
+    'http://0x7f.0.0.1/',
+    'http://0x7f000001/',
+    'http://0177.0.0.1/',
+    'http://017700000001/',
+    'http://127.1/',
+    'http://0xa9.0xfe.0xa9.0xfe/',
+    'http://10.0x10.1/',
+    'http://255.255.255.255/',
+    // IPv4 inside IPv6: mapped (in each spelling), compatible (::/96), translated
+    // (::ffff:0:0:0/96), NAT64 (well-known and local-use), 6to4, Teredo.
+    'http://[::ffff:7f00:1]/',
+    'http://[0:0:0:0:0:ffff:169.254.169.254]/',
+    'http://[::ffff:10.0.0.1]/',
+    'http://[::127.0.0.1]/',
+    'http://[::7f00:1]/',
+    'http://[::169.254.169.254]/',
+    'http://[::8.8.8.8]/',
+    'http://[::ffff:0:127.0.0.1]/',
+    'http://[::ffff:0:8.8.8.8]/',
+    'http://[64:ff9b::127.0.0.1]/',
+    'http://[64:ff9b::169.254.169.254]/',
+    'http://[64:ff9b:1::7f00:1]/',
+    'http://[2002:7f00:1::]/',
+    'http://[2002:a9fe:a9fe::1]/',
+    'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/',
+    'http://[2001::7f00:1]/',
+    // The other special-purpose IPv6 ranges, and what lies outside global unicast (2000::/3).
+    'http://[::]/',
+    'http://[0::1]/',
+    'http://[::1:0:0:1]/',
+    'http://[100::1]/',
+    'http://[2001:2::1]/',
+    'http://[2001:db8::1]/',
+    'http://[2001:20::1]/',
+    'http://[3fff::1]/',
+    'http://[5f00::1]/',
+    'http://[fc00::1]/',
+    'http://[fec0::1]/',
+    'http://[ff02::1]/',
+    'http://[4000::1]/',
   ])('refuses an endpoint at %s', async (url, { strict }) => {
     const product = await newProduct(strict);
     const refused = await failure(strict.app, {
@@ -558,6 +599,24 @@ describe('webhook URL safety', () => {
       variables: { input: { url } },
     });
     expect(refused).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.url' });
+  });
+
+  it.for([
+    'http://8.8.8.8/',
+    'https://1.1.1.1:8443/hooks',
+    'http://[2606:4700:4700::1111]/',
+    'http://[2a00:1450:4001:82b::200e]/',
+    // IPv4-mapped and NAT64 (64:ff9b::/96) addresses are judged by the IPv4 address they carry.
+    'http://[::ffff:8.8.8.8]/',
+    'http://[64:ff9b::8.8.8.8]/',
+  ])('accepts an endpoint at the public address %s', async (url, { strict }) => {
+    const product = await newProduct(strict);
+    const created = await ok(strict.app, {
+      key: product.secret.dev,
+      query: CREATE,
+      variables: { input: { url } },
+    });
+    expect(created.createWebhookEndpoint.endpoint.url).toBe(new URL(url).toString());
   });
 
   it('refuses https-less URLs when http is not allowed (production)', async ({ instance }) => {
@@ -590,6 +649,33 @@ describe('webhook URL safety', () => {
         allowPrivateUrls: true,
       });
       expect(allowed).toMatchObject({ succeeded: true, responseCode: 204 });
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('the sender refuses, before dialling, a literal address that carries a blocked IPv4 address or lies in a special-purpose IPv6 range', async () => {
+    const receiver = await startReceiver();
+    try {
+      const port = new URL(receiver.url).port;
+      const settings = { allowPrivateUrls: false, timeoutMs: 2_000 };
+      for (const host of [
+        '[::127.0.0.1]',
+        '[::ffff:0:127.0.0.1]',
+        '[::ffff:7f00:1]',
+        '[64:ff9b::127.0.0.1]',
+        '[2002:7f00:1::]',
+        '[2001:0:4136:e378:8000:63bf:80ff:fffe]',
+        '0x7f.1',
+      ]) {
+        const sent = await sendWebhook(`http://${host}:${port}/hooks`, {}, '{}', settings);
+        expect(sent, host).toMatchObject({
+          succeeded: false,
+          reason: 'address_refused',
+          error: 'address refused',
+        });
+      }
+      expect(receiver.requests).toHaveLength(0);
     } finally {
       await receiver.close();
     }

@@ -42,6 +42,35 @@ const CONSOLE_HEADERS = {
   'cross-origin-opener-policy': 'same-origin',
 };
 
+/**
+ * GraphiQL's headers: it may not be framed (another site could overlay it to make a visitor
+ * run operations with the key in its Headers), nor load plugins or rebase its URLs.
+ */
+export const GRAPHIQL_HEADERS = {
+  'content-security-policy': [
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "object-src 'none'",
+  ].join('; '),
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
+/** Whether a request asks for GraphiQL: a browser's `GET /graphql` (it accepts HTML). */
+const isGraphiQLRequest = (request: Request, pathname: string) =>
+  pathname === '/graphql' &&
+  request.method === 'GET' &&
+  (request.headers.get('accept') ?? '').includes('text/html');
+
+/** Whether a request is for one of the pages: GraphiQL or anything under the console's path. */
+export function isPageRequest(request: Request, pathname: string): boolean {
+  return (
+    isGraphiQLRequest(request, pathname) ||
+    pathname === CONSOLE_PATH ||
+    pathname.startsWith(`${CONSOLE_PATH}/`)
+  );
+}
+
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -134,15 +163,10 @@ export function createStaticPages(options: StaticPagesOptions): StaticPages {
     onRequest({ request, url, serverContext, endResponse, fetchAPI }) {
       const { pathname } = url;
       const method = request.method;
-      if (
-        options.graphiql &&
-        pathname === '/graphql' &&
-        method === 'GET' &&
-        (request.headers.get('accept') ?? '').includes('text/html')
-      ) {
+      if (options.graphiql && isGraphiQLRequest(request, pathname)) {
         const local = options.isLocal(request, serverContext);
         return pageFor(local).then((page) =>
-          endResponse(serveAsset(request, page, { 'referrer-policy': 'no-referrer' })),
+          endResponse(serveAsset(request, page, GRAPHIQL_HEADERS)),
         );
       }
       if (pathname !== CONSOLE_PATH && !pathname.startsWith(`${CONSOLE_PATH}/`)) return;

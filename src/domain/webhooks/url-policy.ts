@@ -1,69 +1,59 @@
 import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { badInput } from '../errors.js';
 import type { WebhookSettings } from './settings.js';
 
 /** Longest endpoint URL accepted. */
 export const MAX_URL_CHARS = 2_048;
 
-/**
- * Addresses a webhook may never reach unless private URLs are allowed: loopback, private,
- * shared (CGNAT), link-local (and so the cloud metadata services at 169.254.169.254 and
- * fd00:ec2::254), multicast, reserved and unspecified ones, in IPv4 and IPv6.
- */
-const BLOCKED = (() => {
-  const list = new BlockList();
-  const v4: [string, number][] = [
-    ['0.0.0.0', 8],
-    ['10.0.0.0', 8],
-    ['100.64.0.0', 10],
-    ['127.0.0.0', 8],
-    ['169.254.0.0', 16],
-    ['172.16.0.0', 12],
-    ['192.0.0.0', 24],
-    ['192.0.2.0', 24],
-    ['192.88.99.0', 24],
-    ['192.168.0.0', 16],
-    ['198.18.0.0', 15],
-    ['198.51.100.0', 24],
-    ['203.0.113.0', 24],
-    ['224.0.0.0', 4],
-    ['240.0.0.0', 4],
-  ];
-  for (const [net, prefix] of v4) list.addSubnet(net, prefix, 'ipv4');
-  const v6: [string, number][] = [
-    ['::', 128],
-    ['::1', 128],
-    ['64:ff9b::', 96],
-    ['64:ff9b:1::', 48],
-    ['100::', 64],
-    ['2001::', 23],
-    ['2001:db8::', 32],
-    ['2002::', 16],
-    ['fc00::', 7],
-    ['fe80::', 10],
-    ['fec0::', 10],
-    ['ff00::', 8],
-  ];
-  for (const [net, prefix] of v6) list.addSubnet(net, prefix, 'ipv6');
-  return list;
-})();
+/** IANA's global unicast space (2000::/3): an IPv6 address a webhook may reach lies in it. */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
+/** The NAT64 well-known prefix (RFC 6052): its last 32 bits are the IPv4 address dialled. */
+const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
 
-/** Whether an IP address (v4, v6, or v4-mapped v6) is one a webhook must not reach. */
+/**
+ * Whether an IPv4 address is an ordinary public one: outside every special-purpose range that
+ * ipaddr.js knows (RFC 6890 and its updates: unspecified 0/8, private, shared CGNAT 100.64/10,
+ * loopback, link-local 169.254/16 with the metadata services, the 192.0.0/24 protocol block,
+ * documentation, benchmarking, 6to4 relay, AS112, AMT, multicast, reserved 240/4, broadcast).
+ */
+function isPublicV4(address: ipaddr.IPv4): boolean {
+  return address.range() === 'unicast';
+}
+
+/**
+ * Whether an IPv6 address is one a webhook may reach. Only two special-purpose ranges carry an
+ * IPv4 address the connection really goes to, and that address decides: IPv4-mapped
+ * (::ffff:0:0/96: the socket dials the IPv4 address) and the NAT64 well-known prefix
+ * (64:ff9b::/96, RFC 6052: a translator dials it). Every other special-purpose range is refused
+ * whole, whatever it embeds: IPv4-compatible ::/96 (deprecated, RFC 4291; so `[::127.0.0.1]`),
+ * IPv4-translated ::ffff:0:0:0/96 (RFC 6145, so `[::ffff:0:127.0.0.1]`), NAT64 local-use
+ * 64:ff9b:1::/48, 6to4 2002::/16 and Teredo 2001::/32 (tunnels through relays), discard,
+ * documentation, benchmarking, ORCHID, unique-local, site-local, link-local (fd00:ec2::254 and
+ * fe80::), multicast and the rest of 2001::/23. Anything outside 2000::/3 is not global unicast.
+ */
+function isPublicV6(address: ipaddr.IPv6): boolean {
+  const range = address.range();
+  if (range === 'ipv4Mapped') return isPublicV4(address.toIPv4Address());
+  if (address.match(NAT64_WELL_KNOWN)) {
+    return isPublicV4(new ipaddr.IPv4(address.toByteArray().slice(12)));
+  }
+  return range === 'unicast' && address.match(GLOBAL_UNICAST_V6);
+}
+
+/**
+ * Whether an IP address (v4 or v6, as a URL's host or a resolver gives it) is one a webhook must
+ * not reach: anything but a public unicast address (see {@link isPublicV6}). Anything that is not
+ * an address at all is refused too.
+ */
 export function isBlockedAddress(address: string): boolean {
   const family = isIP(address);
-  if (family === 4) return BLOCKED.check(address, 'ipv4');
-  if (family !== 6) return true;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return BLOCKED.check(mapped[1]!, 'ipv4');
-  // ::ffff:7f00:1 style: the last 32 bits are an IPv4 address.
-  const hexMapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
-  if (hexMapped) {
-    const hi = parseInt(hexMapped[1]!, 16);
-    const lo = parseInt(hexMapped[2]!, 16);
-    return BLOCKED.check(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, 'ipv4');
-  }
-  return BLOCKED.check(address, 'ipv6');
+  if (family === 0) return true;
+  const parsed = ipaddr.parse(address);
+  return parsed.kind() === 'ipv4'
+    ? !isPublicV4(parsed as ipaddr.IPv4)
+    : !isPublicV6(parsed as ipaddr.IPv6);
 }
 
 /** A URL's host as an address or a name: brackets of IPv6 literals removed. */
