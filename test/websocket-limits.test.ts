@@ -356,7 +356,8 @@ describe('replay backpressure', () => {
           return peak === subscriptions;
         },
         'every replay to start',
-        30_000,
+        // A liveness bound: 200 replays read from the database at once, on a busy machine.
+        120_000,
       );
       // Replays wait for the client; the slow-consumer timeout then ends them all.
       await waitUntil(
@@ -404,7 +405,7 @@ describe('replay backpressure', () => {
     } finally {
       await app.close();
     }
-  }, 120_000);
+  }, 240_000);
 });
 
 describe('TRUST_PROXY_HOPS over WebSocket', () => {
