@@ -6,7 +6,7 @@ import {
   type SubscribeOptions,
   type SubscriptionTransportOptions,
 } from './subscriptions.js';
-import { httpTransport } from './transport.js';
+import { httpTransport, webSocketUrlsOf, type CallOptions } from './transport.js';
 import { sessionControls } from './controls.js';
 import {
   instantOf,
@@ -40,16 +40,25 @@ import type {
 } from './types.js';
 
 export interface SessionClientOptions {
-  /** The GraphQL endpoint, e.g. `http://localhost:4000/graphql`. */
-  readonly url: string;
+  /**
+   * The GraphQL endpoint, e.g. `http://localhost:4000/graphql`, or several (1 to 10) of one
+   * fleet: a query goes to the next on a connection failure or a timeout; a mutation only when
+   * its connection was never made.
+   */
+  readonly url: string | readonly string[];
   /** A secret key (`sk_<env>_...`): product and env come from it. Keep it on your backend. */
   readonly key: string;
   /** A fetch implementation (default: the global one). */
   readonly fetch?: typeof fetch;
   /** More headers for every HTTP request. */
   readonly headers?: Readonly<Record<string, string>>;
-  /** The WebSocket URL for subscriptions (default: `url` with `ws:` or `wss:`). */
-  readonly wsUrl?: string;
+  /**
+   * How long one HTTP attempt may take, the whole answer read, in ms (default 5000, at most
+   * 120,000); past it the call is SERVICE_UNAVAILABLE. Also bounds opening a WebSocket.
+   */
+  readonly timeoutMs?: number;
+  /** The WebSocket URL(s) for subscriptions (default: each `url` with `ws:` or `wss:`). */
+  readonly wsUrl?: string | readonly string[];
   /** A WebSocket constructor (default: the global one, else the `ws` package). */
   readonly webSocketImpl?: unknown;
   /** More graphql-ws options (retryAttempts, retryWait, keepAlive...). */
@@ -80,8 +89,9 @@ export type SessionClient = ReturnType<typeof createSessionClient>;
 export function createSessionClient(options: SessionClientOptions) {
   const request = httpTransport(options);
   const live = subscriptionTransport({
-    url: options.wsUrl ?? options.url.replace(/^http/, 'ws'),
+    url: options.wsUrl ?? webSocketUrlsOf(options.url),
     key: options.key,
+    timeoutMs: options.timeoutMs,
     webSocketImpl: options.webSocketImpl,
     options: options.ws,
   });
@@ -178,17 +188,23 @@ export function createSessionClient(options: SessionClientOptions) {
     },
     /**
      * Checks a token and returns its data (Ductape `sessions.verify`). Throws TOKEN_INVALID,
-     * TOKEN_EXPIRED or SESSION_REVOKED when it does not verify.
+     * TOKEN_EXPIRED or SESSION_REVOKED when it does not verify. `callOptions.signal` abandons
+     * it (it then rejects with the signal's reason).
      */
     async verify<TData = SessionData>(
       input: TokenInput & { maxAge?: number },
+      callOptions?: CallOptions,
     ): Promise<VerifiedSession<TData>> {
-      const data = await request<{ verifySession: VerifiedSession<TData> }>(ops.VERIFY, {
-        tag: textOf(input.tag, 'tag'),
-        token: textOf(input.token, 'token'),
-        maxAge: wholeNumberOf(input.maxAge, 'maxAge'),
-        ...scoped(input),
-      });
+      const data = await request<{ verifySession: VerifiedSession<TData> }>(
+        ops.VERIFY,
+        {
+          tag: textOf(input.tag, 'tag'),
+          token: textOf(input.token, 'token'),
+          maxAge: wholeNumberOf(input.maxAge, 'maxAge'),
+          ...scoped(input),
+        },
+        callOptions,
+      );
       return data.verifySession;
     },
     /**
@@ -201,12 +217,16 @@ export function createSessionClient(options: SessionClientOptions) {
       return data.latestSessionEventId ?? undefined;
     },
     /** True when the token verifies, false (no error) when it is invalid, expired or revoked. */
-    async isValid(input: TokenInput): Promise<boolean> {
-      const data = await request<{ isSessionValid: boolean }>(ops.IS_VALID, {
-        tag: textOf(input.tag, 'tag'),
-        token: textOf(input.token, 'token'),
-        ...scoped(input),
-      });
+    async isValid(input: TokenInput, callOptions?: CallOptions): Promise<boolean> {
+      const data = await request<{ isSessionValid: boolean }>(
+        ops.IS_VALID,
+        {
+          tag: textOf(input.tag, 'tag'),
+          token: textOf(input.token, 'token'),
+          ...scoped(input),
+        },
+        callOptions,
+      );
       return data.isSessionValid;
     },
     /** Exchanges a refresh token for a new pair (Ductape `sessions.refresh`). */

@@ -19,6 +19,7 @@ export {
   type SessionErrorCode,
 } from './errors.js';
 export type { EventSubscription, SubscribeOptions } from './subscriptions.js';
+export type { CallOptions } from './transport.js';
 export { API_ERROR_CODES, SESSION_EVENT_TYPES } from '../contract/enums.js';
 export type * from './types.js';
 export {

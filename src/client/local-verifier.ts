@@ -11,7 +11,7 @@ import {
   type OpenedToken,
 } from './local-token.js';
 import { subscriptionTransport, type SubscriptionTransportOptions } from './subscriptions.js';
-import { httpTransport } from './transport.js';
+import { httpTransport, webSocketUrlsOf, type CallOptions } from './transport.js';
 import type { SessionData, TokenInput, VerifiedSession } from './types.js';
 
 /** Why a verify was left to the server. */
@@ -56,8 +56,12 @@ export type LocalVerifyResult<TData = SessionData> = VerifiedSession<TData> & {
 };
 
 export interface LocalVerifierOptions {
-  /** The GraphQL endpoint, e.g. `http://localhost:4000/graphql`. */
-  readonly url: string;
+  /**
+   * The GraphQL endpoint, e.g. `http://localhost:4000/graphql`, or several (1 to 10) of one
+   * fleet: the verifier's requests and its fallback go to the next on a connection failure or
+   * a timeout, and its feed reconnects to the next when its connection fails or drops.
+   */
+  readonly url: string | readonly string[];
   /** A secret key (`sk_<env>_...`). */
   readonly key: string;
   /** The session types to verify (1 to 20). */
@@ -76,9 +80,15 @@ export interface LocalVerifierOptions {
   readonly maxEntries?: number;
   /** How often keys are reloaded, for rotations (default 60 s). */
   readonly keysRefreshMs?: number;
+  /**
+   * How long one request to the server may take (a fallback verify, keys, a snapshot page), in
+   * ms (default 5000, at most 120,000): past it a fallback verify is SERVICE_UNAVAILABLE, never
+   * a hang. Also bounds opening the feed's WebSocket.
+   */
+  readonly timeoutMs?: number;
   readonly fetch?: typeof fetch;
-  /** The WebSocket URL (default: `url` with `ws:` or `wss:`). */
-  readonly wsUrl?: string;
+  /** The WebSocket URL(s) (default: each `url` with `ws:` or `wss:`). */
+  readonly wsUrl?: string | readonly string[];
   readonly webSocketImpl?: unknown;
   /** More graphql-ws options. */
   readonly ws?: SubscriptionTransportOptions['options'];
@@ -106,9 +116,14 @@ export interface LocalVerifier {
   /**
    * Verifies a token like `verifySession` (same answer, same error codes), in this process when
    * it can; otherwise (see {@link FallbackReason}) it asks the server, or refuses when stale and
-   * `onStale: 'refuse'` (SERVICE_UNAVAILABLE). Never "valid" from a stale view.
+   * `onStale: 'refuse'` (SERVICE_UNAVAILABLE). Never "valid" from a stale view. A server that
+   * does not answer within `timeoutMs` is SERVICE_UNAVAILABLE; `callOptions.signal` abandons the
+   * call (it then rejects with the signal's reason).
    */
-  verify<TData = SessionData>(input: VerifyInput): Promise<LocalVerifyResult<TData>>;
+  verify<TData = SessionData>(
+    input: VerifyInput,
+    callOptions?: CallOptions,
+  ): Promise<LocalVerifyResult<TData>>;
   stats(): LocalVerifierStats;
   /** Stops the feed and timers. */
   close(): Promise<void>;
@@ -224,8 +239,9 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
   const keysRefreshMs = options.keysRefreshMs ?? 60_000;
   const request = httpTransport(options);
   const live = subscriptionTransport({
-    url: options.wsUrl ?? options.url.replace(/^http/, 'ws'),
+    url: options.wsUrl ?? webSocketUrlsOf(options.url),
     key: options.key,
+    timeoutMs: options.timeoutMs,
     webSocketImpl: options.webSocketImpl,
     options: {
       // A verifier reconnects fast: its answers fall back to the server until it has.
@@ -442,6 +458,7 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
 
   const fallback = async <TData>(
     input: VerifyInput,
+    callOptions: CallOptions | undefined,
     reason: FallbackReason,
   ): Promise<LocalVerifyResult<TData>> => {
     if ((reason === 'STALE' || reason === 'NOT_READY') && onStale === 'refuse') {
@@ -453,20 +470,21 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       );
     }
     serverVerifies += 1;
-    const data = await request<{ verifySession: VerifiedSession<TData> }>(VERIFY, {
-      tag: input.tag,
-      token: input.token,
-      maxAge: input.maxAge,
-    });
+    const data = await request<{ verifySession: VerifiedSession<TData> }>(
+      VERIFY,
+      { tag: input.tag, token: input.token, maxAge: input.maxAge },
+      callOptions,
+    );
     return { ...data.verifySession, verifiedBy: 'server', fallback: reason };
   };
 
   const verify = async <TData = SessionData>(
     input: VerifyInput,
+    callOptions?: CallOptions,
   ): Promise<LocalVerifyResult<TData>> => {
     const { tag, token } = input;
-    if (!followed.has(tag)) return fallback(input, 'TAG_NOT_FOLLOWED');
-    if (!keys) return fallback(input, 'NOT_READY');
+    if (!followed.has(tag)) return fallback(input, callOptions, 'TAG_NOT_FOLLOWED');
+    if (!keys) return fallback(input, callOptions, 'NOT_READY');
     let opened = cache.get(token);
     if (opened === undefined) {
       const result = await openLocally(keys, tag, token);
@@ -474,7 +492,7 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
         if (result.reason === 'UNKNOWN_KEY' && Date.now() - lastKeysLoad > 5_000) {
           loadKeys().catch(() => undefined);
         }
-        return fallback(input, result.reason);
+        return fallback(input, callOptions, result.reason);
       }
       opened = result;
       // Two verifies of one new token may both have opened it: count it once.
@@ -507,32 +525,33 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
     if (opened.startedAt !== undefined && opened.startedAt < mark) {
       throw new SessionServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
     }
-    if (!synced) return fallback(input, 'NOT_READY');
-    if (now - lastHeartbeat > maxStalenessMs) return fallback(input, 'STALE');
-    if (opened.expiresAt * 1000 <= droppedUntil) return fallback(input, 'MEMORY_BOUND');
+    if (!synced) return fallback(input, callOptions, 'NOT_READY');
+    if (now - lastHeartbeat > maxStalenessMs) return fallback(input, callOptions, 'STALE');
+    if (opened.expiresAt * 1000 <= droppedUntil)
+      return fallback(input, callOptions, 'MEMORY_BOUND');
     if (
       entry &&
       entry.changedAt > 0 &&
       opened.issuedAt * 1000 <= entry.changedAt + CHANGE_MARGIN_MS
     ) {
-      return fallback(input, 'CHANGED');
+      return fallback(input, callOptions, 'CHANGED');
     }
-    if (opened.idleTimeout !== false) return fallback(input, 'IDLE_TIMEOUT');
+    if (opened.idleTimeout !== false) return fallback(input, callOptions, 'IDLE_TIMEOUT');
     if (
       opened.version === undefined ||
       opened.sessionExpiresAt === undefined ||
       opened.sessionExpiresAt * 1000 - EXPIRY_MARGIN_MS <= now
     ) {
-      return fallback(input, 'PAST_SESSION_EXPIRY');
+      return fallback(input, callOptions, 'PAST_SESSION_EXPIRY');
     }
     if (opened.issuedAt * 1000 < now - keys.maxTokenAgeSeconds * 1000) {
-      return fallback(input, 'TOKEN_TOO_OLD');
+      return fallback(input, callOptions, 'TOKEN_TOO_OLD');
     }
     // Without its session's start, a not-before mark cannot be checked.
     if (opened.startedAt === undefined || opened.authenticatedAt === undefined) {
-      return fallback(input, 'LEGACY_TOKEN');
+      return fallback(input, callOptions, 'LEGACY_TOKEN');
     }
-    if (opened.actor !== undefined) return fallback(input, 'IMPERSONATION');
+    if (opened.actor !== undefined) return fallback(input, callOptions, 'IMPERSONATION');
     const { maxAge } = input;
     if (
       maxAge !== undefined &&
@@ -544,7 +563,7 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
         // clock tolerance covers this process's clock being behind the database's.
         now + tolerance - opened.authenticatedAt * 1000 > maxAge * 1000)
     ) {
-      return fallback(input, 'MAX_AGE');
+      return fallback(input, callOptions, 'MAX_AGE');
     }
     localVerifies += 1;
     return {

@@ -1,5 +1,6 @@
 import { createClient, type Client, type ClientOptions } from 'graphql-ws';
 import { SessionServiceError, type GraphQLErrorPayload } from './errors.js';
+import { timeoutOf, urlsOf } from './transport.js';
 import type { SessionEvent } from './types.js';
 
 /** A live subscription; it reconnects by itself and resumes after the last event received. */
@@ -31,9 +32,14 @@ const jitter = () => Math.floor(Math.random() * 1000);
 export type WebSocketConstructor = unknown;
 
 export interface SubscriptionTransportOptions {
-  /** The `ws://` or `wss://` URL of the GraphQL endpoint. */
-  readonly url: string;
+  /**
+   * The `ws://` or `wss://` URL of the GraphQL endpoint, or several: each connection attempt
+   * after a closed or failed one goes to the next.
+   */
+  readonly url: string | readonly string[];
   readonly key: string;
+  /** How long opening a connection may take, until the server's ack (default 5000). */
+  readonly timeoutMs?: number;
   readonly webSocketImpl?: WebSocketConstructor;
   /** More graphql-ws client options (retryAttempts, retryWait, keepAlive...). */
   readonly options?: Partial<Omit<ClientOptions, 'url' | 'connectionParams' | 'webSocketImpl'>>;
@@ -44,16 +50,22 @@ export interface SubscriptionTransportOptions {
  * graphql-ws reconnects with backoff when the socket drops, and sends each subscription again.
  */
 export function subscriptionTransport(options: SubscriptionTransportOptions) {
+  const urls = urlsOf(options.url, 'wsUrl', ['ws:', 'wss:']);
+  const timeoutMs = timeoutOf(options.timeoutMs);
+  /** The URL of the next connection attempt. */
+  let next = 0;
   let client: Promise<Client> | undefined;
   /** Stops each live subscription quietly, for close(). */
   const live = new Set<() => void>();
 
   const open = async (): Promise<Client> => {
-    const webSocketImpl =
-      options.webSocketImpl ??
-      (globalThis as { WebSocket?: unknown }).WebSocket ??
-      // Node 20 has no global WebSocket: use the `ws` package, a dependency of this package.
-      (await import('ws')).default;
+    const webSocketImpl = withOpenTimeout(
+      (options.webSocketImpl ??
+        (globalThis as { WebSocket?: unknown }).WebSocket ??
+        // Node 20 has no global WebSocket: use the `ws` package, a dependency of this package.
+        (await import('ws')).default) as WebSocketClass,
+      timeoutMs,
+    );
     const extra = options.options ?? {};
     // A connection that stops answering pings is closed (and so reopened): a half-open TCP
     // connection would otherwise keep a subscriber deaf for many minutes.
@@ -62,13 +74,18 @@ export function subscriptionTransport(options: SubscriptionTransportOptions) {
       | undefined;
     let pongTimer: ReturnType<typeof setTimeout> | undefined;
     return createClient({
-      url: options.url,
+      url: () => urls[next % urls.length]!,
       webSocketImpl,
+      // A server that accepts the socket but never acknowledges it is left for the next try.
+      connectionAckWaitTimeout: timeoutMs,
       connectionParams: { authorization: `Bearer ${options.key}` },
       lazy: true,
       // A service that must hear revocations keeps trying; a refused key (4401, 4403) stops.
       retryAttempts: Number.POSITIVE_INFINITY,
-      shouldRetry: (event) => isCloseEvent(event) && !(event.code in REFUSED),
+      // A connection that could not be made (an error event: refused, reset, timed out) is
+      // tried again too; an Error is the client's own fault and is not.
+      shouldRetry: (event) =>
+        isCloseEvent(event) ? !(event.code in REFUSED) : !(event instanceof Error),
       retryWait: (retries) => sleep(Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS) + jitter()),
       keepAlive: KEEP_ALIVE_MS,
       ...extra,
@@ -97,6 +114,8 @@ export function subscriptionTransport(options: SubscriptionTransportOptions) {
         },
         closed: (event) => {
           clearTimeout(pongTimer);
+          // This server closed or never opened the connection: the next attempt tries another.
+          next = (next + 1) % urls.length;
           extra.on?.closed?.(event);
         },
       },
@@ -186,6 +205,32 @@ export function subscriptionTransport(options: SubscriptionTransportOptions) {
       const ws = await opened?.catch(() => undefined);
       await ws?.dispose();
     },
+  };
+}
+
+/** What a WebSocket constructor makes, as far as the open timeout needs it. */
+interface WebSocketLike {
+  readonly readyState: number;
+  close(): void;
+  addEventListener(type: 'open' | 'close', listener: () => void): void;
+}
+type WebSocketClass = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/**
+ * The constructor, with a socket still connecting after `ms` closed (a server that accepted the
+ * TCP connection but never answers the upgrade): graphql-ws sees it close and tries again.
+ */
+function withOpenTimeout(Impl: WebSocketClass, ms: number): WebSocketClass {
+  return class extends Impl {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      const timer = setTimeout(() => {
+        if (this.readyState === 0) this.close();
+      }, ms);
+      timer.unref?.();
+      this.addEventListener('open', () => clearTimeout(timer));
+      this.addEventListener('close', () => clearTimeout(timer));
+    }
   };
 }
 

@@ -90,6 +90,14 @@ export function contractErrors(
 }
 
 /**
+ * What a PUT to the GraphQL endpoint is told: graphql-sse's single connection mode reserves its
+ * stream with one, and this server serves the distinct connections mode only (README,
+ * Subscriptions).
+ */
+export const SINGLE_CONNECTION_REFUSED =
+  "graphql-sse's single connection mode (a PUT reserving a stream) is not served: use its distinct connections mode (singleConnection: false, the default) on this URL, or GraphQL over WebSocket (graphql-ws).";
+
+/**
  * Every failure the server sends carries `extensions.code` (README, Errors): request errors
  * Yoga and its plugins raise without one (bad variables, CSRF, missing query…) get BAD_REQUEST,
  * and a path that is no route is a JSON NOT_FOUND.
@@ -97,9 +105,15 @@ export function contractErrors(
 export function useErrorContract(): Plugin {
   const known = new Set<string>(ROUTES);
   return {
-    onRequest({ url, fetchAPI, endResponse }) {
+    onRequest({ request, url, fetchAPI, endResponse }) {
       if (!known.has(url.pathname)) {
         endResponse(errorResponse(fetchAPI, 404, 'NOT_FOUND', 'No such route.'));
+      } else if (url.pathname === '/graphql' && request.method === 'PUT') {
+        endResponse(
+          errorResponse(fetchAPI, 405, 'BAD_REQUEST', SINGLE_CONNECTION_REFUSED, {
+            allow: 'GET, POST',
+          }),
+        );
       }
     },
     onResultProcess({ result, setResult }) {
