@@ -21,13 +21,16 @@
  *   hold; 20 first, the refusal recorded.
  *
  * The floods run in child processes: reading their answers must not slow the victim's client.
- * Each phase also gives the server's CPU and RSS, the CPU of its Postgres backends, Postgres
- * commits a second (`pg_stat_database.xact_commit`) and what `pg_stat_activity` showed.
+ * Each phase first waits 11 s (what came before reaches the statistics), then runs QUIET_SECONDS
+ * (10) with the flood alone (or nothing, idle), then with the victim's verifies; for both windows
+ * it gives the server's CPU, the CPU of its Postgres backends, Postgres commits a second
+ * (`pg_stat_database.xact_commit`) and what `pg_stat_activity` showed, and the server's RSS with
+ * the victim. The victim is also measured idle just before each flood (the machine may be
+ * shared), and each ratio is given to both idles.
  *
  * Bounded: each phase measures at least VERIFIES verifies at VICTIM_CONCURRENCY and lasts at
- * least PHASE_MIN_SECONDS (so that commit counts, which backends publish about once a second,
- * cover enough time), at most PHASE_DEADLINE_MS; opening the feeds has a deadline too, and every
- * child process and connection the bench starts is ended before it exits.
+ * least PHASE_MIN_SECONDS (15), at most PHASE_DEADLINE_MS; opening the feeds has a deadline too,
+ * and every child process and connection the bench starts is ended before it exits.
  * ISOLATION_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/isolation) is dropped and
  * created anew. ISOLATION_LABEL names the results file (test/bench/results/isolation-<label>.json).
  */
@@ -35,12 +38,17 @@ import { spawn, type ChildProcess, type Serializable } from 'node:child_process'
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { freshDatabase } from './fresh-database.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const VERIFIES = Number(process.env.VERIFIES ?? 400);
 const PHASE_MIN_MS = Number(process.env.PHASE_MIN_SECONDS ?? 15) * 1000;
+/** Each phase first runs this long without the victim (the database's figures of the flood alone). */
+const QUIET_MS = Number(process.env.QUIET_SECONDS ?? 10) * 1000;
+/** PostgreSQL's PGSTAT_IDLE_INTERVAL (10 s) and a second: see `measure`. */
+const STATS_SETTLE_MS = 11_000;
 const VICTIM_CONCURRENCY = 4;
 const HEAVY_WORKERS = Number(process.env.HEAVY_WORKERS ?? 4);
 const PHASE_DEADLINE_MS = 120_000;
@@ -512,7 +520,11 @@ async function databaseWatch(sql: Sql) {
   };
 }
 
-/** The victim's figures in one phase, with the server's and the database's. */
+/**
+ * One phase: STATS_SETTLE_MS, then QUIET_MS with what runs already (a flood, or nothing) and no
+ * victim, for the database's own figures, then the victim measured; the server's and the
+ * database's figures of both windows.
+ */
 async function measure(
   url: string,
   victimKey: string,
@@ -521,13 +533,24 @@ async function measure(
   sql: Sql,
   onStart: () => void = () => {},
 ) {
+  onStart();
+  // What backends did before the phase reaches pg_stat_database up to 10 s late (a backend
+  // left idle publishes its last counts after PGSTAT_IDLE_INTERVAL): let it land first.
+  await sleep(STATS_SETTLE_MS);
+  const quietCpu = cpuSeconds(pid);
+  const quietWall = performance.now();
+  const quiet = await databaseWatch(sql);
+  await sleep(QUIET_MS);
+  const withoutVictim = await quiet.end();
+  const quietSeconds = (performance.now() - quietWall) / 1000;
+  const quietCpuPercent = ((cpuSeconds(pid) - quietCpu) / quietSeconds) * 100;
+
   const rssBefore = rssMiB(pid);
   let rssPeak = rssBefore;
   const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMiB(pid))), 50);
   const cpuBefore = cpuSeconds(pid);
   const wallBefore = performance.now();
   const database = await databaseWatch(sql);
-  onStart();
   const victim = await victimRun(url, victimKey, 'user-session', tokens);
   const db = await database.end();
   clearInterval(sampler);
@@ -541,8 +564,19 @@ async function measure(
     rssPeakMiB: +rssPeak.toFixed(0),
     rssGrowthMiB: +(rssPeak - rssBefore).toFixed(0),
     database: { ...db, commitsPerSecond: +db.commitsPerSecond.toFixed(0) },
+    /** The QUIET_MS before the victim's verifies: what the flood alone (or nothing) costs. */
+    withoutVictim: {
+      seconds: +quietSeconds.toFixed(1),
+      serverCpuPercent: +quietCpuPercent.toFixed(0),
+      database: {
+        ...withoutVictim,
+        commitsPerSecond: +withoutVictim.commitsPerSecond.toFixed(0),
+      },
+    },
   };
 }
+
+type Phase = Awaited<ReturnType<typeof measure>>;
 
 const ratioOf = (under: VictimFigures, idle: VictimFigures) => ({
   p50: +(under.p50 / idle.p50).toFixed(1),
@@ -837,25 +871,28 @@ async function main() {
       },
     };
     console.log(JSON.stringify(result, null, 2));
-    const line = (name: string, under: VictimFigures, before?: VictimFigures) => {
-      const ratio = ratioOf(under, idle.victim);
-      const met = ratio.p99 <= P99_TARGET_RATIO ? 'met' : 'NOT met';
-      const near = before ? `; ${ratioOf(under, before).p99}× the idle p99 just before` : '';
-      console.log(
-        `${name.padEnd(28)} p50 ${String(under.p50).padStart(7)} ms  p99 ${String(under.p99).padStart(7)} ms  ` +
-          `${ratio.p50}× / ${ratio.p99}× idle: p99 ≤ ${P99_TARGET_RATIO}× ${met}${near}`,
-      );
+    const line = (name: string, phase: Phase, before?: Phase) => {
+      const { p50, p99 } = phase.victim;
+      let text = `${name.padEnd(28)} p50 ${String(p50).padStart(6)} ms  p99 ${String(p99).padStart(6)} ms`;
+      if (phase !== idle) {
+        const ratio = ratioOf(phase.victim, idle.victim);
+        const met = ratio.p99 <= P99_TARGET_RATIO ? 'met' : 'NOT met';
+        text += `  ${ratio.p50}× / ${ratio.p99}× idle (p99 ≤ ${P99_TARGET_RATIO}×: ${met}`;
+        if (before)
+          text += `; ${ratioOf(phase.victim, before.victim).p99}× the idle p99 just before`;
+        text += ')';
+      }
+      const commits = `${phase.withoutVictim.database.commitsPerSecond}/${phase.database.commitsPerSecond}`;
+      console.log(`${text}  commits/s alone/with victim ${commits}`);
     };
     console.log(
       `\nvictim verify (load average ${loadBefore.join(' ')} → ${loadAverage().join(' ')})`,
     );
-    console.log(
-      `${'idle'.padEnd(28)} p50 ${String(idle.victim.p50).padStart(7)} ms  p99 ${String(idle.victim.p99).padStart(7)} ms`,
-    );
-    line('aliases (configs, sessions)', loaded.victim);
+    line('idle', idle);
+    line('aliases (configs, sessions)', loaded);
     for (const run of feedRuns)
-      line(`heartbeat flood, ${run.variant.name}`, run.under.victim, run.idleBefore.victim);
-    line('dashboard aliases', underDashboards.victim, idleSeeded.victim);
+      line(`heartbeat flood, ${run.variant.name}`, run.under, run.idleBefore);
+    line('dashboard aliases', underDashboards, idleSeeded);
     const dir = path.join(import.meta.dirname, 'results');
     mkdirSync(dir, { recursive: true });
     writeFileSync(
