@@ -405,9 +405,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
       keepAliveSeconds: e.DATABASE_KEEPALIVE_SECONDS,
-      // A fifth of the pool by default, at least one.
+      // A tenth of the pool by default, at least one.
       insightConcurrency:
-        e.INSIGHT_CONCURRENCY ?? Math.max(1, Math.floor(e.DATABASE_POOL_SIZE / 5)),
+        e.INSIGHT_CONCURRENCY ?? Math.max(1, Math.floor(e.DATABASE_POOL_SIZE / 10)),
     },
     dataDir: e.DATA_DIR,
     port: e.PORT,

@@ -34,7 +34,7 @@ describe('dashboards under load', () => {
     expect(Object.keys(four.data!)).toHaveLength(4);
   });
 
-  it('12 requests of 4 dashboards at once run 2 at a time, all answer, and starts and verifies go on meanwhile', async ({
+  it('12 requests of 4 dashboards at once run 1 at a time (INSIGHT_CONCURRENCY’s default), all answer, and starts and verifies go on meanwhile', async ({
     t,
     key,
     config,
@@ -58,7 +58,7 @@ describe('dashboards under load', () => {
       expect(answer.errors).toBeUndefined();
       expect(Object.keys(answer.data!)).toHaveLength(4);
     }
-    expect(gate.highWater).toBeLessThanOrEqual(Math.max(before, 2));
+    expect(gate.highWater).toBeLessThanOrEqual(Math.max(before, 1));
     expect(gate.highWater).toBeGreaterThan(0);
     expect(gate.running).toBe(0);
   });
