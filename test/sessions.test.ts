@@ -591,13 +591,13 @@ describe('expired sessions', () => {
 });
 
 describe('one session by id', () => {
-  it('session(id) returns the session with its status, and the userAgent of the request', async () => {
+  it('session(id) returns the session with its status, and the userAgent of the request asked for', async () => {
     const { key, tag } = await setup();
     const data = adaData();
     const response = await ok(t.app, {
       key,
       query: START,
-      variables: { input: { tag, data } },
+      variables: { input: { tag, data, device: { fromRequest: true } } },
       headers: { 'user-agent': 'Mozilla/5.0 (SessionTest)' },
     });
     const id = response.startSession.sessionId;
@@ -632,7 +632,7 @@ describe('one session by id', () => {
       const session = await sessionById(key, response.startSession.sessionId);
       expect(session.device).toEqual({ userAgent: 'EndUser/1.0', ip });
     }
-    // Only an ip: the userAgent still comes from the request.
+    // Only an ip: the backend's own User-Agent is not taken for the user's.
     const ipOnly = await ok(t.app, {
       key,
       query: START,
@@ -640,7 +640,7 @@ describe('one session by id', () => {
       headers: { 'user-agent': 'Backend/2.0' },
     });
     expect((await sessionById(key, ipOnly.startSession.sessionId)).device).toEqual({
-      userAgent: 'Backend/2.0',
+      userAgent: null,
       ip: '198.51.100.1',
     });
   });
