@@ -63,7 +63,11 @@ export const DeviceInput = builder.inputType('DeviceInput', {
 const StartSessionInput = builder.inputType('StartSessionInput', {
   description: 'A session to start (Ductape’s sessions.start).',
   fields: (t) => ({
-    tag: t.string({ required: true, description: 'The session type.' }),
+    tag: t.string({
+      required: true,
+      description:
+        'The session type: a live session config of the environment; NOT_FOUND, with the tag in `extensions.tag`, otherwise.',
+    }),
     data: t.field({
       type: 'JSON',
       required: true,
