@@ -218,7 +218,8 @@ describe('logs', () => {
     const levels = t.logs.map((line) => (JSON.parse(line) as { level: number }).level);
     expect(levels.filter((level) => level >= 40)).toEqual([]);
     // Still visible when debugging: each client error is one debug line with its code.
-    expect(t.logs.filter((l) => l.includes('"code":"TOKEN_INVALID"'))).toHaveLength(2);
+    expect(t.logs.filter((l) => l.includes('"code":"TOKEN_INVALID"'))).toHaveLength(1);
+    expect(t.logs.filter((l) => l.includes('"code":"NOT_FOUND"'))).toHaveLength(1);
   });
 });
 

@@ -95,7 +95,7 @@ describe('the client address behind proxies', () => {
     expect(clientIp('10.0.0.5', 'not-an-ip', 1)).toBe('10.0.0.5');
   });
 
-  it('with TRUST_PROXY_HOPS=1 a session records the forwarded address', async () => {
+  it('with TRUST_PROXY_HOPS=1 a session started with device.fromRequest records the forwarded address', async () => {
     const behind = await createTestApp({ appOptions: { trustProxyHops: 1 } });
     try {
       const product = await newProduct(behind);
@@ -105,7 +105,7 @@ describe('the client address behind proxies', () => {
         {
           key: product.secret.dev,
           headers: { 'x-forwarded-for': '1.2.3.4, 203.0.113.9' },
-          query: `mutation($tag: String!) { startSession(input: { tag: $tag, data: { userId: "u" } }) { session { device { ip } } } }`,
+          query: `mutation($tag: String!) { startSession(input: { tag: $tag, data: { userId: "u" }, device: { fromRequest: true } }) { session { device { ip } } } }`,
           variables: { tag },
         },
       );

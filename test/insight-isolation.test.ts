@@ -13,6 +13,7 @@ import {
 } from './support/fixtures.js';
 import {
   bindInsightApp,
+  USERS,
   users,
   user,
   log,
@@ -97,7 +98,10 @@ describe('isolation', () => {
         ]),
       ).toEqual([['alice', 3, 3]]);
       expect((await users(dev, otherTag)).edges.map((e) => e.node.identifier)).toEqual(['zed']);
-      expect((await users(other, otherTag)).totalCount).toBe(0);
+      // A tag only this product has names nothing in the other: NOT_FOUND, not an empty list.
+      expect(
+        (await failure(t.app, { key: other, query: USERS, variables: { tag: otherTag } })).code,
+      ).toBe('NOT_FOUND');
 
       // One user's history.
       expect((await user(dev, tag, 'alice'))!.sessions.edges.map((e) => e.node.id)).toEqual([

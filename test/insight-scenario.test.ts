@@ -14,6 +14,7 @@ import {
 } from './support/fixtures.js';
 import {
   bindInsightApp,
+  LOG,
   HOUR_MS,
   DAY_MS,
   execute,
@@ -419,7 +420,12 @@ describe('a scripted scenario: 3 users, 5 starts, 16 verifies, 3 refreshes, 3 re
 
     it('filters by tag', async () => {
       expect((await log(key, { tag })).totalCount).toBe(13);
-      expect((await log(key, { tag: `${tag}-other` })).totalCount).toBe(0);
+      // Another config of the product, with no activity yet: nothing.
+      expect((await log(key, { tag: await newConfig(t, key) })).totalCount).toBe(0);
+      // A tag that names no config is NOT_FOUND, not an empty log.
+      expect(
+        (await failure(t.app, { key, query: LOG, variables: { tag: `${tag}-other` } })).code,
+      ).toBe('NOT_FOUND');
     });
 
     it('filters by since and until, both inclusive bounds on the time of the operation', async () => {

@@ -262,7 +262,9 @@ describe('refresh in one statement', () => {
     config,
     product,
   }) => {
-    const started = await start(t, key, config, user('bea'));
+    const started = await start(t, key, config, user('bea'), {
+      device: { userAgent: 'phone/1', ip: '10.1.2.2' },
+    });
     const { productId } = await configIdsOf(t, product.tag, config);
     const seenBefore = rowsOf<{ at: string }>(
       await t.database.db.execute(
@@ -277,7 +279,7 @@ describe('refresh in one statement', () => {
     expect(result.ok).toBe(true);
     const session = await sessionOf(t, key, started.sessionId);
     expect(session.device).toEqual({ userAgent: 'phone/2', ip: '10.1.2.3' });
-    expect(session.deviceHistory).toHaveLength(1);
+    expect(session.deviceHistory).toEqual([{ userAgent: 'phone/1', ip: '10.1.2.2' }]);
     const seenAfter = rowsOf<{ later: boolean }>(
       await t.database.db.execute(
         sql`select last_seen_at > ${seenBefore}::timestamptz as later from session_users
@@ -286,6 +288,47 @@ describe('refresh in one statement', () => {
     )[0]!;
     expect(seenAfter.later).toBe(true);
     expect(await eventTypesOf(t, started.sessionId)).toEqual(['STARTED', 'REFRESHED']);
+  });
+
+  it('a backend’s refresh without a device keeps the session’s device, from the snapshot and without it', async ({
+    t,
+    key,
+    config,
+    instance,
+  }) => {
+    const backend = { 'user-agent': 'Backend/2.0 (server)' };
+    const device = { userAgent: 'Browser/1.0 (Ada’s laptop)', ip: '203.0.113.5' };
+    let pair = await start(t, key, config, user('ada'), { device });
+    const other = await instance({ sessionSecret });
+    const refreshAs = async (app: TestApp) => {
+      const r = await ok<{ refreshSession: Started }>(app.app, {
+        key,
+        headers: backend,
+        query: REFRESH,
+        variables: { tag: config, refreshToken: pair.refreshToken },
+      });
+      return r.refreshSession;
+    };
+    // This instance issued the pair: one statement from its snapshot.
+    const { result, statements } = await statementsOf(t, () => refreshAs(t));
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatch(ROTATE_FROM_SNAPSHOT);
+    pair = result;
+    let session = await sessionOf(t, key, pair.sessionId);
+    expect(session.device).toEqual(device);
+    expect(session.deviceHistory).toEqual([]);
+    // Another instance has no snapshot: it reads, then rotates in one statement.
+    pair = await refreshAs(other);
+    pair = await refreshAs(other);
+    session = await sessionOf(t, key, pair.sessionId);
+    expect(session.device).toEqual(device);
+    expect(session.deviceHistory).toEqual([]);
+    expect(await eventTypesOf(t, pair.sessionId)).toEqual([
+      'STARTED',
+      'REFRESHED',
+      'REFRESHED',
+      'REFRESHED',
+    ]);
   });
 
   /** Both sessions of a stale case, after their change, with what `t` knew of the first before. */

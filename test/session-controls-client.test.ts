@@ -115,7 +115,11 @@ describe('session controls from the client', () => {
     await client.configs.create(config(tagA, 'hours'));
     await client.configs.create(config(tagB, 'hours'));
     const who = uniqueTag('u');
-    const a = await client.sessions.start({ tag: tagA, data: { userId: who } });
+    const a = await client.sessions.start({
+      tag: tagA,
+      data: { userId: who },
+      device: { userAgent: 'old-agent', ip: '198.51.100.3' },
+    });
     const b = await client.sessions.start({
       tag: tagB,
       data: { userId: who },
@@ -146,7 +150,7 @@ describe('session controls from the client', () => {
     });
     const row = await client.sessions.get({ sessionId: a.sessionId });
     expect(row?.device).toEqual({ userAgent: 'new-agent', ip: '198.51.100.4' });
-    expect(row?.deviceHistory).toHaveLength(1);
+    expect(row?.deviceHistory).toMatchObject([{ userAgent: 'old-agent', ip: '198.51.100.3' }]);
 
     const out = await client.sessions.revokeEverywhere({
       identifier: who,

@@ -797,7 +797,87 @@ describe('devices', () => {
           variables: { tag, refreshToken: tokens.refreshToken, device: { ip: 'not-an-ip' } },
         })
       ).field,
-    ).toBe('input.device.ip');
+    ).toBe('device.ip');
+  });
+
+  // Sessions are started and refreshed by backends: the request's own User-Agent and IP are the
+  // backend's, never taken for the end user's unless the caller asks (`fromRequest`).
+  const BACKEND = { 'user-agent': 'Backend/2.0 (server)' };
+
+  it('the request’s own User-Agent is the device only with fromRequest: at start and at refresh', async ({
+    t,
+    key,
+    config: tag,
+  }) => {
+    // Start without a device: none is recorded (not the backend's).
+    const bare = (
+      await ok(t.app, {
+        key,
+        headers: BACKEND,
+        query: START,
+        variables: { input: { tag, data: user('ada') } },
+      })
+    ).startSession;
+    expect((await sessionOf(t, key, bare.sessionId)).device).toEqual({
+      userAgent: null,
+      ip: null,
+    });
+    // A part given is recorded alone.
+    const ipOnly = (
+      await ok(t.app, {
+        key,
+        headers: BACKEND,
+        query: START,
+        variables: { input: { tag, data: user('ada'), device: { ip: '198.51.100.1' } } },
+      })
+    ).startSession;
+    expect((await sessionOf(t, key, ipOnly.sessionId)).device).toEqual({
+      userAgent: null,
+      ip: '198.51.100.1',
+    });
+    // Asked for, the request's fills the parts not given.
+    const fromRequest = (
+      await ok(t.app, {
+        key,
+        headers: { 'user-agent': 'Browser/3.0' },
+        query: START,
+        variables: {
+          input: { tag, data: user('ada'), device: { ip: '198.51.100.2', fromRequest: true } },
+        },
+      })
+    ).startSession;
+    expect((await sessionOf(t, key, fromRequest.sessionId)).device).toEqual({
+      userAgent: 'Browser/3.0',
+      ip: '198.51.100.2',
+    });
+
+    // A refresh of the session with no device, with a real device: nothing unknown goes into
+    // the history.
+    const refreshed = (
+      await ok(t.app, {
+        key,
+        headers: BACKEND,
+        query: REFRESH_DEVICE,
+        variables: {
+          tag,
+          refreshToken: bare.refreshToken,
+          device: { userAgent: 'Browser/1.0', ip: '203.0.113.5' },
+        },
+      })
+    ).refreshSession;
+    const s = await sessionOf(t, key, bare.sessionId);
+    expect(s.device).toEqual({ userAgent: 'Browser/1.0', ip: '203.0.113.5' });
+    expect(s.deviceHistory).toEqual([]);
+    // fromRequest at refresh: the request's User-Agent; the IP the request lacks stays.
+    await ok(t.app, {
+      key,
+      headers: { 'user-agent': 'Browser/4.0' },
+      query: REFRESH_DEVICE,
+      variables: { tag, refreshToken: refreshed.refreshToken, device: { fromRequest: true } },
+    });
+    const after = await sessionOf(t, key, bare.sessionId);
+    expect(after.device).toEqual({ userAgent: 'Browser/4.0', ip: '203.0.113.5' });
+    expect(after.deviceHistory).toMatchObject([{ userAgent: 'Browser/1.0', ip: '203.0.113.5' }]);
   });
 });
 

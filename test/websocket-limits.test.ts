@@ -409,7 +409,7 @@ describe('replay backpressure', () => {
 });
 
 describe('TRUST_PROXY_HOPS over WebSocket', () => {
-  it('a session started over WebSocket records the forwarded client address, as over HTTP', async ({
+  it('a session started over WebSocket with device.fromRequest records the forwarded client address, as over HTTP', async ({
     t,
   }) => {
     const server = await serve(t);
@@ -433,7 +433,11 @@ describe('TRUST_PROXY_HOPS over WebSocket', () => {
           {
             query: `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId } }`,
             variables: {
-              input: { tag, data: { userId: 'ws-user', details: { username: 'u', email: 'e' } } },
+              input: {
+                tag,
+                data: { userId: 'ws-user', details: { username: 'u', email: 'e' } },
+                device: { fromRequest: true },
+              },
             },
           },
           { next: (v) => (value = v), error: reject, complete: () => resolve(value as never) },

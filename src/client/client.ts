@@ -234,8 +234,12 @@ export function createSessionClient(options: SessionClientOptions) {
       input: {
         tag: string;
         refreshToken: string;
-        /** The end user's client now (a change goes into the session's device history). */
-        device?: { userAgent?: string; ip?: string };
+        /**
+         * The end user's client now (a change goes into the session's device history); left
+         * out, the session keeps its device. `fromRequest: true` takes the parts left out from
+         * this client's own request (its User-Agent and IP), which is rarely the end user's.
+         */
+        device?: { userAgent?: string; ip?: string; fromRequest?: boolean };
       } & ScopeSpelling,
     ): Promise<SessionTokens> {
       const data = await request<{ refreshSession: SessionTokens }>(ops.REFRESH, {

@@ -190,8 +190,15 @@ export interface StartSessionInput<TData = SessionData> {
   readonly identifier?: string;
   /** Session token lifetime in seconds; default: the config's expiry. */
   readonly expiresIn?: number;
-  /** Your end user's client; default: the caller's. */
-  readonly device?: { readonly userAgent?: string; readonly ip?: string };
+  /**
+   * Your end user's client; left out, none is recorded. `fromRequest: true` takes the parts left
+   * out from this client's own request (its User-Agent and IP), which is rarely the end user's.
+   */
+  readonly device?: {
+    readonly userAgent?: string;
+    readonly ip?: string;
+    readonly fromRequest?: boolean;
+  };
   /** Instead of `expiresIn`: when the session token expires (10 s to 365 days from now). */
   readonly expiresAt?: Date | DateTimeString;
   /** Impersonation: the operator starting the session as the user (capped lifetime). */

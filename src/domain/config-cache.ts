@@ -2,13 +2,16 @@ import type { Database } from '../db/client.js';
 import type { Scope } from './callers.js';
 import {
   CONFIG_CHANGED_CHANNEL,
+  checkTagConfig,
   checkUsable,
+  readTagConfigs,
   readVersionedConfig,
   type VersionedConfig,
 } from './configs.js';
+import { unknownTag } from './errors.js';
+import { checkTag } from './validation.js';
 
 export { CONFIG_CHANGED_CHANNEL, readVersionedConfig, type VersionedConfig };
-import { notFound } from './errors.js';
 
 /** How long a config is used without reading it again (NOTIFY normally drops it sooner). */
 const TTL_MS = 30_000;
@@ -28,8 +31,8 @@ export class SessionConfigCache {
   #generation = 0;
 
   /**
-   * The config a start of the scope uses: NOT_FOUND without a live one, FORBIDDEN for another
-   * env's. `fresh` skips the cache (and refills it).
+   * The config a start of the scope uses: NOT_FOUND (`extensions.tag`) without a live one,
+   * FORBIDDEN for another env's. `fresh` skips the cache (and refills it).
    */
   async require(db: Database, scope: Scope, tag: string, fresh = false): Promise<VersionedConfig> {
     const key = `${scope.productId}|${tag}`;
@@ -48,18 +51,44 @@ export class SessionConfigCache {
     const found = await readVersionedConfig(db, scope, tag);
     if (!found) {
       this.#entries.delete(key);
-      throw notFound(`No session config with tag "${tag}" in this product.`);
+      throw unknownTag(tag);
     }
-    if (generation === this.#generation) {
-      this.#entries.delete(key);
-      if (this.#entries.size >= MAX_ENTRIES) {
-        const oldest = this.#entries.keys().next().value;
-        if (oldest !== undefined) this.#entries.delete(oldest);
-      }
-      this.#entries.set(key, { value: found, until: Date.now() + TTL_MS });
-    }
+    this.#remember(key, found, generation);
     checkUsable(found.config, scope);
     return found;
+  }
+
+  /**
+   * `checkConfigAccess` (configs.ts) for an operation that names a tag: passes at once when the
+   * cache holds the tag's live config for the scope's env; otherwise one read decides (and a
+   * live config it finds is kept). BAD_USER_INPUT on `field` for what is not a tag, NOT_FOUND
+   * for a tag that names no config of the scope (live or deleted), FORBIDDEN for another env's.
+   */
+  async checkAccess(db: Database, scope: Scope, tag: string, field = 'tag'): Promise<void> {
+    const key = `${scope.productId}|${tag}`;
+    const entry = this.#entries.get(key);
+    if (entry && entry.until > Date.now()) {
+      if (entry.value.config.env === null || entry.value.config.env === scope.env) return;
+    } else if (entry) {
+      this.#entries.delete(key);
+    }
+    checkTag(field, tag);
+    const generation = this.#generation;
+    const found = (await readTagConfigs(db, scope, [tag])).get(tag);
+    if (found?.config.deletedAt === null) this.#remember(key, found, generation);
+    else this.#entries.delete(key);
+    checkTagConfig(found, scope, tag);
+  }
+
+  /** Keeps a live config read at `generation`, unless a forget came since. */
+  #remember(key: string, found: VersionedConfig, generation: number): void {
+    if (generation !== this.#generation) return;
+    this.#entries.delete(key);
+    if (this.#entries.size >= MAX_ENTRIES) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+    this.#entries.set(key, { value: found, until: Date.now() + TTL_MS });
   }
 
   /** Forgets every config of a product (one of them changed, on some instance). */

@@ -1,10 +1,10 @@
-import { and, asc, count, eq, inArray, isNull, or, sql } from 'drizzle-orm';
-import { type Database, type Transaction, rowsOf } from '../db/client.js';
+import { and, asc, count, desc, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
+import { type Database, type Transaction } from '../db/client.js';
 import { UNIQUE_VIOLATION, hasErrorCode } from '../db/errors.js';
 import { products, sessionConfigs, sessions, type SessionConfigRow } from '../db/schema.js';
 import type { Scope } from './callers.js';
 import { JSON_LIMITS, checkJsonObject } from './data-schema.js';
-import { ServiceError, badInput, forbidden, notFound } from './errors.js';
+import { ServiceError, badInput, forbidden, notFound, unknownTag } from './errors.js';
 import { isLive, liveSessionCounts } from './liveness.js';
 import { revokeSessionsWhere } from './revocation.js';
 import { parseSelector, pickPath } from './selector.js';
@@ -109,10 +109,9 @@ async function lockSessionConfig(
   scope: Scope,
   tag: string,
 ): Promise<SessionConfigRow> {
-  const rows = !TAG_PATTERN.test(tag)
-    ? []
-    : await tx.select().from(sessionConfigs).where(holdsTag(scope, tag)).for('update');
-  if (!rows[0]) throw notFound(`No session config with tag "${tag}".`);
+  checkTag('tag', tag);
+  const rows = await tx.select().from(sessionConfigs).where(holdsTag(scope, tag)).for('update');
+  if (!rows[0]) throw unknownTag(tag);
   return rows[0];
 }
 
@@ -431,28 +430,83 @@ export async function requireSessionConfig(
   tag: string,
 ): Promise<SessionConfigRow> {
   const config = await findUsableSessionConfig(db, scope, tag);
-  if (!config) throw notFound(`No session config with tag "${tag}" in this product.`);
+  if (!config) throw unknownTag(tag);
   return config;
 }
 
 /**
- * FORBIDDEN when the tag names a live config of another env; passes otherwise (a tag with no
- * config included: operations on sessions of a deleted config still answer as before).
+ * The config each tag names for the scope: the live config that holds it (whichever env owns
+ * it; one read on the live-tag index), else, for the tags left, the one the scope's env (or the
+ * whole product) had under that tag most recently before deleting it, whose sessions, events and
+ * history stay reachable (a second read, only then). A tag missing from the answer names no
+ * config of the scope.
  */
-export async function checkConfigAccess(db: Database, scope: Scope, tag: string): Promise<void> {
-  // What is not a tag names no config (and a NUL byte would not even reach Postgres).
-  if (!TAG_PATTERN.test(tag)) return;
-  const rows = rowsOf<{ n: number }>(
-    await db.execute(sql`
-      select 1 as n from ${sessionConfigs}
-      where ${sessionConfigs.productId} = ${scope.productId} and ${sessionConfigs.tag} = ${tag}
-        and ${sessionConfigs.deletedAt} is null and ${sessionConfigs.env} <> ${scope.env}`),
-  );
-  if (rows.length > 0) {
-    throw forbidden(
-      `The session config "${tag}" belongs to another environment of this product; a key of this environment cannot use it.`,
+export async function readTagConfigs(
+  db: Database,
+  scope: Scope,
+  tags: readonly string[],
+): Promise<Map<string, VersionedConfig>> {
+  const valid = [...new Set(tags.filter((tag) => TAG_PATTERN.test(tag)))];
+  const found = new Map<string, VersionedConfig>();
+  if (valid.length === 0) return found;
+  const columns = { config: sessionConfigs, version: sql<string>`session_configs.xmin::text` };
+  const live = await db
+    .select(columns)
+    .from(sessionConfigs)
+    .where(
+      and(
+        eq(sessionConfigs.productId, scope.productId),
+        inArray(sessionConfigs.tag, valid),
+        isNull(sessionConfigs.deletedAt),
+      ),
     );
-  }
+  for (const row of live) found.set(row.config.tag, row);
+  const rest = valid.filter((tag) => !found.has(tag));
+  if (rest.length === 0) return found;
+  const deleted = await db
+    .selectDistinctOn([sessionConfigs.tag], columns)
+    .from(sessionConfigs)
+    .where(
+      and(
+        eq(sessionConfigs.productId, scope.productId),
+        inArray(sessionConfigs.tag, rest),
+        isNotNull(sessionConfigs.deletedAt),
+        or(isNull(sessionConfigs.env), eq(sessionConfigs.env, scope.env)),
+      ),
+    )
+    .orderBy(sessionConfigs.tag, desc(sessionConfigs.deletedAt));
+  for (const row of deleted) found.set(row.config.tag, row);
+  return found;
+}
+
+/**
+ * Whether an operation of the scope may name the tag, from what {@link readTagConfigs} found:
+ * NOT_FOUND (`extensions.tag`) when it names no config of the scope, FORBIDDEN when its live
+ * config belongs to another env. A deleted config's tag passes: its sessions stay reachable.
+ */
+export function checkTagConfig(
+  found: VersionedConfig | undefined,
+  scope: Scope,
+  tag: string,
+): void {
+  if (!found) throw unknownTag(tag);
+  if (found.config.deletedAt === null) checkUsable(found.config, scope);
+}
+
+/**
+ * The check of every operation that names a tag (lists, revocations, the data operations,
+ * insight, event filters; verify and refresh only once a token failed): BAD_USER_INPUT on
+ * `field` for what is not a tag, then {@link checkTagConfig}. One read; see
+ * `SessionConfigCache.checkAccess` for the cached form.
+ */
+export async function checkConfigAccess(
+  db: Database,
+  scope: Scope,
+  tag: string,
+  field = 'tag',
+): Promise<void> {
+  checkTag(field, tag);
+  checkTagConfig((await readTagConfigs(db, scope, [tag])).get(tag), scope, tag);
 }
 
 /** The configs the scope may use: its env's and the product-wide ones, oldest first. */

@@ -112,6 +112,18 @@ export const impersonationNotFreshenable = named(
 export const productNotFound = (tag: string): ServiceError =>
   notFound(`No product with tag "${tag}".`);
 
+/**
+ * A tag (of the right shape) that names no session config the caller's env has or had: NOT_FOUND,
+ * with the tag in `extensions.tag`.
+ */
+export const unknownTag = (tag: string): ServiceError =>
+  new ServiceError(
+    'NOT_FOUND',
+    `No session config with tag "${tag}" in this environment.`,
+    undefined,
+    { tag },
+  );
+
 /** No session with that id in the caller's scope under that tag. */
 export const sessionNotFound = (tag: string): ServiceError =>
   notFound(`No session with that id for tag "${tag}".`);

@@ -4,7 +4,7 @@ import { sessionRevocationWatermarks, type SessionEventRow } from '../db/schema.
 import type { Keyring } from '../tokens/keyring.js';
 import { CLOCK_TOLERANCE_SECONDS, ISSUER, audienceOf } from '../tokens/session-token.js';
 import { ownedBy, type Scope } from './callers.js';
-import { checkConfigAccess } from './configs.js';
+import { checkTagConfig, readTagConfigs } from './configs.js';
 import { badInput, ServiceError } from './errors.js';
 import { latestEventId } from './events.js';
 import { WHOLE_ENV } from './sessions/controls-rules.js';
@@ -53,7 +53,11 @@ export const DEFAULT_VERIFIER_HORIZONS: VerifierHorizons = {
   eventRetentionSeconds: 30 * 86_400,
 };
 
-/** Checks a verifier's list of tags: 1 to 20 distinct tags the scope may use. */
+/**
+ * Checks a verifier's list of tags: 1 to 20 distinct tags the scope may use, in one read
+ * (NOT_FOUND with `extensions.tag` for the first that names no config of the scope, live or
+ * deleted; FORBIDDEN for another env's).
+ */
 export async function checkVerifierTags(
   db: Database,
   scope: Scope,
@@ -65,8 +69,9 @@ export async function checkVerifierTags(
   }
   for (const [i, tag] of unique.entries()) {
     if (!TAG_PATTERN.test(tag)) throw badInput(`tags[${i}]`, 'is not a session config tag');
-    await checkConfigAccess(db, scope, tag);
   }
+  const found = await readTagConfigs(db, scope, unique);
+  for (const tag of unique) checkTagConfig(found.get(tag), scope, tag);
   return unique;
 }
 

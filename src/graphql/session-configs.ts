@@ -257,7 +257,11 @@ builder.mutationFields((t) => ({
     description:
       'Changes only the given fields of a session config. Live sessions keep the tokens they have. FORBIDDEN on another environment’s config, and on a product-wide one but with the admin key.',
     args: {
-      tag: t.arg.string({ required: true, description: 'The config to change.' }),
+      tag: t.arg.string({
+        required: true,
+        description:
+          'The config to change; NOT_FOUND, with the tag in `extensions.tag`, without a live one.',
+      }),
       input: t.arg({
         type: UpdateSessionConfigInput,
         required: true,
@@ -277,7 +281,11 @@ builder.mutationFields((t) => ({
     description:
       'Deletes a session config and revokes all its sessions (in every environment for a product-wide one). True when done.',
     args: {
-      tag: t.arg.string({ required: true, description: 'The config to delete.' }),
+      tag: t.arg.string({
+        required: true,
+        description:
+          'The config to delete; NOT_FOUND, with the tag in `extensions.tag`, without a live one.',
+      }),
       ...scopeArgs,
     },
     resolve: async (_root, args, ctx) => {

@@ -1,6 +1,5 @@
 import type { ActivityRow, SessionEventRow, SessionRow } from '../db/schema.js';
 import type { Scope } from '../domain/callers.js';
-import { checkConfigAccess } from '../domain/configs.js';
 import { ServiceError, productNotFound } from '../domain/errors.js';
 import { findProductByTag } from '../domain/keys.js';
 import {
@@ -51,24 +50,32 @@ async function userScopes(
 }
 
 /**
- * The scopes that may use a tag: FORBIDDEN for a single env whose key may not; across the
- * product's envs (the admin key), the envs owning or sharing the config.
+ * The scopes that may use a tag: for a single env, its answer (NOT_FOUND for a tag that names
+ * no config of the env, FORBIDDEN for another env's); across the product's envs (the admin
+ * key), the envs owning or sharing the config, and NOT_FOUND when the tag names none of them.
  */
 async function scopesUsingTag(ctx: Context, scopes: Scope[], tag: string): Promise<Scope[]> {
+  const configs = ctx.services.sessionConfigs;
   if (scopes.length === 1) {
-    await checkConfigAccess(ctx.services.db, scopes[0]!, tag);
+    await configs.checkAccess(ctx.services.db, scopes[0]!, tag);
     return scopes;
   }
   const usable: Scope[] = [];
+  let refusal: ServiceError | undefined;
   for (const scope of scopes) {
     try {
-      await checkConfigAccess(ctx.services.db, scope, tag);
+      await configs.checkAccess(ctx.services.db, scope, tag);
       usable.push(scope);
     } catch (error) {
-      if (!(error instanceof ServiceError && error.code === 'FORBIDDEN')) throw error;
+      if (!(error instanceof ServiceError) || !['FORBIDDEN', 'NOT_FOUND'].includes(error.code)) {
+        throw error;
+      }
+      // A tag no env knows is NOT_FOUND, rather than one env's FORBIDDEN.
+      if (refusal === undefined || error.code === 'NOT_FOUND') refusal = error;
     }
   }
-  return usable.length > 0 ? usable : scopes.slice(0, 1);
+  if (usable.length === 0) throw refusal!;
+  return usable;
 }
 
 /** What the activity log records of a session these operations return, its actor included. */
@@ -305,7 +312,8 @@ builder.mutationFields((t) => ({
       'Not-before revocation (after a key leak or a breach): revokes every session of `tag` (or, without it, of the whole environment) started before `before` (default: now), keeping the config. Verify and refresh refuse those sessions from the moment this starts; the rows are marked in batches of 500, each with its REVOKED events (reason not_before). Run it again to finish an interrupted call.',
     args: {
       tag: t.arg.string({
-        description: 'The session type; leave out for every session of the env.',
+        description:
+          'The session type; leave out for every session of the env. NOT_FOUND, with the tag in `extensions.tag`, without a live session config of the environment.',
       }),
       before: t.arg({
         type: 'DateTime',

@@ -220,7 +220,7 @@ const verifierArgs = {
   ...builder.args((t) => ({
     tags: t.stringList({
       required: true,
-      description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}).`,
+      description: `The session types to verify (1 to ${MAX_VERIFIER_TAGS}); NOT_FOUND, with the tag in \`extensions.tag\`, for one that no session config of the environment has (a deleted config’s tag still names it).`,
     }),
   })),
 };

@@ -56,11 +56,17 @@ function withCode(error: unknown, fallback: (error: GraphQLError) => string = co
   if (code === error.extensions?.code && !echoes && !('originalError' in error.extensions)) {
     return error;
   }
-  // Yoga puts the parser's error (which quotes the body) under extensions.originalError. Its
-  // status stays what Yoga answered before the error was rebuilt (400, not the spec's 200).
-  const { originalError: _dropped, ...extensions } = error.extensions;
+  // Yoga puts the JSON parser's error (which quotes the body) under extensions.originalError;
+  // it goes. The status Yoga would answer stays: a spec error (`http.spec`: a document that does
+  // not parse or validate, variables that do not coerce) is 200 to a client that accepts
+  // application/json and 400 to one that accepts application/graphql-response+json, as the
+  // GraphQL-over-HTTP spec asks; a body that is not JSON (Yoga tells it by that originalError,
+  // not a GraphQLError) is 400 to both.
+  const { originalError: dropped, ...extensions } = error.extensions;
   const http = extensions.http as { status?: number; spec?: boolean } | undefined;
-  if (http?.spec) extensions.http = { ...http, spec: false };
+  if (http?.spec && dropped !== undefined && !(dropped instanceof GraphQLError)) {
+    extensions.http = { ...http, spec: false };
+  }
   return new GraphQLError(echoes ? withoutEchoedValues(error.message) : error.message, {
     nodes: error.nodes,
     source: error.source,
@@ -89,6 +95,34 @@ export function contractErrors(
   return errors.map((error) => withCode(error, fallback) as GraphQLError);
 }
 
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/** A result with errors and no `data` (nothing ran) as request errors: `http.spec` on each. */
+function asRequestErrors<T>(result: T): T {
+  if (typeof result !== 'object' || result === null || Symbol.asyncIterator in result) {
+    return result;
+  }
+  const { errors } = result as { errors?: unknown };
+  if ('data' in result || !Array.isArray(errors) || errors.length === 0) return result;
+  return {
+    ...result,
+    errors: errors.map((error: unknown) => {
+      if (!(error instanceof GraphQLError)) return error;
+      const http = error.extensions?.http as Record<string, unknown> | undefined;
+      return new GraphQLError(error.message, {
+        nodes: error.nodes,
+        source: error.source,
+        positions: error.positions,
+        path: error.path,
+        originalError: error.originalError,
+        extensions: { ...error.extensions, http: { ...http, status: 400, spec: true } },
+      });
+    }),
+  };
+}
+
 /**
  * What a PUT to the GraphQL endpoint is told: graphql-sse's single connection mode reserves its
  * stream with one, and this server serves the distinct connections mode only (README,
@@ -115,6 +149,15 @@ export function useErrorContract(): Plugin {
           }),
         );
       }
+    },
+    onExecute({ executeFn, setExecuteFn }) {
+      // The executor's own request errors (variables that do not coerce, no such operation)
+      // come as a result with no `data`, before anything ran; it gives them a plain 400. They
+      // are request errors as a syntax error is: per media type, as the spec asks.
+      setExecuteFn((args) => {
+        const result = executeFn(args);
+        return isPromiseLike(result) ? result.then(asRequestErrors) : asRequestErrors(result);
+      });
     },
     onResultProcess({ result, setResult }) {
       if (Array.isArray(result) || typeof result !== 'object' || result === null) return;

@@ -262,11 +262,13 @@ export async function allPages<N>(
 
 export const userAgentOf = (label: string) => `InsightTest/1.0 (${label})`;
 
-/** Starts a session for `identifier` (by the $Session{userId} selector) from a named client. */
+/**
+ * Starts a session for `identifier` (by the $Session{userId} selector) from a named client: the
+ * backend passes the client's User-Agent as the session's device.
+ */
 export async function startFrom(key: string, tag: string, identifier: string, label: string) {
   const result = await ok<{ startSession: Started }>(t.app, {
     key,
-    headers: { 'user-agent': userAgentOf(label) },
     query: `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId expiresAt } }`,
     variables: {
       input: {
@@ -275,6 +277,7 @@ export async function startFrom(key: string, tag: string, identifier: string, la
           userId: identifier,
           details: { username: identifier, email: `${identifier}@x.io` },
         },
+        device: { userAgent: userAgentOf(label) },
       },
     },
   });

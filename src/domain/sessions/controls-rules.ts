@@ -47,7 +47,8 @@ export const DEVICE_HISTORY_LIMIT = 5;
 
 /**
  * The SET clause that moves a session to the device of a refresh: a part the refresh does not
- * know stays as it was, and the device it replaces goes first into the bounded history.
+ * know stays as it was (a refresh without a device keeps the session's), and the device it
+ * replaces goes first into the bounded history, unless nothing of it was known.
  */
 export function deviceMove(device: Device) {
   const userAgent = sql`coalesce(${device.userAgent ?? null}::text, ${sessions.userAgent})`;
@@ -57,6 +58,7 @@ export function deviceMove(device: Device) {
     ip,
     deviceHistory: sql`case
       when (${sessions.userAgent}, ${sessions.ip}) is distinct from (${userAgent}, ${ip})
+        and (${sessions.userAgent} is not null or ${sessions.ip} is not null)
       then jsonb_path_query_array(
         jsonb_build_array(jsonb_build_object('userAgent', ${sessions.userAgent}, 'ip', ${sessions.ip},
                                              'until', now()))

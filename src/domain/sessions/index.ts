@@ -4,6 +4,7 @@
  */
 export type {
   Device,
+  DeviceInput,
   SessionDeps,
   SessionLoader,
   SessionRecord,

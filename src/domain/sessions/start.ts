@@ -16,20 +16,35 @@ import { checkLength, checkWholeNumber } from '../validation.js';
 import { newRefreshToken } from './refresh-token.js';
 import { sessionConfigFor } from './start-config.js';
 import { MAX_IDENTIFIER_LENGTH, inScope, secondsFromNow } from './shared.js';
-import type { Device, SessionDeps, SessionTokens, StartSessionInput } from './types.js';
+import type {
+  Device,
+  DeviceInput,
+  SessionDeps,
+  SessionTokens,
+  StartSessionInput,
+} from './types.js';
 
 const MAX_USER_AGENT_LENGTH = 512;
 
-/** The device a request gives, its parts checked; what it leaves out comes from `fallback`. */
-export function normalizeDevice(device: Device | null | undefined, fallback: Device): Device {
-  const userAgent = device?.userAgent ?? fallback.userAgent ?? null;
-  const ip = device?.ip ?? fallback.ip ?? null;
+/**
+ * The device a caller gives, its parts checked (`field`: where it is in the request). Parts not
+ * given stay unknown (null), unless `fromRequest` asks for this request's own User-Agent and IP
+ * (`request`) in their place: a backend's request is not its end user's device.
+ */
+export function normalizeDevice(
+  device: DeviceInput | null | undefined,
+  request: Device,
+  field: string,
+): Device {
   if (device?.userAgent != null && device.userAgent.length > MAX_USER_AGENT_LENGTH) {
-    throw badInput('input.device.userAgent', `must be at most ${MAX_USER_AGENT_LENGTH} characters`);
+    throw badInput(`${field}.userAgent`, `must be at most ${MAX_USER_AGENT_LENGTH} characters`);
   }
   if (device?.ip != null && isIP(device.ip) === 0) {
-    throw badInput('input.device.ip', 'expected an IPv4 or IPv6 address');
+    throw badInput(`${field}.ip`, 'expected an IPv4 or IPv6 address');
   }
+  const fallback: Device = device?.fromRequest === true ? request : {};
+  const userAgent = device?.userAgent ?? fallback.userAgent ?? null;
+  const ip = device?.ip ?? fallback.ip ?? null;
   return {
     userAgent: userAgent === null ? null : userAgent.slice(0, MAX_USER_AGENT_LENGTH),
     ip: ip !== null && isIP(ip) !== 0 ? ip : null,
@@ -121,7 +136,7 @@ export async function startSession(
     throw error;
   }
   const { serialized, data, identifier, actor, cap, lifetime } = checked;
-  const device = normalizeDevice(input.device, requestDevice);
+  const device = normalizeDevice(input.device, requestDevice, 'input.device');
   const sessionId = randomUUID();
   const refreshToken = newRefreshToken();
   const uncapped = Math.max(refreshLifetimeSeconds(config), lifetime);

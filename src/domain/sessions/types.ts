@@ -46,6 +46,15 @@ export interface Device {
   readonly ip?: string | null;
 }
 
+/**
+ * The device a caller passes for its end user. Start and refresh come from backends, so the
+ * request's own User-Agent and IP are the backend's: they fill the parts not given only when
+ * `fromRequest` says so.
+ */
+export interface DeviceInput extends Device {
+  readonly fromRequest?: boolean | null;
+}
+
 export interface StartSessionInput {
   readonly tag: string;
   readonly data?: unknown;
@@ -53,7 +62,7 @@ export interface StartSessionInput {
   readonly expiresIn?: number | null;
   /** An absolute expiry instead of `expiresIn`. */
   readonly expiresAt?: Date | null;
-  readonly device?: Device | null;
+  readonly device?: DeviceInput | null;
   /** Impersonation: the operator starting the session as the user. */
   readonly actor?: string | null;
 }

@@ -47,17 +47,27 @@ const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').impl
 });
 
 export const DeviceInput = builder.inputType('DeviceInput', {
-  description: 'Your end user’s client, when you start a session on its behalf from your backend.',
+  description:
+    'Your end user’s client, as your backend saw it when it starts or refreshes a session on the user’s behalf. A part left out is not taken from this request (your backend’s own User-Agent and IP) unless `fromRequest` asks for it.',
   fields: (t) => ({
     userAgent: t.string({ required: false, description: 'Its User-Agent, up to 512 characters.' }),
     ip: t.string({ required: false, description: 'Its IPv4 or IPv6 address.' }),
+    fromRequest: t.boolean({
+      required: false,
+      description:
+        'True: the parts left out are this request’s own User-Agent and IP (the client address TRUST_PROXY_HOPS gives), for a caller whose request is the end user’s. Default false.',
+    }),
   }),
 });
 
 const StartSessionInput = builder.inputType('StartSessionInput', {
   description: 'A session to start (Ductape’s sessions.start).',
   fields: (t) => ({
-    tag: t.string({ required: true, description: 'The session type.' }),
+    tag: t.string({
+      required: true,
+      description:
+        'The session type: a live session config of the environment; NOT_FOUND, with the tag in `extensions.tag`, otherwise.',
+    }),
     data: t.field({
       type: 'JSON',
       required: true,
@@ -88,7 +98,8 @@ const StartSessionInput = builder.inputType('StartSessionInput', {
     device: t.field({
       type: DeviceInput,
       required: false,
-      description: 'The end user’s client; default: this request’s.',
+      description:
+        'The end user’s client; left out, none is recorded (`{ fromRequest: true }`: this request’s).',
     }),
   }),
 });
@@ -155,7 +166,7 @@ builder.mutationFields((t) => ({
         type: DeviceInput,
         required: false,
         description:
-          'The end user’s client now; default: this request’s. A change moves the previous device into the session’s `deviceHistory`.',
+          'The end user’s client now; left out, the session keeps its device (`{ fromRequest: true }`: this request’s). A change moves the previous device into the session’s `deviceHistory`.',
       }),
       ...sessionTypeArgs,
     },
@@ -166,7 +177,7 @@ builder.mutationFields((t) => ({
           scope,
           args.tag,
           args.refreshToken,
-          normalizeDevice(args.device, ctx.requestDevice),
+          normalizeDevice(args.device, ctx.requestDevice, 'device'),
         ),
       ),
   }),

@@ -128,7 +128,8 @@ builder.queryFields((t) => ({
     args: {
       tag: t.arg.string({
         required: true,
-        description: 'The session type the token must belong to.',
+        description:
+          'The session type the token must belong to; NOT_FOUND, with the tag in `extensions.tag`, when no session config of the environment has it (a deleted config’s tag still names it).',
       }),
       token: t.arg.string({ required: true, description: 'The session token.' }),
       maxAge: t.arg.int({
@@ -141,7 +142,7 @@ builder.queryFields((t) => ({
   }),
   isSessionValid: t.boolean({
     description:
-      'True when the token verifies; false (no error) when it is invalid, expired or revoked.',
+      'True when the token verifies; false (no error) when it is invalid, expired or revoked. A tag that names no session config of the environment is NOT_FOUND, as everywhere.',
     args: {
       token: t.arg.string({ required: true, description: 'The session token.' }),
       ...sessionTypeArgs,
