@@ -34,15 +34,15 @@ describe('dashboards under load', () => {
     expect(Object.keys(four.data!)).toHaveLength(4);
   });
 
-  it('12 requests of 4 dashboards at once run 1 at a time (INSIGHT_CONCURRENCY’s default), all answer, and starts and verifies go on meanwhile', async ({
+  it('6 requests of 4 dashboards at once run 1 at a time (INSIGHT_CONCURRENCY’s default), all answer, and starts and verifies go on meanwhile', async ({
     t,
     key,
     config,
   }) => {
     const gate = t.services.insightGate;
-    const before = gate.highWater;
     expect(gate.running).toBe(0);
-    const dashboards = Array.from({ length: 12 }, () =>
+    gate.highWater = 0;
+    const dashboards = Array.from({ length: 6 }, () =>
       gql(t.app, { key, query: aliases(4), variables: { tag: config } }),
     );
     // While they run (or wait), the hot path answers.
@@ -58,8 +58,7 @@ describe('dashboards under load', () => {
       expect(answer.errors).toBeUndefined();
       expect(Object.keys(answer.data!)).toHaveLength(4);
     }
-    expect(gate.highWater).toBeLessThanOrEqual(Math.max(before, 1));
-    expect(gate.highWater).toBeGreaterThan(0);
+    expect(gate.highWater).toBe(1);
     expect(gate.running).toBe(0);
   });
 });

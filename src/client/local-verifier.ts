@@ -1,4 +1,5 @@
 import type { JWK } from 'jose';
+import { badUserInput } from './ductape.js';
 import { SessionServiceError } from './errors.js';
 import { VERIFY } from './documents.js';
 import {
@@ -225,12 +226,18 @@ class ExpiryHeap {
  * decide, and says so. Memory: at most `cacheSize` opened tokens and `maxEntries` sessions; an
  * entry leaves once no token of its session can be valid.
  */
+/** Feed errors that no retry can mend. */
+const FINAL_FEED_ERRORS = new Set(['UNAUTHENTICATED', 'FORBIDDEN', 'BAD_USER_INPUT', 'NOT_FOUND']);
+
 export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifier {
   const tags = [...new Set(options.tags)];
   const followed = new Set(tags);
   const maxStalenessMs = options.maxStalenessMs ?? 3_000;
   const onStale = options.onStale ?? 'fallback';
   const heartbeatMs = options.heartbeatMs ?? 1_000;
+  // The server's own bounds: anything else would be refused on every try, and `ready` never come.
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 1_000 || heartbeatMs > 30_000)
+    throw badUserInput('heartbeatMs', 'expected whole milliseconds from 1000 to 30000');
   const cacheSize = options.cacheSize ?? 10_000;
   const cacheChars = options.cacheChars ?? 16 * 1024 * 1024;
   /** Characters of the tokens in `cache`. */
@@ -443,8 +450,9 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       {
         onError: (error) => {
           lastHeartbeat = -Infinity;
-          // A refused key ends the verifier's feed for good; anything else is tried again.
-          if (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN') {
+          // A refused key, a refused argument or an unknown tag ends the verifier's feed for
+          // good (trying again would be refused the same way); anything else is tried again.
+          if (FINAL_FEED_ERRORS.has(error.code)) {
             if (!synced) readyReject(error);
             return;
           }

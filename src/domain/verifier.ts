@@ -309,10 +309,18 @@ export interface HeartbeatRead {
   readonly notBefore: readonly VerifierNotBefore[];
 }
 
+/** How long a heartbeat read waits for the sequencer to number what was committed before it. */
+const NUMBERING_WAIT_MS = 2_000;
+/** Between two looks at whether those events have their ids yet. */
+const NUMBERING_POLL_MS = 20;
+
 /**
  * Reads what a heartbeat needs without sweeping (the sequencer's sweep takes a database-wide
- * lock; a heartbeat only waits for it): the newest id, whether committed events still wait for
- * their id, and the not-before watermarks.
+ * lock; a heartbeat only waits for it): the newest id, the not-before watermarks, and whether
+ * events committed before the read still wait for their id. Only those events are waited for
+ * (the sequencer numbers them within moments; at most {@link NUMBERING_WAIT_MS}, then the read
+ * says `pending`): events committed after the read do not concern its `at`, so a product that
+ * writes without pause still gets its heartbeats.
  */
 export async function readHeartbeat(
   db: Database,
@@ -320,20 +328,37 @@ export async function readHeartbeat(
   tags: readonly string[],
 ): Promise<HeartbeatRead> {
   const at = new Date();
-  const rows = rowsOf<{ latest: string | number | null; pending: boolean }>(
+  const first = rowsOf<{ latest: string | number | null; unnumbered: string | number | null }>(
     await db.execute(sql`select
       (select max(seq) from session_events
         where product_id = ${scope.productId} and env = ${scope.env}) as latest,
-      exists (select 1 from session_events
-        where seq is null and product_id = ${scope.productId} and env = ${scope.env}) as pending`),
-  );
+      (select max(id) from session_events
+        where seq is null and product_id = ${scope.productId} and env = ${scope.env}) as unnumbered`),
+  )[0];
   const notBefore = await verifierNotBefore(db, scope, tags);
-  return {
-    at,
-    latest: Number(rows[0]?.latest ?? 0),
-    pending: rows[0]?.pending === true,
-    notBefore,
-  };
+  let latest = Number(first?.latest ?? 0);
+  const unnumbered = first?.unnumbered ?? null;
+  if (unnumbered !== null) {
+    const until = performance.now() + NUMBERING_WAIT_MS;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, NUMBERING_POLL_MS));
+      const again = rowsOf<{ latest: string | number | null; pending: boolean }>(
+        await db.execute(sql`select
+          (select max(seq) from session_events
+            where product_id = ${scope.productId} and env = ${scope.env}) as latest,
+          exists (select 1 from session_events
+            where seq is null and product_id = ${scope.productId} and env = ${scope.env}
+              and id <= ${String(unnumbered)}::bigint) as pending`),
+      )[0];
+      // Numbered now, in commit order: the newest id covers them.
+      if (again?.pending !== true) {
+        latest = Number(again?.latest ?? latest);
+        break;
+      }
+      if (performance.now() >= until) return { at, latest, pending: true, notBefore };
+    }
+  }
+  return { at, latest, pending: false, notBefore };
 }
 
 /** How long one heartbeat read serves every feed that asks for the same scope and tags. */
