@@ -71,7 +71,7 @@ export interface LocalVerifierOptions {
   readonly maxStalenessMs?: number;
   /** What a stale (or not yet synced) verifier does: ask the server (default), or refuse. */
   readonly onStale?: 'fallback' | 'refuse';
-  /** Heartbeat interval asked of the server (default 1000; keep a few in `maxStalenessMs`). */
+  /** Heartbeat interval asked of the server, 1000 to 30000 ms (default 1000; keep a few in `maxStalenessMs`). */
   readonly heartbeatMs?: number;
   /** Opened tokens kept (default 10,000): repeat verifies of these cost a map lookup. */
   readonly cacheSize?: number;
