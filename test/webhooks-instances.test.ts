@@ -141,7 +141,7 @@ describe('webhooks across instances', () => {
       WEBHOOK_POLL_INTERVAL_MS: '100',
       WEBHOOK_RETRY_BASE_MS: '20',
       // A lease is twice this plus 5 s: the restarted server takes over after it.
-      WEBHOOK_TIMEOUT_MS: '1000',
+      WEBHOOK_TIMEOUT_MS: '4000',
       SWEEP_INTERVAL_SECONDS: '0',
     };
     // The 5th request hangs; once every event is written, the server is killed while it waits.

@@ -138,7 +138,9 @@ export const TEST_WEBHOOKS: WebhookSettings = {
   allowPrivateUrls: true,
   retryBaseMs: 20,
   pollIntervalMs: 100,
-  timeoutMs: 2_000,
+  // Long enough that a receiver in a busy test process is not taken for a failing one (each
+  // timeout counts toward the disable and lengthens the backoff).
+  timeoutMs: 10_000,
   maxAttempts: 50,
   // Every test instance disables at the same run (instances share their configuration).
   disableAfterFailures: 3,
