@@ -137,6 +137,7 @@ describe('webhooks across instances', () => {
       ADMIN_KEY: adminKey,
       DATA_DIR: dataDir,
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+      WEBHOOK_DELIVERY: 'true',
       WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
       WEBHOOK_POLL_INTERVAL_MS: '100',
       WEBHOOK_RETRY_BASE_MS: '20',

@@ -35,6 +35,16 @@ function withOwnRateLimits(env: Record<string, string>): Record<string, string> 
   return env.RATE_LIMIT_STORE === undefined ? { RATE_LIMIT_STORE: 'memory', ...env } : env;
 }
 
+/**
+ * No webhook delivery unless the test asks for it (`WEBHOOK_DELIVERY`): on the shared test
+ * database a server process's worker would serve every test file's endpoints with the default
+ * settings, refusing their 127.0.0.1 URLs (no private URLs by default) and so counting failures
+ * toward another test's endpoint's disable, as a deployment whose instances disagree would.
+ */
+function withoutDelivery(env: Record<string, string>): Record<string, string> {
+  return env.WEBHOOK_DELIVERY === undefined ? { WEBHOOK_DELIVERY: 'false', ...env } : env;
+}
+
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -53,7 +63,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
-      ...withOwnRateLimits(withSharedSecret(env)),
+      ...withoutDelivery(withOwnRateLimits(withSharedSecret(env))),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -90,7 +100,10 @@ export async function runServerExpectingExit(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...withOwnRateLimits(withSharedSecret(env)) },
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...withoutDelivery(withOwnRateLimits(withSharedSecret(env))),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
