@@ -36,8 +36,9 @@ export interface DatabaseHandle {
    */
   listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<void>;
   /**
-   * Calls `listener` each time this process sends a statement that inserts session events (it
-   * may not have committed yet): the event sequencer's cue to sweep soon. Returns an unsubscribe.
+   * Calls `listener` each time code of this process says it wrote session events
+   * ({@link signalEventsWritten}; in a transaction, once it committed): the event sequencer's
+   * cue to sweep now. Returns an unsubscribe.
    */
   onEventsWritten(listener: () => void): () => void;
   /**
@@ -92,26 +93,36 @@ const MIGRATIONS_FOLDER = path.resolve(import.meta.dirname, '../../drizzle');
 /** Arbitrary constant naming this service's migration lock. */
 const MIGRATION_LOCK_KEY = 7_453_201_998;
 
-/** A statement that writes session events, as Drizzle or hand-written SQL spells it. */
-const EVENT_INSERT = /insert\s+into\s+"?session_events"?[\s(]/i;
+/**
+ * What each open database, and each transaction of it while it runs, does when told that session
+ * events were written ({@link signalEventsWritten}).
+ */
+const eventSignals = new WeakMap<object, () => void>();
+
+/**
+ * Says that `db` (a database from {@link openDatabase}, or one of its transactions) has just
+ * written session events: every code path that inserts into `session_events` calls it, so that
+ * the instance's sequencer numbers them at once rather than at its next poll. In a transaction
+ * the signal waits for the commit (the events are not visible before it) and a rollback drops it.
+ */
+export function signalEventsWritten(db: Database | Transaction): void {
+  eventSignals.get(db)?.();
+}
 
 /** Statements sent, counted by {@link queryLogger} and {@link retryingTransactions}. */
 interface StatementCount {
   n: number;
 }
 
-/** Statement text goes to `onQuery`, and event inserts to the event-write listeners. */
+/** Counts statements, and gives their text to `onQuery`. */
 function queryLogger(
   onQuery: OpenDatabaseOptions['onQuery'],
-  eventWriteListeners: Set<() => void>,
   count: StatementCount,
 ): DrizzleLogger {
   return {
     logQuery: (query) => {
       count.n++;
       onQuery?.(query);
-      if (eventWriteListeners.size > 0 && EVENT_INSERT.test(query))
-        for (const listener of eventWriteListeners) listener();
     },
   };
 }
@@ -142,12 +153,16 @@ function retryingTransactions(db: Database, count: StatementCount): Database {
     const [callback, config] = args;
     for (let attempt = 1; ; attempt++) {
       let began = false;
+      let wroteEvents = false;
       count.n += 2;
       try {
-        return await transaction((tx) => {
+        const result = await transaction((tx) => {
           began = true;
+          eventSignals.set(tx, () => (wroteEvents = true));
           return callback(tx);
         }, config);
+        if (wroteEvents) signalEventsWritten(db);
+        return result;
       } catch (error) {
         // Only a refusal at connect is retried before BEGIN: it comes at once, where a connect
         // timeout already took its whole wait, and waiting it again would only multiply it.
@@ -371,7 +386,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   const eventWrites = listenerSet();
   const count: StatementCount = { n: 0 };
   const statementsSent = () => count.n;
-  const logger = queryLogger(options.onQuery, eventWrites.set, count);
+  const logger = queryLogger(options.onQuery, count);
+  const eventsWritten = () => {
+    for (const listener of eventWrites.set) listener();
+  };
   if (options.databaseUrl) {
     const url = options.databaseUrl;
     const directUrl = options.directUrl ?? url;
@@ -388,6 +406,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       }) as unknown as Database,
       count,
     );
+    eventSignals.set(db, eventsWritten);
     // LISTEN holds a connection of its own, on the direct URL (a pooler cannot keep one).
     let listener: NotificationListener | undefined;
     const notifications = () =>
@@ -456,6 +475,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     drizzlePglite(client, { schema, logger }) as unknown as Database,
     count,
   );
+  eventSignals.set(db, eventsWritten);
   // An advisory lock is re-entrant within one session, and PGlite is one session: calls to
   // migrate() in this process queue here instead.
   let migrating: Promise<void> = Promise.resolve();

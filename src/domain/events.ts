@@ -1,5 +1,11 @@
 import { and, asc, eq, gt, inArray, max, sql, type SQL } from 'drizzle-orm';
-import { rowsOf, type Database, type DatabaseHandle, type Transaction } from '../db/client.js';
+import {
+  rowsOf,
+  signalEventsWritten,
+  type Database,
+  type DatabaseHandle,
+  type Transaction,
+} from '../db/client.js';
 import type { SessionEventType } from '../contract/enums.js';
 import { sessionEvents, type SessionEventRow } from '../db/schema.js';
 import { ownedBy } from './callers.js';
@@ -108,6 +114,7 @@ export async function recordEvents(
       actor: e.actor ?? null,
     })),
   );
+  signalEventsWritten(tx);
 }
 
 /** Filters a subscriber may set; absent means any. */

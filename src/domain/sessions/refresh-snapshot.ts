@@ -5,7 +5,7 @@
  * the read path makes still holds in the database, and anything else goes the read path.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { rowsOf } from '../../db/client.js';
+import { rowsOf, signalEventsWritten } from '../../db/client.js';
 import type { SessionRow } from '../../db/schema.js';
 import { hashSecret } from '../../tokens/secrets.js';
 import { mintSessionToken } from '../../tokens/session-token.js';
@@ -289,6 +289,8 @@ export async function rotatePair(
     )
     select session_id from spent`);
   if (rowsOf<{ session_id: string }>(result).length === 0) return undefined;
+  // The statement wrote the REFRESHED event: the sequencer numbers it now.
+  signalEventsWritten(deps.db);
   // The next pair was issued here from the same inputs: its refresh needs no read.
   deps.refreshSnapshots?.remember(nextTokenHash, inputs);
   return {

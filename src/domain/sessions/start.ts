@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
-import { type Transaction, rowsOf } from '../../db/client.js';
+import { type Transaction, rowsOf, signalEventsWritten } from '../../db/client.js';
 import { sessions, type SessionConfigRow } from '../../db/schema.js';
 import { hashSecret } from '../../tokens/secrets.js';
 import { mintSessionToken } from '../../tokens/session-token.js';
@@ -189,6 +189,8 @@ export async function startSession(
   const times = rowsOf<{ created_ms: number; expires_ms: number; refresh_expires_ms: number }>(
     result,
   )[0];
+  // The statement wrote the STARTED event: the sequencer numbers it now.
+  if (times) signalEventsWritten(deps.db);
   if (!times) {
     // The config changed or went since it was read: read it again (NOT_FOUND, FORBIDDEN or the
     // new version), once; gone again on the fresh read, it was deleted or renamed meanwhile.
