@@ -4,13 +4,26 @@ import { defineConfig } from 'vitest/config';
 
 const require = createRequire(import.meta.url);
 
+/**
+ * Pure tests: no database, no server process, no test app. They run without the database set-up
+ * (`npx vitest run --project unit` takes seconds); a file moves here only if it needs none of
+ * test/support's app, database or process helpers.
+ */
+const UNIT = [
+  'test/client-timeouts.test.ts',
+  'test/config.test.ts',
+  'test/console-build.test.ts',
+  'test/contract.test.ts',
+  'test/rules.test.ts',
+  'test/schema.test.ts',
+  'test/token-cache.test.ts',
+];
+
 export default defineConfig({
   // One copy of graphql for everything, as in production (Node resolves yoga's, armor's and ours
   // to the same CommonJS build); otherwise instanceof GraphQLError fails across the two copies.
   resolve: { alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }] },
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
@@ -18,5 +31,17 @@ export default defineConfig({
     // where every sleep, spawned server and Postgres round trip then leaves a core idle. Most
     // files wait more than they compute, so run one fork more than the cores.
     maxWorkers: availableParallelism() + 1,
+    projects: [
+      { extends: true, test: { name: 'unit', include: UNIT } },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: UNIT,
+          globalSetup: ['test/support/global-setup.ts'],
+        },
+      },
+    ],
   },
 });
