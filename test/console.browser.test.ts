@@ -45,6 +45,13 @@ const DEVICES = [
   { userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Edg/126.0.0.0', ip: '192.0.2.44' },
 ];
 
+/**
+ * `expect.poll` with a liveness bound fit for a loaded 2-core machine (its default is 1 s): it
+ * returns as soon as the assertion holds.
+ */
+const poll = <T>(read: () => T | Promise<T>) =>
+  expect.poll(read, { timeout: 60_000, interval: 100 });
+
 async function shot(page: Page, name: string) {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, `console-${name}.png`), fullPage: true });
@@ -148,6 +155,8 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
         },
       );
       const page = context.pages()[0] ?? (await context.newPage());
+      // Waits for an element or an action, generous on a loaded machine.
+      page.setDefaultTimeout(60_000);
       const problems: string[] = [];
       page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
       // A CSP violation or a failed load shows as a console error.
@@ -161,7 +170,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await shot(page, 'sign-in');
       await page.getByPlaceholder('sk_… or ak_…').fill('sk_not_a_known_key_at_all_0000000000');
       await page.getByRole('button', { name: 'Sign in' }).click();
-      await expect.poll(() => page.getByRole('alert').innerText()).toContain('not known');
+      await poll(() => page.getByRole('alert').innerText()).toContain('not known');
       await page.getByPlaceholder('sk_… or ak_…').fill(key);
       await page.getByRole('button', { name: 'Sign in' }).click();
 
@@ -169,23 +178,21 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       // the chart's active series), none revoked yet.
       const sessionsChart = page.locator('figure[data-chart="Sessions"]');
       await sessionsChart.locator('canvas').waitFor({ timeout: 30_000 });
-      await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('4');
+      await poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('4');
       const series = (label: string) =>
         sessionsChart.locator(`[data-series="${label}"] strong`).innerText();
-      await expect.poll(() => series('started')).toBe('4');
+      await poll(() => series('started')).toBe('4');
       expect(await series('active')).toBe('4');
       expect(await series('revoked')).toBe('0');
       // uPlot's legend names the series it draws.
       expect(await sessionsChart.locator('.u-legend').innerText()).toMatch(/active/);
       const operations = page.locator('figure[data-chart="Operations and error rate"]');
-      await expect
-        .poll(() => operations.locator('[data-series="verifies"] strong').innerText())
-        .toBe('4');
+      await poll(() => operations.locator('[data-series="verifies"] strong').innerText()).toBe('4');
       expect(await paintedPixels(page, 'figure[data-chart="Sessions"] canvas')).toBeGreaterThan(
         200,
       );
       await page.locator('select[name="groupBy"]').selectOption('DAY');
-      await expect.poll(() => series('started')).toBe('4');
+      await poll(() => series('started')).toBe('4');
       expect(await series('active')).toBe('4');
       expect(await paintedPixels(page, 'figure[data-chart="Sessions"] canvas')).toBeGreaterThan(
         200,
@@ -217,7 +224,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
         },
       );
       const apiMessage = (refused.errors as { message: string }[])[0]!.message;
-      await expect.poll(() => editor.getByRole('alert').innerText()).toBe(apiMessage);
+      await poll(() => editor.getByRole('alert').innerText()).toBe(apiMessage);
       // ...and it marks the field it names.
       expect(await editor.locator('label.invalid .field-error').innerText()).toBe(apiMessage);
       await shot(page, 'config-invalid');
@@ -228,9 +235,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       const edit = page.getByRole('form', { name: 'Edit config' });
       await edit.locator('input[name="name"]').fill('Checkout flow');
       await edit.getByRole('button', { name: 'Save' }).click();
-      await expect
-        .poll(() => page.locator('tr[data-tag="checkout"]').innerText())
-        .toContain('Checkout flow');
+      await poll(() => page.locator('tr[data-tag="checkout"]').innerText()).toContain(
+        'Checkout flow',
+      );
       await shot(page, 'configs');
 
       // Users: find ada by identifier, open her sessions.
@@ -240,7 +247,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.getByRole('button', { name: 'Find' }).click();
       await page.getByRole('link', { name: 'ada', exact: true }).click();
       const rows = page.locator('table.sessions tbody tr');
-      await expect.poll(() => rows.count()).toBe(3);
+      await poll(() => rows.count()).toBe(3);
       const firstRow = page.locator(`tr[data-session="${started[0]!.sessionId}"]`);
       expect(await firstRow.innerText()).toContain('Firefox');
       expect(await firstRow.innerText()).toContain('203.0.113.10');
@@ -249,9 +256,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       // Revoke one, asking first; then its token no longer verifies.
       await firstRow.getByRole('button', { name: 'Revoke', exact: true }).click();
       const dialog = page.locator('dialog.confirm');
-      await expect.poll(() => dialog.innerText()).toContain(started[0]!.sessionId);
+      await poll(() => dialog.innerText()).toContain(started[0]!.sessionId);
       await dialog.getByRole('button', { name: 'Confirm' }).click();
-      await expect.poll(() => firstRow.innerText()).toContain('REVOKED');
+      await poll(() => firstRow.innerText()).toContain('REVOKED');
       const refusedVerify = await post(server.url, key, VERIFY, { tag, token: started[0]!.token });
       expect(refusedVerify.errors).toMatchObject([{ extensions: { code: 'SESSION_REVOKED' } }]);
 
@@ -294,10 +301,10 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.evaluate((hash) => (location.hash = hash), `#/users/${tag}/ada`);
       const third = page.locator(`tr[data-session="${started[2]!.sessionId}"]`);
       await third.waitFor();
-      await expect.poll(() => rows.count()).toBe(4);
+      await poll(() => rows.count()).toBe(4);
       await third.getByRole('button', { name: 'Revoke all but this' }).click();
       await dialog.getByRole('button', { name: 'Confirm' }).click();
-      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
+      await poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
       expect(
         (await post(server.url, key, VERIFY, { tag, token: extra.token })).errors,
       ).toMatchObject([{ extensions: { code: 'SESSION_REVOKED' } }]);
@@ -308,21 +315,21 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       // "Revoke all" for bob: cancelling changes nothing; confirming signs him out everywhere.
       await page.evaluate((hash) => (location.hash = hash), `#/users/${tag}/bob`);
       const revokeAll = page.getByRole('button', { name: 'Revoke all', exact: true });
-      await expect.poll(() => revokeAll.isEnabled()).toBe(true);
+      await poll(() => revokeAll.isEnabled()).toBe(true);
       await revokeAll.click();
       await dialog.getByRole('button', { name: 'Cancel' }).click();
       expect(await page.locator('table.sessions').innerText()).not.toContain('REVOKED');
       await revokeAll.click();
-      await expect.poll(() => dialog.innerText()).toContain('Revoke every session of bob');
+      await poll(() => dialog.innerText()).toContain('Revoke every session of bob');
       await dialog.getByRole('button', { name: 'Confirm' }).click();
-      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
-      await expect.poll(() => revokeAll.isEnabled()).toBe(false);
+      await poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
+      await poll(() => revokeAll.isEnabled()).toBe(false);
 
       // Activity log, filtered to revocations.
       await page.getByRole('link', { name: 'Activity' }).click();
       await page.locator('select[name="operation"]').selectOption('REVOKE');
       const operationsShown = () => page.locator('table tbody tr td:nth-child(2)').allInnerTexts();
-      await expect.poll(async () => [...new Set(await operationsShown())]).toEqual(['REVOKE']);
+      await poll(async () => [...new Set(await operationsShown())]).toEqual(['REVOKE']);
       // The two single revocations (the UI's and the test's); "all but this" is REVOKE_ALL.
       expect((await operationsShown()).length).toBe(2);
       await shot(page, 'activity');
@@ -339,9 +346,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.locator('select').first().selectOption(productTag);
       await page.getByRole('button', { name: 'Open' }).click();
-      await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('1');
+      await poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('1');
       // Five started, four revoked (two one by one, two by "revoke all"), one active now.
-      await expect.poll(() => series('revoked')).toBe('4');
+      await poll(() => series('revoked')).toBe('4');
       expect(await series('started')).toBe('5');
       expect(await series('active')).toBe('1');
       expect(await page.locator('.who').innerText()).toContain(`admin · ${productTag}/dev`);
@@ -459,7 +466,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       });
       const dialog = page.locator('dialog.confirm');
       const confirm = async (question: string) => {
-        await expect.poll(() => dialog.innerText()).toContain(question);
+        await poll(() => dialog.innerText()).toContain(question);
         await dialog.getByRole('button', { name: 'Confirm' }).click();
       };
       const status = page.getByRole('status');
@@ -490,9 +497,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
         `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }`,
         { input: { url: badUrl } },
       );
-      await expect
-        .poll(() => form.getByRole('alert').locator('.code').innerText())
-        .toBe(badUrlRefusal.code);
+      await poll(() => form.getByRole('alert').locator('.code').innerText()).toBe(
+        badUrlRefusal.code,
+      );
       expect(await form.getByRole('alert').locator('.message').innerText()).toBe(
         badUrlRefusal.message,
       );
@@ -506,10 +513,10 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       expect(secret).toMatch(/^whsec_/);
       expect(await secretBox.innerText()).toContain('Shown this once');
       await secretBox.getByRole('button', { name: 'Copy' }).click();
-      await expect.poll(() => secretBox.getByRole('status').innerText()).toContain('Copied');
+      await poll(() => secretBox.getByRole('status').innerText()).toContain('Copied');
       expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
       const endpointRow = page.locator('table.endpoints tbody tr');
-      await expect.poll(() => endpointRow.count()).toBe(1);
+      await poll(() => endpointRow.count()).toBe(1);
       expect(await endpointRow.innerText()).toContain(receiver.url);
       expect(await endpointRow.innerText()).toContain('enabled');
       await shot(page, 'webhook-created');
@@ -532,15 +539,13 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       // The endpoint's page: the delivery, with its two attempts.
       await endpointRow.getByRole('link').click();
       const delivery = page.locator(`table.deliveries tr[data-event="${firstPayload.data.id}"]`);
-      await expect
-        .poll(() => delivery.locator('[data-status]').innerText(), { timeout: 60_000 })
-        .toBe('DELIVERED');
+      await poll(() => delivery.locator('[data-status]').innerText()).toBe('DELIVERED');
       expect(await delivery.innerText()).toContain(receiver.accepted[0]!.id);
       expect(await delivery.locator('[data-attempts]').innerText()).toBe('2');
       await delivery.getByRole('button', { name: 'Attempts' }).click();
       const deliveryId = (await delivery.getAttribute('data-delivery'))!;
       const attempts = page.locator(`tr[data-attempts-of="${deliveryId}"] table.attempts tbody tr`);
-      await expect.poll(() => attempts.count()).toBe(2);
+      await poll(() => attempts.count()).toBe(2);
       expect(await attempts.nth(0).getAttribute('data-succeeded')).toBe('false');
       expect(await attempts.nth(0).innerText()).toContain('500');
       expect(await attempts.nth(1).getAttribute('data-succeeded')).toBe('true');
@@ -553,8 +558,8 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await receiver.until(() => receiver.requests.length >= 3);
       expect(receiver.requests[2]!.id).toBe(receiver.accepted[0]!.id);
       expect(verified(secret, receiver.requests[2]!).data.id).toBe(firstPayload.data.id);
-      await expect.poll(() => attempts.count(), { timeout: 60_000 }).toBe(3);
-      await expect.poll(() => delivery.locator('[data-status]').innerText()).toBe('DELIVERED');
+      await poll(() => attempts.count()).toBe(3);
+      await poll(() => delivery.locator('[data-status]').innerText()).toBe('DELIVERED');
 
       // Rotate: a new secret, shown once; the next event verifies with it.
       await page.getByRole('button', { name: 'Rotate secret' }).click();
@@ -563,9 +568,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       const rotated = await rotatedBox.locator('input[name="secret"]').inputValue();
       expect(rotated).toMatch(/^whsec_/);
       expect(rotated).not.toBe(secret);
-      await expect
-        .poll(() => page.locator('[data-fact="previous-secret"]').innerText())
-        .not.toBe('—');
+      await poll(() => page.locator('[data-fact="previous-secret"]').innerText()).not.toBe('—');
       await shot(page, 'webhook-rotated');
       await rotatedBox.getByRole('button', { name: 'I have stored it' }).click();
       await rotatedBox.waitFor({ state: 'detached' });
@@ -588,14 +591,14 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       const state = page.locator('[data-fact="state"]');
       await page.getByRole('button', { name: 'Disable' }).click();
       await confirm(`Disable ${receiver.url}`);
-      await expect.poll(() => state.innerText()).toContain('disabled');
+      await poll(() => state.innerText()).toContain('disabled');
       expect(await enabledNow()).toBe(false);
       await page.getByRole('button', { name: 'Enable' }).click();
-      await expect.poll(() => state.innerText()).toBe('enabled');
+      await poll(() => state.innerText()).toBe('enabled');
       expect(await enabledNow()).toBe(true);
       await page.getByRole('button', { name: 'Disable' }).click();
       await confirm(`Disable ${receiver.url}`);
-      await expect.poll(() => state.innerText()).toContain('disabled');
+      await poll(() => state.innerText()).toContain('disabled');
       expect(await enabledNow()).toBe(false);
       await shot(page, 'webhook-disabled');
 
@@ -615,7 +618,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await movedRow.getByRole('button', { name: 'Name', exact: true }).click();
       await movedRow.locator('input[name="deviceName"]').fill('Cy’s phone');
       await movedRow.getByRole('button', { name: 'Save' }).click();
-      await expect.poll(() => movedRow.locator('.device-name').innerText()).toBe('Cy’s phone');
+      await poll(() => movedRow.locator('.device-name').innerText()).toBe('Cy’s phone');
       const named = (await api(`query($id: ID!) { session(id: $id) { deviceName } }`, {
         id: moved.sessionId,
       })) as { session: { deviceName: string } };
@@ -625,9 +628,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       // Sign out everywhere (asking first): every session of cy, the other type's included.
       await page.getByRole('button', { name: 'Sign out everywhere' }).click();
       await confirm('Sign cy out everywhere');
-      await expect.poll(() => status.innerText()).toContain('3 sessions revoked');
+      await poll(() => status.innerText()).toContain('3 sessions revoked');
       for (const row of [movedRow, impersonatedRow]) {
-        await expect.poll(() => row.innerText()).toContain('REVOKED');
+        await poll(() => row.innerText()).toContain('REVOKED');
         expect(await row.innerText()).toContain('signed_out_everywhere');
       }
       expect(
@@ -650,7 +653,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
         `mutation($tag: String, $before: DateTime) { revokeSessionsStartedBefore(tag: $tag, before: $before) { count } }`,
         { tag, before: future.toISOString() },
       );
-      await expect.poll(() => alert.locator('.code').innerText()).toBe(futureRefusal.code);
+      await poll(() => alert.locator('.code').innerText()).toBe(futureRefusal.code);
       // Cancelling changes nothing.
       await notBefore.locator('input[name="before"]').fill('');
       await notBefore.getByRole('button', { name: 'Revoke sessions started before' }).click();
@@ -661,7 +664,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       ).toBeUndefined();
       await notBefore.getByRole('button', { name: 'Revoke sessions started before' }).click();
       await confirm(`every session of ${tag}`);
-      await expect.poll(() => status.innerText()).toContain('3 sessions revoked');
+      await poll(() => status.innerText()).toContain('3 sessions revoked');
       await page.locator(`table.marks tr[data-mark="${tag}"]`).waitFor();
       expect((await post(server.url, key, VERIFY, { tag, token: dan.token })).errors).toMatchObject(
         [{ extensions: { code: 'SESSION_REVOKED' } }],
@@ -676,7 +679,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.getByRole('button', { name: 'Open' }).click();
       await page.getByRole('link', { name: 'API keys' }).click();
       const keyRows = page.locator('table.keys tbody tr');
-      await expect.poll(() => keyRows.count()).toBe(1);
+      await poll(() => keyRows.count()).toBe(1);
       expect(await keyRows.innerText()).toContain('test');
       expect(await keyRows.innerText()).toContain(key.slice(0, 8));
       expect(await page.content()).not.toContain(key);
@@ -688,9 +691,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       const newKey = await keyBox.locator('input[name="secret"]').inputValue();
       expect(newKey).toMatch(/^sk_/);
       await keyBox.getByRole('button', { name: 'Copy' }).click();
-      await expect.poll(() => keyBox.getByRole('status').innerText()).toContain('Copied');
+      await poll(() => keyBox.getByRole('status').innerText()).toContain('Copied');
       expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(newKey);
-      await expect.poll(() => keyRows.count()).toBe(2);
+      await poll(() => keyRows.count()).toBe(2);
       // The new key works.
       expect(
         (await post(server.url, newKey, `query { sessionConfigs { tag } }`)).errors,
@@ -702,8 +705,8 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       const ciRow = keyRows.filter({ has: page.locator('td:first-child', { hasText: /^ci$/ }) });
       await ciRow.getByRole('button', { name: 'Revoke' }).click();
       await confirm('Revoke the secret key “ci”');
-      await expect.poll(() => status.innerText()).toContain('revoked');
-      await expect.poll(() => keyRows.filter({ hasText: 'revoked' }).count()).toBe(1);
+      await poll(() => status.innerText()).toContain('revoked');
+      await poll(() => keyRows.filter({ hasText: 'revoked' }).count()).toBe(1);
       expect(
         (await post(server.url, newKey, `query { sessionConfigs { tag } }`)).errors,
       ).toMatchObject([{ extensions: { code: 'UNAUTHENTICATED' } }]);
