@@ -5,12 +5,14 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page, type WebSocketRoute } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL } from './support/app.js';
+import { freshPostgresDatabase } from './support/databases.js';
 import {
   newProductOverHttp,
   post,
   startServerProcess,
   type ServerProcess,
 } from './support/server-process.js';
+import { startReceiver, verified } from './support/webhook-receiver.js';
 
 /** Debian's `chromium` package; `.ci/run` installs it when it is missing. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -42,6 +44,13 @@ const DEVICES = [
   { userAgent: 'Mozilla/5.0 (Linux; Android 14) Chrome/126.0.0.0 Mobile', ip: '198.51.100.7' },
   { userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Edg/126.0.0.0', ip: '192.0.2.44' },
 ];
+
+/**
+ * `expect.poll` with a liveness bound fit for a loaded 2-core machine (its default is 1 s): it
+ * returns as soon as the assertion holds.
+ */
+const poll = <T>(read: () => T | Promise<T>) =>
+  expect.poll(read, { timeout: 60_000, interval: 100 });
 
 async function shot(page: Page, name: string) {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -146,6 +155,8 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
         },
       );
       const page = context.pages()[0] ?? (await context.newPage());
+      // Waits for an element or an action, generous on a loaded machine.
+      page.setDefaultTimeout(60_000);
       const problems: string[] = [];
       page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
       // A CSP violation or a failed load shows as a console error.
@@ -159,7 +170,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await shot(page, 'sign-in');
       await page.getByPlaceholder('sk_… or ak_…').fill('sk_not_a_known_key_at_all_0000000000');
       await page.getByRole('button', { name: 'Sign in' }).click();
-      await expect.poll(() => page.getByRole('alert').innerText()).toContain('not known');
+      await poll(() => page.getByRole('alert').innerText()).toContain('not known');
       await page.getByPlaceholder('sk_… or ak_…').fill(key);
       await page.getByRole('button', { name: 'Sign in' }).click();
 
@@ -167,23 +178,21 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       // the chart's active series), none revoked yet.
       const sessionsChart = page.locator('figure[data-chart="Sessions"]');
       await sessionsChart.locator('canvas').waitFor({ timeout: 30_000 });
-      await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('4');
+      await poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('4');
       const series = (label: string) =>
         sessionsChart.locator(`[data-series="${label}"] strong`).innerText();
-      await expect.poll(() => series('started')).toBe('4');
+      await poll(() => series('started')).toBe('4');
       expect(await series('active')).toBe('4');
       expect(await series('revoked')).toBe('0');
       // uPlot's legend names the series it draws.
       expect(await sessionsChart.locator('.u-legend').innerText()).toMatch(/active/);
       const operations = page.locator('figure[data-chart="Operations and error rate"]');
-      await expect
-        .poll(() => operations.locator('[data-series="verifies"] strong').innerText())
-        .toBe('4');
+      await poll(() => operations.locator('[data-series="verifies"] strong').innerText()).toBe('4');
       expect(await paintedPixels(page, 'figure[data-chart="Sessions"] canvas')).toBeGreaterThan(
         200,
       );
       await page.locator('select[name="groupBy"]').selectOption('DAY');
-      await expect.poll(() => series('started')).toBe('4');
+      await poll(() => series('started')).toBe('4');
       expect(await series('active')).toBe('4');
       expect(await paintedPixels(page, 'figure[data-chart="Sessions"] canvas')).toBeGreaterThan(
         200,
@@ -215,7 +224,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
         },
       );
       const apiMessage = (refused.errors as { message: string }[])[0]!.message;
-      await expect.poll(() => editor.getByRole('alert').innerText()).toBe(apiMessage);
+      await poll(() => editor.getByRole('alert').innerText()).toBe(apiMessage);
       // ...and it marks the field it names.
       expect(await editor.locator('label.invalid .field-error').innerText()).toBe(apiMessage);
       await shot(page, 'config-invalid');
@@ -226,9 +235,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       const edit = page.getByRole('form', { name: 'Edit config' });
       await edit.locator('input[name="name"]').fill('Checkout flow');
       await edit.getByRole('button', { name: 'Save' }).click();
-      await expect
-        .poll(() => page.locator('tr[data-tag="checkout"]').innerText())
-        .toContain('Checkout flow');
+      await poll(() => page.locator('tr[data-tag="checkout"]').innerText()).toContain(
+        'Checkout flow',
+      );
       await shot(page, 'configs');
 
       // Users: find ada by identifier, open her sessions.
@@ -238,7 +247,7 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.getByRole('button', { name: 'Find' }).click();
       await page.getByRole('link', { name: 'ada', exact: true }).click();
       const rows = page.locator('table.sessions tbody tr');
-      await expect.poll(() => rows.count()).toBe(3);
+      await poll(() => rows.count()).toBe(3);
       const firstRow = page.locator(`tr[data-session="${started[0]!.sessionId}"]`);
       expect(await firstRow.innerText()).toContain('Firefox');
       expect(await firstRow.innerText()).toContain('203.0.113.10');
@@ -247,9 +256,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       // Revoke one, asking first; then its token no longer verifies.
       await firstRow.getByRole('button', { name: 'Revoke', exact: true }).click();
       const dialog = page.locator('dialog.confirm');
-      await expect.poll(() => dialog.innerText()).toContain(started[0]!.sessionId);
+      await poll(() => dialog.innerText()).toContain(started[0]!.sessionId);
       await dialog.getByRole('button', { name: 'Confirm' }).click();
-      await expect.poll(() => firstRow.innerText()).toContain('REVOKED');
+      await poll(() => firstRow.innerText()).toContain('REVOKED');
       const refusedVerify = await post(server.url, key, VERIFY, { tag, token: started[0]!.token });
       expect(refusedVerify.errors).toMatchObject([{ extensions: { code: 'SESSION_REVOKED' } }]);
 
@@ -292,10 +301,10 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.evaluate((hash) => (location.hash = hash), `#/users/${tag}/ada`);
       const third = page.locator(`tr[data-session="${started[2]!.sessionId}"]`);
       await third.waitFor();
-      await expect.poll(() => rows.count()).toBe(4);
+      await poll(() => rows.count()).toBe(4);
       await third.getByRole('button', { name: 'Revoke all but this' }).click();
       await dialog.getByRole('button', { name: 'Confirm' }).click();
-      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
+      await poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
       expect(
         (await post(server.url, key, VERIFY, { tag, token: extra.token })).errors,
       ).toMatchObject([{ extensions: { code: 'SESSION_REVOKED' } }]);
@@ -306,21 +315,21 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       // "Revoke all" for bob: cancelling changes nothing; confirming signs him out everywhere.
       await page.evaluate((hash) => (location.hash = hash), `#/users/${tag}/bob`);
       const revokeAll = page.getByRole('button', { name: 'Revoke all', exact: true });
-      await expect.poll(() => revokeAll.isEnabled()).toBe(true);
+      await poll(() => revokeAll.isEnabled()).toBe(true);
       await revokeAll.click();
       await dialog.getByRole('button', { name: 'Cancel' }).click();
       expect(await page.locator('table.sessions').innerText()).not.toContain('REVOKED');
       await revokeAll.click();
-      await expect.poll(() => dialog.innerText()).toContain('Revoke every session of bob');
+      await poll(() => dialog.innerText()).toContain('Revoke every session of bob');
       await dialog.getByRole('button', { name: 'Confirm' }).click();
-      await expect.poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
-      await expect.poll(() => revokeAll.isEnabled()).toBe(false);
+      await poll(() => page.getByRole('status').innerText()).toBe('1 session revoked.');
+      await poll(() => revokeAll.isEnabled()).toBe(false);
 
       // Activity log, filtered to revocations.
       await page.getByRole('link', { name: 'Activity' }).click();
       await page.locator('select[name="operation"]').selectOption('REVOKE');
       const operationsShown = () => page.locator('table tbody tr td:nth-child(2)').allInnerTexts();
-      await expect.poll(async () => [...new Set(await operationsShown())]).toEqual(['REVOKE']);
+      await poll(async () => [...new Set(await operationsShown())]).toEqual(['REVOKE']);
       // The two single revocations (the UI's and the test's); "all but this" is REVOKE_ALL.
       expect((await operationsShown()).length).toBe(2);
       await shot(page, 'activity');
@@ -337,9 +346,9 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.locator('select').first().selectOption(productTag);
       await page.getByRole('button', { name: 'Open' }).click();
-      await expect.poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('1');
+      await poll(() => page.locator('[data-stat="activeSessions"]').innerText()).toBe('1');
       // Five started, four revoked (two one by one, two by "revoke all"), one active now.
-      await expect.poll(() => series('revoked')).toBe('4');
+      await poll(() => series('revoked')).toBe('4');
       expect(await series('started')).toBe('5');
       expect(await series('active')).toBe('1');
       expect(await page.locator('.who').innerText()).toContain(`admin · ${productTag}/dev`);
@@ -355,6 +364,362 @@ describe.skipIf(!runs)('the web console in a browser (headless Chromium)', () =>
       for (const secret of [key, adminKey]) {
         expect(server.stdout()).not.toContain(secret);
         expect(server.stderr()).not.toContain(secret);
+      }
+      expect(problems).toEqual([]);
+    },
+  );
+
+  it(
+    'operator actions: webhooks (create, secret once, deliveries and attempts, redeliver, rotate, disable), devices, impersonation, sign out everywhere, not-before, API keys',
+    { timeout: 400_000 },
+    async () => {
+      if (!existsSync(CHROMIUM)) {
+        throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (as .ci/run does)`);
+      }
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'sessions-console-ops-'));
+      const profile = mkdtempSync(path.join(tmpdir(), 'sessions-chromium-ops-'));
+      cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
+      cleanup.push(() => rmSync(profile, { recursive: true, force: true }));
+      // Webhooks are delivered by this server: on Postgres it gets a database of its own, so that
+      // its worker serves this test's endpoint only (never another test file's).
+      let databaseUrl: string | undefined;
+      if (TEST_DATABASE_URL) {
+        const own = await freshPostgresDatabase();
+        cleanup.push(() => own.drop());
+        databaseUrl = own.url;
+      }
+      // The first delivery attempt is refused (500), every later one accepted.
+      const receiver = await startReceiver((_request, n) => (n === 1 ? 500 : 204));
+      cleanup.push(() => receiver.close());
+
+      const adminKey = `ak_${randomBytes(32).toString('base64url')}`;
+      const server: ServerProcess = await startServerProcess({
+        DATA_DIR: dataDir,
+        ADMIN_KEY: adminKey,
+        WEBHOOK_DELIVERY: 'true',
+        WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
+        WEBHOOK_POLL_INTERVAL_MS: '100',
+        WEBHOOK_RETRY_BASE_MS: '20',
+        ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+      });
+      cleanup.push(async () => {
+        server.child.kill('SIGTERM');
+        await server.exited;
+      });
+      const origin = new URL(server.url).origin;
+      const api = async (query: string, variables?: unknown, as = key) => {
+        const result = await post(server.url, as, query, variables);
+        if (result.errors) throw new Error(JSON.stringify(result.errors));
+        return result.data!;
+      };
+
+      // Data: cy has a session that moved from a laptop to a phone (one earlier device), an
+      // impersonated one, and one of another session type; dan has one session.
+      const { key, tag, productTag } = await newProductOverHttp(server.url, adminKey);
+      await api(
+        `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input) { tag } }`,
+        {
+          input: {
+            name: 'Staff',
+            tag: 'staff',
+            description: 'Back office',
+            schema: { userId: 'u' },
+            selector: '$Session{userId}',
+            expiry: 1,
+            period: 'HOURS',
+          },
+        },
+      );
+      const START_FULL = `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId } }`;
+      type Started = { token: string; refreshToken: string; sessionId: string };
+      const start = async (input: Record<string, unknown>) =>
+        ((await api(START_FULL, { input })) as { startSession: Started }).startSession;
+      const cyData = { userId: 'cy', details: { username: 'cy', email: 'cy@example.com' } };
+      const moved = await start({ tag, data: cyData, device: DEVICES[0] });
+      await api(
+        `mutation($tag: String!, $refreshToken: String!, $device: DeviceInput) {
+          refreshSession(tag: $tag, refreshToken: $refreshToken, device: $device) { token }
+        }`,
+        { tag, refreshToken: moved.refreshToken, device: DEVICES[1] },
+      );
+      const impersonated = await start({ tag, data: cyData, actor: 'support-7' });
+      const staff = await start({ tag: 'staff', data: { userId: 'cy' } });
+      const dan = await start({
+        tag,
+        data: { userId: 'dan', details: { username: 'dan', email: 'dan@example.com' } },
+      });
+
+      const context: BrowserContext = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_FLAGS,
+        viewport: { width: 1400, height: 900 },
+      });
+      cleanup.push(() => context.close());
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+      const page = context.pages()[0] ?? (await context.newPage());
+      page.setDefaultTimeout(60_000);
+      const problems: string[] = [];
+      page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
+      page.on('console', (message) => {
+        if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+      });
+      const dialog = page.locator('dialog.confirm');
+      const confirm = async (question: string) => {
+        await poll(() => dialog.innerText()).toContain(question);
+        await dialog.getByRole('button', { name: 'Confirm' }).click();
+      };
+      const status = page.getByRole('status');
+      const alert = page.getByRole('alert');
+      /** The code and message a direct call of the API gets, as the console must show them. */
+      const refusal = async (query: string, variables: unknown, as = key) => {
+        const result = await post(server.url, as, query, variables);
+        const [first] = result.errors as { message: string; extensions: { code: string } }[];
+        return { code: first!.extensions.code, message: first!.message };
+      };
+
+      await page.goto(`${origin}/console`);
+      await page.getByPlaceholder('sk_… or ak_…').fill(key);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('link', { name: 'Webhooks' }).waitFor();
+      // Keys are the admin key's: no such page in a secret key's menu.
+      expect(await page.getByRole('link', { name: 'API keys' }).count()).toBe(0);
+
+      // ---- Webhooks: a URL the API refuses shows its code and message.
+      await page.getByRole('link', { name: 'Webhooks' }).click();
+      await page.getByRole('button', { name: 'New endpoint' }).click();
+      const form = page.getByRole('form', { name: 'New endpoint' });
+      const badUrl = 'ftp://hooks.example.com/sessions';
+      await form.locator('input[name="url"]').fill(badUrl);
+      await form.locator('input[name="description"]').fill('SIEM');
+      await form.getByRole('button', { name: 'Create' }).click();
+      const badUrlRefusal = await refusal(
+        `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }`,
+        { input: { url: badUrl } },
+      );
+      await poll(() => form.getByRole('alert').locator('.code').innerText()).toBe(
+        badUrlRefusal.code,
+      );
+      expect(await form.getByRole('alert').locator('.message').innerText()).toBe(
+        badUrlRefusal.message,
+      );
+      await shot(page, 'webhook-invalid');
+
+      // Created: the signing secret is shown once, with a copy button.
+      await form.locator('input[name="url"]').fill(receiver.url);
+      await form.getByRole('button', { name: 'Create' }).click();
+      const secretBox = page.getByRole('region', { name: /Signing secret of/ });
+      const secret = await secretBox.locator('input[name="secret"]').inputValue();
+      expect(secret).toMatch(/^whsec_/);
+      expect(await secretBox.innerText()).toContain('Shown this once');
+      await secretBox.getByRole('button', { name: 'Copy' }).click();
+      await poll(() => secretBox.getByRole('status').innerText()).toContain('Copied');
+      expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+      const endpointRow = page.locator('table.endpoints tbody tr');
+      await poll(() => endpointRow.count()).toBe(1);
+      expect(await endpointRow.innerText()).toContain(receiver.url);
+      expect(await endpointRow.innerText()).toContain('enabled');
+      await shot(page, 'webhook-created');
+      await secretBox.getByRole('button', { name: 'I have stored it' }).click();
+      await secretBox.waitFor({ state: 'detached' });
+      expect(await page.content()).not.toContain(secret);
+      const endpointId = (await endpointRow.getAttribute('data-endpoint'))!;
+
+      // An event: its delivery is refused once (500), then accepted; the request verifies with
+      // the secret the console showed.
+      const eve = await start({
+        tag,
+        data: { userId: 'eve', details: { username: 'eve', email: 'eve@example.com' } },
+      });
+      await receiver.until(() => receiver.accepted.length >= 1);
+      expect(receiver.requests).toHaveLength(2);
+      const firstPayload = verified(secret, receiver.accepted[0]!);
+      expect(firstPayload.data).toMatchObject({ type: 'STARTED', sessionId: eve.sessionId });
+
+      // The endpoint's page: the delivery, with its two attempts.
+      await endpointRow.getByRole('link').click();
+      const delivery = page.locator(`table.deliveries tr[data-event="${firstPayload.data.id}"]`);
+      await poll(() => delivery.locator('[data-status]').innerText()).toBe('DELIVERED');
+      expect(await delivery.innerText()).toContain(receiver.accepted[0]!.id);
+      expect(await delivery.locator('[data-attempts]').innerText()).toBe('2');
+      await delivery.getByRole('button', { name: 'Attempts' }).click();
+      const deliveryId = (await delivery.getAttribute('data-delivery'))!;
+      const attempts = page.locator(`tr[data-attempts-of="${deliveryId}"] table.attempts tbody tr`);
+      await poll(() => attempts.count()).toBe(2);
+      expect(await attempts.nth(0).getAttribute('data-succeeded')).toBe('false');
+      expect(await attempts.nth(0).innerText()).toContain('500');
+      expect(await attempts.nth(1).getAttribute('data-succeeded')).toBe('true');
+      expect(await attempts.nth(1).innerText()).toContain('204');
+      await shot(page, 'webhook-deliveries');
+
+      // Redeliver (asking first): sent again with the same webhook-id; a third attempt shows.
+      await delivery.getByRole('button', { name: 'Redeliver' }).click();
+      await confirm(`Send event ${firstPayload.data.id}`);
+      await receiver.until(() => receiver.requests.length >= 3);
+      expect(receiver.requests[2]!.id).toBe(receiver.accepted[0]!.id);
+      expect(verified(secret, receiver.requests[2]!).data.id).toBe(firstPayload.data.id);
+      await poll(() => attempts.count()).toBe(3);
+      await poll(() => delivery.locator('[data-status]').innerText()).toBe('DELIVERED');
+
+      // Rotate: a new secret, shown once; the next event verifies with it.
+      await page.getByRole('button', { name: 'Rotate secret' }).click();
+      await confirm('new signing secret');
+      const rotatedBox = page.getByRole('region', { name: 'New signing secret' });
+      const rotated = await rotatedBox.locator('input[name="secret"]').inputValue();
+      expect(rotated).toMatch(/^whsec_/);
+      expect(rotated).not.toBe(secret);
+      await poll(() => page.locator('[data-fact="previous-secret"]').innerText()).not.toBe('—');
+      await shot(page, 'webhook-rotated');
+      await rotatedBox.getByRole('button', { name: 'I have stored it' }).click();
+      await rotatedBox.waitFor({ state: 'detached' });
+      expect(await page.content()).not.toContain(rotated);
+      const afterRotation = receiver.accepted.length;
+      await start({
+        tag,
+        data: { userId: 'eve', details: { username: 'eve', email: 'eve@example.com' } },
+      });
+      await receiver.until(() => receiver.accepted.length > afterRotation);
+      expect(verified(rotated, receiver.accepted[afterRotation]!).data.type).toBe('STARTED');
+
+      // Disable (asking first), enable again, disable: the API agrees each time.
+      const enabledNow = async () =>
+        (
+          (await api(`query($id: ID!) { webhookEndpoint(id: $id) { enabled } }`, {
+            id: endpointId,
+          })) as { webhookEndpoint: { enabled: boolean } }
+        ).webhookEndpoint.enabled;
+      const state = page.locator('[data-fact="state"]');
+      await page.getByRole('button', { name: 'Disable' }).click();
+      await confirm(`Disable ${receiver.url}`);
+      await poll(() => state.innerText()).toContain('disabled');
+      expect(await enabledNow()).toBe(false);
+      await page.getByRole('button', { name: 'Enable' }).click();
+      await poll(() => state.innerText()).toBe('enabled');
+      expect(await enabledNow()).toBe(true);
+      await page.getByRole('button', { name: 'Disable' }).click();
+      await confirm(`Disable ${receiver.url}`);
+      await poll(() => state.innerText()).toContain('disabled');
+      expect(await enabledNow()).toBe(false);
+      await shot(page, 'webhook-disabled');
+
+      // ---- A user's sessions: device history and names, impersonation.
+      await page.evaluate((hash) => (location.hash = hash), `#/users/${tag}/cy`);
+      const movedRow = page.locator(`tr[data-session="${moved.sessionId}"]`);
+      const impersonatedRow = page.locator(`tr[data-session="${impersonated.sessionId}"]`);
+      await movedRow.waitFor();
+      expect(await movedRow.locator('td.device').innerText()).toContain('Chrome on Android');
+      await movedRow.locator('.device-history summary').click();
+      const history = await movedRow.locator('.device-history').innerText();
+      expect(history).toContain('1 earlier device');
+      expect(history).toContain('Firefox on macOS');
+      expect(history).toContain(DEVICES[0]!.ip);
+      expect(await impersonatedRow.innerText()).toContain('impersonated by support-7');
+      expect(await movedRow.innerText()).not.toContain('impersonated');
+      await movedRow.getByRole('button', { name: 'Name', exact: true }).click();
+      await movedRow.locator('input[name="deviceName"]').fill('Cy’s phone');
+      await movedRow.getByRole('button', { name: 'Save' }).click();
+      await poll(() => movedRow.locator('.device-name').innerText()).toBe('Cy’s phone');
+      const named = (await api(`query($id: ID!) { session(id: $id) { deviceName } }`, {
+        id: moved.sessionId,
+      })) as { session: { deviceName: string } };
+      expect(named.session.deviceName).toBe('Cy’s phone');
+      await shot(page, 'user-devices');
+
+      // Sign out everywhere (asking first): every session of cy, the other type's included.
+      await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+      await confirm('Sign cy out everywhere');
+      await poll(() => status.innerText()).toContain('3 sessions revoked');
+      for (const row of [movedRow, impersonatedRow]) {
+        await poll(() => row.innerText()).toContain('REVOKED');
+        expect(await row.innerText()).toContain('signed_out_everywhere');
+      }
+      expect(
+        (await post(server.url, key, VERIFY, { tag: 'staff', token: staff.token })).errors,
+      ).toMatchObject([{ extensions: { code: 'SESSION_REVOKED' } }]);
+      await shot(page, 'user-signed-out-everywhere');
+
+      // ---- Not-before: a future instant is the API's error, shown with its code; then a mark
+      // for `web` revokes its sessions started until now (dan's and eve's two).
+      await page.getByRole('link', { name: 'Not-before' }).click();
+      const notBefore = page.getByRole('form', { name: 'New not-before mark' });
+      await notBefore.locator('select[name="tag"]').selectOption(tag);
+      const future = new Date(Date.now() + 3 * 24 * 3600_000);
+      const local = (date: Date) =>
+        new Date(date.getTime() - date.getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+      await notBefore.locator('input[name="before"]').fill(local(future));
+      await notBefore.getByRole('button', { name: 'Revoke sessions started before' }).click();
+      await confirm(`every session of ${tag}`);
+      const futureRefusal = await refusal(
+        `mutation($tag: String, $before: DateTime) { revokeSessionsStartedBefore(tag: $tag, before: $before) { count } }`,
+        { tag, before: future.toISOString() },
+      );
+      await poll(() => alert.locator('.code').innerText()).toBe(futureRefusal.code);
+      // Cancelling changes nothing.
+      await notBefore.locator('input[name="before"]').fill('');
+      await notBefore.getByRole('button', { name: 'Revoke sessions started before' }).click();
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      expect(await page.locator('table.marks tbody tr').count()).toBe(0);
+      expect(
+        (await post(server.url, key, VERIFY, { tag, token: dan.token })).errors,
+      ).toBeUndefined();
+      await notBefore.getByRole('button', { name: 'Revoke sessions started before' }).click();
+      await confirm(`every session of ${tag}`);
+      await poll(() => status.innerText()).toContain('3 sessions revoked');
+      await page.locator(`table.marks tr[data-mark="${tag}"]`).waitFor();
+      expect((await post(server.url, key, VERIFY, { tag, token: dan.token })).errors).toMatchObject(
+        [{ extensions: { code: 'SESSION_REVOKED' } }],
+      );
+      await shot(page, 'not-before');
+
+      // ---- API keys, with the admin key: list, create (shown once), revoke.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByPlaceholder('sk_… or ak_…').fill(adminKey);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.locator('select').first().selectOption(productTag);
+      await page.getByRole('button', { name: 'Open' }).click();
+      await page.getByRole('link', { name: 'API keys' }).click();
+      const keyRows = page.locator('table.keys tbody tr');
+      await poll(() => keyRows.count()).toBe(1);
+      expect(await keyRows.innerText()).toContain('test');
+      expect(await keyRows.innerText()).toContain(key.slice(0, 8));
+      expect(await page.content()).not.toContain(key);
+      const keyForm = page.getByRole('form', { name: 'New key' });
+      await keyForm.locator('input[name="keyName"]').fill('ci');
+      await keyForm.locator('select[name="kind"]').selectOption('SECRET');
+      await keyForm.getByRole('button', { name: 'Create key' }).click();
+      const keyBox = page.getByRole('region', { name: /New secret key “ci”/ });
+      const newKey = await keyBox.locator('input[name="secret"]').inputValue();
+      expect(newKey).toMatch(/^sk_/);
+      await keyBox.getByRole('button', { name: 'Copy' }).click();
+      await poll(() => keyBox.getByRole('status').innerText()).toContain('Copied');
+      expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(newKey);
+      await poll(() => keyRows.count()).toBe(2);
+      // The new key works.
+      expect(
+        (await post(server.url, newKey, `query { sessionConfigs { tag } }`)).errors,
+      ).toBeUndefined();
+      await shot(page, 'key-created');
+      await keyBox.getByRole('button', { name: 'I have stored it' }).click();
+      await keyBox.waitFor({ state: 'detached' });
+      expect(await page.content()).not.toContain(newKey);
+      const ciRow = keyRows.filter({ has: page.locator('td:first-child', { hasText: /^ci$/ }) });
+      await ciRow.getByRole('button', { name: 'Revoke' }).click();
+      await confirm('Revoke the secret key “ci”');
+      await poll(() => status.innerText()).toContain('revoked');
+      await poll(() => keyRows.filter({ hasText: 'revoked' }).count()).toBe(1);
+      expect(
+        (await post(server.url, newKey, `query { sessionConfigs { tag } }`)).errors,
+      ).toMatchObject([{ extensions: { code: 'UNAUTHENTICATED' } }]);
+      // The other key still works.
+      expect(
+        (await post(server.url, key, `query { sessionConfigs { tag } }`)).errors,
+      ).toBeUndefined();
+      await shot(page, 'keys');
+
+      // No secret in what the server logged.
+      for (const value of [key, adminKey, newKey, secret, rotated]) {
+        expect(server.stdout()).not.toContain(value);
+        expect(server.stderr()).not.toContain(value);
       }
       expect(problems).toEqual([]);
     },

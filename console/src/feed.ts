@@ -8,6 +8,7 @@ export interface SessionEvent {
   readonly tag: string;
   readonly identifier: string;
   readonly reason: string | null;
+  readonly actor: string | null;
   readonly at: string;
 }
 
@@ -17,7 +18,7 @@ export type FeedStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 export const FEED_BACKLOG = 50;
 
 const SUBSCRIPTION = `subscription Feed($after: ID, ${SCOPE_VARS}) {
-  sessionEvents(after: $after, ${SCOPE_ARGS}) { id type sessionId tag identifier reason at }
+  sessionEvents(after: $after, ${SCOPE_ARGS}) { id type sessionId tag identifier reason actor at }
 }`;
 
 /**

@@ -20,7 +20,11 @@ export function describeDevice(userAgent: string | null | undefined): string {
     /(Edg|Firefox|Chrome|Safari|curl|node)[/ ]([\d.]+)/
       .exec(userAgent)?.[1]
       ?.replace('Edg', 'Edge') ?? '';
-  const system = /(Windows|Android|iPhone|iPad|Mac OS X|Linux)/.exec(userAgent)?.[1] ?? '';
+  // The most specific first: an Android or iOS user agent also names Linux or Mac OS X.
+  const system =
+    ['Android', 'iPhone', 'iPad', 'Windows', 'Mac OS X', 'Linux'].find((name) =>
+      userAgent.includes(name),
+    ) ?? '';
   const short = [browser, system && `on ${system.replace('Mac OS X', 'macOS')}`]
     .filter(Boolean)
     .join(' ');

@@ -84,7 +84,10 @@ export function LivePage() {
                 <span class={`badge ${e.type.toLowerCase()}`}>{e.type}</span>
               </td>
               <td>{e.tag}</td>
-              <td>{e.identifier}</td>
+              <td>
+                {e.identifier}
+                {e.actor && <span class="badge actor">as {e.actor}</span>}
+              </td>
               <td class="mono">{e.sessionId}</td>
               <td>{e.reason ?? ''}</td>
             </tr>

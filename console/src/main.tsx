@@ -5,7 +5,11 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, clearScope, gql, loadScope, messageOf, saveScope, type Scope } from './api';
 import { DashboardPage } from './dashboard';
 import { LiveProvider, LivePage, useLive } from './live';
-import { ActivityPage, ConfigsPage, UserPage, UsersPage } from './pages';
+import { KeysPage } from './keys';
+import { NotBeforePage } from './notbefore';
+import { ActivityPage, ConfigsPage, UsersPage } from './pages';
+import { UserPage } from './user';
+import { WebhookPage, WebhooksPage } from './webhooks';
 
 /** The page named by the hash (`#/users/<tag>/<identifier>`); nothing of it reaches the server. */
 function useRoute(): string[] {
@@ -150,6 +154,9 @@ const NAV: [string, string][] = [
   ['configs', 'Configs'],
   ['users', 'Users'],
   ['activity', 'Activity'],
+  ['not-before', 'Not-before'],
+  ['webhooks', 'Webhooks'],
+  ['keys', 'API keys'],
   ['live', 'Live feed'],
 ];
 
@@ -173,6 +180,19 @@ function Shell({ scope, onSignOut }: { scope: Scope; onSignOut: () => void }) {
     case 'activity':
       content = <ActivityPage scope={scope} />;
       break;
+    case 'not-before':
+      content = <NotBeforePage scope={scope} />;
+      break;
+    case 'webhooks':
+      content = rest[0] ? (
+        <WebhookPage key={rest[0]} scope={scope} id={rest[0]} />
+      ) : (
+        <WebhooksPage scope={scope} />
+      );
+      break;
+    case 'keys':
+      content = <KeysPage scope={scope} />;
+      break;
     case 'live':
       content = <LivePage />;
       break;
@@ -184,7 +204,7 @@ function Shell({ scope, onSignOut }: { scope: Scope; onSignOut: () => void }) {
       <header>
         <strong>Sessions</strong>
         <nav>
-          {NAV.map(([id, label]) => (
+          {NAV.filter(([id]) => id !== 'keys' || scope.admin).map(([id, label]) => (
             <a key={id} href={href(id)} class={id === page ? 'active' : undefined}>
               {label}
             </a>

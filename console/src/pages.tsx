@@ -1,7 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, gql, messageOf, SCOPE_ARGS, SCOPE_VARS, type Scope } from './api';
-import { describeDevice, formatTime } from './format';
+import { formatTime } from './format';
 
 // ---------------------------------------------------------------- shared pieces
 
@@ -75,38 +75,6 @@ export function TagSelect({
       </select>
     </label>
   );
-}
-
-/** Asks before an action that cannot be undone; resolves true when confirmed. */
-function useConfirm() {
-  const ref = useRef<HTMLDialogElement>(null);
-  const [text, setText] = useState('');
-  const resolver = useRef<((ok: boolean) => void) | null>(null);
-  const ask = (question: string) =>
-    new Promise<boolean>((resolve) => {
-      setText(question);
-      resolver.current = resolve;
-      ref.current?.showModal();
-    });
-  const answer = (ok: boolean) => {
-    ref.current?.close();
-    resolver.current?.(ok);
-    resolver.current = null;
-  };
-  const dialog = (
-    <dialog ref={ref} class="confirm" onCancel={() => answer(false)}>
-      <p>{text}</p>
-      <div class="actions">
-        <button type="button" class="secondary" onClick={() => answer(false)}>
-          Cancel
-        </button>
-        <button type="button" class="danger" onClick={() => answer(true)}>
-          Confirm
-        </button>
-      </div>
-    </dialog>
-  );
-  return { ask, dialog };
 }
 
 // ---------------------------------------------------------------- configs
@@ -382,7 +350,7 @@ export function ConfigsPage({ scope }: { scope: Scope }) {
 
 // ---------------------------------------------------------------- users
 
-interface UserRow {
+export interface UserRow {
   identifier: string;
   firstSeenAt: string;
   lastSeenAt: string;
@@ -390,7 +358,7 @@ interface UserRow {
   activeSessions: number;
 }
 
-const USER_FIELDS = 'identifier firstSeenAt lastSeenAt totalSessions activeSessions';
+export const USER_FIELDS = 'identifier firstSeenAt lastSeenAt totalSessions activeSessions';
 const PAGE = 50;
 
 export function UsersPage({ scope, tag: initialTag }: { scope: Scope; tag?: string }) {
@@ -528,187 +496,6 @@ export function UsersPage({ scope, tag: initialTag }: { scope: Scope; tag?: stri
   );
 }
 
-interface SessionRow {
-  id: string;
-  status: 'ACTIVE' | 'EXPIRED' | 'REVOKED';
-  createdAt: string;
-  lastActiveAt: string;
-  expiresAt: string;
-  revokedAt: string | null;
-  revokeReason: string | null;
-  device: { userAgent: string | null; ip: string | null };
-}
-
-export function UserPage({
-  scope,
-  tag,
-  identifier,
-}: {
-  scope: Scope;
-  tag: string;
-  identifier: string;
-}) {
-  const [user, setUser] = useState<(UserRow & { sessions: SessionRow[] }) | null | undefined>(
-    undefined,
-  );
-  const [error, setError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
-  const { ask, dialog } = useConfirm();
-
-  const load = async () => {
-    try {
-      const data = await gql<{
-        sessionUser: (UserRow & { sessions: { edges: { node: SessionRow }[] } }) | null;
-      }>(
-        scope,
-        `query UserSessions($tag: String!, $identifier: String!, ${SCOPE_VARS}) {
-          sessionUser(tag: $tag, identifier: $identifier, ${SCOPE_ARGS}) {
-            ${USER_FIELDS}
-            sessions(first: 100) { edges { node {
-              id status createdAt lastActiveAt expiresAt revokedAt revokeReason
-              device { userAgent ip }
-            } } }
-          }
-        }`,
-        { tag, identifier },
-      );
-      const found = data.sessionUser;
-      setUser(found ? { ...found, sessions: found.sessions.edges.map((e) => e.node) } : null);
-      setError(null);
-    } catch (caught) {
-      setError(messageOf(caught));
-    }
-  };
-  useEffect(() => {
-    void load();
-  }, [scope, tag, identifier]);
-
-  const act = async (question: string, run: () => Promise<string>) => {
-    if (!(await ask(question))) return;
-    try {
-      setNotice(await run());
-      setError(null);
-    } catch (caught) {
-      setError(messageOf(caught));
-    }
-    await load();
-  };
-  const revokeOne = (id: string) =>
-    act(`Revoke session ${id}? Its tokens stop working at once.`, async () => {
-      await gql(
-        scope,
-        `mutation RevokeOne($tag: String!, $sessionId: ID!, ${SCOPE_VARS}) {
-          revokeSession(tag: $tag, sessionId: $sessionId, ${SCOPE_ARGS}) { id status }
-        }`,
-        { tag, sessionId: id },
-      );
-      return `Session ${id} revoked.`;
-    });
-  const revokeAll = (keep: string | null) =>
-    act(
-      keep
-        ? `Revoke every session of ${identifier} except ${keep}?`
-        : `Revoke every session of ${identifier}? They are signed out everywhere.`,
-      async () => {
-        const data = await gql<{ revokeAllSessions: { count: number } }>(
-          scope,
-          `mutation RevokeAll($tag: String!, $identifier: String!, $excludeSessionId: ID, ${SCOPE_VARS}) {
-            revokeAllSessions(tag: $tag, identifier: $identifier, excludeSessionId: $excludeSessionId, ${SCOPE_ARGS}) { count }
-          }`,
-          { tag, identifier, excludeSessionId: keep },
-        );
-        const n = data.revokeAllSessions.count;
-        return `${n} session${n === 1 ? '' : 's'} revoked.`;
-      },
-    );
-
-  const active = user?.sessions.filter((s) => s.status === 'ACTIVE') ?? [];
-  return (
-    <section>
-      <p>
-        <a href={`#/users/${encodeURIComponent(tag)}`}>← Users of {tag}</a>
-      </p>
-      <h2>
-        {identifier} <small>({tag})</small>
-      </h2>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
-      {notice && (
-        <p class="notice" role="status">
-          {notice}
-        </p>
-      )}
-      {user === null && <p class="empty">No such user for this config.</p>}
-      {user && (
-        <>
-          <p class="hint">
-            {user.activeSessions} active of {user.totalSessions} sessions · last seen{' '}
-            {formatTime(user.lastSeenAt)}
-          </p>
-          <button
-            type="button"
-            class="danger"
-            disabled={active.length === 0}
-            onClick={() => void revokeAll(null)}
-          >
-            Revoke all
-          </button>
-          <table class="sessions">
-            <thead>
-              <tr>
-                <th>Session</th>
-                <th>Device</th>
-                <th>IP</th>
-                <th>Started</th>
-                <th>Last active</th>
-                <th>Status</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {user.sessions.map((s) => (
-                <tr key={s.id} data-session={s.id}>
-                  <td class="mono">{s.id}</td>
-                  <td title={s.device.userAgent ?? ''}>{describeDevice(s.device.userAgent)}</td>
-                  <td class="mono">{s.device.ip ?? ''}</td>
-                  <td>{formatTime(s.createdAt)}</td>
-                  <td>{formatTime(s.lastActiveAt)}</td>
-                  <td>
-                    <span class={`badge ${s.status.toLowerCase()}`}>{s.status}</span>
-                    {s.revokeReason && <small> {s.revokeReason}</small>}
-                  </td>
-                  <td class="row-actions">
-                    {s.status === 'ACTIVE' && (
-                      <>
-                        <button type="button" class="danger" onClick={() => void revokeOne(s.id)}>
-                          Revoke
-                        </button>
-                        {active.length > 1 && (
-                          <button
-                            type="button"
-                            class="secondary"
-                            onClick={() => void revokeAll(s.id)}
-                          >
-                            Revoke all but this
-                          </button>
-                        )}
-                      </>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </>
-      )}
-      {dialog}
-    </section>
-  );
-}
-
 // ---------------------------------------------------------------- activity
 
 interface ActivityRow {
@@ -721,6 +508,7 @@ interface ActivityRow {
   sessionId: string | null;
   identifier: string | null;
   durationMs: number;
+  actor: string | null;
 }
 
 const OPERATIONS = [
@@ -736,6 +524,9 @@ const OPERATIONS = [
   'SET_VALUE',
   'REMOVE_VALUE',
   'CLEAR_DATA',
+  'MARK_FRESH',
+  'SET_DEVICE_NAME',
+  'REVOKE_STARTED_BEFORE',
 ];
 
 /** A `datetime-local` value as an ISO instant (local time), or null when empty. */
@@ -769,7 +560,7 @@ export function ActivityPage({ scope }: { scope: Scope }) {
           activityLog(tag: $tag, operation: $operation, status: $status, since: $since,
               until: $until, first: ${PAGE}, after: $after, ${SCOPE_ARGS}) {
             totalCount
-            edges { node { id at operation status errorCode tag sessionId identifier durationMs } }
+            edges { node { id at operation status errorCode tag sessionId identifier durationMs actor } }
             pageInfo { hasNextPage endCursor }
           }
         }`,
@@ -867,7 +658,10 @@ export function ActivityPage({ scope }: { scope: Scope }) {
                 </span>
               </td>
               <td>{r.tag ?? ''}</td>
-              <td>{r.identifier ?? ''}</td>
+              <td>
+                {r.identifier ?? ''}
+                {r.actor && <span class="badge actor">as {r.actor}</span>}
+              </td>
               <td class="mono">{r.sessionId ?? ''}</td>
               <td>{r.durationMs.toFixed(1)}</td>
             </tr>
