@@ -71,8 +71,8 @@ export function packClient(destination: string): string {
     cwd: CLIENT_DIR,
     encoding: 'utf8',
     env: { ...process.env, npm_config_offline: 'true', npm_config_update_notifier: 'false' },
-    // tsc's output (prepack) is of no use here; its errors, on stderr, are.
-    stdio: ['ignore', 'pipe', 'inherit'],
+    // A failure's error carries its stderr (tsc's errors, from prepack).
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   // The JSON starts on a line of its own (older npms print the prepack script's lines before it).
   const [packed] = JSON.parse(out.slice(out.search(/^\[/m))) as Array<{ filename: string }>;
