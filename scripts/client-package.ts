@@ -8,10 +8,11 @@
  * - `npm run client:check` packs it, then fails when `exports` is out of date or when publint or
  *   Are the Types Wrong (ESM-only: node16 ESM and bundler resolution) finds a fault in the tarball.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 
 /**
  * The package's entry points: subpath → module under `src/client/`, without its extension. One
@@ -65,21 +66,24 @@ function syncExports(check: boolean): void {
  * `npm pack` of packages/client (its prepack builds it) into `destination`; the tarball's path.
  * Offline: the package's own files are all it needs.
  */
-export function packClient(destination: string): string {
+export async function packClient(destination: string): Promise<string> {
   mkdirSync(destination, { recursive: true });
-  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', destination], {
-    cwd: CLIENT_DIR,
-    encoding: 'utf8',
-    env: { ...process.env, npm_config_offline: 'true', npm_config_update_notifier: 'false' },
-    // A failure's error carries its stderr (tsc's errors, from prepack).
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // A failure's error carries its stderr (tsc's errors, from prepack).
+  const { stdout: out } = await promisify(execFile)(
+    'npm',
+    ['pack', '--json', '--pack-destination', destination],
+    {
+      cwd: CLIENT_DIR,
+      env: { ...process.env, npm_config_offline: 'true', npm_config_update_notifier: 'false' },
+      timeout: 300_000,
+    },
+  );
   // The JSON starts on a line of its own (older npms print the prepack script's lines before it).
   const [packed] = JSON.parse(out.slice(out.search(/^\[/m))) as Array<{ filename: string }>;
   return path.join(destination, packed!.filename);
 }
 
-function main(command: string | undefined): void {
+async function main(command: string | undefined): Promise<void> {
   const bin = (name: string) => path.join(ROOT, 'node_modules/.bin', name);
   const run = (file: string, args: string[]) =>
     execFileSync(file, args, { cwd: ROOT, stdio: 'inherit' });
@@ -96,7 +100,7 @@ function main(command: string | undefined): void {
           if (file.endsWith('.tgz')) rmSync(path.join(CLIENT_PACK_DIR, file));
         }
       }
-      const tarball = packClient(CLIENT_PACK_DIR);
+      const tarball = await packClient(CLIENT_PACK_DIR);
       process.stdout.write(`${path.relative(ROOT, tarball)}\n`);
       if (command === 'check') {
         run(bin('publint'), ['run', '--strict', '--pack', 'false', tarball]);
@@ -110,5 +114,5 @@ function main(command: string | undefined): void {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv[2]);
+  await main(process.argv[2]);
 }

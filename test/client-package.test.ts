@@ -103,7 +103,7 @@ describe('the client package', () => {
     onTestFinished(() => rm(work, { recursive: true, force: true }));
 
     // `npm pack` builds it (prepack: tsc) and packs what `files` names.
-    const tarball = packClient(work);
+    const tarball = await packClient(work);
     const { stdout: listing } = await run('tar', ['-tzf', tarball]);
     const files = listing
       .split('\n')
