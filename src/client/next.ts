@@ -56,7 +56,7 @@ export function withSession<TContext = unknown, TData = SessionData>(
     context: WithSession<TContext, AuthSession<TData>>,
   ) => Response | Promise<Response>,
   options?: NextSessionOptions & { readonly required?: true },
-): (request: Request, context: TContext) => Promise<Response>;
+): (request: Request, context?: TContext) => Promise<Response>;
 export function withSession<TContext = unknown, TData = SessionData>(
   auth: SessionAuth,
   handler: (
@@ -64,7 +64,7 @@ export function withSession<TContext = unknown, TData = SessionData>(
     context: WithSession<TContext, AuthSession<TData> | null>,
   ) => Response | Promise<Response>,
   options: NextSessionOptions & { readonly required: false },
-): (request: Request, context: TContext) => Promise<Response>;
+): (request: Request, context?: TContext) => Promise<Response>;
 export function withSession<TContext = unknown, TData = SessionData>(
   auth: SessionAuth,
   handler: (
@@ -72,7 +72,7 @@ export function withSession<TContext = unknown, TData = SessionData>(
     context: WithSession<TContext, AuthSession<TData> | null>,
   ) => Response | Promise<Response>,
   options: NextSessionOptions = {},
-): (request: Request, context: TContext) => Promise<Response> {
+): (request: Request, context?: TContext) => Promise<Response> {
   const required = options.required ?? true;
   return async (request, context) => {
     const result = await auth.authenticate<TData>(request);
@@ -121,3 +121,5 @@ export function sessionMiddleware(
     return withSetCookie(await options.next(request), result.setCookie);
   };
 }
+
+export { failureResponse, withSetCookie };
