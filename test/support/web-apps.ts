@@ -177,9 +177,8 @@ async function honoApp(auth: SessionAuth): Promise<WebApp> {
 }
 
 /**
- * Next.js App Router route handlers (Request → Response) behind a tiny router, with the
- * middleware helper in front of `/api/me` as a `middleware.ts` would be (its "next" answer is
- * marked as NextResponse.next() marks it, and its Set-Cookie values carried over).
+ * Next.js App Router route handlers (Request → Response) behind a tiny router, as Next.js
+ * calls them (the middleware helper is tested in test/middleware-core.test.ts).
  */
 async function nextApp(auth: SessionAuth): Promise<WebApp> {
   const routes: Record<string, Partial<Record<string, (r: Request) => Promise<Response>>>> = {
@@ -223,18 +222,8 @@ async function nextApp(auth: SessionAuth): Promise<WebApp> {
       },
     },
   };
-  const middleware = nx.sessionMiddleware(auth, {
-    next: () => new Response(null, { headers: { 'x-middleware-next': '1' } }),
-  });
   return serveFetch(async (request) => {
-    const path = new URL(request.url).pathname;
-    const handler = routes[path]?.[request.method];
-    if (!handler) return new Response('not found', { status: 404 });
-    // A header of the tests' own: run the middleware in front, as middleware.ts would.
-    if (request.headers.get('x-test-middleware') !== '1') return handler(request);
-    const gate = await middleware(request);
-    if (gate.headers.get('x-middleware-next') !== '1') return gate;
-    const response = await handler(request);
-    return nx.withSetCookie(response, gate.headers.getSetCookie());
+    const handler = routes[new URL(request.url).pathname]?.[request.method];
+    return handler ? handler(request) : new Response('not found', { status: 404 });
   });
 }
