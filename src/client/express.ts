@@ -1,6 +1,7 @@
 /**
- * `@session-service/client/express`: Express middleware over `createSessionAuth` (Express 4 and
- * 5; no runtime dependency on Express: the request and response are typed by what is used).
+ * `@session-service/client/express`: Express middleware over `createSessionAuth` (Express 5,
+ * whose `req.host` keeps the port; no runtime dependency on Express: the request and response
+ * are typed by what is used).
  *
  * The verified session goes to `res.locals.session` (read it with `sessionOf(res)`): Express's
  * own place for request-scoped values, which neither express-session (`req.session`) nor
