@@ -68,7 +68,7 @@ export default tseslint.config(
   },
   {
     // The client is published as built JS: of the server's side, it imports only the contract.
-    files: ['src/client/**/*.ts'],
+    files: ['src/client/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -76,6 +76,23 @@ export default tseslint.config(
           patterns: [
             {
               regex: '^\\.\\./(?!contract/)',
+              message: 'The client imports only src/contract/ from outside src/client/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The same one folder down (the server helpers): src/client/ is `..`, the contract `../../`.
+    files: ['src/client/*/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./\\.\\./(?!contract/)',
               message: 'The client imports only src/contract/ from outside src/client/.',
             },
           ],

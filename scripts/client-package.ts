@@ -20,6 +20,11 @@ import { promisify } from 'node:util';
  */
 export const CLIENT_ENTRIES: Readonly<Record<string, string>> = {
   '.': 'index',
+  './server': 'server/index',
+  './express': 'express',
+  './fastify': 'fastify',
+  './hono': 'hono',
+  './next': 'next',
 };
 
 export const ROOT = path.resolve(import.meta.dirname, '..');

@@ -80,6 +80,18 @@ export interface EventFilter {
 export type SessionClient = ReturnType<typeof createSessionClient>;
 
 /**
+ * Each client's options, for the server helpers (`@session-service/client/server`) to open a
+ * local verifier on the same servers with the same key. Kept apart from the client object so
+ * that logging a client never prints its key.
+ */
+const optionsOfClient = new WeakMap<object, SessionClientOptions>();
+
+/** The options a client was made with (internal: not exported from the package's entry). */
+export function clientOptionsOf(client: object): SessionClientOptions | undefined {
+  return optionsOfClient.get(client);
+}
+
+/**
  * A typed client for the session service that mirrors the Ductape SDK: `configs` is Ductape's
  * `products.sessions` (create, update, fetch, fetchAll), `sessions` its `sessions` (start,
  * verify, refresh, revoke, revokeAll, list) with session.do's data and time operations, and
@@ -401,10 +413,12 @@ export function createSessionClient(options: SessionClientOptions) {
     },
   };
 
-  return {
+  const client = {
     configs,
     sessions,
     /** Closes the subscriptions' WebSocket (HTTP calls need no closing). */
     close: () => live.close(),
   };
+  optionsOfClient.set(client, options);
+  return client;
 }

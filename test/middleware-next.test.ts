@@ -1,0 +1,4 @@
+// The next adapter (session-service/client/next) against a real server and a real app.
+import { middlewareSuite } from './support/middleware-suite.js';
+
+middlewareSuite('next');
