@@ -149,6 +149,14 @@ describe('the client package', () => {
       path.join(ROOT, 'node_modules/@types/node'),
       path.join(project, 'node_modules/@types/node'),
     );
+    // The frameworks whose types the Fastify and Hono adapters' declarations import (optional
+    // peers): an app that imports those adapters has them installed.
+    for (const framework of ['fastify', 'hono']) {
+      await symlink(
+        path.join(ROOT, 'node_modules', framework),
+        path.join(project, 'node_modules', framework),
+      );
+    }
 
     // The README's code, as the app's files, and the test's driver.
     const readme = await readFile(path.join(CLIENT_DIR, 'README.md'), 'utf8');
