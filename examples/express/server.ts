@@ -118,6 +118,14 @@ app.post('/sign-out-everywhere', async (req, res) => {
   if (applyResult(res, result)) res.redirect(303, '/sign-in?signedOut=1');
 });
 
+// An error (the session service unreachable, a form too large): a short page, no details.
+const onError: express.ErrorRequestHandler = (error, _req, res, _next) => {
+  console.error('request failed:', error instanceof Error ? error.message : error);
+  const status = Number.isInteger(error?.status) && error.status < 500 ? error.status : 503;
+  res.status(status).send(page('Something went wrong', '<p role="alert">Try again.</p>'));
+};
+app.use(onError);
+
 const server = createServer(app);
 server.listen(port, host, () => {
   const address = server.address();

@@ -8,6 +8,7 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { html } from 'hono/html';
+import { HTTPException } from 'hono/http-exception';
 import { createSessionClient } from '@session-service/client';
 import { createSessionAuth } from '@session-service/client/server';
 import { applyResult, sessionMiddleware, type SessionEnv } from '@session-service/client/hono';
@@ -116,6 +117,14 @@ app.post('/sign-out-everywhere', async (c) => {
   // Revokes every session of this user (all devices) and clears this browser's cookies.
   const result = await auth.signOutEverywhere(c.req.raw);
   return applyResult(c, result) ?? c.redirect('/sign-in?signedOut=1', 303);
+});
+
+// An error (the session service unreachable): a short page, no details. Hono's own (a form
+// too large: 413) keep their answer.
+app.onError((error, c) => {
+  if (error instanceof HTTPException) return error.getResponse();
+  console.error('request failed:', error.message);
+  return c.html(page('Something went wrong', html`<p role="alert">Try again.</p>`), 503);
 });
 
 const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
