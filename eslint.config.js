@@ -101,6 +101,11 @@ export default tseslint.config(
     },
   },
   {
+    // The examples are small apps that print where they listen.
+    files: ['examples/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
