@@ -132,6 +132,7 @@ export function createHttpServer(
         if (state.key === undefined) unauthenticatedPerIp.add(ip, -1);
         else openPerKey.add(state.key, -1);
       });
+      quietSendsAfterDestroy(ws);
       wss.emit('connection', ws, req);
       // graphql-ws prints socket errors with console.error; an oversized frame (closed 1009 by
       // `ws`) or a reset is the client's doing: log it quietly, without its content.
@@ -280,4 +281,22 @@ export function createHttpServer(
       clearTimeout(force);
     },
   };
+}
+
+/**
+ * A send to a client whose connection went away before its close event (the socket destroyed
+ * mid-send) fails with ERR_STREAM_DESTROYED, which graphql-ws prints on stderr as an internal
+ * error of the implementation. The client is gone and the close event cleans up: such a send
+ * settles as done; any other send error is passed on.
+ */
+function quietSendsAfterDestroy(ws: WebSocket): void {
+  const send = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
+  ws.send = ((data: unknown, ...rest: unknown[]) => {
+    const last = rest.at(-1);
+    if (typeof last !== 'function') return send(data, ...rest);
+    const callback = last as (error?: Error) => void;
+    return send(data, ...rest.slice(0, -1), (error?: Error & { code?: string }) =>
+      callback(error?.code === 'ERR_STREAM_DESTROYED' ? undefined : error),
+    );
+  }) as WebSocket['send'];
 }
