@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     await database.close();
     process.exit(1);
   }
-  const rateLimitStore = openRateLimitStore(config.rateLimits.store, {
+  const rateLimitStore = await openRateLimitStore(config.rateLimits.store, {
     redisUrl: config.rateLimits.redisUrl,
     syncMs: config.rateLimits.syncMs,
     database,
@@ -169,10 +169,12 @@ async function main(): Promise<void> {
           batchSize: 500,
         })
       : undefined;
+  let listened!: () => void;
+  const listening = new Promise<void>((resolve) => (listened = resolve));
   const app = createApp(services, {
     graphiql: config.graphiql,
     console: config.console,
-    precompressAtStart: true,
+    precompressAfter: listening,
     introspection: config.introspection,
     fieldSuggestions: config.fieldSuggestions,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -191,6 +193,7 @@ async function main(): Promise<void> {
     websocket: config.websocket,
   });
   await listenOn(server, listenTarget).catch(exitOnListenError);
+  listened();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://localhost:${port}/graphql`;

@@ -1,14 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite as PGliteClient } from '@electric-sql/pglite';
 import type { Logger } from 'pino';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { hasErrorCode, isTransactionConflict } from './errors.js';
 import { NotificationListener } from './listener.js';
+import { MIGRATIONS_DIR } from '../paths.js';
 import * as schema from './schema.js';
 
 /** The one database type the rest of the code uses, whichever driver is underneath. */
@@ -88,7 +88,6 @@ export interface OpenDatabaseOptions {
   readonly loadDataDir?: Blob | undefined;
 }
 
-const MIGRATIONS_FOLDER = path.resolve(import.meta.dirname, '../../drizzle');
 /** Arbitrary constant naming this service's migration lock. */
 const MIGRATION_LOCK_KEY = 7_453_201_998;
 
@@ -421,7 +420,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         try {
           await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
           try {
-            await migrate(drizzlePostgres(lockClient), { migrationsFolder: MIGRATIONS_FOLDER });
+            await migrate(drizzlePostgres(lockClient), { migrationsFolder: MIGRATIONS_DIR });
           } finally {
             await lockClient`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
           }
@@ -451,7 +450,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     location = path.join(dataDir, 'pgdata');
     mkdirSync(location, { recursive: true });
   }
-  const client = await PGlite.create(location, { loadDataDir: options.loadDataDir });
+  // Loaded here, not at the top: a server on Postgres never loads PGlite (a start's cost).
+  const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('drizzle-orm/pglite'),
+  ]);
+  const client: PGliteClient = await PGlite.create(location, { loadDataDir: options.loadDataDir });
   const db = retryingTransactions(
     drizzlePglite(client, { schema, logger }) as unknown as Database,
     count,
@@ -469,7 +473,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     migrate() {
       const run = migrating.then(async () => {
         const { migrate } = await import('drizzle-orm/pglite/migrator');
-        await migrate(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER });
+        await migrate(drizzlePglite(client), { migrationsFolder: MIGRATIONS_DIR });
       });
       migrating = run.catch(() => {});
       return run;
