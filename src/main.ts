@@ -73,6 +73,24 @@ function exitOnListenError(error: unknown): never {
   process.exit(1);
 }
 
+/**
+ * What a production start on a database with no product says: the two requests that make a
+ * product and a secret key for it, with the admin key in the shell's `$ADMIN` (never printed here).
+ */
+function productCommands(url: string, adminKeyShown: boolean): string {
+  const post = (query: string) =>
+    `  curl -s ${url} -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \\\n` +
+    `    -d '{"query":"${query.replaceAll('"', '\\"')}"}'`;
+  return [
+    '  No product yet. Make one, then a secret key for it (shown once, in the answer), with',
+    `  ADMIN set to ${adminKeyShown ? 'the admin key above' : 'your ADMIN_KEY'}:`,
+    post('mutation { createProduct(input: {tag: "my-app", name: "My app"}) { tag envs } }'),
+    post(
+      'mutation { createApiKey(input: {product: "my-app", env: "prd", kind: SECRET, name: "backend"}) { key } }',
+    ),
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
   const listenTarget: ListenTarget = {
@@ -157,7 +175,8 @@ async function main(): Promise<void> {
     },
     webhooks: config.webhooks,
   });
-  const created = await firstStart(database.db, config);
+  // One instance at a time on a database: each first-start key is made, and shown, once.
+  const created = await database.exclusive(() => firstStart(database.db, config));
   const sweeper =
     config.sweepIntervalSeconds > 0
       ? startSweeper(database.db, logger, {
@@ -257,6 +276,7 @@ async function main(): Promise<void> {
       `  In GraphiQL, set the header {"Authorization": "Bearer ${created.demoSecretKey}"}`,
     );
   }
+  if (created.showProductCommands) lines.push(productCommands(url, Boolean(created.adminKey)));
   output.write(`${lines.join('\n')}\n\n`);
 }
 

@@ -31,6 +31,13 @@ export interface DatabaseHandle {
   /** Runs the committed migrations, serialised across instances by an advisory lock. */
   migrate(): Promise<void>;
   /**
+   * Runs `fn` holding the same lock as the migrations (on Postgres a session advisory lock, on
+   * a connection of its own to the direct URL): instances starting together on one database
+   * run it one after the other, so that a first start's setup is made once. `fn` itself queries
+   * through the pool as usual.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /**
    * Listens to a NOTIFY channel. `onListen` runs each time the listening connection is
    * (re)established: whatever was notified while it was down must be caught up from tables.
    */
@@ -387,6 +394,27 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       }) as unknown as Database,
       count,
     );
+    /**
+     * Runs `fn` while one dedicated connection holds the start lock: a session lock, so on the
+     * direct URL (a transaction-mode pooler would not keep it), with no statement deadline (an
+     * instance waits for another's migrations however long they take).
+     */
+    const withStartLock = async <T>(fn: (lockClient: postgres.Sql) => Promise<T>): Promise<T> => {
+      const lockClient = postgres(directUrl, {
+        ...clientOptions(options, 'session-service-migrate'),
+        max: 1,
+      });
+      try {
+        await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+        try {
+          return await fn(lockClient);
+        } finally {
+          await lockClient`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+        }
+      } finally {
+        await lockClient.end();
+      }
+    };
     // LISTEN holds a connection of its own, on the direct URL (a pooler cannot keep one).
     let listener: NotificationListener | undefined;
     const notifications = () =>
@@ -411,23 +439,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       },
       async migrate() {
         const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-        // One dedicated connection holds the lock while it migrates, so that instances starting
-        // together apply each migration exactly once. A session lock: the direct URL.
-        const lockClient = postgres(directUrl, {
-          ...clientOptions(options, 'session-service-migrate'),
-          max: 1,
-        });
-        try {
-          await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
-          try {
-            await migrate(drizzlePostgres(lockClient), { migrationsFolder: MIGRATIONS_DIR });
-          } finally {
-            await lockClient`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
-          }
-        } finally {
-          await lockClient.end();
-        }
+        // Instances starting together apply each migration exactly once.
+        await withStartLock((lockClient) =>
+          migrate(drizzlePostgres(lockClient), { migrationsFolder: MIGRATIONS_DIR }),
+        );
       },
+      exclusive: (fn) => withStartLock(() => fn()),
       async listen(channel, onNotify, onListen) {
         await notifications().listen(channel, onNotify, onListen);
         // Once: later calls find it running.
@@ -462,7 +479,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   );
   // An advisory lock is re-entrant within one session, and PGlite is one session: calls to
   // migrate() in this process queue here instead.
-  let migrating: Promise<void> = Promise.resolve();
+  let migrating: Promise<unknown> = Promise.resolve();
+  const serialised = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = migrating.then(fn);
+    migrating = run.catch(() => {});
+    return run;
+  };
   return {
     db,
     kind: 'pglite',
@@ -471,13 +493,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       await client.query('select 1');
     },
     migrate() {
-      const run = migrating.then(async () => {
+      return serialised(async () => {
         const { migrate } = await import('drizzle-orm/pglite/migrator');
         await migrate(drizzlePglite(client), { migrationsFolder: MIGRATIONS_DIR });
       });
-      migrating = run.catch(() => {});
-      return run;
     },
+    // One process per data directory: queued after any migration of this process.
+    exclusive: (fn) => serialised(fn),
     async listen(channel, onNotify, onListen) {
       // One process, one database: notifications never drop, so onListen runs once.
       await client.listen(channel, onNotify);
