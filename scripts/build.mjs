@@ -8,15 +8,34 @@
  * Types are not checked here (`npm run typecheck` does). Run time files stay where they are:
  * the migrations (`drizzle/`) and the console's build are found from the project's root
  * (src/paths.ts), and PGlite and pino are left in node_modules (PGlite loads its WebAssembly
- * from beside its own files; pino's transports start workers from its own files).
+ * from beside its own files; pino's transports start workers from its own files). Beside the
+ * code: a migrated PGlite database, `dist/pglite-template/`, that a new DATA_DIR starts from.
  */
-import { rmSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const DIST = path.join(ROOT, 'dist');
+
+/**
+ * A migrated PGlite database, which a start on a new DATA_DIR copies instead of running
+ * PGlite's initdb and every migration (src/db/pglite-template.ts): made as the server makes one.
+ */
+async function makePgliteTemplate(dir) {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const { migrate } = await import('drizzle-orm/pglite/migrator');
+  mkdirSync(path.join(dir, 'pgdata'), { recursive: true });
+  const client = await PGlite.create(path.join(dir, 'pgdata'));
+  await migrate(drizzle(client), { migrationsFolder: path.join(ROOT, 'drizzle') });
+  await client.close();
+  const pkg = JSON.parse(
+    readFileSync(path.join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8'),
+  );
+  writeFileSync(path.join(dir, 'pglite-version'), `${pkg.version}\n`);
+}
 
 export async function build() {
   const { build: esbuild } = await import('esbuild');
@@ -44,6 +63,7 @@ export async function build() {
       },
       logLevel: 'warning',
     });
+    await makePgliteTemplate(path.join(staging, 'pglite-template'));
     rmSync(DIST, { recursive: true, force: true });
     renameSync(staging, DIST);
   } finally {

@@ -12,6 +12,7 @@ import { NotificationsNotDeliveredError } from './db/listener.js';
 import { checkListenable, ListenError, listenOn, type ListenTarget } from './http/listen.js';
 import { createLogger, processOutput } from './logger.js';
 import { createMetricsServer } from './observability/metrics-http.js';
+import { PGLITE_TEMPLATE_DIR } from './paths.js';
 import { createHttpServer } from './server.js';
 import { startServices } from './services.js';
 import { openRateLimitStore } from './security/rate-limit-store.js';
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
+    templateDir: PGLITE_TEMPLATE_DIR,
     directUrl: config.database.directUrl,
     maxConnections: config.database.poolSize,
     connectTimeoutMs: config.database.connectTimeoutMs,

@@ -21,3 +21,9 @@ export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'drizzle');
 
 /** The console's built files (`npm run console:build` writes them; they are committed). */
 export const CONSOLE_BUILD_DIR = path.join(PROJECT_ROOT, 'console', 'build');
+
+/**
+ * The migrated PGlite database `npm run build` puts beside the build (src/db/pglite-template.ts):
+ * `dist/pglite-template` when run from the build; from the sources there is none.
+ */
+export const PGLITE_TEMPLATE_DIR = path.join(import.meta.dirname, 'pglite-template');

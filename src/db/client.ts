@@ -9,6 +9,7 @@ import postgres from 'postgres';
 import { hasErrorCode, isTransactionConflict } from './errors.js';
 import { NotificationListener } from './listener.js';
 import { MIGRATIONS_DIR } from '../paths.js';
+import { copyPgliteTemplate } from './pglite-template.js';
 import * as schema from './schema.js';
 
 /** The one database type the rest of the code uses, whichever driver is underneath. */
@@ -93,6 +94,11 @@ export interface OpenDatabaseOptions {
    * one. The tests start each database from one migrated template this way.
    */
   readonly loadDataDir?: Blob | undefined;
+  /**
+   * PGlite only: a migrated database the build made (src/db/pglite-template.ts); a data
+   * directory with no database yet starts as a copy of it. Ignored when absent.
+   */
+  readonly templateDir?: string | undefined;
 }
 
 /** Arbitrary constant naming this service's migration lock. */
@@ -465,6 +471,9 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   let location = dataDir;
   if (!dataDir.startsWith('memory://')) {
     location = path.join(dataDir, 'pgdata');
+    mkdirSync(dataDir, { recursive: true });
+    if (options.templateDir && !options.loadDataDir)
+      copyPgliteTemplate(options.templateDir, location);
     mkdirSync(location, { recursive: true });
   }
   // Loaded here, not at the top: a server on Postgres never loads PGlite (a start's cost).
