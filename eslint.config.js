@@ -11,6 +11,8 @@ export default tseslint.config(
       'test/artifacts/',
       'console/build/',
       'packages/client/build/',
+      'dist/',
+      '.dist-*/',
     ],
   },
   js.configs.recommended,

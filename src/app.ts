@@ -61,8 +61,11 @@ export interface AppOptions {
   readonly metrics?: MetricsExposure;
   /** Serve the web console at /console (default false; src/http/console.ts). */
   readonly console?: boolean;
-  /** Compress the console and GraphiQL at start rather than on their first request. */
-  readonly precompressAtStart?: boolean;
+  /**
+   * Compress the console and GraphiQL once this settles (the server listens: the start is not
+   * slowed by it) rather than on their first request.
+   */
+  readonly precompressAfter?: PromiseLike<unknown>;
 }
 
 /** Limits on an operation's shape, checked before anything executes. */
@@ -145,10 +148,12 @@ export function createApp(services: Services, options: AppOptions): App {
         request,
       ),
   });
-  if (options.precompressAtStart) {
-    staticPages
-      .warm()
-      .catch((error: unknown) => logger.error({ err: error }, 'static pages failed'));
+  if (options.precompressAfter) {
+    const warm = () =>
+      staticPages
+        .warm()
+        .catch((error: unknown) => logger.error({ err: error }, 'static pages failed'));
+    options.precompressAfter.then(warm, () => {});
   }
   return createYoga<ServerContext, Context>({
     schema,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Config } from './config.js';
 import { eq } from 'drizzle-orm';
 import type { Database } from './db/client.js';
-import { secretFingerprints } from './db/schema.js';
+import { products, secretFingerprints } from './db/schema.js';
 import { createSessionConfig } from './domain/configs.js';
 import {
   createApiKey,
@@ -104,25 +104,50 @@ export function adminKeySource(config: Config): AdminKeySource {
 /** The session config the demo product ships with: the tag of Ductape's examples. */
 export const DEMO_SESSION_TAG = 'user-session';
 
-/** What a first start created and must show once. */
+/** What a first start created and must show once, or what the operator must do next. */
 export interface FirstStart {
   readonly adminKey?: string;
   readonly demoSecretKey?: string;
+  /**
+   * In production on a Postgres database with no product yet: say how to make a product and a
+   * key (no demo is made there).
+   */
+  readonly showProductCommands?: boolean;
 }
 
 /**
- * First-start setup: an admin key when `ADMIN_KEY` is unset and none was generated before, and,
- * on the embedded database, a `demo` product with a `dev` env, a secret key to try things with and
- * a `user-session` config.
+ * First-start setup: an admin key when `ADMIN_KEY` is unset and none was generated before, and a
+ * `demo` product with a `dev` env, a secret key to try things with and a `user-session` config:
+ * on the embedded database when it has no `demo` product; on Postgres when the database has no
+ * product at all, outside production (in production the banner says how to make one instead).
+ *
+ * Instances starting together on one database must run it one at a time (main.ts runs it under
+ * `DatabaseHandle.exclusive`), so that each key is made, and shown, once. The demo is made in one
+ * transaction: a start that fails halfway leaves none, and the next start makes it.
  */
 export async function firstStart(db: Database, config: Config): Promise<FirstStart> {
   const adminKey = config.adminKey ? undefined : await ensureGeneratedAdminKey(db);
-  let demoSecretKey: string | undefined;
-  if (!config.databaseUrl && !(await findProductByTag(db, 'demo'))) {
-    const demo = await createProduct(db, { tag: 'demo', name: 'Demo', envs: ['dev'] });
+  let makeDemo: boolean;
+  let showProductCommands = false;
+  if (!config.databaseUrl) {
+    makeDemo = !(await findProductByTag(db, 'demo'));
+  } else {
+    const empty = (await db.select({ id: products.id }).from(products).limit(1)).length === 0;
+    makeDemo = empty && config.nodeEnv !== 'production';
+    showProductCommands = empty && config.nodeEnv === 'production';
+  }
+  const demoSecretKey = makeDemo ? await makeDemoProduct(db, config) : undefined;
+  return { adminKey, demoSecretKey, showProductCommands };
+}
+
+/** The `demo` product, its `user-session` config and a dev secret key, whose key it returns. */
+async function makeDemoProduct(db: Database, config: Config): Promise<string> {
+  return db.transaction(async (transaction) => {
+    const tx = transaction as unknown as Database;
+    const demo = await createProduct(tx, { tag: 'demo', name: 'Demo', envs: ['dev'] });
     // The session type of Ductape's examples, so that GraphiQL's StartSession tab works at once.
     await createSessionConfig(
-      db,
+      tx,
       { productId: demo.id, productTag: demo.tag, env: 'dev' },
       {
         name: 'User session',
@@ -136,13 +161,12 @@ export async function firstStart(db: Database, config: Config): Promise<FirstSta
       // Owned by the demo's dev env, as a dev secret key would create it.
       { admin: false, maxConfigs: config.maxConfigsPerProduct },
     );
-    const created = await createApiKey(db, {
+    const created = await createApiKey(tx, {
       product: 'demo',
       env: 'dev',
       kind: 'secret',
       name: 'demo key (created on first start)',
     });
-    demoSecretKey = created.key;
-  }
-  return { adminKey, demoSecretKey };
+    return created.key;
+  });
 }

@@ -12,6 +12,7 @@ import { NotificationsNotDeliveredError } from './db/listener.js';
 import { checkListenable, ListenError, listenOn, type ListenTarget } from './http/listen.js';
 import { createLogger, processOutput } from './logger.js';
 import { createMetricsServer } from './observability/metrics-http.js';
+import { PGLITE_TEMPLATE_DIR } from './paths.js';
 import { createHttpServer } from './server.js';
 import { startServices } from './services.js';
 import { openRateLimitStore } from './security/rate-limit-store.js';
@@ -73,6 +74,24 @@ function exitOnListenError(error: unknown): never {
   process.exit(1);
 }
 
+/**
+ * What a production start on a database with no product says: the two requests that make a
+ * product and a secret key for it, with the admin key in the shell's `$ADMIN` (never printed here).
+ */
+function productCommands(url: string, adminKeyShown: boolean): string {
+  const post = (query: string) =>
+    `  curl -s ${url} -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \\\n` +
+    `    -d '{"query":"${query.replaceAll('"', '\\"')}"}'`;
+  return [
+    '  No product yet. Make one, then a secret key for it (shown once, in the answer), with',
+    `  ADMIN set to ${adminKeyShown ? 'the admin key above' : 'your ADMIN_KEY'}:`,
+    post('mutation { createProduct(input: {tag: "my-app", name: "My app"}) { tag envs } }'),
+    post(
+      'mutation { createApiKey(input: {product: "my-app", env: "prd", kind: SECRET, name: "backend"}) { key } }',
+    ),
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
   const listenTarget: ListenTarget = {
@@ -104,6 +123,7 @@ async function main(): Promise<void> {
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
+    templateDir: PGLITE_TEMPLATE_DIR,
     directUrl: config.database.directUrl,
     maxConnections: config.database.poolSize,
     connectTimeoutMs: config.database.connectTimeoutMs,
@@ -130,7 +150,7 @@ async function main(): Promise<void> {
     await database.close();
     process.exit(1);
   }
-  const rateLimitStore = openRateLimitStore(config.rateLimits.store, {
+  const rateLimitStore = await openRateLimitStore(config.rateLimits.store, {
     redisUrl: config.rateLimits.redisUrl,
     syncMs: config.rateLimits.syncMs,
     database,
@@ -157,7 +177,8 @@ async function main(): Promise<void> {
     },
     webhooks: config.webhooks,
   });
-  const created = await firstStart(database.db, config);
+  // One instance at a time on a database: each first-start key is made, and shown, once.
+  const created = await database.exclusive(() => firstStart(database.db, config));
   const sweeper =
     config.sweepIntervalSeconds > 0
       ? startSweeper(database.db, logger, {
@@ -169,10 +190,12 @@ async function main(): Promise<void> {
           batchSize: 500,
         })
       : undefined;
+  let listened!: () => void;
+  const listening = new Promise<void>((resolve) => (listened = resolve));
   const app = createApp(services, {
     graphiql: config.graphiql,
     console: config.console,
-    precompressAtStart: true,
+    precompressAfter: listening,
     introspection: config.introspection,
     fieldSuggestions: config.fieldSuggestions,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -191,6 +214,7 @@ async function main(): Promise<void> {
     websocket: config.websocket,
   });
   await listenOn(server, listenTarget).catch(exitOnListenError);
+  listened();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://localhost:${port}/graphql`;
@@ -254,6 +278,7 @@ async function main(): Promise<void> {
       `  In GraphiQL, set the header {"Authorization": "Bearer ${created.demoSecretKey}"}`,
     );
   }
+  if (created.showProductCommands) lines.push(productCommands(url, Boolean(created.adminKey)));
   output.write(`${lines.join('\n')}\n\n`);
 }
 

@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL } from './support/app.js';
+import { freshPostgresDatabase } from './support/databases.js';
 import {
   acceptedRequest,
   exitOrKill,
@@ -32,6 +34,48 @@ const tempDir = () => {
   dirs.push(dir);
   return dir;
 };
+
+/** The keys a start printed: admin keys and demo secret keys, each as often as shown. */
+function shownKeys(stdout: string): { admin: string[]; demo: string[] } {
+  return {
+    admin: [...stdout.matchAll(/Admin key \(shown once, store it now\): (ak_\S+)/g)].map(
+      (m) => m[1]!,
+    ),
+    demo: [...stdout.matchAll(/secret key \(shown once\): (sk_dev_\S+)/g)].map((m) => m[1]!),
+  };
+}
+
+/**
+ * The README's five steps with `key` (steps 3 to 5: a session type, a session, its verify);
+ * returns the verified session's user.
+ */
+async function fiveSteps(url: string, key: string): Promise<unknown> {
+  const config = await post(
+    url,
+    key,
+    'mutation { createSessionConfig(input: {name: "App session", tag: "app-session", description: "Signed-in users of my app", schema: {userId: "u-1", email: "a@b.c"}, selector: "$Session{userId}", expiry: 1, period: HOURS}) { tag expiry period } }',
+  );
+  expect(config).toEqual({
+    data: { createSessionConfig: { tag: 'app-session', expiry: 1, period: 'HOURS' } },
+  });
+  const started = await post(
+    url,
+    key,
+    'mutation { startSession(input: {tag: "app-session", data: {userId: "user-123", email: "ada@example.com"}}) { token } }',
+  );
+  const token = (started.data?.startSession as { token?: string } | undefined)?.token;
+  expect(token, JSON.stringify(started)).toBeDefined();
+  const verified = await post(
+    url,
+    key,
+    'query($token: String!) { verifySession(tag: "app-session", token: $token) { identifier data } }',
+    { token },
+  );
+  expect(verified.errors).toBeUndefined();
+  const session = verified.data?.verifySession as { identifier: unknown; data: unknown };
+  expect(session.data).toEqual({ userId: 'user-123', email: 'ada@example.com' });
+  return session.identifier;
+}
 
 /** A fresh embedded database, or the test Postgres when DATABASE_URL is set. */
 const databaseEnv = (): Record<string, string> => ({
@@ -152,21 +196,123 @@ describe('the server process', () => {
   }, 300_000);
 
   it.runIf(TEST_DATABASE_URL)(
-    'runs on Postgres when DATABASE_URL is set, without a demo product',
+    'a first start on an empty Postgres database (outside production) makes the demo and prints its key once, ADMIN_KEY set; the five steps work; it persists',
     async () => {
-      const adminKey = `ak_${'p'.repeat(40)}`;
-      const server = await startServerProcess({
-        DATA_DIR: tempDir(),
-        DATABASE_URL: TEST_DATABASE_URL!,
-        ADMIN_KEY: adminKey,
-      });
-      expect(server.stdout()).not.toMatch(/sk_dev_/);
-      expect(server.stdout()).toMatch(/"database":"postgres"/);
-      const products = await post(server.url, adminKey, '{ products { tag } }');
-      expect(Array.isArray(products.data?.products)).toBe(true);
-      server.child.kill('SIGTERM');
-      expect(await server.exited).toBe(0);
+      const database = await freshPostgresDatabase();
+      try {
+        const adminKey = `ak_${'p'.repeat(40)}`;
+        const env = {
+          DATA_DIR: tempDir(),
+          SWEEP_INTERVAL_SECONDS: '0',
+          DATABASE_URL: database.url,
+          ADMIN_KEY: adminKey,
+        };
+        const first = await startServerProcess(env);
+        expect(first.stdout()).toMatch(/"database":"postgres"/);
+        const { admin, demo } = shownKeys(first.stdout());
+        expect(admin).toEqual([]);
+        expect(demo).toHaveLength(1);
+        expect(await fiveSteps(first.url, demo[0]!)).toBe('user-123');
+        const products = await post(first.url, adminKey, '{ products { tag envs } }');
+        expect(products.data?.products).toEqual([{ tag: 'demo', envs: ['dev'] }]);
+        first.child.kill('SIGTERM');
+        expect(await first.exited).toBe(0);
+
+        const second = await startServerProcess(env);
+        expect(second.stdout()).not.toMatch(/ak_|sk_dev_|No product yet/);
+        const configs = await post(second.url, demo[0]!, '{ sessionConfigs { tag } }');
+        expect(
+          (configs.data?.sessionConfigs as { tag: string }[]).map((c) => c.tag).sort(),
+        ).toEqual(['app-session', 'user-session']);
+        second.child.kill('SIGTERM');
+        expect(await second.exited).toBe(0);
+      } finally {
+        await database.drop();
+      }
     },
+    300_000,
+  );
+
+  it.runIf(TEST_DATABASE_URL)(
+    'two instances starting at once on one empty Postgres database: one admin key and one demo key, each shown once, and both instances take them',
+    async () => {
+      const database = await freshPostgresDatabase();
+      try {
+        const env = () => ({
+          DATA_DIR: tempDir(),
+          SWEEP_INTERVAL_SECONDS: '0',
+          DATABASE_URL: database.url,
+          // Instances on one database share their secret (README, Security).
+          SESSION_SECRET: 'two-instances-at-once:a-secret-of-32-bytes-or-more',
+        });
+        const [a, b] = await Promise.all([startServerProcess(env()), startServerProcess(env())]);
+        const { admin, demo } = shownKeys(a.stdout() + b.stdout());
+        expect(admin).toHaveLength(1);
+        expect(demo).toHaveLength(1);
+        expect(await fiveSteps(a.url, demo[0]!)).toBe('user-123');
+        for (const server of [a, b]) {
+          const products = await post(server.url, admin[0]!, '{ products { tag } }');
+          expect(products.data?.products).toEqual([{ tag: 'demo' }]);
+          expect((await post(server.url, demo[0]!, '{ sessionConfigs { tag } }')).errors).toBe(
+            undefined,
+          );
+        }
+        for (const server of [a, b]) server.child.kill('SIGTERM');
+        expect(await Promise.all([a.exited, b.exited])).toEqual([0, 0]);
+      } finally {
+        await database.drop();
+      }
+    },
+    300_000,
+  );
+
+  it.runIf(TEST_DATABASE_URL)(
+    'in production, a first start on an empty Postgres database makes no demo and prints the two commands that make a product and a key; they work',
+    async () => {
+      const database = await freshPostgresDatabase();
+      try {
+        const adminKey = `ak_${'q'.repeat(40)}`;
+        const env = {
+          DATA_DIR: tempDir(),
+          SWEEP_INTERVAL_SECONDS: '0',
+          DATABASE_URL: database.url,
+          NODE_ENV: 'production',
+          SESSION_SECRET: 'production-first-start:a-secret-of-32-bytes-or-more',
+          ADMIN_KEY: adminKey,
+          METRICS_PORT: 'main',
+          METRICS_TOKEN: 'm'.repeat(32),
+        };
+        const first = await startServerProcess(env);
+        const out = first.stdout();
+        expect(out).not.toMatch(/sk_dev_|ak_/);
+        expect(out).toMatch(/No product yet/);
+        // The printed commands, run as an operator would paste them, with ADMIN in the shell.
+        const commands = out.slice(out.indexOf('  curl'));
+        const run = spawnSync('bash', ['-e', '-c', commands], {
+          env: { PATH: process.env.PATH ?? '', ADMIN: adminKey },
+          encoding: 'utf8',
+        });
+        expect(run.status, run.stderr).toBe(0);
+        const key = /"key":"(sk_prd_[^"]+)"/.exec(run.stdout)?.[1];
+        expect(key, run.stdout).toBeDefined();
+        expect(await post(first.url, key!, '{ sessionConfigs { tag } }')).toEqual({
+          data: { sessionConfigs: [] },
+        });
+        expect((await post(first.url, adminKey, '{ products { tag } }')).data?.products).toEqual([
+          { tag: 'my-app' },
+        ]);
+        first.child.kill('SIGTERM');
+        expect(await first.exited).toBe(0);
+        // A product exists: the next start says nothing of it.
+        const second = await startServerProcess(env);
+        expect(second.stdout()).not.toMatch(/No product yet|sk_|ak_/);
+        second.child.kill('SIGTERM');
+        expect(await second.exited).toBe(0);
+      } finally {
+        await database.drop();
+      }
+    },
+    300_000,
   );
 
   it('a port already in use: one line on stderr naming it and PORT, exit 1, before anything is created (the first start keys are still shown on the next start)', async () => {

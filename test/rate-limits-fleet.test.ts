@@ -169,7 +169,7 @@ const redisUp = await (async () => {
 })();
 
 async function redisStore(url: string, up = true): Promise<RateLimitStore> {
-  const opened = openRateLimitStore('redis', {
+  const opened = await openRateLimitStore('redis', {
     redisUrl: url,
     database: base.database,
     logger: createLogger('silent'),

@@ -1,14 +1,15 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite as PGliteClient } from '@electric-sql/pglite';
 import type { Logger } from 'pino';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { hasErrorCode, isTransactionConflict } from './errors.js';
 import { NotificationListener } from './listener.js';
+import { MIGRATIONS_DIR } from '../paths.js';
+import { copyPgliteTemplate } from './pglite-template.js';
 import * as schema from './schema.js';
 
 /** The one database type the rest of the code uses, whichever driver is underneath. */
@@ -30,6 +31,13 @@ export interface DatabaseHandle {
   ping(): Promise<void>;
   /** Runs the committed migrations, serialised across instances by an advisory lock. */
   migrate(): Promise<void>;
+  /**
+   * Runs `fn` holding the same lock as the migrations (on Postgres a session advisory lock, on
+   * a connection of its own to the direct URL): instances starting together on one database
+   * run it one after the other, so that a first start's setup is made once. `fn` itself queries
+   * through the pool as usual.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
   /**
    * Listens to a NOTIFY channel. `onListen` runs each time the listening connection is
    * (re)established: whatever was notified while it was down must be caught up from tables.
@@ -87,9 +95,13 @@ export interface OpenDatabaseOptions {
    * one. The tests start each database from one migrated template this way.
    */
   readonly loadDataDir?: Blob | undefined;
+  /**
+   * PGlite only: a migrated database the build made (src/db/pglite-template.ts); a data
+   * directory with no database yet starts as a copy of it. Ignored when absent.
+   */
+  readonly templateDir?: string | undefined;
 }
 
-const MIGRATIONS_FOLDER = path.resolve(import.meta.dirname, '../../drizzle');
 /** Arbitrary constant naming this service's migration lock. */
 const MIGRATION_LOCK_KEY = 7_453_201_998;
 
@@ -407,6 +419,27 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       count,
     );
     eventSignals.set(db, eventsWritten);
+    /**
+     * Runs `fn` while one dedicated connection holds the start lock: a session lock, so on the
+     * direct URL (a transaction-mode pooler would not keep it), with no statement deadline (an
+     * instance waits for another's migrations however long they take).
+     */
+    const withStartLock = async <T>(fn: (lockClient: postgres.Sql) => Promise<T>): Promise<T> => {
+      const lockClient = postgres(directUrl, {
+        ...clientOptions(options, 'session-service-migrate'),
+        max: 1,
+      });
+      try {
+        await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+        try {
+          return await fn(lockClient);
+        } finally {
+          await lockClient`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+        }
+      } finally {
+        await lockClient.end();
+      }
+    };
     // LISTEN holds a connection of its own, on the direct URL (a pooler cannot keep one).
     let listener: NotificationListener | undefined;
     const notifications = () =>
@@ -431,23 +464,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       },
       async migrate() {
         const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-        // One dedicated connection holds the lock while it migrates, so that instances starting
-        // together apply each migration exactly once. A session lock: the direct URL.
-        const lockClient = postgres(directUrl, {
-          ...clientOptions(options, 'session-service-migrate'),
-          max: 1,
-        });
-        try {
-          await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
-          try {
-            await migrate(drizzlePostgres(lockClient), { migrationsFolder: MIGRATIONS_FOLDER });
-          } finally {
-            await lockClient`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
-          }
-        } finally {
-          await lockClient.end();
-        }
+        // Instances starting together apply each migration exactly once.
+        await withStartLock((lockClient) =>
+          migrate(drizzlePostgres(lockClient), { migrationsFolder: MIGRATIONS_DIR }),
+        );
       },
+      exclusive: (fn) => withStartLock(() => fn()),
       async listen(channel, onNotify, onListen) {
         await notifications().listen(channel, onNotify, onListen);
         // Once: later calls find it running.
@@ -468,9 +490,17 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   let location = dataDir;
   if (!dataDir.startsWith('memory://')) {
     location = path.join(dataDir, 'pgdata');
+    mkdirSync(dataDir, { recursive: true });
+    if (options.templateDir && !options.loadDataDir)
+      copyPgliteTemplate(options.templateDir, location);
     mkdirSync(location, { recursive: true });
   }
-  const client = await PGlite.create(location, { loadDataDir: options.loadDataDir });
+  // Loaded here, not at the top: a server on Postgres never loads PGlite (a start's cost).
+  const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('drizzle-orm/pglite'),
+  ]);
+  const client: PGliteClient = await PGlite.create(location, { loadDataDir: options.loadDataDir });
   const db = retryingTransactions(
     drizzlePglite(client, { schema, logger }) as unknown as Database,
     count,
@@ -478,7 +508,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   eventSignals.set(db, eventsWritten);
   // An advisory lock is re-entrant within one session, and PGlite is one session: calls to
   // migrate() in this process queue here instead.
-  let migrating: Promise<void> = Promise.resolve();
+  let migrating: Promise<unknown> = Promise.resolve();
+  const serialised = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = migrating.then(fn);
+    migrating = run.catch(() => {});
+    return run;
+  };
   return {
     db,
     kind: 'pglite',
@@ -487,13 +522,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       await client.query('select 1');
     },
     migrate() {
-      const run = migrating.then(async () => {
+      return serialised(async () => {
         const { migrate } = await import('drizzle-orm/pglite/migrator');
-        await migrate(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER });
+        await migrate(drizzlePglite(client), { migrationsFolder: MIGRATIONS_DIR });
       });
-      migrating = run.catch(() => {});
-      return run;
     },
+    // One process per data directory: queued after any migration of this process.
+    exclusive: (fn) => serialised(fn),
     async listen(channel, onNotify, onListen) {
       // One process, one database: notifications never drop, so onListen runs once.
       await client.listen(channel, onNotify);

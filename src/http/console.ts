@@ -1,8 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { GraphiQLOptions, Plugin } from 'graphql-yoga';
+import { CONSOLE_BUILD_DIR } from '../paths.js';
 import { errorResponse } from './error-contract.js';
 import {
   CACHE_IMMUTABLE,
@@ -13,8 +12,7 @@ import {
   type StaticAsset,
 } from './static.js';
 
-/** The console's built files (`npm run console:build` writes them; they are committed). */
-export const CONSOLE_BUILD_DIR = fileURLToPath(new URL('../../console/build/', import.meta.url));
+export { CONSOLE_BUILD_DIR };
 
 /** Where the console is served. */
 export const CONSOLE_PATH = '/console';
@@ -147,13 +145,15 @@ export function createStaticPages(options: StaticPagesOptions): StaticPages {
     const key = local && (await localDiffers());
     let page = graphiqlPage.get(key);
     if (!page) {
-      page = once(() =>
-        precompress(
+      page = once(async () => {
+        // GraphiQL's bundle (9 MB of source) is loaded when a page is first made, not at start.
+        const { renderGraphiQL } = await import('@graphql-yoga/render-graphiql');
+        return precompress(
           Buffer.from(renderGraphiQL({ ...render(key), endpoint: '/graphql' })),
           TYPES['.html']!,
           CACHE_REVALIDATE,
-        ),
-      );
+        );
+      });
       graphiqlPage.set(key, page);
     }
     return await page();

@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DatabaseHandle } from '../db/client.js';
 import { FleetCounters } from './fleet-counters.js';
@@ -24,7 +23,7 @@ export interface OpenedRateLimitStore {
  * reconnects in the background; its errors are logged once per outage, without the URL.
  * Postgres: {@link FleetCounters} on the service's database, syncing every `syncMs`.
  */
-export function openRateLimitStore(
+export async function openRateLimitStore(
   kind: 'redis' | 'postgres' | 'memory',
   options: {
     redisUrl?: string | undefined;
@@ -33,7 +32,7 @@ export function openRateLimitStore(
     /** Postgres: time between two syncs of the counters, in ms (default 200). */
     syncMs?: number | undefined;
   },
-): OpenedRateLimitStore {
+): Promise<OpenedRateLimitStore> {
   const always = async () => true;
   if (kind === 'memory') return { store: { kind: 'memory' }, ready: always, close: async () => {} };
   if (kind === 'postgres') {
@@ -50,6 +49,8 @@ export function openRateLimitStore(
     };
   }
   if (!options.redisUrl) throw new Error('the redis rate limit store needs REDIS_URL');
+  // Loaded only for this store: a server counting elsewhere never loads the Redis client.
+  const { Redis } = await import('ioredis');
   const client = new Redis(options.redisUrl, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,

@@ -77,7 +77,7 @@ async function withStatements(consume: Consume) {
     perSecond: statements / seconds,
   };
 }
-const opened = openRateLimitStore('postgres', { database, logger, syncMs: 200 });
+const opened = await openRateLimitStore('postgres', { database, logger, syncMs: 200 });
 const fleet = await withStatements(consumerOf(opened.store));
 await opened.close();
 const drizzleLimiter = (name: string) =>

@@ -54,9 +54,24 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `src/main.ts` as `npm start` would, with exactly the given environment (plus PATH). */
-export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/**
+ * How a server process is run: from the sources through tsx (the default), or the build
+ * (`node dist/main.js`, as `npm start` runs it; `npm run build` first). `TEST_SERVER=compiled`
+ * runs every test's server processes from the build.
+ */
+export type ServerEntry = 'source' | 'compiled';
+
+const DEFAULT_ENTRY: ServerEntry = process.env.TEST_SERVER === 'compiled' ? 'compiled' : 'source';
+
+const argvOf = (entry: ServerEntry) =>
+  entry === 'compiled' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+
+/** Runs the server with exactly the given environment (plus PATH), from `entry`. */
+export async function startServerProcess(
+  env: Record<string, string>,
+  entry: ServerEntry = DEFAULT_ENTRY,
+): Promise<ServerProcess> {
+  const child = spawn(process.execPath, argvOf(entry), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -94,11 +109,12 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   return { child, url, stdout: () => out, stderr: () => err, exited };
 }
 
-/** Runs `src/main.ts` expecting it to exit at once; returns its code and output. */
+/** Runs the server expecting it to exit at once; returns its code and output. */
 export async function runServerExpectingExit(
   env: Record<string, string>,
+  entry: ServerEntry = DEFAULT_ENTRY,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, argvOf(entry), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
