@@ -273,5 +273,8 @@ describe('a process killed mid-refresh', () => {
       const { rows } = await tokenState(database, s.sessionId);
       expect(rows.filter((r) => !r.spent)).toHaveLength(1);
     }
-  });
+    // A liveness bound, not a timing claim: a server process's start, 50 starts, 200 refreshes,
+    // reopening the killed database (recovery, on PGlite) and 100 calls after it, one by one,
+    // took more than a minute on a busy 2-core CI machine.
+  }, 240_000);
 });
