@@ -194,6 +194,25 @@ describe('the core against a real server', () => {
     }
   });
 
+  it('a pair reused from an earlier refresh (refreshReuseMs) is verified again: a session revoked since is refused', async () => {
+    const auth = makeAuth({ verify: 'server', refreshReuseMs: 60_000 });
+    const signedIn = await auth.signIn(undefined, { data: data('reuse'), expiresIn: 10 });
+    if (!signedIn.ok) throw new Error('sign-in refused');
+    await expired(signedIn.tokens.token);
+    // The refresh cookie alone (the server may still take the old token, after a refresh,
+    // within its clock tolerance): every request goes to the refresh.
+    const old = cookieHeader(signedIn.setCookie.slice(1));
+    const first = await auth.authenticate(request(old));
+    expect(first).toMatchObject({ ok: true, refreshed: true });
+    // Within the window, the old cookies get the same pair.
+    const again = await auth.authenticate(request(old));
+    expect(again).toMatchObject({ ok: true, refreshed: true, setCookie: first.setCookie });
+    await client.sessions.revoke({ tag, sessionId: signedIn.tokens.sessionId });
+    const revoked = await auth.authenticate(request(old));
+    expect(revoked).toMatchObject({ ok: false, status: 401, code: 'SESSION_REVOKED' });
+    expect(revoked.setCookie).toEqual(clearSessionCookies());
+  });
+
   it('verify: server verifies each request with verifySession; a token of another tag is TOKEN_INVALID', async () => {
     const auth = makeAuth({ verify: 'server' });
     expect(auth.verifier).toBeUndefined();

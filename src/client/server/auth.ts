@@ -370,7 +370,16 @@ export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
     forgetOld();
     const key = createHash('sha256').update(refreshToken).digest('base64url');
     const known = flights.get(key);
-    if (known) return known.outcome as Promise<Outcome<TData>>;
+    if (known) {
+      const shared = known.outcome as Promise<Outcome<TData>>;
+      if (known.doneAt === undefined) return shared;
+      // A pair refreshed earlier: its session may have been revoked since (sign out).
+      return shared.then(async (done) => {
+        if (!done.ok) return done;
+        const again = await verifyRefreshed<TData>(done.token, done.setCookie);
+        return !again.ok && again.code === 'TOKEN_EXPIRED' ? done : again;
+      });
+    }
     const userAgent = request.headers.get('user-agent') ?? undefined;
     const outcome = (async (): Promise<Outcome<TData>> => {
       let tokens: SessionTokens;
