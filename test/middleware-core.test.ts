@@ -89,12 +89,15 @@ describe('cookie helpers', () => {
 describe('the core against a real server', () => {
   let client: SessionClient;
   let tag: string;
+  let key: string;
+  let serverUrl: string;
   const auths: SessionAuth[] = [];
   const origin = 'https://app.example.test';
 
   beforeAll(async ({ t, server }) => {
     const product = await newProduct(t);
-    const key = product.secret.dev;
+    key = product.secret.dev;
+    serverUrl = server.url;
     tag = await newConfig(t, key);
     client = createSessionClient({ url: server.url, key });
   }, 180_000);
@@ -156,6 +159,58 @@ describe('the core against a real server', () => {
     expect(events).not.toContain('REUSE_DETECTED');
     const session = await client.sessions.get({ sessionId: signedIn.tokens.sessionId });
     expect(session!.status).toBe('ACTIVE');
+  });
+
+  it('a refresh whose new token cannot be verified (network error) answers 503 with the new pair, which then works', async () => {
+    // A client whose verifySession calls fail once a refresh has been done.
+    let refreshed = false;
+    const flaky = createSessionClient({
+      url: serverUrl,
+      key,
+      fetch: async (input, init) => {
+        const body = typeof init?.body === 'string' ? init.body : '';
+        if (refreshed && body.includes('verifySession')) throw new TypeError('fetch failed');
+        const response = await fetch(input, init);
+        if (body.includes('refreshSession')) refreshed = true;
+        return response;
+      },
+    });
+    try {
+      const auth = createSessionAuth({ client: flaky, tag, verify: 'server' });
+      const signedIn = await auth.signIn(undefined, { data: data('flaky'), expiresIn: 10 });
+      if (!signedIn.ok) throw new Error('sign-in refused');
+      await expired(signedIn.tokens.token);
+      const result = await auth.authenticate(request(cookieHeader(signedIn.setCookie)));
+      expect(result).toMatchObject({ ok: false, status: 503, code: 'NETWORK_ERROR' });
+      // The old refresh token is spent: the browser must get the new pair all the same.
+      const pair = result.setCookie.map((raw) => parseSetCookie(raw));
+      expect(pair.map((c) => c.name)).toEqual(['__Host-session', '__Host-refresh']);
+      expect(pair[1]!.value).not.toBe(signedIn.tokens.refreshToken);
+      refreshed = false;
+      const after = await auth.authenticate(request(cookieHeader(result.setCookie)));
+      expect(after).toMatchObject({ ok: true, refreshed: false, setCookie: [] });
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  it('a pair reused from an earlier refresh (refreshReuseMs) is verified again: a session revoked since is refused', async () => {
+    const auth = makeAuth({ verify: 'server', refreshReuseMs: 60_000 });
+    const signedIn = await auth.signIn(undefined, { data: data('reuse'), expiresIn: 10 });
+    if (!signedIn.ok) throw new Error('sign-in refused');
+    await expired(signedIn.tokens.token);
+    // The refresh cookie alone (the server may still take the old token, after a refresh,
+    // within its clock tolerance): every request goes to the refresh.
+    const old = cookieHeader(signedIn.setCookie.slice(1));
+    const first = await auth.authenticate(request(old));
+    expect(first).toMatchObject({ ok: true, refreshed: true });
+    // Within the window, the old cookies get the same pair.
+    const again = await auth.authenticate(request(old));
+    expect(again).toMatchObject({ ok: true, refreshed: true, setCookie: first.setCookie });
+    await client.sessions.revoke({ tag, sessionId: signedIn.tokens.sessionId });
+    const revoked = await auth.authenticate(request(old));
+    expect(revoked).toMatchObject({ ok: false, status: 401, code: 'SESSION_REVOKED' });
+    expect(revoked.setCookie).toEqual(clearSessionCookies());
   });
 
   it('verify: server verifies each request with verifySession; a token of another tag is TOKEN_INVALID', async () => {

@@ -1,7 +1,6 @@
 /**
- * `@session-service/client/express`: Express middleware over `createSessionAuth` (Express 5,
- * whose `req.host` keeps the port; no runtime dependency on Express: the request and response
- * are typed by what is used).
+ * `@session-service/client/express`: Express middleware over `createSessionAuth` (Express 4 and
+ * 5; no runtime dependency on Express: the request and response are typed by what is used).
  *
  * The verified session goes to `res.locals.session` (read it with `sessionOf(res)`): Express's
  * own place for request-scoped values, which neither express-session (`req.session`) nor
@@ -31,8 +30,10 @@ export interface ExpressRequestLike {
   readonly headers: IncomingHttpHeaders;
   /** `http` or `https` (with `trust proxy`, from X-Forwarded-Proto). */
   readonly protocol?: string;
-  /** The host (with `trust proxy`, from X-Forwarded-Host). */
-  readonly host?: string;
+  /** The app, for its `trust proxy` setting (compiled: `trust proxy fn`). */
+  readonly app?: { get(name: string): unknown };
+  /** The connection, for the `trust proxy` check of its peer. */
+  readonly socket?: { readonly remoteAddress?: string };
 }
 
 /** What the middleware uses of an Express response. */
@@ -54,9 +55,28 @@ export interface ExpressSessionOptions {
   readonly required?: boolean;
 }
 
+/**
+ * The request's host with its port, as Express 5's `req.host` gives it: X-Forwarded-Host (its
+ * first value) when `trust proxy` trusts the peer, else the Host header. Not `req.host` itself:
+ * on Express 4 it drops the port, and every cookie POST on a non-default port would fail the
+ * origin check.
+ */
+function hostOf(req: ExpressRequestLike): string | null {
+  const trust = req.app?.get('trust proxy fn');
+  const forwarded = headerOf(req.headers, 'x-forwarded-host');
+  if (
+    forwarded &&
+    typeof trust === 'function' &&
+    (trust as (address: string | undefined, hop: number) => boolean)(req.socket?.remoteAddress, 0)
+  ) {
+    return forwarded.split(',')[0]!.trim() || null;
+  }
+  return headerOf(req.headers, 'host');
+}
+
 /** The request as the core reads it: absolute URL from the protocol and host Express sees. */
 export function requestOf(req: ExpressRequestLike): RequestLike {
-  const host = req.host ?? headerOf(req.headers, 'host') ?? 'localhost';
+  const host = hostOf(req) ?? 'localhost';
   const protocol = req.protocol ?? 'http';
   return {
     method: req.method,

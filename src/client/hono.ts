@@ -39,6 +39,23 @@ export function appendSetCookie(c: Context, values: readonly string[]): void {
   for (const value of values) c.header('set-cookie', value, { append: true });
 }
 
+/**
+ * Adds Set-Cookie values to the response the handlers answered with (after `next()`): Hono
+ * drops `c.header` values when a handler returns its own `Response` (`new Response`,
+ * `Response.redirect`), and a refreshed pair that never reaches the browser makes its next
+ * refresh a reuse, which revokes the session.
+ */
+function appendToResponse(c: Context, values: readonly string[]): void {
+  if (values.length === 0) return;
+  try {
+    for (const value of values) c.res.headers.append('set-cookie', value);
+  } catch {
+    // Immutable headers (`Response.redirect`): a copy, which Hono's `c.res` setter makes mutable.
+    c.res = new Response(c.res.body, c.res);
+    for (const value of values) c.res.headers.append('set-cookie', value);
+  }
+}
+
 /** The failure's response: its status, `{ error: { code } }` and its Set-Cookie values. */
 export function failureOf(c: Context, failure: AuthFailure): Response {
   appendSetCookie(c, failure.setCookie);
@@ -57,15 +74,11 @@ export function sessionMiddleware(
   const required = options.required ?? true;
   return async (c, next) => {
     const result = await auth.authenticate(c.req.raw);
-    if (result.ok) {
-      appendSetCookie(c, result.setCookie);
-      c.set('session', result.session);
-      return next();
-    }
-    if (!required && result.status === 401) {
-      appendSetCookie(c, result.setCookie);
-      c.set('session', null);
-      return next();
+    if (result.ok || (!required && result.status === 401)) {
+      c.set('session', result.ok ? result.session : null);
+      await next();
+      appendToResponse(c, result.setCookie);
+      return;
     }
     return failureOf(c, result);
   };

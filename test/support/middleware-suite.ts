@@ -219,6 +219,29 @@ export function middlewareSuite(framework: Framework) {
       expect(code).toBe('REFRESH_TOKEN_REUSED');
     });
 
+    it('a refreshed pair reaches the browser whatever the handler answers with (its own Response, a redirect)', async () => {
+      const [raw, redirect] = await Promise.all([signIn(newUser(), 10), signIn(newUser(), 10)]);
+      await Promise.all([expired(raw.jar), expired(redirect.jar)]);
+      for (const [path, { jar }, status] of [
+        ['/api/raw', raw, 200],
+        ['/api/redirect', redirect, 303],
+      ] as const) {
+        const before = jar.copy();
+        const response = await send(path, { jar });
+        expect(response.status, path).toBe(status);
+        const set = jar.take(response);
+        expect(
+          set.map((c) => c.name),
+          path,
+        ).toEqual([SESSION, REFRESH]);
+        expect(jar.cookies.get(REFRESH), path).not.toBe(before.cookies.get(REFRESH));
+        // The new pair is the one the session goes on with.
+        const again = await send('/api/me', { jar });
+        expect(again.status, path).toBe(200);
+        expect(again.headers.getSetCookie(), path).toEqual([]);
+      }
+    });
+
     it('20 concurrent requests with the same expired pair: all succeed with one new pair, one refresh, the session not revoked', async () => {
       const user = newUser();
       const { jar, sessionId } = await signIn(user, 10);

@@ -4,6 +4,8 @@
  *
  * - `GET|POST /api/me`: needs a session; answers `{ identifier, sessionId, verifiedBy, via }`.
  * - `GET /api/optional`: `{ identifier }` or `{ identifier: null }` without a session.
+ * - `GET /api/raw` (`raw`), `GET /api/redirect` (303 to `/`): need a session; answered with the
+ *   framework's plainest own answer (Hono, Next.js: a `Response` of the handler's own).
  * - `POST /sign-in` (JSON `{ userId, expiresIn? }`): starts a session, sets the cookies.
  * - `POST /sign-out`, `POST /sign-out-everywhere`.
  */
@@ -66,6 +68,12 @@ async function expressApp(auth: SessionAuth): Promise<WebApp> {
   app.all('/api/me', (_req, res) => {
     res.json(me(ex.sessionOf(res)!));
   });
+  app.get('/api/raw', (_req, res) => {
+    res.end('raw');
+  });
+  app.get('/api/redirect', (_req, res) => {
+    res.redirect(303, '/');
+  });
   app.post('/sign-in', async (req, res) => {
     const body = req.body as SignInBody;
     const result = await auth.signIn(ex.requestOf(req), {
@@ -103,6 +111,8 @@ async function fastifyApp(auth: SessionAuth): Promise<WebApp> {
       me(request.authSession!);
     api.get('/api/me', handler);
     api.post('/api/me', handler);
+    api.get('/api/raw', async (_request, reply) => reply.send('raw'));
+    api.get('/api/redirect', async (_request, reply) => reply.redirect('/', 303));
   });
   await app.register(async (open) => {
     open.addHook('preHandler', fy.sessionHook(auth, { required: false }));
@@ -157,6 +167,8 @@ async function honoApp(auth: SessionAuth): Promise<WebApp> {
   );
   app.use('/api/*', hn.sessionMiddleware(auth));
   app.on(['GET', 'POST'], '/api/me', (c) => c.json(me(c.get('session')!)));
+  app.get('/api/raw', () => new Response('raw'));
+  app.get('/api/redirect', (c) => Response.redirect(new URL('/', c.req.url), 303));
   app.post('/sign-in', async (c) => {
     const body = await c.req.json<SignInBody>();
     const result = await auth.signIn(c.req.raw, {
@@ -185,6 +197,12 @@ async function nextApp(auth: SessionAuth): Promise<WebApp> {
     '/api/me': {
       GET: nx.withSession(auth, async (_request, { session }) => Response.json(me(session))),
       POST: nx.withSession(auth, async (_request, { session }) => Response.json(me(session))),
+    },
+    '/api/raw': { GET: nx.withSession(auth, async () => new Response('raw')) },
+    '/api/redirect': {
+      GET: nx.withSession(auth, async (request) =>
+        Response.redirect(new URL('/', request.url), 303),
+      ),
     },
     '/api/optional': {
       GET: nx.withSession(

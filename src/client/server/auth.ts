@@ -66,7 +66,11 @@ export interface AuthFailure {
   readonly ok: false;
   readonly status: 401 | 403 | 503;
   readonly code: AuthFailureCode;
-  /** Set-Cookie values to send: the cookies cleared after a 401 on a cookie, else none. */
+  /**
+   * Set-Cookie values to send: the cookies cleared after a 401 on a cookie; the new pair when a
+   * refresh was done but its token could not be verified (503: the old refresh token is spent);
+   * else none.
+   */
   readonly setCookie: string[];
 }
 
@@ -208,8 +212,8 @@ const TRANSIENT = new Set<string>([
 ]);
 
 type Outcome<TData> =
-  | { ok: true; session: AuthSession<TData>; setCookie: string[] }
-  | { ok: false; code: AuthFailureCode; transient: boolean };
+  | { ok: true; session: AuthSession<TData>; token: string; setCookie: string[] }
+  | { ok: false; code: AuthFailureCode; transient: boolean; setCookie?: string[] };
 
 /**
  * The failure code of a verify or refresh error, or the error itself again when it is not
@@ -346,11 +350,36 @@ export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
       if (flights.size < MAX_FLIGHTS) return;
     }
   };
+  /**
+   * The session of a refreshed pair's token. A transient failure keeps the pair in the answer:
+   * the old refresh token is spent, and a browser that never gets the new pair presents the old
+   * one again, which past the grace window is reuse (the session revoked).
+   */
+  const verifyRefreshed = async <TData>(
+    token: string,
+    setCookie: string[],
+  ): Promise<Outcome<TData>> => {
+    try {
+      return { ok: true, session: await verifyToken<TData>(token), token, setCookie };
+    } catch (error) {
+      const failure = failureOf(error);
+      return { ok: false, ...failure, ...(failure.transient ? { setCookie } : {}) };
+    }
+  };
   const refreshOnce = <TData>(refreshToken: string, request: RequestLike) => {
     forgetOld();
     const key = createHash('sha256').update(refreshToken).digest('base64url');
     const known = flights.get(key);
-    if (known) return known.outcome as Promise<Outcome<TData>>;
+    if (known) {
+      const shared = known.outcome as Promise<Outcome<TData>>;
+      if (known.doneAt === undefined) return shared;
+      // A pair refreshed earlier: its session may have been revoked since (sign out).
+      return shared.then(async (done) => {
+        if (!done.ok) return done;
+        const again = await verifyRefreshed<TData>(done.token, done.setCookie);
+        return !again.ok && again.code === 'TOKEN_EXPIRED' ? done : again;
+      });
+    }
     const userAgent = request.headers.get('user-agent') ?? undefined;
     const outcome = (async (): Promise<Outcome<TData>> => {
       let tokens: SessionTokens;
@@ -367,11 +396,7 @@ export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
         return { ok: false, ...failureOf(error) };
       }
       const setCookie = serializeSessionCookies(tokens, { ...cookieOptions, maxAgeSeconds });
-      try {
-        return { ok: true, session: await verifyToken<TData>(tokens.token), setCookie };
-      } catch (error) {
-        return { ok: false, ...failureOf(error) };
-      }
+      return verifyRefreshed<TData>(tokens.token, setCookie);
     })();
     const flight: { outcome: Promise<Outcome<unknown>>; doneAt?: number } = { outcome };
     flights.set(key, flight);
@@ -453,7 +478,9 @@ export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
         setCookie: outcome.setCookie,
       };
     }
-    return outcome.transient ? fail(503, outcome.code) : fail(401, outcome.code, cleared());
+    return outcome.transient
+      ? fail(503, outcome.code, outcome.setCookie)
+      : fail(401, outcome.code, cleared());
   }
 
   return {
