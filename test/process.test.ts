@@ -84,7 +84,9 @@ const databaseEnv = (): Record<string, string> => ({
   ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}),
 });
 
-describe('the server process', () => {
+// Each test spawns server processes (a start is seconds on a busy 2-core machine, more on a new
+// embedded database): a liveness bound of 3 minutes a test, not a timing claim.
+describe('the server process', { timeout: 180_000 }, () => {
   it('on a first embedded start prints GraphiQL, the admin key and a working demo key, once; they persist', async () => {
     const dataDir = tempDir();
     const first = await startServerProcess({ DATA_DIR: dataDir });

@@ -45,7 +45,9 @@ async function freshDatabase(): Promise<DatabaseHandle> {
 
 const context = { generated: false, dataDir: '/unused' };
 
-describe('the secret fingerprint', () => {
+// Each test spawns server processes (a start is seconds on a busy 2-core machine, more on a new
+// embedded database): a liveness bound of 3 minutes a test, not a timing claim.
+describe('the secret fingerprint', { timeout: 180_000 }, () => {
   it('is derived under a label of its own: stable, distinct per secret, never the secret or its plain hash', () => {
     const secret = randomSecret(48);
     const fingerprint = secretFingerprint(secret);
