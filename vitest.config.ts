@@ -19,6 +19,23 @@ const UNIT = [
   'test/token-cache.test.ts',
 ];
 
+/**
+ * Files whose subject is the same on either database: the pure tests, the client's packaging, the
+ * framework adapters and the example apps (they reach the service over its API). CI runs the
+ * suite twice, on PGlite and on Postgres; these run in the embedded pass only, unless
+ * `TEST_EVERY_DATABASE=true`. Everything that reads or writes the database runs in both.
+ */
+const SAME_ON_EVERY_DATABASE = [
+  ...UNIT,
+  'test/client-package.test.ts',
+  'test/middleware-*.test.ts',
+  'test/examples.browser.test.ts',
+];
+const once =
+  Boolean(process.env.DATABASE_URL) && process.env.TEST_EVERY_DATABASE !== 'true'
+    ? SAME_ON_EVERY_DATABASE
+    : [];
+
 export default defineConfig({
   // One copy of graphql for everything, as in production (Node resolves yoga's, armor's and ours
   // to the same CommonJS build); otherwise instanceof GraphQLError fails across the two copies.
@@ -32,13 +49,13 @@ export default defineConfig({
     // files wait more than they compute, so run one fork more than the cores.
     maxWorkers: availableParallelism() + 1,
     projects: [
-      { extends: true, test: { name: 'unit', include: UNIT } },
+      { extends: true, test: { name: 'unit', include: UNIT, exclude: once } },
       {
         extends: true,
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
-          exclude: UNIT,
+          exclude: [...UNIT, ...once],
           globalSetup: ['test/support/global-setup.ts'],
         },
       },
