@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import { openDatabase } from '../src/db/client.js';
 import { sweepOnce, type SweepOptions, type SweepResult } from '../src/domain/sweep.js';
 import { TEST_DATABASE_URL, type TestApp } from './support/app.js';
-import { describe, it } from './support/test.js';
+import { describe, it, test } from './support/test.js';
 import { failure, gql, ok } from './support/graphql.js';
 import {
   REFRESH,
@@ -84,6 +84,8 @@ async function refreshTokenCount(t: TestApp, sessionId: string): Promise<number>
 }
 
 /** Inserts `count` sessions of a config that ran out a day ago, straight into the table. */
+const INSERT_CHUNK = 10_000;
+
 async function insertRunOutSessions(
   t: TestApp,
   productTag: string,
@@ -91,17 +93,22 @@ async function insertRunOutSessions(
   count: number,
 ): Promise<{ productId: string; configId: string }> {
   const ids = await configIdsOf(t, productTag, tag);
-  await execute(
-    t,
-    sql`
-    insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc,
-                          token_lifetime_seconds, created_at, last_active_at, expires_at, refresh_expires_at)
-    select gen_random_uuid(), ${ids.productId}::uuid, 'dev', ${ids.configId}::uuid, ${tag},
-           'ghost-' || g, 'never-decrypted', 3600,
-           now() - interval '3 days', now() - interval '2 days',
-           now() - interval '2 days', now() - interval '1 day'
-    from generate_series(1, ${count}::int) as g`,
-  );
+  // In statements of at most 10,000 rows: each stays well within the database handle's
+  // per-statement deadline (5 s) on a busy machine, where 100,000 in one did not.
+  for (let from = 1; from <= count; from += INSERT_CHUNK) {
+    const to = Math.min(count, from + INSERT_CHUNK - 1);
+    await execute(
+      t,
+      sql`
+      insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc,
+                            token_lifetime_seconds, created_at, last_active_at, expires_at, refresh_expires_at)
+      select gen_random_uuid(), ${ids.productId}::uuid, 'dev', ${ids.configId}::uuid, ${tag},
+             'ghost-' || g, 'never-decrypted', 3600,
+             now() - interval '3 days', now() - interval '2 days',
+             now() - interval '2 days', now() - interval '1 day'
+      from generate_series(${from}::int, ${to}::int) as g`,
+    );
+  }
   return ids;
 }
 
@@ -138,6 +145,11 @@ async function expiryCensus(t: TestApp, productId: string) {
     expiredEvents: Number(events[0]!.n),
   };
 }
+
+// Set-up and checks read or write 100,000 rows in one statement: past the server's 5 s statement
+// deadline on a busy machine (it failed a CI run with DATABASE_DEADLINE). The sweep's own
+// statements are batches of 1,000.
+test.override('appOptions', { statementTimeoutMs: 60_000 });
 
 describe('the sweep', () => {
   it('marks a session past its refresh expiry once with an EXPIRED event, and deletes it with its refresh tokens after the retention period', async ({

@@ -72,6 +72,11 @@ export interface TestAppOptions {
    * Its `statements` stay empty.
    */
   database?: DatabaseHandle;
+  /**
+   * The database handle's per-statement deadline in ms (default: the server's, 5 s); for files
+   * whose set-up writes or reads 100,000 rows in one statement.
+   */
+  statementTimeoutMs?: number;
 }
 
 const BACKGROUND_STATEMENT = /session_events_sequence_pending|rate_limit_counters/;
@@ -98,6 +103,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       // Files run in parallel forks, several apps each, on one Postgres (max_connections 100):
       // a smaller pool per app keeps the run clear of "too many clients".
       maxConnections: 10,
+      statementTimeoutMs: options.statementTimeoutMs,
     }));
   // A no-op on a copy of the template, as on a Postgres database other files migrated already.
   if (!shared) await database.migrate();
