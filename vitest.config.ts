@@ -20,16 +20,19 @@ const UNIT = [
 ];
 
 /**
- * Files whose subject is the same on either database: the pure tests, the client's packaging, the
- * framework adapters and the example apps (they reach the service over its API). CI runs the
- * suite twice, on PGlite and on Postgres; these run in the embedded pass only, unless
- * `TEST_EVERY_DATABASE=true`. Everything that reads or writes the database runs in both.
+ * Files whose subject is the same on either database: the pure tests, the client (its package,
+ * its calls), the framework adapters, the example apps (they reach the service over its API) and
+ * the GraphiQL page. CI runs the suite twice, on PGlite and on Postgres; these run in the
+ * embedded pass only, unless `TEST_EVERY_DATABASE=true`. Everything that reads or writes the database runs in both.
  */
 const SAME_ON_EVERY_DATABASE = [
   ...UNIT,
   'test/client-package.test.ts',
   'test/middleware-*.test.ts',
   'test/examples.browser.test.ts',
+  'test/client.test.ts',
+  'test/graphiql.test.ts',
+  'test/graphiql.browser.test.ts',
 ];
 const once =
   Boolean(process.env.DATABASE_URL) && process.env.TEST_EVERY_DATABASE !== 'true'
