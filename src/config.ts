@@ -161,6 +161,11 @@ export interface WebSocketLimits {
   readonly maxBufferedBytes: number;
   /** Subscriptions open at once on one socket. */
   readonly maxSubscriptionsPerConnection: number;
+  /**
+   * graphql-ws pings each socket this often and terminates one that has not answered the previous
+   * ping (a dead peer, or one that stopped reading): after one to two intervals.
+   */
+  readonly keepAliveMs: number;
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one line each. */
@@ -322,6 +327,7 @@ const envSchema = z.object({
   WS_MAX_UNAUTHENTICATED_PER_IP: wholeNumber('connections', 1, 100_000, 10),
   WS_CONNECTION_INIT_TIMEOUT_MS: wholeNumber('milliseconds', 100, 60_000, 3_000),
   WS_MAX_BUFFERED_BYTES: wholeNumber('bytes', 16_384, 67_108_864, 1_048_576),
+  WS_KEEP_ALIVE_MS: wholeNumber('milliseconds', 1_000, 600_000, 12_000),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: wholeNumber('subscriptions', 1, 10_000, 100),
   MAX_SUBSCRIPTIONS_PER_KEY: wholeNumber('subscriptions', 1, 1_000_000, 500),
   MAX_VERIFIER_FEEDS_PER_KEY: wholeNumber('feeds', 1, 10_000, 64),
@@ -439,6 +445,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       connectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
       maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
       maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      keepAliveMs: e.WS_KEEP_ALIVE_MS,
     },
     subscriptions: {
       maxPerKey: e.MAX_SUBSCRIPTIONS_PER_KEY,

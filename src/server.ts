@@ -258,6 +258,7 @@ export function createHttpServer(
       },
     },
     wss,
+    limits.keepAliveMs,
   );
 
   return {

@@ -42,9 +42,11 @@ interface Closed {
 async function rawSocket(
   url: string,
   forwardedFor?: string,
+  autoPong = true,
 ): Promise<WebSocket & { closed: Promise<Closed> }> {
   const ws = new WebSocket(url, PROTOCOL, {
     headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {},
+    autoPong,
   });
   const closed = new Promise<Closed>((resolve) =>
     ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
@@ -63,8 +65,9 @@ async function authed(
   url: string,
   key: string,
   forwardedFor?: string,
+  autoPong = true,
 ): Promise<{ ws: WebSocket & { closed: Promise<Closed> }; refused?: Closed }> {
-  const ws = await rawSocket(url, forwardedFor);
+  const ws = await rawSocket(url, forwardedFor, autoPong);
   if (ws.readyState !== WebSocket.OPEN) return { ws, refused: await ws.closed };
   ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${key}` } }));
   const outcome = await Promise.race([
@@ -182,6 +185,30 @@ describe('connection caps', () => {
     expect((await authed(server.wsUrl, product.secret.dev, '203.0.113.6')).refused).toBeUndefined();
   });
 
+  it('terminates a socket that stops answering pings (WS_KEEP_ALIVE_MS), and keeps one that answers', async ({
+    t,
+  }) => {
+    const server = await serve(t, { websocket: { keepAliveMs: 1_000 } });
+    const product = await newProduct(t);
+    // A peer that never answers a ping (a dead one, or one that stopped reading).
+    const { ws: silent } = await authed(server.wsUrl, product.secret.dev, undefined, false);
+    const { ws: live } = await authed(server.wsUrl, product.secret.dev);
+    let pings = 0;
+    live.on('ping', () => pings++);
+    let silentPings = 0;
+    silent.on('ping', () => silentPings++);
+    const closed = await silent.closed;
+    expect(silentPings).toBeGreaterThanOrEqual(1);
+    // Terminated, not closed with a frame: the client sees an abnormal closure.
+    expect(closed.code).toBe(1006);
+    // The live socket (whose client answers pings) outlasts the silent one's termination by
+    // at least two more pings: each ping came after the previous one's pong.
+    const seen = pings;
+    await waitUntil(() => pings >= seen + 2, 'two more pings');
+    expect(live.readyState).toBe(WebSocket.OPEN);
+    live.close();
+  });
+
   it('caps sockets per IP that have not authenticated, and closes a socket that never sends connection_init', async ({
     t,
   }) => {
@@ -295,7 +322,14 @@ describe('replay backpressure', () => {
     });
     try {
       const server = await serve(app, {
-        websocket: { maxSubscriptionsPerConnection: 500, maxBufferedBytes: 65_536 },
+        // Keep-alive would terminate this socket (it reads no ping) after 1-2 intervals; on a busy
+        // machine the 200 replays can take longer than that to start. This test is about the
+        // slow-consumer close; the keep-alive has a test of its own below.
+        websocket: {
+          maxSubscriptionsPerConnection: 500,
+          maxBufferedBytes: 65_536,
+          keepAliveMs: 600_000,
+        },
       });
       const product = await newProduct(app);
       const key = product.secret.dev;
