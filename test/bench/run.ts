@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- autocannon's per-connection context is untyped */
 /**
  * `npm run bench`: loads our server (on Postgres, seeded) and a reference server (a stock
- * createYoga with a one-field schema) over HTTP at 50 connections, interleaving them, and prints
+ * createYoga with a one-field schema) over HTTP at 50 connections (BENCH_CONNECTIONS), interleaving them, and prints
  * req/s, p50 and p99 of each scenario with its rate as a ratio to the reference's
  * `{ __typename }`, measured in the same run. Writes the table as JSON beside this file.
  *
@@ -25,7 +25,7 @@ import { RATE_CLASSES } from '../../src/security/rate-limits.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const args = new Set(process.argv.slice(2));
-const CONNECTIONS = 50;
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const ADMIN_KEY = `ak_${randomBytes(32).toString('base64url')}`;
@@ -88,6 +88,8 @@ interface Row {
   pgUsPerOp?: number;
   /** Statements the server sent to Postgres per request (round trips when not pipelined). */
   statementsPerOp?: number;
+  /** WAL bytes Postgres wrote per request (the whole cluster's: run the bench on a quiet one). */
+  walBytesPerOp?: number;
 }
 
 /** What a scenario cost, read before and after it runs. */
@@ -95,6 +97,8 @@ interface Cost {
   nodeUs: number;
   pgUs: number;
   statements: number;
+  /** The cluster's WAL insert position, bytes. */
+  walBytes: number;
 }
 
 const CLOCK_TICK_US = 1e6 / 100; // USER_HZ: /proc reports CPU time in 1/100 s
@@ -149,6 +153,11 @@ async function main() {
     const rows = await observer<{ pid: number }[]>`
       select pid from pg_stat_activity where datname = ${databaseName}`;
     return rows.reduce((n, r) => n + cpuUsOf(r.pid), 0);
+  };
+  const walPosition = async () => {
+    const [row] = await observer<{ bytes: string }[]>`
+      select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::text as bytes`;
+    return Number(row!.bytes);
   };
   const ourPort = 4300 + Math.floor(Math.random() * 200);
   const refPort = ourPort + 1;
@@ -374,6 +383,7 @@ async function main() {
       nodeUs: cpuUsOf((scenario.target === 'ours' ? ours : reference).pid!),
       pgUs: await pgCpuUs(),
       statements: scenario.target === 'ours' ? await statementsSent(ourUrl) : 0,
+      walBytes: await walPosition(),
     });
     for (let round = 0; round < ROUNDS; round++) {
       for (const scenario of scenarios) {
@@ -383,11 +393,17 @@ async function main() {
         const before = await costNow(scenario);
         const result = await load(scenario.target === 'ours' ? ourUrl : refUrl, scenario, SECONDS);
         const after = await costNow(scenario);
-        const sum = costs.get(scenario.name) ?? { nodeUs: 0, pgUs: 0, statements: 0 };
+        const sum = costs.get(scenario.name) ?? {
+          nodeUs: 0,
+          pgUs: 0,
+          statements: 0,
+          walBytes: 0,
+        };
         costs.set(scenario.name, {
           nodeUs: sum.nodeUs + after.nodeUs - before.nodeUs,
           pgUs: sum.pgUs + after.pgUs - before.pgUs,
           statements: sum.statements + after.statements - before.statements,
+          walBytes: sum.walBytes + after.walBytes - before.walBytes,
         });
         results.set(scenario.name, [...(results.get(scenario.name) ?? []), result]);
         process.stderr.write(
@@ -407,6 +423,7 @@ async function main() {
           nodeUsPerOp: Math.round(cost.nodeUs / total),
           pgUsPerOp: Math.round(cost.pgUs / total),
           statementsPerOp: Math.round((cost.statements / total) * 100) / 100,
+          walBytesPerOp: Math.round(cost.walBytes / total),
           reqPerSec: Math.round(total / seconds),
           p50: Math.max(...runs.map((r) => r.latency.p50)),
           p99: Math.max(...runs.map((r) => r.latency.p99)),
@@ -444,11 +461,11 @@ async function main() {
 
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
     const table = [
-      `| scenario | req/s | p50 ms | p99 ms | ratio to reference | Node µs/op | PG µs/op | statements/op |`,
-      `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+      `| scenario | req/s | p50 ms | p99 ms | ratio to reference | Node µs/op | PG µs/op | statements/op | WAL bytes/op |`,
+      `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
       ...rows.map(
         (r) =>
-          `| ${r.name} | ${r.reqPerSec} | ${r.p50} | ${r.p99} | ${r.ratio} | ${r.nodeUsPerOp} | ${r.pgUsPerOp} | ${r.statementsPerOp} |`,
+          `| ${r.name} | ${r.reqPerSec} | ${r.p50} | ${r.p99} | ${r.ratio} | ${r.nodeUsPerOp} | ${r.pgUsPerOp} | ${r.statementsPerOp} | ${r.walBytesPerOp} |`,
       ),
     ].join('\n');
     process.stdout.write(
