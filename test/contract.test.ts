@@ -18,10 +18,9 @@ describe('the contract’s lists, written once (src/contract/enums.ts)', () => {
     expect(sessionEvents.type.enumValues).toEqual([...SESSION_EVENT_TYPES]);
   });
 
-  it('the client exports the same error codes, and the README’s Errors table explains each', () => {
+  it('the client exports the same error codes, and the errors reference explains each', () => {
     expect(CLIENT_ERROR_CODES).toBe(API_ERROR_CODES);
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    const errors = readme.slice(readme.indexOf('\n## Errors\n'));
+    const errors = readFileSync(new URL('../docs/reference/errors.md', import.meta.url), 'utf8');
     for (const code of API_ERROR_CODES) expect(errors, code).toContain(`| \`${code}\``);
   });
 });

@@ -31,10 +31,10 @@ beforeAll(async ({ t }) => {
   tag = await newConfig(t, key);
 });
 
-/** The codes of the README's Errors table: the contract every failure must keep to. */
+/** The codes of the API's errors table (docs/reference/errors.md): the contract every failure must keep to. */
 const CONTRACT_CODES: ReadonlySet<string> = (() => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const section = readme.slice(readme.indexOf('## Errors'), readme.indexOf('## How tokens'));
+  const errors = readFileSync(new URL('../docs/reference/errors.md', import.meta.url), 'utf8');
+  const section = errors.slice(0, errors.indexOf('\n## Codes the client reports\n'));
   return new Set([...section.matchAll(/^\| `([A-Z_]+)`/gm)].map((m) => m[1]!));
 })();
 
