@@ -12,7 +12,7 @@ import {
   type YogaServerInstance,
 } from 'graphql-yoga';
 import { isDatabaseUnavailable } from './db/errors.js';
-import type { SubscriptionTransport } from './events/bus.js';
+import type { SubscriptionTransport } from './workers/event-bus.js';
 import { graphiqlOptions, isLocalRequest, type GraphiQLSetup } from './graphiql.js';
 import { authorizationParam, createContext, type Context } from './graphql/context.js';
 import { useCostLimit } from './graphql/cost.js';
@@ -21,13 +21,13 @@ import { useBodyLimit } from './http/body-limit.js';
 import { createStaticPages, isPageRequest } from './http/console.js';
 import { useResponseLimit } from './http/response-limit.js';
 import { useErrorContract } from './http/error-contract.js';
-import { useInputGuard } from './http/input-guard.js';
+import { useInputGuard } from './graphql/input-guard.js';
 import { findServiceError, yogaLogging } from './observability/errors.js';
 import {
   httpDurationHistogram,
   useMetricsEndpoint,
   type MetricsExposure,
-} from './observability/metrics-http.js';
+} from './http/metrics-endpoint.js';
 import { RequestLogs } from './observability/request-log.js';
 import type { Services } from './services.js';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { WebhookSettings } from './domain/webhooks/settings.js';
-import { RATE_CLASSES, type RateClass } from './security/rate-limits.js';
+import { RATE_CLASSES, type RateClass } from './limits/rate-limits.js';
 
 /**
  * The server's configuration, read once from the environment at the edge of the process.

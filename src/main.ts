@@ -11,12 +11,12 @@ import { openDatabase, type DatabaseHandle } from './db/client.js';
 import { NotificationsNotDeliveredError } from './db/listener.js';
 import { checkListenable, ListenError, listenOn, type ListenTarget } from './http/listen.js';
 import { createLogger, processOutput } from './logger.js';
-import { createMetricsServer } from './observability/metrics-http.js';
+import { createMetricsServer } from './http/metrics-endpoint.js';
 import { PGLITE_TEMPLATE_DIR } from './paths.js';
 import { createHttpServer } from './server.js';
 import { startServices } from './services.js';
-import { openRateLimitStore } from './security/rate-limit-store.js';
-import { startSweeper } from './sweeper.js';
+import { openRateLimitStore } from './limits/rate-limit-store.js';
+import { startSweeper } from './workers/sweeper.js';
 
 /**
  * After the grace period, what is left (closing the database, the last log lines) gets this

@@ -4,7 +4,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocket, WebSocketServer } from 'ws';
 import { requestIp, type App } from './app.js';
 import { loadConfig, type WebSocketLimits } from './config.js';
-import type { SubscriptionTransport } from './events/bus.js';
+import type { SubscriptionTransport } from './workers/event-bus.js';
 import { authorizationParam, bearerKey } from './graphql/context.js';
 import { contractErrors } from './http/error-contract.js';
 import type { Services } from './services.js';

@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Logger } from 'pino';
-import { ActivityRecorder } from './activity/recorder.js';
+import { ActivityRecorder } from './workers/activity-recorder.js';
 import type { Database, DatabaseHandle } from './db/client.js';
 import type { Caller } from './domain/callers.js';
 import { SessionConfigCache } from './domain/config-cache.js';
@@ -8,24 +8,24 @@ import { RefreshSnapshots } from './domain/sessions/refresh-snapshot.js';
 import { authenticate, type AdminKeySource } from './domain/keys.js';
 import { loadSessionRecords, type SessionRecord } from './domain/sessions/index.js';
 import { Metrics } from './observability/metrics.js';
-import { CallerCache } from './security/caller-cache.js';
-import { ConcurrencyGate } from './security/gate.js';
+import { CallerCache } from './domain/caller-cache.js';
+import { ConcurrencyGate } from './limits/gate.js';
 import { hashSecret } from './tokens/secrets.js';
-import { EventBus, type SubscriptionLimits } from './events/bus.js';
-import { EventSequencer, type SequencerOptions } from './events/sequencer.js';
+import { EventBus, type SubscriptionLimits } from './workers/event-bus.js';
+import { EventSequencer, type SequencerOptions } from './workers/event-sequencer.js';
 import {
   RATE_CLASSES,
   RateLimits,
   type RateClass,
   type RateLimitOptions,
   type RateLimitStore,
-} from './security/rate-limits.js';
+} from './limits/rate-limits.js';
 import { Keyring } from './tokens/keyring.js';
 import { VerifierFeeds, type VerifierHorizons } from './domain/verifier.js';
 import type { WebhookDeps } from './domain/webhooks/endpoints.js';
 import { DEFAULT_WEBHOOK_SETTINGS, type WebhookSettings } from './domain/webhooks/settings.js';
-import { WebhookMetrics } from './webhooks/metrics.js';
-import { WebhookWorker } from './webhooks/worker.js';
+import { WebhookMetrics } from './workers/webhook-metrics.js';
+import { WebhookWorker } from './workers/webhook-worker.js';
 
 /** What the process holds for the life of the server and hands to every request. */
 export interface Services {

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { createMetricsServer } from '../src/observability/metrics-http.js';
+import { createMetricsServer } from '../src/http/metrics-endpoint.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { beforeAll, describe, it } from './support/test.js';
 import { newConfig, newProduct, REFRESH, REVOKE, start, VERIFY } from './support/fixtures.js';

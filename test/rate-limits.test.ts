@@ -7,7 +7,7 @@ import { expect } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { schema } from '../src/graphql/index.js';
 import { RATE_CLASS_OF } from '../src/graphql/rate-classes.js';
-import { RATE_CLASSES, type RateClass } from '../src/security/rate-limits.js';
+import { RATE_CLASSES, type RateClass } from '../src/limits/rate-limits.js';
 import { randomSecret } from '../src/tokens/secrets.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { afterAll, describe, it, test } from './support/test.js';

@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ServiceError } from '../src/domain/errors.js';
 import { Keyring } from '../src/tokens/keyring.js';
 import { randomSecret } from '../src/tokens/secrets.js';
-import { mintSessionToken, openSessionToken } from '../src/tokens/session-token.js';
+import { mintSessionToken, openSessionToken, TokenRefused } from '../src/tokens/session-token.js';
 
 const scope = { productId: '00000000-0000-4000-8000-000000000001', env: 'dev' };
 
@@ -16,10 +15,10 @@ async function mint(keyring: Keyring, expiresInSeconds: number) {
   });
 }
 
-const codeOf = async (promise: Promise<unknown>) =>
+const reasonOf = async (promise: Promise<unknown>) =>
   promise.then(
     () => 'opened',
-    (error: unknown) => (error instanceof ServiceError ? error.code : String(error)),
+    (error: unknown) => (error instanceof TokenRefused ? error.reason : String(error)),
   );
 
 describe('the cache of opened tokens', () => {
@@ -33,23 +32,19 @@ describe('the cache of opened tokens', () => {
     const first = await openSessionToken(keyring, scope, 'user-session', token);
     const again = await openSessionToken(keyring, scope, 'user-session', token);
     expect(again).toBe(first);
-    expect(await codeOf(openSessionToken(keyring, scope, 'other-tag', token))).toBe(
-      'TOKEN_INVALID',
-    );
+    expect(await reasonOf(openSessionToken(keyring, scope, 'other-tag', token))).toBe('invalid');
     // Another scope never shares an entry: it opens (and fails) on its own.
     expect(
-      await codeOf(openSessionToken(keyring, { ...scope, env: 'prd' }, 'user-session', token)),
-    ).toBe('TOKEN_INVALID');
+      await reasonOf(openSessionToken(keyring, { ...scope, env: 'prd' }, 'user-session', token)),
+    ).toBe('invalid');
   });
 
-  it('a cached token past its expiry (and the clock tolerance) is TOKEN_EXPIRED', async () => {
+  it('a cached token past its expiry (and the clock tolerance) is refused as expired', async () => {
     const keyring = new Keyring(randomSecret(48));
     const token = await mint(keyring, 60);
     await openSessionToken(keyring, scope, 'user-session', token);
     vi.useFakeTimers({ now: Date.now() + 60_000 + 31_000, toFake: ['Date'] });
-    expect(await codeOf(openSessionToken(keyring, scope, 'user-session', token))).toBe(
-      'TOKEN_EXPIRED',
-    );
+    expect(await reasonOf(openSessionToken(keyring, scope, 'user-session', token))).toBe('expired');
   });
 
   it('keeps at most its bound of entries', async () => {

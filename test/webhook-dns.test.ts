@@ -1,6 +1,6 @@
 import type { LookupAddress } from 'node:dns';
 import { expect, vi } from 'vitest';
-import { sendWebhook } from '../src/webhooks/sender.js';
+import { sendWebhook } from '../src/workers/webhook-sender.js';
 import type { TestApp } from './support/app.js';
 import { newProduct } from './support/fixtures.js';
 import { failure, ok } from './support/graphql.js';

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { pruneDeliveries } from '../src/domain/webhooks/deliveries.js';
-import { sendWebhook } from '../src/webhooks/sender.js';
+import { sendWebhook } from '../src/workers/webhook-sender.js';
 import type { TestApp } from './support/app.js';
 import { TEST_SESSION_SECRET } from './support/server-process.js';
 import { newConfig, newProduct, start, REVOKE } from './support/fixtures.js';

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { createClient } from 'graphql-ws';
-import { SUBSCRIBER_PAGE } from '../src/events/bus.js';
+import { SUBSCRIBER_PAGE } from '../src/workers/event-bus.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { afterAll, afterEach, describe, it, test } from './support/test.js';
 import { newConfig, newProduct, start } from './support/fixtures.js';

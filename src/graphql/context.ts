@@ -6,7 +6,7 @@ import type { Caller, Scope } from '../domain/callers.js';
 import { activeSessionCounts, sessionConfigsByIds } from '../domain/configs.js';
 import { listApiKeysOfProducts } from '../domain/keys.js';
 import type { Device, SessionRecord } from '../domain/sessions/index.js';
-import type { SubscriptionTransport } from '../events/bus.js';
+import type { SubscriptionTransport } from '../workers/event-bus.js';
 import type { Services } from '../services.js';
 
 /** A session config's live sessions in one env: the key of `activeSessionCount`. */

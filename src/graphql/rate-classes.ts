@@ -1,5 +1,5 @@
 import { GraphQLError, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
-import type { RateClass, RateSubject } from '../security/rate-limits.js';
+import type { RateClass, RateSubject } from '../limits/rate-limits.js';
 import type { Context } from './context.js';
 
 /**

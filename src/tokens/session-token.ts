@@ -17,7 +17,6 @@ import {
   tokenClaimsOf,
   type TokenClaims,
 } from '../contract/token.js';
-import { tokenExpired, tokenInvalid } from '../domain/errors.js';
 import type { Keyring } from './keyring.js';
 
 export const ISSUER = 'session-service';
@@ -27,6 +26,21 @@ const CONTENT_ALGORITHM = 'A256GCM';
 export const SIGNATURE_ALGORITHM = 'EdDSA';
 /** Clock skew accepted by the first, local check; the database clock then decides exactly. */
 export const CLOCK_TOLERANCE_SECONDS = 30;
+/**
+ * A session token refused: `expired` past its expiry (or the cached claims' expiry), `invalid`
+ * for anything else. The domain says it as TOKEN_EXPIRED or TOKEN_INVALID (tokens sit below the
+ * domain and know nothing of the API's errors); the message says nothing of the token.
+ */
+export class TokenRefused extends Error {
+  constructor(readonly reason: 'invalid' | 'expired') {
+    super(`session token refused (${reason})`);
+    this.name = 'TokenRefused';
+  }
+}
+
+const tokenInvalid = () => new TokenRefused('invalid');
+const tokenExpired = () => new TokenRefused('expired');
+
 /** No session token we mint comes near this; a larger input is refused before any parsing. */
 export const MAX_SESSION_TOKEN_LENGTH = 65_536;
 
@@ -136,7 +150,7 @@ export async function mintLegacySessionToken(
 /**
  * Opens a session token and checks every claim in one place: algorithms pinned, issuer,
  * audience (product and env), tag, and expiry against the local clock with a small tolerance.
- * Throws TOKEN_INVALID or TOKEN_EXPIRED, never anything that says more.
+ * Throws {@link TokenRefused} (invalid or expired), never anything that says more.
  */
 export async function openSessionToken(
   keyring: Keyring,
@@ -183,7 +197,7 @@ function claimChecks(scope: TokenScope) {
   };
 }
 
-/** A token jose refused, as the API says it: TOKEN_EXPIRED past its expiry, else TOKEN_INVALID. */
+/** A token jose refused: expired past its expiry, else invalid. */
 function joseFailure(error: unknown): Error {
   return error instanceof joseErrors.JWTExpired ? tokenExpired() : tokenInvalid();
 }

@@ -15,13 +15,13 @@ import { RateLimiterDrizzle, RateLimiterMemory } from 'rate-limiter-flexible';
 import { openDatabase } from '../../src/db/client.js';
 import { rateLimitCounters } from '../../src/db/schema.js';
 import { createLogger } from '../../src/logger.js';
-import { openRateLimitStore } from '../../src/security/rate-limit-store.js';
+import { openRateLimitStore } from '../../src/limits/rate-limit-store.js';
 import {
   RATE_CLASSES,
   RateLimits,
   type RateClass,
   type RateLimitStore,
-} from '../../src/security/rate-limits.js';
+} from '../../src/limits/rate-limits.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/bench';

@@ -21,7 +21,7 @@ import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { freshDatabase } from './fresh-database.js';
 import { localTable, localVerifierBench, type LocalFigures } from './local-verifier.js';
-import { RATE_CLASSES } from '../../src/security/rate-limits.js';
+import { RATE_CLASSES } from '../../src/limits/rate-limits.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const args = new Set(process.argv.slice(2));

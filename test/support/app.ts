@@ -5,8 +5,8 @@ import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { generateAdminKey } from '../../src/domain/keys.js';
 import { createLogger } from '../../src/logger.js';
-import type { SubscriptionLimits } from '../../src/events/bus.js';
-import type { RateLimitOptions, RateLimitStore } from '../../src/security/rate-limits.js';
+import type { SubscriptionLimits } from '../../src/workers/event-bus.js';
+import type { RateLimitOptions, RateLimitStore } from '../../src/limits/rate-limits.js';
 import {
   DEFAULT_WEBHOOK_SETTINGS,
   type WebhookSettings,

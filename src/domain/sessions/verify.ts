@@ -1,7 +1,7 @@
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
 import { sessionConfigs, sessions, type SessionRow } from '../../db/schema.js';
-import { openSessionToken } from '../../tokens/session-token.js';
+import { openSessionToken, TokenRefused } from '../../tokens/session-token.js';
 import { recordUserSeen } from '../activity/users.js';
 import type { Scope } from '../callers.js';
 import { checkConfigAccess } from '../configs.js';
@@ -18,6 +18,14 @@ import { belongsTo, configAccepts, configHoldsTag, sessionData } from './shared.
 import { deadReason, idleExpiresAt } from '../liveness.js';
 import { checkMaxAge, notBeforeOfSession, revokedBeforeWatermark } from './controls-rules.js';
 import type { SessionDeps, SessionLoader, SessionRecord, VerifiedSession } from './types.js';
+
+/** A token the tokens module refused, as the API says it: TOKEN_EXPIRED or TOKEN_INVALID. */
+function refusal(error: unknown): never {
+  if (error instanceof TokenRefused) {
+    throw error.reason === 'expired' ? tokenExpired() : tokenInvalid();
+  }
+  throw error;
+}
 
 /** Reads session rows by id with the database clock, in one query: the batch behind verify. */
 export async function loadSessionRecords(
@@ -68,7 +76,7 @@ export async function verifySession(
   let row: SessionRecord | undefined;
   let dead: ReturnType<typeof deadReason>;
   try {
-    const claims = await openSessionToken(deps.keyring, scope, tag, token);
+    const claims = await openSessionToken(deps.keyring, scope, tag, token).catch(refusal);
     row = await loadSession(claims.sessionId);
     if (!row || !belongsTo(row, scope, tag)) throw tokenInvalid();
     dead = deadReason(row, row.dbNow);

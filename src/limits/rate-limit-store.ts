@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { DatabaseHandle } from '../db/client.js';
-import { FleetCounters } from './fleet-counters.js';
+import { FleetCounters } from '../workers/fleet-counters.js';
 import type { RateLimitStore } from './rate-limits.js';
 
 export interface OpenedRateLimitStore {

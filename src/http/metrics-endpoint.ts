@@ -4,7 +4,7 @@ import { createHistogram, type FillLabelsFnParams } from '@graphql-yoga/plugin-p
 import { getOperationAST, Kind, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Registry } from 'prom-client';
-import { errorResponse, ROUTES } from '../http/error-contract.js';
+import { errorResponse, ROUTES } from './error-contract.js';
 
 /** Where /metrics is served, and whether it needs a bearer token. */
 export interface MetricsExposure {

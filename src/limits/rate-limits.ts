@@ -6,7 +6,7 @@ import {
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
 import { ServiceError } from '../domain/errors.js';
-import type { FleetCounters } from './fleet-counters.js';
+import type { FleetCounters } from '../workers/fleet-counters.js';
 
 /**
  * The rate classes: every API operation belongs to exactly one, and each class has its own

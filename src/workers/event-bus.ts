@@ -14,8 +14,8 @@ import {
 } from '../domain/events.js';
 import { CONFIG_CHANGED_CHANNEL } from '../domain/configs.js';
 import { KEY_REVOKED_CHANNEL } from '../domain/keys.js';
-import { EventQueue } from './queue.js';
-import type { EventSequencer } from './sequencer.js';
+import { EventQueue } from './event-queue.js';
+import type { EventSequencer } from './event-sequencer.js';
 
 /** Rows read per query by a feed; a burst larger than this is read in several pages. */
 const PAGE = 500;

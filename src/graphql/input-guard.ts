@@ -1,6 +1,6 @@
 import { GraphQLError, Kind, visit, type DocumentNode, type ValueNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { Context } from '../graphql/context.js';
+import type { Context } from './context.js';
 
 /** How deep input values (variables, JSON values inside them, literals) may nest. */
 export const MAX_INPUT_DEPTH = 32;

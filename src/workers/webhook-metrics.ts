@@ -1,5 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { FailureReason } from './sender.js';
+import type { FailureReason } from './webhook-sender.js';
 
 /** Webhook metrics, in the server's registry; labels are bounded sets (never an endpoint or URL). */
 export class WebhookMetrics {

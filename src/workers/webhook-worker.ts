@@ -17,8 +17,8 @@ import {
 import { signingSecrets, type SecretBoxes } from '../domain/webhooks/endpoints.js';
 import type { WebhookSettings } from '../domain/webhooks/settings.js';
 import { signatureHeader } from '../domain/webhooks/signature.js';
-import type { WebhookMetrics } from './metrics.js';
-import { sendWebhook } from './sender.js';
+import type { WebhookMetrics } from './webhook-metrics.js';
+import { sendWebhook } from './webhook-sender.js';
 
 /** Deliveries sent to one endpoint before its lease is given back (so others get turns). */
 const TURN = 50;

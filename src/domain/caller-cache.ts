@@ -1,4 +1,4 @@
-import type { Caller } from '../domain/callers.js';
+import type { Caller } from './callers.js';
 
 /** How long a known key is trusted without asking the database again. */
 const KNOWN_TTL_MS = 30_000;

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Database } from './db/client.js';
-import { sweepOnce, type SweepOptions } from './domain/sweep.js';
-import { redactedMessage } from './observability/errors.js';
+import type { Database } from '../db/client.js';
+import { sweepOnce, type SweepOptions } from '../domain/sweep.js';
+import { redactedMessage } from '../observability/errors.js';
 
 /** Runs the cleanup every `intervalMs` (with jitter, so instances spread out) until stopped. */
 export function startSweeper(
