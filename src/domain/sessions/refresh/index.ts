@@ -25,8 +25,10 @@
  *    for every refusal and every lost race, never for the common case unless 1 and 2 both missed.
  *
  * Minting is written once (mint.ts, also used by start); the token is hashed once per request
- * (token.ts) and handed to whichever path runs. The rate limit (`refreshGuard`) counts a refresh
- * once, whichever path rotates it.
+ * (token.ts) and handed to whichever path runs. A refresh that starts from a snapshot counts once
+ * against the rate limit (`refreshGuard`), whichever path then rotates it; without one, each of
+ * 2 and 3 that gets as far as rotating asks the limit (a refresh whose statement in 2 lost a race
+ * is counted again in 3).
  */
 import type { Scope } from '../../callers.js';
 import { checkConfigAccess } from '../../configs.js';
