@@ -15,6 +15,7 @@ const UNIT = [
   'test/console-build.test.ts',
   'test/contract.test.ts',
   'test/docs.test.ts',
+  'test/import-cycles.test.ts',
   'test/rules.test.ts',
   'test/schema.test.ts',
   'test/token-cache.test.ts',

@@ -4,7 +4,7 @@ import { ActivityRecorder } from './workers/activity-recorder.js';
 import type { Database, DatabaseHandle } from './db/client.js';
 import type { Caller } from './domain/callers.js';
 import { SessionConfigCache } from './domain/config-cache.js';
-import { RefreshSnapshots } from './domain/sessions/refresh-snapshot.js';
+import { RefreshSnapshots } from './domain/sessions/refresh/index.js';
 import { authenticate, type AdminKeySource } from './domain/keys.js';
 import { loadSessionRecords, type SessionRecord } from './domain/sessions/index.js';
 import { Metrics } from './observability/metrics.js';

@@ -255,7 +255,9 @@ describe('a process killed mid-refresh', () => {
 
     // Another instance picks up where the killed one left off: each client's last token
     // renews its session (a lost answer is given again, within the grace window).
-    const recovery = await createTestApp({ sessionSecret, database });
+    // The same grace window as the killed process: a busy machine can take longer than the
+    // default 10 s between the kill and these refreshes.
+    const recovery = await createTestApp({ sessionSecret, database, refreshGraceSeconds: 120 });
     cleanups.push(() => recovery.close());
     for (const s of sessions) {
       const last = received.get(s.sessionId)!.at(-1)!;

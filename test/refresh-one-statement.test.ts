@@ -636,7 +636,7 @@ describe('refresh in one statement', () => {
   });
 
   it('the snapshot store stays within its bounds', async ({ t, key, config }) => {
-    const { RefreshSnapshots } = await import('../src/domain/sessions/refresh-snapshot.js');
+    const { RefreshSnapshots } = await import('../src/domain/sessions/refresh/index.js');
     const started = await start(t, key, config);
     const taken = t.services.refreshSnapshots.take(hashSecret(started.refreshToken));
     expect(taken).toBeDefined();

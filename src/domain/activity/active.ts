@@ -3,7 +3,6 @@ import { type Database, rowsOf } from '../../db/client.js';
 import { sessions } from '../../db/schema.js';
 import { ownedBy, type Scope } from '../callers.js';
 import { isLive, liveUntil } from '../liveness.js';
-import type { Grouping } from './dashboard.js';
 
 /** A period's session figures read from the sessions themselves. */
 export interface LivePeriod {
@@ -12,6 +11,9 @@ export interface LivePeriod {
   /** Sessions revoked in the period while they were live. */
   readonly sessionsRevoked: number;
 }
+
+/** A dashboard period's length. */
+export type Grouping = 'HOUR' | 'DAY' | 'WEEK' | 'MONTH';
 
 const UNIT = { HOUR: 'hour', DAY: 'day', WEEK: 'week', MONTH: 'month' } as const;
 

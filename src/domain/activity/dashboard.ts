@@ -3,10 +3,10 @@ import { type Database, rowsOf } from '../../db/client.js';
 import { sessionUsers } from '../../db/schema.js';
 import { ownedBy, type Scope } from '../callers.js';
 import { badInput } from '../errors.js';
-import { sessionFigures } from './active.js';
+import { sessionFigures, type Grouping } from './active.js';
 import { EXPIRE_OPERATION } from './operations.js';
 
-export type Grouping = 'HOUR' | 'DAY' | 'WEEK' | 'MONTH';
+export type { Grouping };
 
 export interface DashboardPeriod {
   readonly start: Date;

@@ -1,6 +1,6 @@
 /**
- * The session rules, one file per operation: start, verify, refresh (a fast path in one
- * statement and a locked path), revoke, list; the types they share in types.ts.
+ * The session rules, one file per operation: start, verify, refresh (a folder: its paths are
+ * told apart in refresh/index.ts), revoke, list; the types they share in types.ts.
  */
 export type {
   Device,
@@ -15,7 +15,7 @@ export type {
 } from './types.js';
 export { normalizeDevice, startSession } from './start.js';
 export { loadSessionRecords, TOUCH_INTERVAL_SECONDS, verifySession } from './verify.js';
-export { refreshSession } from './refresh.js';
+export { refreshSession } from './refresh/index.js';
 export { revokeAllSessions, revokeSession } from './revoke.js';
 export {
   afterSessionCursor,

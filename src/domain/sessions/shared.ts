@@ -1,11 +1,8 @@
 /** Helpers shared by the session operations. */
 import { sql, type SQL } from 'drizzle-orm';
-import { sessionConfigs, sessions, type SessionRow } from '../../db/schema.js';
+import { sessions, type SessionRow } from '../../db/schema.js';
 import type { Keyring } from '../../tokens/keyring.js';
 import { ownedBy, type Scope } from '../callers.js';
-
-/** The session's config is live and still holds the session's tag (of the joined config row). */
-export const configHoldsTag = sql<boolean>`coalesce(${sessionConfigs.tag} = ${sessions.tag} and ${sessionConfigs.deletedAt} is null, false)`;
 
 export const MAX_IDENTIFIER_LENGTH = 256;
 
@@ -23,31 +20,6 @@ export function belongsTo(
   tag: string,
 ): boolean {
   return row.productId === scope.productId && row.env === scope.env && row.tag === tag;
-}
-
-/**
- * What a refresh reads of a session and its config (joined on `sessions.config_id`): the row,
- * the config's lifetimes, and whether the config still accepts it ({@link configAccepts}).
- */
-export const sessionWithConfig = {
-  session: sessions,
-  config: {
-    expiry: sessionConfigs.expiry,
-    period: sessionConfigs.period,
-    refreshExpirySeconds: sessionConfigs.refreshExpirySeconds,
-  },
-  configCurrent: configHoldsTag,
-  configEnv: sessionConfigs.env,
-  /** The config row's version (`xmin`), which a refresh from a snapshot requires unchanged. */
-  configVersion: sql<string>`session_configs.xmin::text`,
-};
-
-/** The session's config still holds its tag, and the scope's env may use it. */
-export function configAccepts(
-  row: { configCurrent: boolean | null; configEnv: string | null },
-  scope: Scope,
-): boolean {
-  return Boolean(row.configCurrent) && (row.configEnv === null || row.configEnv === scope.env);
 }
 
 /** The decrypted data of a session row. */

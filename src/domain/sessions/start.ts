@@ -4,7 +4,6 @@ import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { type Transaction, rowsOf, signalEventsWritten } from '../../db/client.js';
 import { sessions, type SessionConfigRow } from '../../db/schema.js';
 import { hashSecret } from '../../tokens/secrets.js';
-import { mintSessionToken } from '../../tokens/session-token.js';
 import type { Scope } from '../callers.js';
 import { LIFETIME_LIMITS, refreshLifetimeSeconds, tokenLifetimeSeconds } from '../configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from '../data-schema.js';
@@ -13,7 +12,10 @@ import { isLive } from '../liveness.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import { identifierFromData } from '../selector.js';
 import { checkLength, checkWholeNumber } from '../validation.js';
-import { newRefreshToken } from './refresh-token.js';
+import { mintSessionTokenOf } from './refresh/mint.js';
+import type { RefreshSnapshot } from './refresh/snapshot.js';
+import { newRefreshToken } from './refresh/token.js';
+import { configAcceptsSql } from './refresh/usable.js';
 import { sessionConfigFor } from './start-config.js';
 import { MAX_IDENTIFIER_LENGTH, inScope, secondsFromNow } from './shared.js';
 import type {
@@ -135,7 +137,7 @@ export async function startSession(
     if (!fresh && deps.sessionConfigs) return startSession(deps, scope, input, requestDevice, true);
     throw error;
   }
-  const { serialized, data, identifier, actor, cap, lifetime } = checked;
+  const { serialized, identifier, actor, cap, lifetime } = checked;
   const device = normalizeDevice(input.device, requestDevice, 'input.device');
   const sessionId = randomUUID();
   const refreshToken = newRefreshToken();
@@ -146,6 +148,11 @@ export async function startSession(
   // session, its first refresh token, its user's record and its STARTED event, all or nothing.
   const dataEnc = deps.keyring.dataBox(scope.productId, scope.env).seal(serialized, sessionId);
   const refreshTokenHash = hashSecret(refreshToken);
+  // The config accepts the session about to be written (its tag and the scope's env).
+  const configTakes = configAcceptsSql(
+    { tag: sql`c.tag`, env: sql`c.env`, deletedAt: sql`c.deleted_at` },
+    { tag: config.tag, env: scope.env },
+  );
   const result = await deps.db.execute(sql`
     with s as (
       insert into sessions (id, product_id, env, config_id, tag, identifier, data_enc,
@@ -163,8 +170,7 @@ export async function startSession(
       -- lands on a config that has just been renamed or deleted. It must also still be the
       -- version read (perhaps from the cache): any change since gives no row, and a fresh read.
       from session_configs c
-      where c.id = ${config.id} and c.tag = ${config.tag} and c.deleted_at is null
-        and (c.env is null or c.env = ${scope.env}) and c.xmin::text = ${version}
+      where c.id = ${config.id} and ${configTakes} and c.xmin::text = ${version}
       for key share of c
       returning id, product_id, env, tag, identifier, actor, created_at, expires_at,
                 refresh_expires_at
@@ -205,43 +211,55 @@ export async function startSession(
   }
 
   const createdAt = new Date(Number(times.created_ms));
-  // Its first refresh here needs no read (refresh-snapshot.ts): the inputs as stored.
-  deps.refreshSnapshots?.remember(refreshTokenHash, {
+  const refreshExpiresAt = new Date(Number(times.refresh_expires_ms));
+  const inputs = startedInputs(scope, config, version, {
+    ...checked,
     sessionId,
+    createdAt,
+    // `ends_at` is the refresh expiry's instant when capped (the same expression, one now()).
+    endsAt: cap === null ? null : refreshExpiresAt,
+  });
+  // Its first refresh here needs no read (refresh/from-snapshot.ts).
+  deps.refreshSnapshots?.remember(refreshTokenHash, inputs);
+  const token = await mintSessionTokenOf(deps.keyring, scope, inputs, {
+    issuedAt: createdAt,
+    expiresAt,
+    refreshExpiresAt,
+  });
+  return { token, refreshToken, sessionId, identifier, expiresAt, actor };
+}
+
+/** What minting a started session's tokens needs: the inputs as stored (version 1). */
+function startedInputs(
+  scope: Scope,
+  config: SessionConfigRow,
+  version: string,
+  started: ReturnType<typeof checkStartInput> & {
+    readonly sessionId: string;
+    readonly createdAt: Date;
+    readonly endsAt: Date | null;
+  },
+): RefreshSnapshot {
+  return {
+    sessionId: started.sessionId,
     productId: scope.productId,
     env: scope.env,
     tag: config.tag,
-    identifier,
-    actor,
-    data,
-    dataBytes: serialized.length,
+    identifier: started.identifier,
+    actor: started.actor,
+    data: started.data,
+    dataBytes: started.serialized.length,
     version: 1,
-    tokenLifetimeSeconds: lifetime,
+    tokenLifetimeSeconds: started.lifetime,
     idleTimeoutSeconds: config.idleTimeoutSeconds,
-    createdAt,
-    authenticatedAt: createdAt,
-    // `ends_at` is the refresh expiry's instant when capped (the same expression, one now()).
-    endsAt: cap === null ? null : new Date(Number(times.refresh_expires_ms)),
+    createdAt: started.createdAt,
+    // The start is when the user proved who they are (authenticated_at = created_at).
+    authenticatedAt: started.createdAt,
+    endsAt: started.endsAt,
     configId: config.id,
     configVersion: version,
     configRefreshSeconds: refreshLifetimeSeconds(config),
-  });
-  const token = await mintSessionToken(deps.keyring, scope, {
-    sessionId,
-    tag: config.tag,
-    identifier,
-    data,
-    issuedAt: new Date(Number(times.created_ms)),
-    expiresAt: new Date(Number(times.refresh_expires_ms)),
-    version: 1,
-    sessionExpiresAt: expiresAt,
-    idleTimeout: config.idleTimeoutSeconds !== null,
-    // The start is when the user proved who they are (authenticated_at = created_at).
-    startedAt: new Date(Number(times.created_ms)),
-    authenticatedAt: new Date(Number(times.created_ms)),
-    actor,
-  });
-  return { token, refreshToken, sessionId, identifier, expiresAt, actor };
+  };
 }
 
 /**

@@ -3,7 +3,8 @@ import type { Database } from '../../db/client.js';
 import type { SessionRow } from '../../db/schema.js';
 import type { Keyring } from '../../tokens/keyring.js';
 import type { SessionConfigCache } from '../config-cache.js';
-import type { RefreshSnapshots } from './refresh-snapshot.js';
+import type { RefreshSnapshots } from './refresh/snapshot.js';
+import type { ConfigOfSession } from './refresh/usable.js';
 
 /** What the session rules need from the process. */
 export interface SessionDeps {
@@ -25,15 +26,13 @@ export interface SessionDeps {
 }
 
 /**
- * A session row as read for checks, with the database clock at the time of reading, and whether
- * its config still holds its tag (live, not renamed) and which env owns that config.
+ * A session row as read for checks, with the database clock at the time of reading, and its
+ * config's columns that say whether the config still accepts it (refresh/usable.ts).
  */
 export type SessionRecord = SessionRow & {
   readonly dbNow: Date;
-  /** The session's config is live and still has the session's tag: only then do tokens verify. */
-  readonly configCurrent: boolean;
-  /** The env owning the session's config; null: product-wide. */
-  readonly configEnv: string | null;
+  /** The session's config as read with it (null: none): tokens verify only while it accepts it. */
+  readonly config: ConfigOfSession | null;
   /** The not-before watermark of its tag or env (null: none): started before it, it is revoked. */
   readonly notBefore: Date | null;
 };

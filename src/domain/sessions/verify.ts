@@ -14,7 +14,8 @@ import {
   tokenInvalid,
 } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
-import { belongsTo, configAccepts, configHoldsTag, sessionData } from './shared.js';
+import { belongsTo, sessionData } from './shared.js';
+import { configAccepts, configOfSession } from './refresh/usable.js';
 import { deadReason, idleExpiresAt } from '../liveness.js';
 import { checkMaxAge, notBeforeOfSession, revokedBeforeWatermark } from './controls-rules.js';
 import type { SessionDeps, SessionLoader, SessionRecord, VerifiedSession } from './types.js';
@@ -39,8 +40,7 @@ export async function loadSessionRecords(
     .select({
       session: sessions,
       dbNow: sql`now()`.mapWith(sessions.createdAt),
-      configCurrent: configHoldsTag,
-      configEnv: sessionConfigs.env,
+      config: configOfSession,
       notBefore: notBeforeOfSession,
     })
     .from(sessions)
@@ -49,8 +49,7 @@ export async function loadSessionRecords(
   return rows.map((r) => ({
     ...r.session,
     dbNow: r.dbNow as Date,
-    configCurrent: Boolean(r.configCurrent),
-    configEnv: r.configEnv,
+    config: r.config,
     notBefore: r.notBefore ?? null,
   }));
 }
@@ -83,7 +82,7 @@ export async function verifySession(
     if (dead === 'revoked' || revokedBeforeWatermark(row)) throw sessionRevoked();
     // A session belongs to its config, not to a string: once that config is renamed or
     // deleted, a config that later takes the tag never accepts it.
-    if (!configAccepts(row, scope)) throw tokenInvalid();
+    if (!configAccepts(row.config, row)) throw tokenInvalid();
   } catch (error) {
     // Off the hot path: only a token that fails asks whether the tag is another env's config.
     if (error instanceof ServiceError && error.code === 'TOKEN_INVALID') {

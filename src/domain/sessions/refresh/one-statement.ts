@@ -1,14 +1,16 @@
+/** The one-statement path: a read, then one conditional statement. */
 import { eq, sql } from 'drizzle-orm';
-import { refreshTokens, sessionConfigs, sessions } from '../../db/schema.js';
-import { hashSecret } from '../../tokens/secrets.js';
-import type { Scope } from '../callers.js';
-import { refreshLifetimeSeconds } from '../configs.js';
-import { isLive } from '../liveness.js';
-import { isRefreshTokenShaped, type RefreshOutcome } from './refresh-token.js';
-import { belongsTo, configAccepts, sessionDataSized, sessionWithConfig } from './shared.js';
-import { rotatePair, snapshotOfRow } from './refresh-snapshot.js';
-import { notBeforeOfSession, revokedBeforeWatermark } from './controls-rules.js';
-import type { Device, SessionDeps } from './types.js';
+import { refreshTokens, sessionConfigs, sessions } from '../../../db/schema.js';
+import type { Scope } from '../../callers.js';
+import { refreshLifetimeSeconds } from '../../configs.js';
+import { isLive } from '../../liveness.js';
+import { notBeforeOfSession, revokedBeforeWatermark } from '../controls-rules.js';
+import { belongsTo, sessionDataSized } from '../shared.js';
+import type { Device, SessionDeps } from '../types.js';
+import { rotatePair } from './rotate.js';
+import { sessionWithConfig, snapshotOfRow } from './snapshot.js';
+import type { PresentedToken, RefreshOutcome } from './token.js';
+import { configAccepts } from './usable.js';
 
 /**
  * The fast path of a refresh: reads the token and its session, mints the new pair, then spends
@@ -20,11 +22,9 @@ export async function rotateInOneStatement(
   deps: SessionDeps,
   scope: Scope,
   tag: string,
-  refreshToken: string,
+  spent: PresentedToken,
   device: Device,
 ): Promise<RefreshOutcome | undefined> {
-  if (!isRefreshTokenShaped(refreshToken)) return { kind: 'invalid' };
-  const tokenHash = hashSecret(refreshToken);
   const found = await deps.db
     .select({
       ...sessionWithConfig,
@@ -36,7 +36,7 @@ export async function rotateInOneStatement(
     .from(refreshTokens)
     .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
     .innerJoin(sessionConfigs, eq(sessionConfigs.id, sessions.configId))
-    .where(eq(refreshTokens.tokenHash, tokenHash));
+    .where(eq(refreshTokens.tokenHash, spent.hash));
   const current = found[0];
   if (!current) return { kind: 'invalid' };
   const session = current.session;
@@ -46,7 +46,7 @@ export async function rotateInOneStatement(
   // The slow path decides (revoked first, then the config) for anything but the common case.
   if (
     !current.usable ||
-    !configAccepts(current, scope) ||
+    !configAccepts(current.configRow, session) ||
     revokedBeforeWatermark({ createdAt: session.createdAt, notBefore: current.notBefore ?? null })
   ) {
     return undefined;
@@ -57,7 +57,7 @@ export async function rotateInOneStatement(
     version: current.configVersion,
     refreshSeconds: refreshLifetimeSeconds(current.config),
   });
-  return rotatePair(deps, scope, refreshToken, tokenHash, inputs, device, {
+  return rotatePair(deps, scope, spent, inputs, device, {
     nowMs: Number(current.nowMs),
     holds: sql`version = ${session.version} and ${isLive}`,
   });
