@@ -1,7 +1,18 @@
-import { badInput } from './errors.js';
+import { badInput, badSessionId } from './errors.js';
 
 /** Session ids and other ids the database keeps as `uuid`. */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Longest name of a product, API key or session config, in characters. */
+export const MAX_NAME_CHARS = 200;
+/** Longest session config description, in characters. */
+export const MAX_DESCRIPTION_CHARS = 2_000;
+
+/** A session id argument, lower-cased: BAD_USER_INPUT on `field` unless it is a UUID. */
+export function checkSessionId(value: string, field = 'sessionId'): string {
+  if (!UUID_PATTERN.test(value)) throw badSessionId(field);
+  return value.toLowerCase();
+}
 
 /** Tags of products and session configs: lower-case, URL- and key-safe. */
 export const TAG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;

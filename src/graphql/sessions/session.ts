@@ -1,5 +1,5 @@
 import type { SessionRow } from '../../db/schema.js';
-import { ServiceError } from '../../domain/errors.js';
+import { sessionGone } from '../../domain/errors.js';
 import { idleExpiresAt, sessionData, sessionStatus } from '../../domain/sessions/index.js';
 import { builder, type BuilderTypes } from '../builder.js';
 import { IDENTIFIER_COST, JSON_DATA_COST, MAX_USER_AGENT_CHARS, textCost } from '../cost.js';
@@ -132,6 +132,6 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
 /** The session row by id, through the request's loader: NOT_FOUND once it has been deleted. */
 export async function requireSessionRow(ctx: Context, id: string): Promise<SessionRow> {
   const row = await ctx.loaders.sessionRecord.load(id);
-  if (!row) throw new ServiceError('NOT_FOUND', 'The session no longer exists.');
+  if (!row) throw sessionGone();
   return row;
 }
