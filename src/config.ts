@@ -179,6 +179,11 @@ export class ConfigError extends Error {
 /** The metrics listener's port in production when METRICS_PORT is unset. */
 export const DEFAULT_METRICS_PORT = 9464;
 
+/** MAX_CONFIGS_PER_PRODUCT's default. */
+export const DEFAULT_MAX_CONFIGS_PER_PRODUCT = 100;
+/** IMPERSONATION_MAX_SECONDS's default. */
+export const DEFAULT_IMPERSONATION_MAX_SECONDS = 3600;
+
 const emptyToUndefined = (value: unknown) => (value === '' ? undefined : value);
 
 /** A whole number from `min` to `max`, with one message for any bad value. */
@@ -352,7 +357,7 @@ const envSchema = z.object({
       .optional(),
   ),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
-  MAX_CONFIGS_PER_PRODUCT: wholeNumber('configs', 1, 100_000, 100),
+  MAX_CONFIGS_PER_PRODUCT: wholeNumber('configs', 1, 100_000, DEFAULT_MAX_CONFIGS_PER_PRODUCT),
   WEBHOOK_ALLOW_PRIVATE_URLS: flag(),
   WEBHOOK_ALLOW_HTTP: flag(),
   WEBHOOK_DELIVERY: flag(),
@@ -363,7 +368,7 @@ const envSchema = z.object({
   WEBHOOK_DISABLE_AFTER_FAILURES: wholeNumber('attempts', 1, 100_000, 30),
   WEBHOOK_MAX_ENDPOINTS_PER_ENV: wholeNumber('endpoints', 1, 1_000, 20),
   WEBHOOK_POLL_INTERVAL_MS: wholeNumber('milliseconds', 10, 600_000, 5_000),
-  IMPERSONATION_MAX_SECONDS: wholeNumber('seconds', 60, 86_400, 3600),
+  IMPERSONATION_MAX_SECONDS: wholeNumber('seconds', 60, 86_400, DEFAULT_IMPERSONATION_MAX_SECONDS),
 });
 
 /**

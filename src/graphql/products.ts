@@ -1,7 +1,7 @@
 import type { ApiKeyRow, ProductRow } from '../db/schema.js';
 import { createApiKey, createProduct, listProducts, revokeApiKey } from '../domain/keys.js';
 import { builder } from './builder.js';
-import { MAX_ENVS_PER_PRODUCT, MAX_NAME_CHARS, NOMINAL_LIST, textCost } from './cost.js';
+import { ENVS_COST, NAME_COST, NOMINAL_LIST } from './cost.js';
 
 const ApiKeyKind = builder.enumType('ApiKeyKind', {
   description:
@@ -29,7 +29,7 @@ export const ApiKey = builder.objectRef<ApiKeyRow>('ApiKey').implement({
     }),
     name: t.exposeString('name', {
       description: 'The name given at creation, to tell keys apart.',
-      complexity: textCost(MAX_NAME_CHARS),
+      complexity: NAME_COST,
     }),
     env: t.exposeString('env', { description: 'The environment the key acts in.' }),
     prefix: t.exposeString('prefix', {
@@ -54,11 +54,11 @@ export const Product = builder.objectRef<ProductRow>('Product').implement({
     tag: t.exposeString('tag', { description: 'Unique name of the product, used in arguments.' }),
     name: t.exposeString('name', {
       description: 'Display name.',
-      complexity: textCost(MAX_NAME_CHARS),
+      complexity: NAME_COST,
     }),
     envs: t.exposeStringList('envs', {
       description: 'Its environments, for example dev, snd, prd.',
-      complexity: { field: 1, multiplier: MAX_ENVS_PER_PRODUCT },
+      complexity: ENVS_COST,
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
     apiKeys: t.field({

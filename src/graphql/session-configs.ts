@@ -9,14 +9,7 @@ import {
 } from '../domain/configs.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
-import {
-  JSON_DATA_COST,
-  MAX_CONFIGS_PER_PRODUCT_BOUND,
-  MAX_DESCRIPTION_CHARS,
-  MAX_NAME_CHARS,
-  MAX_SELECTOR_CHARS,
-  textCost,
-} from './cost.js';
+import { DESCRIPTION_COST, JSON_DATA_COST, NAME_COST, SELECTOR_COST, configsCost } from './cost.js';
 import { scopeArgs, scopeOf } from './scope.js';
 
 /** Only the admin key creates, changes or deletes product-wide configs. */
@@ -45,7 +38,7 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
   fields: (t) => ({
     name: t.string({
       description: 'Display name.',
-      complexity: textCost(MAX_NAME_CHARS),
+      complexity: NAME_COST,
       resolve: (v) => v.config.name,
     }),
     tag: t.string({
@@ -60,7 +53,7 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
     }),
     description: t.string({
       description: 'What the session type is for.',
-      complexity: textCost(MAX_DESCRIPTION_CHARS),
+      complexity: DESCRIPTION_COST,
       resolve: (v) => v.config.description,
     }),
     schema: t.field({
@@ -73,7 +66,7 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
     selector: t.string({
       description:
         'Where the identifier is in the data, as "$Session{userId}" or "$Session{details}{username}".',
-      complexity: textCost(MAX_SELECTOR_CHARS),
+      complexity: SELECTOR_COST,
       resolve: (v) => v.config.selector,
     }),
     expiry: t.int({
@@ -205,7 +198,7 @@ builder.queryFields((t) => ({
     description:
       'Every session config the caller’s environment may use (its own and the product-wide ones), oldest first (Ductape’s fetchAll).',
     // As many as a product may hold.
-    complexity: { field: 1, multiplier: MAX_CONFIGS_PER_PRODUCT_BOUND },
+    complexity: configsCost,
     args: scopeArgs,
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);

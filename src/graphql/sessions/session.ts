@@ -2,7 +2,7 @@ import type { SessionRow } from '../../db/schema.js';
 import { sessionGone } from '../../domain/errors.js';
 import { idleExpiresAt, sessionData, sessionStatus } from '../../domain/sessions/index.js';
 import { builder, type BuilderTypes } from '../builder.js';
-import { IDENTIFIER_COST, JSON_DATA_COST, MAX_USER_AGENT_CHARS, textCost } from '../cost.js';
+import { IDENTIFIER_COST, JSON_DATA_COST, USER_AGENT_COST } from '../cost.js';
 import type { Context } from '../context.js';
 import { SessionConfig } from '../session-configs.js';
 
@@ -32,7 +32,7 @@ export const deviceFields = (
   userAgent: t.exposeString('userAgent', {
     nullable: true,
     description: 'Its User-Agent.',
-    complexity: textCost(MAX_USER_AGENT_CHARS),
+    complexity: USER_AGENT_COST,
   }),
   ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
 });
