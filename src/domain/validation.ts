@@ -14,8 +14,9 @@ export function checkSessionId(value: string, field = 'sessionId'): string {
   return value.toLowerCase();
 }
 
-/** Tags of products and session configs: lower-case, URL- and key-safe. */
+/** Tags of products and session configs: lower-case, URL- and key-safe, 1 to 64 characters. */
 export const TAG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const MAX_TAG_LENGTH = 64;
 /** Environment names appear inside keys (`sk_<env>_...`), so they have no underscore. */
 export const ENV_PATTERN = /^[a-z][a-z0-9-]{0,15}$/;
 

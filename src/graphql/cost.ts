@@ -50,6 +50,12 @@ export const configsCost = (_args: unknown, ctx: Context): FieldComplexityValue 
   multiplier: ctx.services.maxConfigsPerProduct,
 });
 
+/** A list of webhook endpoints: as many as an env may have, this server's WEBHOOK_MAX_ENDPOINTS_PER_ENV. */
+export const webhookEndpointsCost = (_args: unknown, ctx: Context): FieldComplexityValue => ({
+  field: 1,
+  multiplier: ctx.services.webhooks.settings.maxEndpointsPerEnv,
+});
+
 /** Pages of sessions, users and activity (src/domain/paging.ts). */
 export const PAGE = { default: DEFAULT_PAGE_SIZE, max: MAX_PAGE_SIZE } as const;
 

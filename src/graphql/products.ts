@@ -1,5 +1,6 @@
 import type { ApiKeyRow, ProductRow } from '../db/schema.js';
 import { createApiKey, createProduct, listProducts, revokeApiKey } from '../domain/keys.js';
+import { MAX_NAME_CHARS } from '../domain/validation.js';
 import { builder } from './builder.js';
 import { ENVS_COST, NAME_COST, NOMINAL_LIST } from './cost.js';
 
@@ -84,7 +85,10 @@ const CreateProductInput = builder.inputType('CreateProductInput', {
   description: 'A new product.',
   fields: (t) => ({
     tag: t.string({ required: true, description: 'Unique, ^[a-z0-9][a-z0-9_-]{0,63}$.' }),
-    name: t.string({ required: true, description: 'Display name, up to 200 characters.' }),
+    name: t.string({
+      required: true,
+      description: `Display name, up to ${MAX_NAME_CHARS} characters.`,
+    }),
     envs: t.stringList({
       required: false,
       description: 'Its environments (default ["dev", "snd", "prd"]); up to 10.',
@@ -100,7 +104,7 @@ const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
     kind: t.field({ type: ApiKeyKind, required: true, description: 'Secret or publishable.' }),
     name: t.string({
       required: true,
-      description: 'A name to tell the key apart, up to 200 characters.',
+      description: `A name to tell the key apart, up to ${MAX_NAME_CHARS} characters.`,
     }),
   }),
 });

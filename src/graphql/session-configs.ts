@@ -7,6 +7,7 @@ import {
   refreshLifetimeSeconds,
   updateSessionConfig,
 } from '../domain/configs.js';
+import { MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS } from '../domain/validation.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { DESCRIPTION_COST, JSON_DATA_COST, NAME_COST, SELECTOR_COST, configsCost } from './cost.js';
@@ -115,12 +116,18 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
 const CreateSessionConfigInput = builder.inputType('CreateSessionConfigInput', {
   description: 'A new session type, as Ductape’s `sessions.create` takes it.',
   fields: (t) => ({
-    name: t.string({ required: true, description: 'Display name, up to 200 characters.' }),
+    name: t.string({
+      required: true,
+      description: `Display name, up to ${MAX_NAME_CHARS} characters.`,
+    }),
     tag: t.string({
       required: true,
       description: 'Unique in the product: ^[a-z0-9][a-z0-9_-]{0,63}$.',
     }),
-    description: t.string({ required: true, description: 'Up to 2,000 characters.' }),
+    description: t.string({
+      required: true,
+      description: `Up to ${MAX_DESCRIPTION_CHARS.toLocaleString('en-US')} characters.`,
+    }),
     schema: t.field({
       type: 'JSON',
       required: true,
