@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import {
+  DEFAULT_IMPERSONATION_MAX_SECONDS,
+  DEFAULT_MAX_CONFIGS_PER_PRODUCT,
+} from './domain/validation.js';
 import type { WebhookSettings } from './domain/webhooks/settings.js';
 import { RATE_CLASSES, type RateClass } from './limits/rate-limits.js';
 
@@ -352,7 +356,7 @@ const envSchema = z.object({
       .optional(),
   ),
   METRICS_RETENTION_DAYS: wholeNumber('days', 0, 3650, 400),
-  MAX_CONFIGS_PER_PRODUCT: wholeNumber('configs', 1, 100_000, 100),
+  MAX_CONFIGS_PER_PRODUCT: wholeNumber('configs', 1, 100_000, DEFAULT_MAX_CONFIGS_PER_PRODUCT),
   WEBHOOK_ALLOW_PRIVATE_URLS: flag(),
   WEBHOOK_ALLOW_HTTP: flag(),
   WEBHOOK_DELIVERY: flag(),
@@ -363,7 +367,7 @@ const envSchema = z.object({
   WEBHOOK_DISABLE_AFTER_FAILURES: wholeNumber('attempts', 1, 100_000, 30),
   WEBHOOK_MAX_ENDPOINTS_PER_ENV: wholeNumber('endpoints', 1, 1_000, 20),
   WEBHOOK_POLL_INTERVAL_MS: wholeNumber('milliseconds', 10, 600_000, 5_000),
-  IMPERSONATION_MAX_SECONDS: wholeNumber('seconds', 60, 86_400, 3600),
+  IMPERSONATION_MAX_SECONDS: wholeNumber('seconds', 60, 86_400, DEFAULT_IMPERSONATION_MAX_SECONDS),
 });
 
 /**

@@ -3,6 +3,10 @@ import type { Logger } from 'pino';
 import { ActivityRecorder } from './workers/activity-recorder.js';
 import type { Database, DatabaseHandle } from './db/client.js';
 import type { Caller } from './domain/callers.js';
+import {
+  DEFAULT_IMPERSONATION_MAX_SECONDS,
+  DEFAULT_MAX_CONFIGS_PER_PRODUCT,
+} from './domain/validation.js';
 import { SessionConfigCache } from './domain/config-cache.js';
 import { RefreshSnapshots } from './domain/sessions/refresh/index.js';
 import { authenticate, type AdminKeySource } from './domain/keys.js';
@@ -82,11 +86,6 @@ export interface Services {
  * p99 in the isolation bench.
  */
 export const DEFAULT_INSIGHT_CONCURRENCY = 1;
-
-/** MAX_CONFIGS_PER_PRODUCT's default. */
-export const DEFAULT_MAX_CONFIGS_PER_PRODUCT = 100;
-/** IMPERSONATION_MAX_SECONDS's default. */
-export const DEFAULT_IMPERSONATION_MAX_SECONDS = 3600;
 
 /** Limits high enough never to be met by ordinary use; production sets its own from config. */
 export const UNLIMITED: RateLimitOptions = {

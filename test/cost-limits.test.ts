@@ -258,6 +258,43 @@ describe('the cost model refuses what would build a huge response, before anythi
   });
 });
 
+describe('the configs list weighs the server’s MAX_CONFIGS_PER_PRODUCT, not a number of its own', () => {
+  // Instances on the same database, each with another cap; the default's (100) is `t.app`.
+  let few: TestApp;
+  let many: TestApp;
+  let fewKey: string;
+  let manyKey: string;
+  beforeAll(async ({ t }) => {
+    few = await createTestApp({ database: t.database, maxConfigsPerProduct: 5 });
+    many = await createTestApp({ database: t.database, maxConfigsPerProduct: 1_000 });
+    fewKey = (await newProduct(few)).secret.dev;
+    manyKey = (await newProduct(many)).secret.dev;
+    await ok(few.app, {
+      key: fewKey,
+      query: `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input) { tag } }`,
+      variables: { input: ductapeConfig(uniqueTag('s')) },
+    });
+  });
+  afterAll(async () => {
+    await few?.close();
+    await many?.close();
+  });
+
+  it('a lower cap lets through what the default refuses', async ({ t }) => {
+    // 20 lists of at most 5 configs fit the budget; of at most 100 they do not.
+    const answered = await ok(few.app, { key: fewKey, query: configsQuery(20) });
+    expect(answered.a19).toHaveLength(1);
+    expectLimitExceeded(await gql(t.app, { key, query: configsQuery(20) }));
+  });
+
+  it('a higher cap refuses what the default lets through', async ({ t }) => {
+    // Two lists of at most 100 configs fit the budget; of at most 1,000 they do not.
+    const answered = await ok(t.app, { key, query: configsQuery(2) });
+    expect(answered.a1).toHaveLength(CONFIGS);
+    expectLimitExceeded(await gql(many.app, { key: manyKey, query: configsQuery(2) }));
+  });
+});
+
 describe('the response ceiling (MAX_RESPONSE_BYTES): a larger result is replaced by LIMIT_EXCEEDED', () => {
   const LIMIT = 150_000;
   let small: TestApp;

@@ -8,7 +8,7 @@ import {
   readVersionedConfig,
   type VersionedConfig,
 } from './configs.js';
-import { unknownTag } from './errors.js';
+import { configNotFound } from './errors.js';
 import { checkTag } from './validation.js';
 
 export { CONFIG_CHANGED_CHANNEL, readVersionedConfig, type VersionedConfig };
@@ -51,7 +51,7 @@ export class SessionConfigCache {
     const found = await readVersionedConfig(db, scope, tag);
     if (!found) {
       this.#entries.delete(key);
-      throw unknownTag(tag);
+      throw configNotFound(tag);
     }
     this.#remember(key, found, generation);
     checkUsable(found.config, scope);

@@ -4,11 +4,17 @@ import { UNIQUE_VIOLATION, hasErrorCode } from '../db/errors.js';
 import { products, sessionConfigs, sessions, type SessionConfigRow } from '../db/schema.js';
 import type { Scope } from './callers.js';
 import { JSON_LIMITS, checkJsonObject } from './data-schema.js';
-import { ServiceError, badInput, forbidden, notFound, unknownTag } from './errors.js';
+import { ServiceError, badInput, configNotFound, forbidden } from './errors.js';
 import { isLive, liveSessionCounts } from './liveness.js';
 import { revokeSessionsWhere } from './revocation.js';
 import { parseSelector, pickPath } from './selector.js';
-import { TAG_PATTERN, checkTag, checkText } from './validation.js';
+import {
+  MAX_DESCRIPTION_CHARS,
+  MAX_NAME_CHARS,
+  TAG_PATTERN,
+  checkTag,
+  checkText,
+} from './validation.js';
 
 /** The live config of the product that holds the tag (whichever env owns it). */
 export const holdsTag = (scope: Scope, tag: string) =>
@@ -111,7 +117,7 @@ async function lockSessionConfig(
 ): Promise<SessionConfigRow> {
   checkTag('tag', tag);
   const rows = await tx.select().from(sessionConfigs).where(holdsTag(scope, tag)).for('update');
-  if (!rows[0]) throw unknownTag(tag);
+  if (!rows[0]) throw configNotFound(tag);
   return rows[0];
 }
 
@@ -138,8 +144,13 @@ export const CONFIG_LIMITS = {
 /** Every rule a whole config must satisfy, checked in one place for create and update alike. */
 export function checkConfig(input: CheckedConfig): CheckedConfig {
   const tag = checkTag('input.tag', input.tag);
-  const name = checkText('input.name', input.name, 200);
-  const description = checkText('input.description', input.description, 2_000, true);
+  const name = checkText('input.name', input.name, MAX_NAME_CHARS);
+  const description = checkText(
+    'input.description',
+    input.description,
+    MAX_DESCRIPTION_CHARS,
+    true,
+  );
   // Re-parsed: GraphQL hands over objects without a prototype, which the driver cannot bind.
   const schema = JSON.parse(
     checkJsonObject('input.schema', input.schema, JSON_LIMITS.schemaBytes),
@@ -337,7 +348,7 @@ async function updateLocked(
       .set({ ...checked, updatedAt: sql`now()` })
       .where(and(eq(sessionConfigs.id, current.id), isNull(sessionConfigs.deletedAt)))
       .returning();
-    if (!updated[0]) throw notFound(`No session config with tag "${tag}".`);
+    if (!updated[0]) throw configNotFound(tag, null);
     await notifyConfigChanged(tx, scope);
     return updated[0];
   } catch (error) {
@@ -430,7 +441,7 @@ export async function requireSessionConfig(
   tag: string,
 ): Promise<SessionConfigRow> {
   const config = await findUsableSessionConfig(db, scope, tag);
-  if (!config) throw unknownTag(tag);
+  if (!config) throw configNotFound(tag);
   return config;
 }
 
@@ -489,7 +500,7 @@ export function checkTagConfig(
   scope: Scope,
   tag: string,
 ): void {
-  if (!found) throw unknownTag(tag);
+  if (!found) throw configNotFound(tag);
   if (found.config.deletedAt === null) checkUsable(found.config, scope);
 }
 

@@ -27,7 +27,8 @@ export function badInput(field: string, message: string): ServiceError {
   return new ServiceError('BAD_USER_INPUT', `${field}: ${message}`, field);
 }
 
-export function notFound(message: string): ServiceError {
+/** NOT_FOUND: thrown through the named constructors below, one per kind of thing. */
+function notFound(message: string): ServiceError {
   return new ServiceError('NOT_FOUND', message);
 }
 
@@ -112,14 +113,23 @@ export const impersonationNotFreshenable = named(
 export const productNotFound = (tag: string): ServiceError =>
   notFound(`No product with tag "${tag}".`);
 
+/** A product that has no environment of that name. */
+export const environmentNotFound = (product: string, env: string): ServiceError =>
+  notFound(`Product "${product}" has no environment "${env}".`);
+
 /**
  * A tag (of the right shape) that names no session config the caller's env has or had: NOT_FOUND,
- * with the tag in `extensions.tag`.
+ * with the tag in `extensions.tag`. `within` is where it was looked for: the caller's environment
+ * (a tag asked for), its product (a config gone while a session started), or none said (a config
+ * gone while it was updated).
  */
-export const unknownTag = (tag: string): ServiceError =>
+export const configNotFound = (
+  tag: string,
+  within: 'environment' | 'product' | null = 'environment',
+): ServiceError =>
   new ServiceError(
     'NOT_FOUND',
-    `No session config with tag "${tag}" in this environment.`,
+    `No session config with tag "${tag}"${within ? ` in this ${within}` : ''}.`,
     undefined,
     { tag },
   );
@@ -127,6 +137,15 @@ export const unknownTag = (tag: string): ServiceError =>
 /** No session with that id in the caller's scope under that tag. */
 export const sessionNotFound = (tag: string): ServiceError =>
   notFound(`No session with that id for tag "${tag}".`);
+/** A session read by id (a field of another object) that has been deleted since. */
+export const sessionGone = named('NOT_FOUND', 'The session no longer exists.');
+
+/** No API key of the caller's product with that id. */
+export const apiKeyNotFound = named('NOT_FOUND', 'No API key with that id.');
+/** No webhook endpoint of the caller's env with that id. */
+export const webhookEndpointNotFound = named('NOT_FOUND', 'No webhook endpoint with this id.');
+/** No webhook delivery of the caller's env with that id. */
+export const webhookDeliveryNotFound = named('NOT_FOUND', 'No webhook delivery with this id.');
 
 /** A session id argument that is not a UUID. */
 export const badSessionId = (field: string): ServiceError =>

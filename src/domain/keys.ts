@@ -3,8 +3,14 @@ import type { Database } from '../db/client.js';
 import { adminKeys, apiKeys, products, type ApiKeyRow, type ProductRow } from '../db/schema.js';
 import { constantTimeEqual, hashSecret, randomSecret } from '../tokens/secrets.js';
 import type { Caller, Scope } from './callers.js';
-import { ServiceError, badInput, notFound } from './errors.js';
-import { ENV_PATTERN, UUID_PATTERN, checkTag, checkText } from './validation.js';
+import {
+  ServiceError,
+  apiKeyNotFound,
+  badInput,
+  environmentNotFound,
+  productNotFound,
+} from './errors.js';
+import { ENV_PATTERN, MAX_NAME_CHARS, UUID_PATTERN, checkTag, checkText } from './validation.js';
 
 /** Bytes of randomness in every key: 256 bits (the contract asks for at least 192). */
 const KEY_RANDOM_BYTES = 32;
@@ -120,9 +126,9 @@ export async function resolveScope(
     throw badInput('env', 'required with the admin key: name the environment to act on');
   }
   const product = await findProductByTag(db, requested.product);
-  if (!product) throw notFound(`No product with tag "${requested.product}".`);
+  if (!product) throw productNotFound(requested.product);
   if (!product.envs.includes(requested.env)) {
-    throw notFound(`Product "${product.tag}" has no environment "${requested.env}".`);
+    throw environmentNotFound(product.tag, requested.env);
   }
   return { productId: product.id, productTag: product.tag, env: requested.env };
 }
@@ -141,13 +147,16 @@ export interface CreateProductInput {
   readonly envs?: readonly string[] | null;
 }
 
+/** The most environments a product may have. */
+export const MAX_ENVS_PER_PRODUCT = 10;
+
 /** Creates a product with its environments (by default dev, snd and prd). */
 export async function createProduct(db: Database, input: CreateProductInput): Promise<ProductRow> {
   const tag = checkTag('input.tag', input.tag);
-  const name = checkText('input.name', input.name, 200);
+  const name = checkText('input.name', input.name, MAX_NAME_CHARS);
   const envs = [...(input.envs ?? DEFAULT_ENVS)];
-  if (envs.length === 0 || envs.length > 10) {
-    throw badInput('input.envs', 'expected 1 to 10 environments');
+  if (envs.length === 0 || envs.length > MAX_ENVS_PER_PRODUCT) {
+    throw badInput('input.envs', `expected 1 to ${MAX_ENVS_PER_PRODUCT} environments`);
   }
   envs.forEach((env, i) => {
     if (!ENV_PATTERN.test(env)) {
@@ -198,9 +207,9 @@ export async function createApiKey(
   db: Database,
   input: CreateApiKeyInput,
 ): Promise<{ key: string; apiKey: ApiKeyRow }> {
-  const name = checkText('input.name', input.name, 200);
+  const name = checkText('input.name', input.name, MAX_NAME_CHARS);
   const product = await findProductByTag(db, input.product);
-  if (!product) throw notFound(`No product with tag "${input.product}".`);
+  if (!product) throw productNotFound(input.product);
   if (!product.envs.includes(input.env)) {
     throw badInput(
       'input.env',
@@ -231,7 +240,7 @@ export const KEY_REVOKED_CHANNEL = 'session_service_key_revoked';
  */
 export async function revokeApiKey(db: Database, id: string): Promise<ApiKeyRow> {
   if (!UUID_PATTERN.test(id)) {
-    throw notFound('No API key with that id.');
+    throw apiKeyNotFound();
   }
   return db.transaction(async (tx) => {
     const updated = await tx
@@ -244,7 +253,7 @@ export async function revokeApiKey(db: Database, id: string): Promise<ApiKeyRow>
       return updated[0];
     }
     const existing = await tx.select().from(apiKeys).where(eq(apiKeys.id, id));
-    if (!existing[0]) throw notFound('No API key with that id.');
+    if (!existing[0]) throw apiKeyNotFound();
     return existing[0];
   });
 }

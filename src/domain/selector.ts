@@ -2,7 +2,7 @@ import { badInput } from './errors.js';
 
 /** `$Session{a}{b}...`: each segment a key of the session data. */
 const SELECTOR_PATTERN = /^\$Session(\{[^{}]{1,64}\}){1,8}$/;
-const MAX_SELECTOR_LENGTH = 600;
+export const MAX_SELECTOR_LENGTH = 600;
 
 /** Parses a selector such as `$Session{details}{username}` into its path, or throws BAD_USER_INPUT. */
 export function parseSelector(field: string, selector: string): string[] {

@@ -1,5 +1,5 @@
 import { and, eq, sql } from 'drizzle-orm';
-import { UUID_PATTERN, checkWholeNumber } from './validation.js';
+import { checkSessionId, checkWholeNumber } from './validation.js';
 import type { Transaction } from '../db/client.js';
 import { sessionConfigs, sessions, type SessionRow } from '../db/schema.js';
 import { ownedBy, type Scope } from './callers.js';
@@ -8,7 +8,6 @@ import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from './data-sch
 import {
   ServiceError,
   badInput,
-  badSessionId,
   expiredSessionUnchangeable,
   revokedSessionUnchangeable,
   sessionNotFound,
@@ -49,10 +48,7 @@ export async function changeLiveSession(
     context: { tx: Transaction; schema: Record<string, unknown>; dbNow: Date },
   ) => Change | Promise<Change>,
 ): Promise<SessionRow> {
-  if (!UUID_PATTERN.test(address.sessionId)) {
-    throw badSessionId('sessionId');
-  }
-  const id = address.sessionId.toLowerCase();
+  const id = checkSessionId(address.sessionId);
   return deps.db.transaction(async (tx) => {
     const locked = await tx
       .select({

@@ -1,10 +1,26 @@
-import { badInput } from './errors.js';
+import { badInput, badSessionId } from './errors.js';
 
 /** Session ids and other ids the database keeps as `uuid`. */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Tags of products and session configs: lower-case, URL- and key-safe. */
+/** MAX_CONFIGS_PER_PRODUCT's default (the services' limit when none is configured). */
+export const DEFAULT_MAX_CONFIGS_PER_PRODUCT = 100;
+/** IMPERSONATION_MAX_SECONDS's default. */
+export const DEFAULT_IMPERSONATION_MAX_SECONDS = 3600;
+/** Longest name of a product, API key or session config, in characters. */
+export const MAX_NAME_CHARS = 200;
+/** Longest session config description, in characters. */
+export const MAX_DESCRIPTION_CHARS = 2_000;
+
+/** A session id argument, lower-cased: BAD_USER_INPUT on `field` unless it is a UUID. */
+export function checkSessionId(value: string, field = 'sessionId'): string {
+  if (!UUID_PATTERN.test(value)) throw badSessionId(field);
+  return value.toLowerCase();
+}
+
+/** Tags of products and session configs: lower-case, URL- and key-safe, 1 to 64 characters. */
 export const TAG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const MAX_TAG_LENGTH = 64;
 /** Environment names appear inside keys (`sk_<env>_...`), so they have no underscore. */
 export const ENV_PATTERN = /^[a-z][a-z0-9-]{0,15}$/;
 

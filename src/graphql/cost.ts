@@ -17,8 +17,15 @@ import type {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { createComplexityRule, type FieldComplexityValue } from '@pothos/plugin-complexity';
+import { MAX_DASHBOARD_RANGE_DAYS } from '../domain/activity/dashboard.js';
 import { JSON_LIMITS } from '../domain/data-schema.js';
-import { MAX_CURSOR_LENGTH } from '../domain/paging.js';
+import { MAX_ENVS_PER_PRODUCT } from '../domain/keys.js';
+import { DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE } from '../domain/paging.js';
+import { MAX_SELECTOR_LENGTH } from '../domain/selector.js';
+import { MAX_IDENTIFIER_LENGTH } from '../domain/sessions/shared.js';
+import { MAX_USER_AGENT_LENGTH } from '../domain/sessions/start.js';
+import { MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS } from '../domain/validation.js';
+import type { Context } from './context.js';
 
 /**
  * The cost model (README, Security): what one request may make the server build, counted
@@ -28,7 +35,8 @@ import { MAX_CURSOR_LENGTH } from '../domain/paging.js';
  * punctuation and a value of up to ~100 bytes: ids, dates, numbers, enums, tags) is 1; longer
  * text and JSON weigh their largest stored size in units; a list multiplies what is selected
  * under it by its largest page (the `first` argument, its default or maximum, or the cap on
- * what a product may hold). So a request within {@link COST.maxCost} answers at most about
+ * what a product may hold). Every limit is read where it is set: the domain's checks, or the
+ * configuration (MAX_CONFIGS_PER_PRODUCT, through the request's services), never restated. So a request within {@link COST.maxCost} answers at most about
  * maxCost × unitBytes bytes (5 MiB): a handful of full pages, never hundreds of MB.
  */
 export const COST = {
@@ -36,11 +44,20 @@ export const COST = {
   maxCost: 40_960,
 } as const;
 
-/** The most configs a product may hold (MAX_CONFIGS_PER_PRODUCT's default; to wire to config). */
-export const MAX_CONFIGS_PER_PRODUCT_BOUND = 100;
+/** The most configs a product may hold: this server's MAX_CONFIGS_PER_PRODUCT. */
+export const configsCost = (_args: unknown, ctx: Context): FieldComplexityValue => ({
+  field: 1,
+  multiplier: ctx.services.maxConfigsPerProduct,
+});
 
-/** Pages of sessions, users and activity: 20 by default, at most 100 (src/domain). */
-export const PAGE = { default: 20, max: 100 } as const;
+/** A list of webhook endpoints: as many as an env may have, this server's WEBHOOK_MAX_ENDPOINTS_PER_ENV. */
+export const webhookEndpointsCost = (_args: unknown, ctx: Context): FieldComplexityValue => ({
+  field: 1,
+  multiplier: ctx.services.webhooks.settings.maxEndpointsPerEnv,
+});
+
+/** Pages of sessions, users and activity (src/domain/paging.ts). */
+export const PAGE = { default: DEFAULT_PAGE_SIZE, max: MAX_PAGE_SIZE } as const;
 
 /**
  * Lists no stored cap bounds (admin only: products, a product's keys): weighed at a nominal
@@ -109,9 +126,13 @@ function isList(type: GraphQLOutputType): boolean {
  * none), or null when the document or its variables are not valid: execution reports that.
  * Worked out once per document, operation and value of the variables the cost reads
  * ({@link costVariables}); a verify's token, say, is not one of them, so the same query costs one
- * walk, not one per request.
+ * walk, not one per request. `costs` is one app's: a field's cost may read the app's fixed
+ * limits from the context's services (never anything of the request), so a cost worked out for
+ * one request holds for every other of the same app.
  */
 export function operationCost(
+  costs: CostCache,
+  context: Context,
   schema: GraphQLSchema,
   document: DocumentNode,
   variableValues: Record<string, unknown> | null | undefined,
@@ -129,7 +150,7 @@ export function operationCost(
   )}`;
   const cached = known.byKey.get(key);
   if (cached !== undefined) return cached;
-  const cost = walkCost(schema, document, values, operationName);
+  const cost = walkCost(context, schema, document, values, operationName);
   if (key.length <= MAX_COST_KEY_CHARS) {
     if (known.byKey.size >= COSTS_PER_DOCUMENT) known.byKey.clear();
     known.byKey.set(key, cost);
@@ -138,10 +159,10 @@ export function operationCost(
 }
 
 /** Costs worked out, per parsed document (Yoga's parser cache hands out the same object). */
-const costs = new WeakMap<
+export type CostCache = WeakMap<
   DocumentNode,
   { schema: GraphQLSchema; names: string[]; byKey: Map<string, number | null> }
->();
+>;
 const COSTS_PER_DOCUMENT = 64;
 const MAX_COST_KEY_CHARS = 1_024;
 
@@ -169,6 +190,7 @@ export function costVariables(schema: GraphQLSchema, document: DocumentNode): st
 }
 
 function walkCost(
+  context: Context,
   schema: GraphQLSchema,
   document: DocumentNode,
   variableValues: Record<string, unknown>,
@@ -176,7 +198,7 @@ function walkCost(
 ): number | null {
   let cost: number | null = null;
   const rule = createComplexityRule({
-    context: {},
+    context,
     variableValues,
     operationName: operationName ?? undefined,
     validate: (result) => {
@@ -195,22 +217,25 @@ export function costLimitError(cost: number): GraphQLError {
   );
 }
 
-/** Longest stored texts, in characters (the domain's checks). */
-export const MAX_NAME_CHARS = 200;
-export const MAX_DESCRIPTION_CHARS = 2_000;
-export const MAX_SELECTOR_CHARS = 600;
-export const MAX_USER_AGENT_CHARS = 512;
-export const MAX_IDENTIFIER_CHARS = 256;
-export const IDENTIFIER_COST = textCost(MAX_IDENTIFIER_CHARS);
+/** Longest stored texts, in characters: the domain's checks. */
+export const NAME_COST = textCost(MAX_NAME_CHARS);
+export const DESCRIPTION_COST = textCost(MAX_DESCRIPTION_CHARS);
+export const SELECTOR_COST = textCost(MAX_SELECTOR_LENGTH);
+export const USER_AGENT_COST = textCost(MAX_USER_AGENT_LENGTH);
+export const IDENTIFIER_COST = textCost(MAX_IDENTIFIER_LENGTH);
 /** Cursors: base64url of a few values, an identifier at most (decoders read MAX_CURSOR_LENGTH). */
 export const CURSOR_COST = Math.ceil(MAX_CURSOR_LENGTH / COST.unitBytes);
 
-/** The longest dashboard range (src/domain/activity/dashboard.ts), and the size of one period's figures. */
 /**
- * A dashboard's periods weigh what they answer; its scan of the tag's stored sessions weighs a
- * fifth of the limit whatever the range, so one request holds at most four dashboards.
+ * A dashboard's periods weigh what they answer (14 units a period's figures) over at most the
+ * longest range the domain allows; its scan of the tag's stored sessions weighs a fifth of the
+ * limit whatever the range, so one request holds at most four dashboards.
  */
-const DASHBOARD = { maxRangeDays: 800, periodCost: 14, scanCost: COST.maxCost / 5 } as const;
+const DASHBOARD = {
+  maxRangeDays: MAX_DASHBOARD_RANGE_DAYS,
+  periodCost: 14,
+  scanCost: COST.maxCost / 5,
+} as const;
 const PERIOD_MS = {
   HOUR: 3_600_000,
   DAY: 86_400_000,
@@ -237,8 +262,8 @@ export function dashboardCost(args: {
   return DASHBOARD.scanCost + periods * DASHBOARD.periodCost;
 }
 
-/** A product has up to 10 environments. */
-export const MAX_ENVS_PER_PRODUCT = 10;
+/** A product's environments: as many as it may have. */
+export const ENVS_COST: FieldComplexityValue = { field: 1, multiplier: MAX_ENVS_PER_PRODUCT };
 
 /**
  * Refuses, before anything executes, an operation that costs more than {@link COST.maxCost}:
@@ -247,11 +272,19 @@ export const MAX_ENVS_PER_PRODUCT = 10;
  * and a `first: $first` weighs what the variables say.
  */
 export function useCostLimit(): Plugin {
+  const costs: CostCache = new WeakMap();
   const check = (
     args: ExecutionArgs,
     refuse: (result: { errors: GraphQLError[] }) => void,
   ): void => {
-    const cost = operationCost(args.schema, args.document, args.variableValues, args.operationName);
+    const cost = operationCost(
+      costs,
+      args.contextValue as Context,
+      args.schema,
+      args.document,
+      args.variableValues,
+      args.operationName,
+    );
     if (cost !== null && cost > COST.maxCost) refuse({ errors: [costLimitError(cost)] });
   };
   return {

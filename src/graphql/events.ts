@@ -2,6 +2,8 @@ import type { SessionEventRow } from '../db/schema.js';
 import { badInput } from '../domain/errors.js';
 import { SESSION_EVENT_TYPES, type SessionEventType } from '../contract/enums.js';
 import { latestEventId } from '../domain/events.js';
+import { MAX_IDENTIFIER_LENGTH } from '../domain/sessions/shared.js';
+import { MAX_TAG_LENGTH } from '../domain/validation.js';
 import { builder, type BuilderTypes } from './builder.js';
 import { IDENTIFIER_COST } from './cost.js';
 import type { Context } from './context.js';
@@ -84,10 +86,10 @@ async function subscribeEvents(
   },
   types: readonly SessionEventType[] | null,
 ) {
-  if (args.tag != null && args.tag.length > 64)
-    throw badInput('tag', 'must be at most 64 characters');
-  if (args.identifier != null && args.identifier.length > 256) {
-    throw badInput('identifier', 'must be at most 256 characters');
+  if (args.tag != null && args.tag.length > MAX_TAG_LENGTH)
+    throw badInput('tag', `must be at most ${MAX_TAG_LENGTH} characters`);
+  if (args.identifier != null && args.identifier.length > MAX_IDENTIFIER_LENGTH) {
+    throw badInput('identifier', `must be at most ${MAX_IDENTIFIER_LENGTH} characters`);
   }
   const after = parseAfter(args.after);
   const scope = await scopeForTag(ctx, args, args.tag);

@@ -1,7 +1,8 @@
 import type { ApiKeyRow, ProductRow } from '../db/schema.js';
 import { createApiKey, createProduct, listProducts, revokeApiKey } from '../domain/keys.js';
+import { MAX_NAME_CHARS } from '../domain/validation.js';
 import { builder } from './builder.js';
-import { MAX_ENVS_PER_PRODUCT, MAX_NAME_CHARS, NOMINAL_LIST, textCost } from './cost.js';
+import { ENVS_COST, NAME_COST, NOMINAL_LIST } from './cost.js';
 
 const ApiKeyKind = builder.enumType('ApiKeyKind', {
   description:
@@ -29,7 +30,7 @@ export const ApiKey = builder.objectRef<ApiKeyRow>('ApiKey').implement({
     }),
     name: t.exposeString('name', {
       description: 'The name given at creation, to tell keys apart.',
-      complexity: textCost(MAX_NAME_CHARS),
+      complexity: NAME_COST,
     }),
     env: t.exposeString('env', { description: 'The environment the key acts in.' }),
     prefix: t.exposeString('prefix', {
@@ -54,11 +55,11 @@ export const Product = builder.objectRef<ProductRow>('Product').implement({
     tag: t.exposeString('tag', { description: 'Unique name of the product, used in arguments.' }),
     name: t.exposeString('name', {
       description: 'Display name.',
-      complexity: textCost(MAX_NAME_CHARS),
+      complexity: NAME_COST,
     }),
     envs: t.exposeStringList('envs', {
       description: 'Its environments, for example dev, snd, prd.',
-      complexity: { field: 1, multiplier: MAX_ENVS_PER_PRODUCT },
+      complexity: ENVS_COST,
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
     apiKeys: t.field({
@@ -84,7 +85,10 @@ const CreateProductInput = builder.inputType('CreateProductInput', {
   description: 'A new product.',
   fields: (t) => ({
     tag: t.string({ required: true, description: 'Unique, ^[a-z0-9][a-z0-9_-]{0,63}$.' }),
-    name: t.string({ required: true, description: 'Display name, up to 200 characters.' }),
+    name: t.string({
+      required: true,
+      description: `Display name, up to ${MAX_NAME_CHARS} characters.`,
+    }),
     envs: t.stringList({
       required: false,
       description: 'Its environments (default ["dev", "snd", "prd"]); up to 10.',
@@ -100,7 +104,7 @@ const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
     kind: t.field({ type: ApiKeyKind, required: true, description: 'Secret or publishable.' }),
     name: t.string({
       required: true,
-      description: 'A name to tell the key apart, up to 200 characters.',
+      description: `A name to tell the key apart, up to ${MAX_NAME_CHARS} characters.`,
     }),
   }),
 });

@@ -7,16 +7,10 @@ import {
   refreshLifetimeSeconds,
   updateSessionConfig,
 } from '../domain/configs.js';
+import { MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS } from '../domain/validation.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
-import {
-  JSON_DATA_COST,
-  MAX_CONFIGS_PER_PRODUCT_BOUND,
-  MAX_DESCRIPTION_CHARS,
-  MAX_NAME_CHARS,
-  MAX_SELECTOR_CHARS,
-  textCost,
-} from './cost.js';
+import { DESCRIPTION_COST, JSON_DATA_COST, NAME_COST, SELECTOR_COST, configsCost } from './cost.js';
 import { scopeArgs, scopeOf } from './scope.js';
 
 /** Only the admin key creates, changes or deletes product-wide configs. */
@@ -45,7 +39,7 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
   fields: (t) => ({
     name: t.string({
       description: 'Display name.',
-      complexity: textCost(MAX_NAME_CHARS),
+      complexity: NAME_COST,
       resolve: (v) => v.config.name,
     }),
     tag: t.string({
@@ -60,7 +54,7 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
     }),
     description: t.string({
       description: 'What the session type is for.',
-      complexity: textCost(MAX_DESCRIPTION_CHARS),
+      complexity: DESCRIPTION_COST,
       resolve: (v) => v.config.description,
     }),
     schema: t.field({
@@ -73,7 +67,7 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
     selector: t.string({
       description:
         'Where the identifier is in the data, as "$Session{userId}" or "$Session{details}{username}".',
-      complexity: textCost(MAX_SELECTOR_CHARS),
+      complexity: SELECTOR_COST,
       resolve: (v) => v.config.selector,
     }),
     expiry: t.int({
@@ -122,12 +116,18 @@ export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').impl
 const CreateSessionConfigInput = builder.inputType('CreateSessionConfigInput', {
   description: 'A new session type, as Ductape’s `sessions.create` takes it.',
   fields: (t) => ({
-    name: t.string({ required: true, description: 'Display name, up to 200 characters.' }),
+    name: t.string({
+      required: true,
+      description: `Display name, up to ${MAX_NAME_CHARS} characters.`,
+    }),
     tag: t.string({
       required: true,
       description: 'Unique in the product: ^[a-z0-9][a-z0-9_-]{0,63}$.',
     }),
-    description: t.string({ required: true, description: 'Up to 2,000 characters.' }),
+    description: t.string({
+      required: true,
+      description: `Up to ${MAX_DESCRIPTION_CHARS.toLocaleString('en-US')} characters.`,
+    }),
     schema: t.field({
       type: 'JSON',
       required: true,
@@ -205,7 +205,7 @@ builder.queryFields((t) => ({
     description:
       'Every session config the caller’s environment may use (its own and the product-wide ones), oldest first (Ductape’s fetchAll).',
     // As many as a product may hold.
-    complexity: { field: 1, multiplier: MAX_CONFIGS_PER_PRODUCT_BOUND },
+    complexity: configsCost,
     args: scopeArgs,
     resolve: async (_root, args, ctx) => {
       const scope = await scopeOf(ctx, args);

@@ -25,6 +25,7 @@ import {
 } from './connection.js';
 import { pagedCost, textCost } from './cost.js';
 import { DEVICE_HISTORY_LIMIT } from '../domain/sessions/controls-rules.js';
+import { MAX_IDENTIFIER_LENGTH } from '../domain/sessions/shared.js';
 import { MAX_ACTOR_LENGTH } from '../domain/sessions/start.js';
 import { SessionEvent } from './events.js';
 import { ActivityEntry } from './insight.js';
@@ -245,7 +246,10 @@ builder.queryFields((t) => ({
       'One user’s active sessions across every session type of the environment (or one `tag`), newest first; the admin key naming only a product covers all its environments. Pass the caller’s own session token as `currentToken` to mark its session.',
     complexity: pagedCost,
     args: {
-      identifier: t.arg.string({ required: true, description: 'The user, up to 256 characters.' }),
+      identifier: t.arg.string({
+        required: true,
+        description: `The user, up to ${MAX_IDENTIFIER_LENGTH} characters.`,
+      }),
       ...tagFilterArgs,
       ...pageArgs,
       currentToken: t.arg.string({
@@ -291,7 +295,10 @@ builder.mutationFields((t) => ({
     description:
       'Signs a user out everywhere: revokes every active session of the identifier across all session types of the environment (the admin key naming only a product: of every environment), impersonations included, but `exceptSessionId`. One REVOKED event per session (reason signed_out_everywhere).',
     args: {
-      identifier: t.arg.string({ required: true, description: 'The user, up to 256 characters.' }),
+      identifier: t.arg.string({
+        required: true,
+        description: `The user, up to ${MAX_IDENTIFIER_LENGTH} characters.`,
+      }),
       exceptSessionId: t.arg.id({ description: 'A session to keep (the current one).' }),
       ...userScopeArgs,
     },

@@ -3,6 +3,8 @@ import type { Scope } from '../domain/callers.js';
 import type { Operation } from '../domain/activity/index.js';
 import { ServiceError } from '../domain/errors.js';
 import { TAG_PATTERN, UUID_PATTERN } from '../domain/validation.js';
+import { MAX_IDENTIFIER_LENGTH } from '../domain/sessions/shared.js';
+import { MAX_ACTOR_LENGTH } from '../domain/sessions/start.js';
 import type { Context } from './context.js';
 import { scopeForTag } from './scope.js';
 
@@ -50,10 +52,15 @@ export async function tracked<T>(
       sessionId:
         sessionId !== null && UUID_PATTERN.test(sessionId) ? sessionId.toLowerCase() : null,
       identifier:
-        identifier !== null && identifier.length <= 256 && !identifier.includes('\u0000')
+        identifier !== null &&
+        identifier.length <= MAX_IDENTIFIER_LENGTH &&
+        !identifier.includes('\u0000')
           ? identifier
           : null,
-      actor: actor !== null && actor.length <= 256 && !actor.includes('\u0000') ? actor : null,
+      actor:
+        actor !== null && actor.length <= MAX_ACTOR_LENGTH && !actor.includes('\u0000')
+          ? actor
+          : null,
       at,
     });
   };

@@ -19,12 +19,9 @@ import {
 } from '../domain/webhooks/endpoints.js';
 import { MAX_URL_CHARS } from '../domain/webhooks/url-policy.js';
 import { builder } from './builder.js';
-import { COUNTED_BY_PARENT, pagedCost, textCost } from './cost.js';
+import { COUNTED_BY_PARENT, pagedCost, textCost, webhookEndpointsCost } from './cost.js';
 import { SessionEventTypeEnum } from './events.js';
 import { scopeArgs, scopeOf } from './scope.js';
-
-/** Lists of endpoints are weighed at this many (WEBHOOK_MAX_ENDPOINTS_PER_ENV's default). */
-const ENDPOINTS_LIST_COST = 20;
 
 const WebhookDeliveryStatus = builder.enumType('WebhookDeliveryStatus', {
   description: 'Where a webhook delivery stands.',
@@ -249,7 +246,7 @@ builder.queryFields((t) => ({
     type: [WebhookEndpoint],
     description: 'The webhook endpoints of the caller’s product and env, oldest first.',
     args: { ...scopeArgs },
-    complexity: { field: 1, multiplier: ENDPOINTS_LIST_COST },
+    complexity: webhookEndpointsCost,
     resolve: async (_root, args, ctx) => listEndpoints(ctx.services.db, await scopeOf(ctx, args)),
   }),
   webhookEndpoint: t.field({

@@ -43,7 +43,7 @@ export interface Dashboard {
   readonly periods: DashboardPeriod[];
 }
 
-const MAX_DASHBOARD_RANGE_DAYS = 800;
+export const MAX_DASHBOARD_RANGE_DAYS = 800;
 
 /**
  * Dashboard figures for a tag over [from, to): users from indexed counts, sessions now and per

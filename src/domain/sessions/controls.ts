@@ -8,12 +8,12 @@ import { sessionRevocationWatermarks, sessions, type SessionRow } from '../../db
 import { openSessionToken } from '../../tokens/session-token.js';
 import { ownedBy, type Scope } from '../callers.js';
 import { requireSessionConfig } from '../configs.js';
-import { badInput, badSessionId, impersonationNotFreshenable } from '../errors.js';
+import { badInput, impersonationNotFreshenable } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { MAX_PAGE_SIZE } from '../paging.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import { changeLiveSession } from '../session-state.js';
-import { UUID_PATTERN, checkLength, checkTag } from '../validation.js';
+import { checkLength, checkSessionId, checkTag } from '../validation.js';
 import { WHOLE_ENV } from './controls-rules.js';
 import { sessionPage, type SessionPage } from './list.js';
 import { MAX_IDENTIFIER_LENGTH } from './shared.js';
@@ -31,11 +31,6 @@ const inScopes = (scopes: readonly Scope[]): SQL =>
 function checkIdentifier(identifier: string): string {
   if (identifier.length === 0) throw badInput('identifier', 'must not be empty');
   return checkLength('identifier', identifier, MAX_IDENTIFIER_LENGTH);
-}
-
-function checkSessionIdArg(field: string, value: string): string {
-  if (!UUID_PATTERN.test(value)) throw badSessionId(field);
-  return value.toLowerCase();
 }
 
 /**
@@ -100,7 +95,7 @@ export async function revokeUserSessions(
   const who = checkIdentifier(identifier);
   const except =
     exceptSessionId != null
-      ? sql`${sessions.id} <> ${checkSessionIdArg('exceptSessionId', exceptSessionId)}`
+      ? sql`${sessions.id} <> ${checkSessionId(exceptSessionId, 'exceptSessionId')}`
       : undefined;
   const ids = await deps.db.transaction((tx) =>
     revokeSessionsWhere(

@@ -1,17 +1,12 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { sessions, type SessionRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
-import { badSessionId, sessionNotFound } from '../errors.js';
+import { sessionNotFound } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { revokeSessionsWhere } from '../revocation.js';
-import { UUID_PATTERN, checkLength } from '../validation.js';
+import { checkLength, checkSessionId } from '../validation.js';
 import { MAX_IDENTIFIER_LENGTH, inScope } from './shared.js';
 import type { SessionDeps } from './types.js';
-
-function checkSessionId(sessionId: string): string {
-  if (!UUID_PATTERN.test(sessionId)) throw badSessionId('sessionId');
-  return sessionId.toLowerCase();
-}
 
 /**
  * Revokes one session. Idempotent: revoking a revoked session returns it unchanged. A session of
@@ -46,7 +41,7 @@ export async function revokeAllSessions(
   checkLength('identifier', identifier, MAX_IDENTIFIER_LENGTH);
   const exclude =
     excludeSessionId != null
-      ? sql`${sessions.id} <> ${checkSessionIdField(excludeSessionId)}`
+      ? sql`${sessions.id} <> ${checkSessionId(excludeSessionId, 'excludeSessionId')}`
       : undefined;
   const ids = await deps.db.transaction((tx) =>
     revokeSessionsWhere(
@@ -62,11 +57,4 @@ export async function revokeAllSessions(
     ),
   );
   return ids.length;
-}
-
-function checkSessionIdField(value: string): string {
-  if (!UUID_PATTERN.test(value)) {
-    throw badSessionId('excludeSessionId');
-  }
-  return value.toLowerCase();
 }

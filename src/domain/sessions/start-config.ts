@@ -1,7 +1,7 @@
 import { readVersionedConfig, type VersionedConfig } from '../config-cache.js';
 import type { Scope } from '../callers.js';
 import { checkUsable } from '../configs.js';
-import { unknownTag } from '../errors.js';
+import { configNotFound } from '../errors.js';
 import { checkTag } from '../validation.js';
 import type { SessionDeps } from './types.js';
 
@@ -20,7 +20,7 @@ export async function sessionConfigFor(
   checkTag('input.tag', tag);
   if (deps.sessionConfigs) return deps.sessionConfigs.require(deps.db, scope, tag, fresh);
   const found = await readVersionedConfig(deps.db, scope, tag);
-  if (!found) throw unknownTag(tag);
+  if (!found) throw configNotFound(tag);
   checkUsable(found.config, scope);
   return found;
 }

@@ -7,7 +7,7 @@ import { hashSecret } from '../../tokens/secrets.js';
 import type { Scope } from '../callers.js';
 import { LIFETIME_LIMITS, refreshLifetimeSeconds, tokenLifetimeSeconds } from '../configs.js';
 import { JSON_LIMITS, checkDataAgainstSample, checkJsonObject } from '../data-schema.js';
-import { badInput, notFound } from '../errors.js';
+import { badInput, configNotFound } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { revokeSessionsWhere } from '../revocation.js';
 import { identifierFromData } from '../selector.js';
@@ -26,7 +26,7 @@ import type {
   StartSessionInput,
 } from './types.js';
 
-const MAX_USER_AGENT_LENGTH = 512;
+export const MAX_USER_AGENT_LENGTH = 512;
 
 /**
  * The device a caller gives, its parts checked (`field`: where it is in the request). Parts not
@@ -201,7 +201,7 @@ export async function startSession(
     // The config changed or went since it was read: read it again (NOT_FOUND, FORBIDDEN or the
     // new version), once; gone again on the fresh read, it was deleted or renamed meanwhile.
     if (!fresh) return startSession(deps, scope, input, requestDevice, true);
-    throw notFound(`No session config with tag "${config.tag}" in this product.`);
+    throw configNotFound(config.tag, 'product');
   }
   const expiresAt = new Date(Number(times.expires_ms));
   if (config.maxSessionsPerIdentifier !== null) {

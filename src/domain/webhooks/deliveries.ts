@@ -9,7 +9,7 @@ import {
   type WebhookEndpointRow,
 } from '../../db/schema.js';
 import { inScopeOf, type Scope } from '../callers.js';
-import { badInput, notFound } from '../errors.js';
+import { badInput, webhookDeliveryNotFound } from '../errors.js';
 import { eventsAfter, type EventsSignal, type SessionEventType } from '../events.js';
 import { UUID_PATTERN, checkWholeNumber } from '../validation.js';
 import { getEndpoint } from './endpoints.js';
@@ -362,15 +362,15 @@ export async function redeliver(
   scope: Scope,
   deliveryId: string,
 ): Promise<WebhookDeliveryRow> {
-  if (!UUID_PATTERN.test(deliveryId)) throw notFound('No webhook delivery with this id.');
+  if (!UUID_PATTERN.test(deliveryId)) throw webhookDeliveryNotFound();
   const [found] = await db
     .select({ endpointId: webhookDeliveries.endpointId })
     .from(webhookDeliveries)
     .where(eq(webhookDeliveries.id, deliveryId.toLowerCase()));
-  if (!found) throw notFound('No webhook delivery with this id.');
+  if (!found) throw webhookDeliveryNotFound();
   // NOT_FOUND too when the delivery belongs to another product's or env's endpoint.
   const endpoint = await getEndpoint(db, scope, found.endpointId).catch(() => {
-    throw notFound('No webhook delivery with this id.');
+    throw webhookDeliveryNotFound();
   });
   return db.transaction(async (tx) => {
     await lockEndpoint(tx, endpoint.id);

@@ -4,7 +4,7 @@ import type { Database } from '../../db/client.js';
 import { webhookDeliveries, webhookEndpoints, type WebhookEndpointRow } from '../../db/schema.js';
 import type { SealedBox } from '../../tokens/sealed-box.js';
 import { inScopeOf, type Scope } from '../callers.js';
-import { ServiceError, badInput, notFound } from '../errors.js';
+import { ServiceError, badInput, webhookEndpointNotFound } from '../errors.js';
 import { latestEventId, type SessionEventType } from '../events.js';
 import { SESSION_EVENT_TYPES } from '../../contract/enums.js';
 import { UUID_PATTERN, checkWholeNumber } from '../validation.js';
@@ -141,12 +141,12 @@ export async function getEndpoint(
   scope: Scope,
   id: string,
 ): Promise<WebhookEndpointRow> {
-  if (!UUID_PATTERN.test(id)) throw notFound('No webhook endpoint with this id.');
+  if (!UUID_PATTERN.test(id)) throw webhookEndpointNotFound();
   const rows = await db
     .select()
     .from(webhookEndpoints)
     .where(and(eq(webhookEndpoints.id, id.toLowerCase()), inScopeOf(webhookEndpoints, scope)));
-  if (!rows[0]) throw notFound('No webhook endpoint with this id.');
+  if (!rows[0]) throw webhookEndpointNotFound();
   return rows[0];
 }
 

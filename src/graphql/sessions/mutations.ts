@@ -8,6 +8,7 @@ import {
   type SessionTokens as SessionTokensShape,
 } from '../../domain/sessions/index.js';
 import type { Scope } from '../../domain/callers.js';
+import { MAX_USER_AGENT_LENGTH } from '../../domain/sessions/start.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
 import { TOKEN_COST } from '../cost.js';
@@ -50,7 +51,10 @@ export const DeviceInput = builder.inputType('DeviceInput', {
   description:
     'Your end user’s client, as your backend saw it when it starts or refreshes a session on the user’s behalf. A part left out is not taken from this request (your backend’s own User-Agent and IP) unless `fromRequest` asks for it.',
   fields: (t) => ({
-    userAgent: t.string({ required: false, description: 'Its User-Agent, up to 512 characters.' }),
+    userAgent: t.string({
+      required: false,
+      description: `Its User-Agent, up to ${MAX_USER_AGENT_LENGTH} characters.`,
+    }),
     ip: t.string({ required: false, description: 'Its IPv4 or IPv6 address.' }),
     fromRequest: t.boolean({
       required: false,

@@ -1,8 +1,8 @@
 import type { SessionRow } from '../../db/schema.js';
-import { ServiceError } from '../../domain/errors.js';
+import { sessionGone } from '../../domain/errors.js';
 import { idleExpiresAt, sessionData, sessionStatus } from '../../domain/sessions/index.js';
 import { builder, type BuilderTypes } from '../builder.js';
-import { IDENTIFIER_COST, JSON_DATA_COST, MAX_USER_AGENT_CHARS, textCost } from '../cost.js';
+import { IDENTIFIER_COST, JSON_DATA_COST, USER_AGENT_COST } from '../cost.js';
 import type { Context } from '../context.js';
 import { SessionConfig } from '../session-configs.js';
 
@@ -32,7 +32,7 @@ export const deviceFields = (
   userAgent: t.exposeString('userAgent', {
     nullable: true,
     description: 'Its User-Agent.',
-    complexity: textCost(MAX_USER_AGENT_CHARS),
+    complexity: USER_AGENT_COST,
   }),
   ip: t.exposeString('ip', { nullable: true, description: 'Its IP address.' }),
 });
@@ -132,6 +132,6 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
 /** The session row by id, through the request's loader: NOT_FOUND once it has been deleted. */
 export async function requireSessionRow(ctx: Context, id: string): Promise<SessionRow> {
   const row = await ctx.loaders.sessionRecord.load(id);
-  if (!row) throw new ServiceError('NOT_FOUND', 'The session no longer exists.');
+  if (!row) throw sessionGone();
   return row;
 }
