@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { FUNCTION_LINE_LIMIT, functionsOver } from '../scripts/function-lengths.js';
+
+/**
+ * TEMPORARY: the refresh code in src/domain/sessions/refresh*.ts is being rewritten on another
+ * branch, which splits these. Empty this list when that branch merges; the test below fails on
+ * an entry that is no longer over the limit, so the list cannot outlive its reason.
+ */
+const TEMPORARY_REFRESH_REWRITE_ALLOWLIST = new Set([
+  'src/domain/sessions/refresh-locked.ts exchangeRefreshToken',
+  'src/domain/sessions/refresh-locked.ts (anonymous)',
+]);
+
+/**
+ * TEMPORARY: long functions outside the client/http/app split not yet done (files other
+ * branches of the tidy-up are changing at the same time). Empty it as they are split.
+ */
+const TEMPORARY_NOT_YET_SPLIT = new Set<string>([
+  'src/client/local-verifier.ts createLocalVerifier',
+  'src/client/client.ts createSessionClient',
+  'src/client/server/auth.ts createSessionAuth',
+  'src/server.ts createHttpServer',
+  'src/main.ts main',
+  'src/app.ts createApp',
+  'src/client/subscriptions.ts subscriptionTransport',
+  'src/db/client.ts openDatabase',
+  'src/config.ts loadConfig',
+  'src/domain/sessions/start.ts startSession',
+]);
+
+const allowed = new Set([...TEMPORARY_REFRESH_REWRITE_ALLOWLIST, ...TEMPORARY_NOT_YET_SPLIT]);
+
+describe(`functions in src/ (at most ${FUNCTION_LINE_LIMIT} lines)`, () => {
+  const over = functionsOver(FUNCTION_LINE_LIMIT);
+  const named = over.map((fn) => `${fn.file} ${fn.name}`);
+
+  it('finds the functions it measures (a function over the limit is reported)', () => {
+    expect(functionsOver(1).length).toBeGreaterThan(100);
+  });
+
+  it('has none over the limit: split a long function into named parts', () => {
+    const offenders = over
+      .filter((fn) => !allowed.has(`${fn.file} ${fn.name}`))
+      .map((fn) => `${fn.file}:${fn.line} ${fn.name} (${fn.lines} lines)`);
+    expect(offenders).toEqual([]);
+  });
+
+  it('allows only functions still over the limit (remove an entry once it is split)', () => {
+    expect([...allowed].filter((key) => !named.includes(key))).toEqual([]);
+  });
+});
