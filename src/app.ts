@@ -41,8 +41,10 @@ export interface ServerContext {
   subscriptionTransport?: SubscriptionTransport;
 }
 
+/** The Yoga instance {@link createApp} makes: a Node request handler with `fetch` for tests. */
 export type App = YogaServerInstance<ServerContext, Context>;
 
+/** What {@link createApp} serves and how strictly: pages, introspection, limits, metrics. */
 export interface AppOptions {
   /** Serve GraphiQL at GET /graphql in a browser. */
   readonly graphiql: boolean;
@@ -343,6 +345,7 @@ export function createApp(services: Services, options: AppOptions): App {
   });
 }
 
+/** `promise`, or a rejection after `ms` (the readiness ping must not hang `/ready`). */
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('timed out')), ms);

@@ -22,6 +22,7 @@ export const CLOSE_CODES = {
   messageTooBig: 1009,
 } as const;
 
+/** How {@link createHttpServer} bounds WebSockets and finds the client's address. */
 export interface HttpServerOptions {
   /** Largest WebSocket message, as for HTTP bodies (default 128 KiB). */
   readonly bodyLimitBytes?: number;
@@ -65,6 +66,7 @@ function drained(socket: WebSocket, maxBuffered: number): Promise<void> {
   });
 }
 
+/** The listening-ready server and its graceful shutdown, as `src/main.ts` uses them. */
 export interface HttpServer {
   readonly server: Server;
   /**

@@ -12,8 +12,9 @@ const TEMPORARY_REFRESH_REWRITE_ALLOWLIST = new Set([
 ]);
 
 /**
- * TEMPORARY: long functions outside the client/http/app split not yet done (files other
- * branches of the tidy-up are changing at the same time). Empty it as they are split.
+ * TEMPORARY: long functions not split yet. main (src/main.ts), openDatabase and loadConfig and
+ * startSession are in files other branches of the tidy-up (workers, embedded start time, limits)
+ * are changing now; subscriptionTransport was left for lack of time. Empty it as they are split.
  */
 const TEMPORARY_NOT_YET_SPLIT = new Set<string>([
   'src/main.ts main',
