@@ -16,6 +16,7 @@ const UNIT = [
   'test/contract.test.ts',
   'test/docs.test.ts',
   'test/import-cycles.test.ts',
+  'test/function-lengths.test.ts',
   'test/rules.test.ts',
   'test/schema.test.ts',
   'test/token-cache.test.ts',

@@ -8,6 +8,7 @@ import {
   createYoga,
   maskError as yogaMaskError,
   useReadinessCheck,
+  type MaskError,
   type Plugin,
   type YogaServerInstance,
 } from 'graphql-yoga';
@@ -40,8 +41,10 @@ export interface ServerContext {
   subscriptionTransport?: SubscriptionTransport;
 }
 
+/** The Yoga instance {@link createApp} makes: a Node request handler with `fetch` for tests. */
 export type App = YogaServerInstance<ServerContext, Context>;
 
+/** What {@link createApp} serves and how strictly: pages, introspection, limits, metrics. */
 export interface AppOptions {
   /** Serve GraphiQL at GET /graphql in a browser. */
   readonly graphiql: boolean;
@@ -125,14 +128,11 @@ function withoutSuggestions(error: GraphQLError): GraphQLError {
 }
 
 /**
- * The Yoga instance: schema, per-request context, error masking and readiness. It does not
- * listen; `src/main.ts` does. Tests call `app.fetch` directly.
+ * GraphiQL and the console, compressed (once `options.precompressAfter` settles). The demo key
+ * goes only into a page served to this machine itself (src/graphiql.ts). Assets come from the
+ * installed packages and the repository: the pages work with no network.
  */
-export function createApp(services: Services, options: AppOptions): App {
-  const logger = services.logger;
-  const requestLogs = new RequestLogs(logger);
-  // The demo key goes only into a page served to this machine itself (src/graphiql.ts).
-  // Assets come from the installed packages and the repository: the pages work with no network.
+function staticPagesOf(logger: Services['logger'], options: AppOptions) {
   const staticPages = createStaticPages({
     console: options.console ?? false,
     graphiql: options.graphiql
@@ -155,6 +155,149 @@ export function createApp(services: Services, options: AppOptions): App {
         .catch((error: unknown) => logger.error({ err: error }, 'static pages failed'));
     options.precompressAfter.then(warm, () => {});
   }
+  return staticPages;
+}
+
+/**
+ * Yoga's `maskError`: a service error with its code, a request error as it is (without
+ * suggestions when they are off), the database unavailable as SERVICE_UNAVAILABLE, and any
+ * other fault as INTERNAL_SERVER_ERROR with nothing of its content.
+ */
+function maskErrorFor(options: AppOptions): MaskError {
+  return (error, message, isDev) => {
+    const serviceError = findServiceError(error);
+    if (serviceError) {
+      const original = error instanceof GraphQLError ? error : undefined;
+      return new GraphQLError(serviceError.message, {
+        nodes: original?.nodes,
+        path: original?.path,
+        extensions: {
+          code: serviceError.code,
+          ...(serviceError.field ? { field: serviceError.field } : {}),
+          ...serviceError.details,
+        },
+      });
+    }
+    const masked = yogaMaskError(error, message, isDev);
+    if (masked === error) {
+      // A request error (syntax, validation, variables): safe to show, but without naming
+      // the schema's fields or values when suggestions are off.
+      return options.fieldSuggestions === false && masked instanceof GraphQLError
+        ? withoutSuggestions(masked)
+        : masked;
+    }
+    // (Yoga logs the original error itself, through `logging` above.)
+    if (isDatabaseUnavailable(error)) {
+      // Fail closed, and say it is worth retrying: never an answer the database did not give.
+      return new GraphQLError('The service is temporarily unavailable; retry shortly.', {
+        nodes: masked instanceof GraphQLError ? masked.nodes : undefined,
+        path: masked instanceof GraphQLError ? masked.path : undefined,
+        extensions: { code: 'SERVICE_UNAVAILABLE', retriable: true, http: { status: 503 } },
+      });
+    }
+    return new GraphQLError(message, {
+      nodes: masked instanceof GraphQLError ? masked.nodes : undefined,
+      path: masked instanceof GraphQLError ? masked.path : undefined,
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    });
+  };
+}
+
+/**
+ * The plugins that bound a document: depth, aliases, tokens, directives (graphql-armor), cost,
+ * the response's size, field suggestions and introspection when they are off.
+ */
+function documentLimitPlugins(options: AppOptions, logger: Services['logger']) {
+  return [
+    ...new EnvelopArmor({
+      maxDepth: { n: QUERY_LIMITS.depth },
+      maxAliases: { n: QUERY_LIMITS.aliases },
+      maxTokens: { n: QUERY_LIMITS.tokens },
+      maxDirectives: { n: QUERY_LIMITS.directives },
+      // The cost model weighs pages and JSON sizes (src/graphql/cost.ts): armor's cannot.
+      costLimit: { enabled: false },
+      blockFieldSuggestion: { enabled: options.fieldSuggestions === false },
+    }).protect().plugins,
+    useCostLimit(),
+    useResponseLimit(options.maxResponseBytes ?? 8 * 1024 * 1024, logger),
+    // graphql-armor misses some hints ("Did you mean the enum value …?"): strip them all.
+    ...(options.fieldSuggestions === false
+      ? [
+          {
+            onValidate:
+              () =>
+              ({ result, setResult }) => {
+                if (result.length > 0) {
+                  setResult(
+                    result.map((e: Error) =>
+                      e instanceof GraphQLError ? withoutSuggestions(e) : e,
+                    ),
+                  );
+                }
+              },
+          } satisfies Plugin,
+        ]
+      : []),
+    // A validation rule, not a check of the HTTP request: it holds over WebSocket too.
+    ...(options.introspection === false
+      ? [
+          {
+            onValidate: ({ addValidationRule }) =>
+              addValidationRule(NoSchemaIntrospectionCustomRule),
+          } satisfies Plugin,
+        ]
+      : []),
+  ];
+}
+
+/** Prometheus metrics of requests: one histogram per operation, the envelop phases off. */
+function prometheusPlugin(services: Services) {
+  return usePrometheus({
+    registry: services.metrics.registry,
+    // Served by useMetricsEndpoint (token, own port).
+    endpoint: false,
+    // Requests and their latency per operation, from one histogram: the envelop phase
+    // metrics walk every document again and cost more than a whole trivial request.
+    metrics: {
+      graphql_yoga_http_duration: httpDurationHistogram(services.metrics.registry, schema),
+      graphql_envelop_deprecated_field: false,
+      graphql_envelop_request: false,
+      graphql_envelop_request_duration: false,
+      graphql_envelop_request_time_summary: false,
+      graphql_envelop_phase_parse: false,
+      graphql_envelop_phase_validate: false,
+      graphql_envelop_phase_context: false,
+      graphql_envelop_phase_execute: false,
+      graphql_envelop_phase_subscribe: false,
+      graphql_envelop_error_result: false,
+      graphql_envelop_schema_change: false,
+    },
+  });
+}
+
+/** `/ready`: whether the database answers a ping within 2 s. */
+function readinessPlugin(services: Services) {
+  return useReadinessCheck({
+    endpoint: '/ready',
+    check: async () => {
+      try {
+        await withTimeout(services.ping(), 2_000);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  });
+}
+
+/**
+ * The Yoga instance: schema, per-request context, error masking and readiness. It does not
+ * listen; `src/main.ts` does. Tests call `app.fetch` directly.
+ */
+export function createApp(services: Services, options: AppOptions): App {
+  const logger = services.logger;
+  const requestLogs = new RequestLogs(logger);
+  const staticPages = staticPagesOf(logger, options);
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -163,7 +306,7 @@ export function createApp(services: Services, options: AppOptions): App {
     // The API answers browsers on any origin (a key travels in a header, never a cookie); the
     // pages (GraphiQL, the console) answer no CORS headers: no other origin may read them.
     cors: (request) => (isPageRequest(request, new URL(request.url).pathname) ? false : {}),
-    // GraphiQL and the console are served, compressed, by createStaticPages below.
+    // GraphiQL and the console are served, compressed, by staticPages' plugin below.
     graphiql: false,
     // Yoga logs every error it masks: through the one error path (src/observability/errors.ts),
     // which keeps client errors at debug level and redacts what faults carry.
@@ -182,45 +325,7 @@ export function createApp(services: Services, options: AppOptions): App {
         subscriptionTransport,
       );
     },
-    maskedErrors: {
-      maskError(error, message, isDev) {
-        const serviceError = findServiceError(error);
-        if (serviceError) {
-          const original = error instanceof GraphQLError ? error : undefined;
-          return new GraphQLError(serviceError.message, {
-            nodes: original?.nodes,
-            path: original?.path,
-            extensions: {
-              code: serviceError.code,
-              ...(serviceError.field ? { field: serviceError.field } : {}),
-              ...serviceError.details,
-            },
-          });
-        }
-        const masked = yogaMaskError(error, message, isDev);
-        if (masked === error) {
-          // A request error (syntax, validation, variables): safe to show, but without naming
-          // the schema's fields or values when suggestions are off.
-          return options.fieldSuggestions === false && masked instanceof GraphQLError
-            ? withoutSuggestions(masked)
-            : masked;
-        }
-        // (Yoga logs the original error itself, through `logging` above.)
-        if (isDatabaseUnavailable(error)) {
-          // Fail closed, and say it is worth retrying: never an answer the database did not give.
-          return new GraphQLError('The service is temporarily unavailable; retry shortly.', {
-            nodes: masked instanceof GraphQLError ? masked.nodes : undefined,
-            path: masked instanceof GraphQLError ? masked.path : undefined,
-            extensions: { code: 'SERVICE_UNAVAILABLE', retriable: true, http: { status: 503 } },
-          });
-        }
-        return new GraphQLError(message, {
-          nodes: masked instanceof GraphQLError ? masked.nodes : undefined,
-          path: masked instanceof GraphQLError ? masked.path : undefined,
-          extensions: { code: 'INTERNAL_SERVER_ERROR' },
-        });
-      },
-    },
+    maskedErrors: { maskError: maskErrorFor(options) },
     // Yoga's own limit streams every body through a counting transform; useBodyLimit checks
     // Content-Length before anything is read instead.
     maxRequestBodySize: false,
@@ -232,81 +337,15 @@ export function createApp(services: Services, options: AppOptions): App {
       useMetricsEndpoint(services.metrics.registry, options.metrics ?? { onMainPort: true }),
       useBodyLimit(options.bodyLimitBytes ?? 131_072),
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
-      ...new EnvelopArmor({
-        maxDepth: { n: QUERY_LIMITS.depth },
-        maxAliases: { n: QUERY_LIMITS.aliases },
-        maxTokens: { n: QUERY_LIMITS.tokens },
-        maxDirectives: { n: QUERY_LIMITS.directives },
-        // The cost model weighs pages and JSON sizes (src/graphql/cost.ts): armor's cannot.
-        costLimit: { enabled: false },
-        blockFieldSuggestion: { enabled: options.fieldSuggestions === false },
-      }).protect().plugins,
-      useCostLimit(),
-      useResponseLimit(options.maxResponseBytes ?? 8 * 1024 * 1024, logger),
-      // graphql-armor misses some hints ("Did you mean the enum value …?"): strip them all.
-      ...(options.fieldSuggestions === false
-        ? [
-            {
-              onValidate:
-                () =>
-                ({ result, setResult }) => {
-                  if (result.length > 0) {
-                    setResult(
-                      result.map((e: Error) =>
-                        e instanceof GraphQLError ? withoutSuggestions(e) : e,
-                      ),
-                    );
-                  }
-                },
-            } satisfies Plugin,
-          ]
-        : []),
-      // A validation rule, not a check of the HTTP request: it holds over WebSocket too.
-      ...(options.introspection === false
-        ? [
-            {
-              onValidate: ({ addValidationRule }) =>
-                addValidationRule(NoSchemaIntrospectionCustomRule),
-            } satisfies Plugin,
-          ]
-        : []),
+      ...documentLimitPlugins(options, logger),
       useInputGuard(),
-      usePrometheus({
-        registry: services.metrics.registry,
-        // Served by useMetricsEndpoint (token, own port).
-        endpoint: false,
-        // Requests and their latency per operation, from one histogram: the envelop phase
-        // metrics walk every document again and cost more than a whole trivial request.
-        metrics: {
-          graphql_yoga_http_duration: httpDurationHistogram(services.metrics.registry, schema),
-          graphql_envelop_deprecated_field: false,
-          graphql_envelop_request: false,
-          graphql_envelop_request_duration: false,
-          graphql_envelop_request_time_summary: false,
-          graphql_envelop_phase_parse: false,
-          graphql_envelop_phase_validate: false,
-          graphql_envelop_phase_context: false,
-          graphql_envelop_phase_execute: false,
-          graphql_envelop_phase_subscribe: false,
-          graphql_envelop_error_result: false,
-          graphql_envelop_schema_change: false,
-        },
-      }),
-      useReadinessCheck({
-        endpoint: '/ready',
-        check: async () => {
-          try {
-            await withTimeout(services.ping(), 2_000);
-            return true;
-          } catch {
-            return false;
-          }
-        },
-      }),
+      prometheusPlugin(services),
+      readinessPlugin(services),
     ],
   });
 }
 
+/** `promise`, or a rejection after `ms` (the readiness ping must not hang `/ready`). */
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('timed out')), ms);

@@ -22,6 +22,7 @@ export const CLOSE_CODES = {
   messageTooBig: 1009,
 } as const;
 
+/** How {@link createHttpServer} bounds WebSockets and finds the client's address. */
 export interface HttpServerOptions {
   /** Largest WebSocket message, as for HTTP bodies (default 128 KiB). */
   readonly bodyLimitBytes?: number;
@@ -65,6 +66,7 @@ function drained(socket: WebSocket, maxBuffered: number): Promise<void> {
   });
 }
 
+/** The listening-ready server and its graceful shutdown, as `src/main.ts` uses them. */
 export interface HttpServer {
   readonly server: Server;
   /**
@@ -79,33 +81,32 @@ interface Enveloped {
   subscribe: (args: ExecutionArgs) => unknown;
 }
 
+/** The open sockets' states, and the counts the connection caps are checked against. */
+interface ConnectionCounts {
+  readonly states: WeakMap<WebSocket, SocketState>;
+  readonly openPerIp: Counter;
+  readonly unauthenticatedPerIp: Counter;
+  readonly openPerKey: Counter;
+}
+
+/** Closes a socket that a connection cap refuses. */
+const refuse = (socket: WebSocket, reason: string) =>
+  socket.close(CLOSE_CODES.limitExceeded, `LIMIT_EXCEEDED: ${reason}`);
+
 /**
- * The HTTP server: Yoga for HTTP and SSE, and GraphQL over WebSocket (graphql-ws) on the same
- * path, authenticated with `connectionParams.authorization` when the connection opens.
+ * Upgrades requests to the GraphQL path to WebSockets (others: 404), within the per-IP caps,
+ * and counts each socket until it closes.
  */
-export function createHttpServer(
+function acceptUpgrades(
+  server: Server,
+  wss: WebSocketServer,
   app: App,
   services: Services,
-  options: HttpServerOptions = {},
-): HttpServer {
-  const limits: WebSocketLimits = { ...loadConfig({}).websocket, ...options.websocket };
-  const hops = options.trustProxyHops ?? 0;
-  const server = createServer(app);
-  // Frames are capped like HTTP bodies: `ws` reads a frame's length from its header and closes
-  // with 1009 before buffering more. No per-message deflate, so nothing inflates past the cap.
-  const wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: options.bodyLimitBytes ?? 131_072,
-    perMessageDeflate: false,
-  });
-  const states = new WeakMap<WebSocket, SocketState>();
-  const openPerIp = new Counter();
-  const unauthenticatedPerIp = new Counter();
-  const openPerKey = new Counter();
-
-  const refuse = (socket: WebSocket, reason: string) =>
-    socket.close(CLOSE_CODES.limitExceeded, `LIMIT_EXCEEDED: ${reason}`);
-
+  limits: WebSocketLimits,
+  hops: number,
+  counts: ConnectionCounts,
+): void {
+  const { states, openPerIp, unauthenticatedPerIp, openPerKey } = counts;
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== app.graphqlEndpoint) {
@@ -142,42 +143,120 @@ export function createHttpServer(
       );
     });
   });
+}
 
+/**
+ * graphql-ws's `onConnect`: authenticates the connection's key (closing the socket when it is
+ * missing, unknown or publishable) and applies the per-key cap.
+ */
+async function admitConnection(
+  services: Services,
+  limits: WebSocketLimits,
+  counts: ConnectionCounts,
+  socket: WebSocket,
+  connectionParams: Readonly<Record<string, unknown>> | undefined,
+): Promise<boolean> {
+  const caller = await services.authenticate(bearerKey(authorizationParam(connectionParams)));
+  if (caller.kind === 'anonymous' || caller.kind === 'unknown-key') {
+    socket.close(
+      CLOSE_CODES.unauthenticated,
+      caller.kind === 'anonymous'
+        ? 'UNAUTHENTICATED: pass connectionParams { authorization: "Bearer <key>" }'
+        : 'UNAUTHENTICATED: this key is unknown or has been revoked',
+    );
+    return false;
+  }
+  if (caller.kind === 'publishable') {
+    socket.close(CLOSE_CODES.forbidden, 'FORBIDDEN: a publishable key cannot subscribe');
+    return false;
+  }
+  const state = counts.states.get(socket);
+  if (!state || socket.readyState !== WebSocket.OPEN) return false;
+  const key = caller.kind === 'secret' ? caller.keyId : caller.kind;
+  if (counts.openPerKey.get(key) >= limits.maxConnectionsPerKey) {
+    refuse(socket, `WS_MAX_CONNECTIONS_PER_KEY (${limits.maxConnectionsPerKey}) reached`);
+    return false;
+  }
+  state.key = key;
+  counts.openPerKey.add(key, 1);
+  counts.unauthenticatedPerIp.add(state.ip, -1);
+  return true;
+}
+
+/** Why an operation may not open on this connection (closing, or too many open), if it may not. */
+function operationRefusal(
+  socket: WebSocket,
+  subscriptions: Readonly<Record<string, unknown>>,
+  limits: WebSocketLimits,
+): GraphQLError[] | undefined {
+  if (socket.readyState !== WebSocket.OPEN) {
+    return [
+      new GraphQLError('This connection is closing.', {
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      }),
+    ];
+  }
+  // graphql-ws has registered this operation already: it counts itself.
+  const open = Object.keys(subscriptions).length;
+  if (open > limits.maxSubscriptionsPerConnection) {
+    return [
+      new GraphQLError(
+        `This connection has ${open - 1} operations open, the most allowed (MAX_SUBSCRIPTIONS_PER_CONNECTION); end one first.`,
+        {
+          extensions: {
+            code: 'LIMIT_EXCEEDED',
+            limit: limits.maxSubscriptionsPerConnection,
+          },
+        },
+      ),
+    ];
+  }
+  return undefined;
+}
+
+/**
+ * How a subscription's events reach this socket: `ready` waits for its unsent bytes to drain;
+ * `onSlow` closes a connection that leaves events unread and ends its subscriptions.
+ */
+function socketTransport(
+  socket: WebSocket,
+  subscriptions: Readonly<Record<string, unknown>>,
+  limits: WebSocketLimits,
+): SubscriptionTransport {
+  return {
+    ready: () => drained(socket, limits.maxBufferedBytes),
+    onSlow: () => {
+      if (socket.readyState === WebSocket.OPEN) {
+        socket.close(
+          CLOSE_CODES.slowConsumer,
+          'SLOW_CONSUMER: events were left unread too long; reconnect and resume with `after`',
+        );
+      }
+      // The close handshake waits on a client that does not read: end the connection's
+      // subscriptions now rather than when its TCP connection finally goes.
+      for (const operation of Object.values(subscriptions)) {
+        const iterator = operation as AsyncIterator<unknown> | null;
+        void iterator?.return?.();
+      }
+    },
+  };
+}
+
+/** Serves GraphQL over WebSocket (graphql-ws) on `wss`, through the app's envelop. */
+function serveGraphqlWs(
+  wss: WebSocketServer,
+  app: App,
+  services: Services,
+  limits: WebSocketLimits,
+  counts: ConnectionCounts,
+): void {
   useServer(
     {
       connectionInitWaitTimeout: limits.connectionInitTimeoutMs,
       execute: (args) => (args.rootValue as Enveloped).execute(args) as never,
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args) as never,
-      onConnect: async (ctx) => {
-        const caller = await services.authenticate(
-          bearerKey(authorizationParam(ctx.connectionParams)),
-        );
-        const socket = ctx.extra.socket;
-        if (caller.kind === 'anonymous' || caller.kind === 'unknown-key') {
-          socket.close(
-            CLOSE_CODES.unauthenticated,
-            caller.kind === 'anonymous'
-              ? 'UNAUTHENTICATED: pass connectionParams { authorization: "Bearer <key>" }'
-              : 'UNAUTHENTICATED: this key is unknown or has been revoked',
-          );
-          return false;
-        }
-        if (caller.kind === 'publishable') {
-          socket.close(CLOSE_CODES.forbidden, 'FORBIDDEN: a publishable key cannot subscribe');
-          return false;
-        }
-        const state = states.get(socket);
-        if (!state || socket.readyState !== WebSocket.OPEN) return false;
-        const key = caller.kind === 'secret' ? caller.keyId : caller.kind;
-        if (openPerKey.get(key) >= limits.maxConnectionsPerKey) {
-          refuse(socket, `WS_MAX_CONNECTIONS_PER_KEY (${limits.maxConnectionsPerKey}) reached`);
-          return false;
-        }
-        state.key = key;
-        openPerKey.add(key, 1);
-        unauthenticatedPerIp.add(state.ip, -1);
-        return true;
-      },
+      onConnect: (ctx) =>
+        admitConnection(services, limits, counts, ctx.extra.socket, ctx.connectionParams),
       // graphql-ws sends these itself, past Yoga's result processing: same contract codes, and
       // no value quoted from the request (src/http/error-contract.ts).
       onError: (_ctx, _id, _payload, errors) =>
@@ -190,50 +269,13 @@ export function createHttpServer(
             }
           : undefined,
       onSubscribe: async (ctx, _id, payload) => {
-        if (ctx.extra.socket.readyState !== WebSocket.OPEN) {
-          return [
-            new GraphQLError('This connection is closing.', {
-              extensions: { code: 'SERVICE_UNAVAILABLE' },
-            }),
-          ];
-        }
-        // graphql-ws has registered this operation already: it counts itself.
-        const open = Object.keys(ctx.subscriptions).length;
-        if (open > limits.maxSubscriptionsPerConnection) {
-          return [
-            new GraphQLError(
-              `This connection has ${open - 1} operations open, the most allowed (MAX_SUBSCRIPTIONS_PER_CONNECTION); end one first.`,
-              {
-                extensions: {
-                  code: 'LIMIT_EXCEEDED',
-                  limit: limits.maxSubscriptionsPerConnection,
-                },
-              },
-            ),
-          ];
-        }
         const socket = ctx.extra.socket;
-        const subscriptionTransport: SubscriptionTransport = {
-          ready: () => drained(socket, limits.maxBufferedBytes),
-          onSlow: () => {
-            if (socket.readyState === WebSocket.OPEN) {
-              socket.close(
-                CLOSE_CODES.slowConsumer,
-                'SLOW_CONSUMER: events were left unread too long; reconnect and resume with `after`',
-              );
-            }
-            // The close handshake waits on a client that does not read: end the connection's
-            // subscriptions now rather than when its TCP connection finally goes.
-            for (const operation of Object.values(ctx.subscriptions)) {
-              const iterator = operation as AsyncIterator<unknown> | null;
-              void iterator?.return?.();
-            }
-          },
-        };
+        const refusal = operationRefusal(socket, ctx.subscriptions, limits);
+        if (refusal) return refusal;
         const enveloped = app.getEnveloped({
           req: ctx.extra.request,
           connectionParams: ctx.connectionParams,
-          subscriptionTransport,
+          subscriptionTransport: socketTransport(socket, ctx.subscriptions, limits),
           params: payload,
         });
         // A refused operation (syntax, limits, validation) ends that subscription only, not the
@@ -260,28 +302,63 @@ export function createHttpServer(
     wss,
     limits.keepAliveMs,
   );
+}
 
-  return {
-    server,
-    async shutdown(graceMs) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      services.events.stop();
-      for (const client of wss.clients) client.close(CLOSE_CODES.goingAway, 'server shutting down');
-      wss.close();
-      server.closeIdleConnections();
-      // Responses ending now (SSE streams, requests in flight) leave keep-alive connections idle:
-      // close those as they appear instead of waiting out the grace period.
-      const sweepIdle = setInterval(() => server.closeIdleConnections(), 50);
-      const force = setTimeout(() => {
-        for (const client of wss.clients) client.terminate();
-        server.closeAllConnections();
-      }, graceMs);
-      force.unref();
-      await closed;
-      clearInterval(sweepIdle);
-      clearTimeout(force);
-    },
+/**
+ * The server's shutdown: stops accepting, ends subscriptions (close 1001), closes keep-alive
+ * connections as they go idle, and past `graceMs` closes what is left.
+ */
+async function shutdown(
+  server: Server,
+  wss: WebSocketServer,
+  services: Services,
+  graceMs: number,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  services.events.stop();
+  for (const client of wss.clients) client.close(CLOSE_CODES.goingAway, 'server shutting down');
+  wss.close();
+  server.closeIdleConnections();
+  // Responses ending now (SSE streams, requests in flight) leave keep-alive connections idle:
+  // close those as they appear instead of waiting out the grace period.
+  const sweepIdle = setInterval(() => server.closeIdleConnections(), 50);
+  const force = setTimeout(() => {
+    for (const client of wss.clients) client.terminate();
+    server.closeAllConnections();
+  }, graceMs);
+  force.unref();
+  await closed;
+  clearInterval(sweepIdle);
+  clearTimeout(force);
+}
+
+/**
+ * The HTTP server: Yoga for HTTP and SSE, and GraphQL over WebSocket (graphql-ws) on the same
+ * path, authenticated with `connectionParams.authorization` when the connection opens.
+ */
+export function createHttpServer(
+  app: App,
+  services: Services,
+  options: HttpServerOptions = {},
+): HttpServer {
+  const limits: WebSocketLimits = { ...loadConfig({}).websocket, ...options.websocket };
+  const server = createServer(app);
+  // Frames are capped like HTTP bodies: `ws` reads a frame's length from its header and closes
+  // with 1009 before buffering more. No per-message deflate, so nothing inflates past the cap.
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.bodyLimitBytes ?? 131_072,
+    perMessageDeflate: false,
+  });
+  const counts: ConnectionCounts = {
+    states: new WeakMap(),
+    openPerIp: new Counter(),
+    unauthenticatedPerIp: new Counter(),
+    openPerKey: new Counter(),
   };
+  acceptUpgrades(server, wss, app, services, limits, options.trustProxyHops ?? 0, counts);
+  serveGraphqlWs(wss, app, services, limits, counts);
+  return { server, shutdown: (graceMs) => shutdown(server, wss, services, graceMs) };
 }
 
 /**

@@ -1,12 +1,13 @@
 import { startAutoRefresh, type AutoRefresh, type AutoRefreshOptions } from './auto-refresh.js';
 import * as ops from './documents.js';
 import {
-  subscriptionTransport,
+  liveTransportOf,
   type EventSubscription,
   type SubscribeOptions,
+  type SubscriptionTransport,
   type SubscriptionTransportOptions,
 } from './subscriptions.js';
-import { httpTransport, webSocketUrlsOf, type CallOptions } from './transport.js';
+import { httpTransport, type CallOptions, type Request } from './transport.js';
 import { sessionControls } from './controls.js';
 import {
   instantOf,
@@ -100,25 +101,45 @@ export function clientOptionsOf(client: object): SessionClientOptions | undefine
  */
 export function createSessionClient(options: SessionClientOptions) {
   const request = httpTransport(options);
-  const live = subscriptionTransport({
-    url: options.wsUrl ?? webSocketUrlsOf(options.url),
-    key: options.key,
-    timeoutMs: options.timeoutMs,
-    webSocketImpl: options.webSocketImpl,
-    options: options.ws,
-  });
-
+  const live = liveTransportOf(options, options.ws);
   const defaults: ScopeSpelling = { product: options.product, env: options.env };
-  const scoped = (input: ScopeSpelling) => scopeVariables(input, defaults);
-  /** A config input in this API's spelling: `period: 'hours'` mapped, product and env apart. */
-  const configInput = (input: UpdateSessionConfigInput & ScopeSpelling) => {
-    const rest = withoutScope(input);
-    return rest.period === undefined
-      ? rest
-      : { ...rest, period: periodOf(rest.period, 'input.period') };
+  const sessions = {
+    ...sessionControls(request, defaults),
+    ...sessionCalls(request, defaults),
+    ...sessionEndCalls(request, defaults),
+    ...sessionDataCalls(request),
+    /**
+     * Keeps `tokens` fresh: refreshes `refreshBeforeSeconds` before each expiry and hands each
+     * new pair to `onRefresh`; stops on the first failure, reported to `onError`. What the
+     * Ductape docs' `SessionManager` does by hand.
+     */
+    autoRefresh(tokens: SessionTokens, autoOptions: AutoRefreshOptions): AutoRefresh {
+      return startAutoRefresh((input) => sessions.refresh(input), tokens, autoOptions);
+    },
+    ...eventCalls(live),
   };
+  const client = {
+    configs: configCalls(request, defaults),
+    sessions,
+    /** Closes the subscriptions' WebSocket (HTTP calls need no closing). */
+    close: () => live.close(),
+  };
+  optionsOfClient.set(client, options);
+  return client;
+}
 
-  const configs = {
+/** A config input in this API's spelling: `period: 'hours'` mapped, product and env apart. */
+function configInput(input: UpdateSessionConfigInput & ScopeSpelling) {
+  const rest = withoutScope(input);
+  return rest.period === undefined
+    ? rest
+    : { ...rest, period: periodOf(rest.period, 'input.period') };
+}
+
+/** The session-type calls (Ductape's `products.sessions`), the client's `configs`. */
+function configCalls(request: Request, defaults: ScopeSpelling) {
+  const scoped = (input: ScopeSpelling) => scopeVariables(input, defaults);
+  return {
     /**
      * Creates a session type (Ductape `products.sessions.create`). CONFLICT if the tag is
      * taken. Ductape's `period: 'hours'` and `product`/`env` beside the input are accepted.
@@ -169,21 +190,12 @@ export function createSessionClient(options: SessionClientOptions) {
       return data.deleteSessionConfig;
     },
   };
+}
 
-  const onSession = async <TData>(
-    document: string,
-    field: string,
-    variables: SessionWrite & object,
-  ): Promise<Session<TData>> => {
-    const data = await request<Record<string, Session<TData>>>(document, {
-      ...variables,
-      expectedVersion: variables.expectedVersion ?? null,
-    });
-    return data[field]!;
-  };
-
-  const sessions = {
-    ...sessionControls(request, defaults),
+/** The token calls of `sessions`: start, verify, isValid and refresh (Ductape's `sessions`). */
+function sessionCalls(request: Request, defaults: ScopeSpelling) {
+  const scoped = (input: ScopeSpelling) => scopeVariables(input, defaults);
+  return {
     /** Starts a session: its token and refresh token (Ductape `sessions.start`). */
     async start<TData = SessionData>(input: StartSessionInput<TData>): Promise<SessionTokens> {
       const rest = withoutScope(input);
@@ -262,6 +274,13 @@ export function createSessionClient(options: SessionClientOptions) {
       });
       return data.refreshSession;
     },
+  };
+}
+
+/** The calls of `sessions` that end or list a user's sessions (Ductape's revoke, revokeAll, list). */
+function sessionEndCalls(request: Request, defaults: ScopeSpelling) {
+  const scoped = (input: ScopeSpelling) => scopeVariables(input, defaults);
+  return {
     /** Ends one session, everywhere, from the next verify (Ductape `sessions.revoke`). */
     async revoke<TData = SessionData>(
       input: SessionAddress & ScopeSpelling,
@@ -314,6 +333,24 @@ export function createSessionClient(options: SessionClientOptions) {
         sessions: page.nodes.map((s): ListedSession<TData> => ({ ...s, sessionId: s.id })),
       };
     },
+  };
+}
+
+/** The calls of `sessions` on one session's data and time (session.do's). */
+function sessionDataCalls(request: Request) {
+  const onSession = async <TData>(
+    document: string,
+    field: string,
+    variables: SessionWrite & object,
+  ): Promise<Session<TData>> => {
+    const data = await request<Record<string, Session<TData>>>(document, {
+      ...variables,
+      expectedVersion: variables.expectedVersion ?? null,
+    });
+    return data[field]!;
+  };
+
+  return {
     /** One session by id, whatever its status, or null (session.do `get`). */
     async get<TData = SessionData>(input: { sessionId: string }): Promise<Session<TData> | null> {
       const data = await request<{ session: Session<TData> | null }>(ops.GET, {
@@ -364,14 +401,17 @@ export function createSessionClient(options: SessionClientOptions) {
       const variables = { ...input, expiresAt };
       return onSession<TData>(ops.SET_EXPIRATION, 'setSessionExpiration', variables);
     },
-    /**
-     * Keeps `tokens` fresh: refreshes `refreshBeforeSeconds` before each expiry and hands each
-     * new pair to `onRefresh`; stops on the first failure, reported to `onError`. What the
-     * Ductape docs' `SessionManager` does by hand.
-     */
-    autoRefresh(tokens: SessionTokens, autoOptions: AutoRefreshOptions): AutoRefresh {
-      return startAutoRefresh((input) => sessions.refresh(input), tokens, autoOptions);
-    },
+  };
+}
+
+/** An event filter as the subscriptions' variables (null: any tag or user). */
+function filterVariables(filter: EventFilter) {
+  return { tag: filter.tag ?? null, identifier: filter.identifier ?? null, after: filter.after };
+}
+
+/** The live-event calls of `sessions`, over the subscriptions' WebSocket. */
+function eventCalls(live: SubscriptionTransport) {
+  return {
     /**
      * Calls `listener` with each revocation (logout, revoke all, reuse detected, config
      * deleted) in the key's product and env, optionally for one tag and user. Over WebSocket;
@@ -384,10 +424,11 @@ export function createSessionClient(options: SessionClientOptions) {
       listener: (event: SessionEvent) => void,
       subscribeOptions?: SubscribeOptions,
     ): EventSubscription {
+      const variables = filterVariables(filter);
       return live.subscribe(
         ops.ON_REVOKED,
         'sessionRevoked',
-        { tag: filter.tag ?? null, identifier: filter.identifier ?? null, after: filter.after },
+        variables,
         listener,
         subscribeOptions,
       );
@@ -398,27 +439,8 @@ export function createSessionClient(options: SessionClientOptions) {
       listener: (event: SessionEvent) => void,
       subscribeOptions?: SubscribeOptions,
     ): EventSubscription {
-      return live.subscribe(
-        ops.ON_EVENT,
-        'sessionEvents',
-        {
-          tag: filter.tag ?? null,
-          identifier: filter.identifier ?? null,
-          types: filter.types ?? null,
-          after: filter.after,
-        },
-        listener,
-        subscribeOptions,
-      );
+      const variables = { ...filterVariables(filter), types: filter.types ?? null };
+      return live.subscribe(ops.ON_EVENT, 'sessionEvents', variables, listener, subscribeOptions);
     },
   };
-
-  const client = {
-    configs,
-    sessions,
-    /** Closes the subscriptions' WebSocket (HTTP calls need no closing). */
-    close: () => live.close(),
-  };
-  optionsOfClient.set(client, options);
-  return client;
 }

@@ -13,6 +13,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import {
+  applyResultWith,
   failureBody,
   type AuthFailure,
   type AuthSession,
@@ -155,10 +156,9 @@ export function applyResult<T extends { readonly ok: boolean; readonly setCookie
   res: ExpressResponseLike,
   result: T,
 ): result is Extract<T, { readonly ok: true }> {
-  if (result.ok) {
-    appendSetCookie(res, result.setCookie);
-    return true;
-  }
-  sendFailure(res, result as unknown as AuthFailure);
-  return false;
+  return applyResultWith(
+    result,
+    (setCookie) => appendSetCookie(res, setCookie),
+    (failure) => sendFailure(res, failure),
+  );
 }

@@ -18,6 +18,7 @@ import type {
   preHandlerAsyncHookHandler,
 } from 'fastify';
 import {
+  applyResultWith,
   failureBody,
   type AuthFailure,
   type AuthSession,
@@ -119,10 +120,9 @@ export function applyResult<T extends { readonly ok: boolean; readonly setCookie
   reply: FastifyReply,
   result: T,
 ): result is Extract<T, { readonly ok: true }> {
-  if (result.ok) {
-    appendSetCookie(reply, result.setCookie);
-    return true;
-  }
-  sendFailure(reply, result as unknown as AuthFailure);
-  return false;
+  return applyResultWith(
+    result,
+    (setCookie) => appendSetCookie(reply, setCookie),
+    (failure) => sendFailure(reply, failure),
+  );
 }

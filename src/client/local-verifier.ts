@@ -11,8 +11,12 @@ import {
   type LoadedKeys,
   type OpenedToken,
 } from './local-token.js';
-import { subscriptionTransport, type SubscriptionTransportOptions } from './subscriptions.js';
-import { httpTransport, webSocketUrlsOf, type CallOptions } from './transport.js';
+import {
+  liveTransportOf,
+  type SubscriptionTransport,
+  type SubscriptionTransportOptions,
+} from './subscriptions.js';
+import { httpTransport, type CallOptions, type Request } from './transport.js';
 import type { SessionData, TokenInput, VerifiedSession } from './types.js';
 
 /** Why a verify was left to the server. */
@@ -219,90 +223,167 @@ class ExpiryHeap {
   }
 }
 
-/**
- * A verifier of session tokens in your backend's own process. It loads the tags' keys, syncs the
- * sessions it must refuse or leave to the server, then follows `verifierFeed` from that point
- * (reconnecting and resuming without gap); `verify` needs no network call unless it cannot
- * decide, and says so. Memory: at most `cacheSize` opened tokens and `maxEntries` sessions; an
- * entry leaves once no token of its session can be valid.
- */
-/** Feed errors that no retry can mend. */
-const FINAL_FEED_ERRORS = new Set(['UNAUTHENTICATED', 'FORBIDDEN', 'BAD_USER_INPUT', 'NOT_FOUND']);
+/** Opened tokens by token, oldest first, within a count and a total of characters. */
+class TokenCache {
+  private readonly tokens = new Map<string, OpenedToken>();
+  /** Characters of the tokens held. */
+  private chars = 0;
+  constructor(
+    private readonly maxTokens: number,
+    private readonly maxChars: number,
+  ) {}
+  get size(): number {
+    return this.tokens.size;
+  }
+  get(token: string): OpenedToken | undefined {
+    return this.tokens.get(token);
+  }
+  /** Keeps an opened token, dropping the oldest to make room. */
+  add(token: string, opened: OpenedToken): void {
+    // Two verifies of one new token may both have opened it: count it once.
+    if (this.tokens.has(token)) return;
+    while (
+      this.tokens.size > 0 &&
+      (this.tokens.size >= this.maxTokens || this.chars + token.length > this.maxChars)
+    ) {
+      const oldest = this.tokens.keys().next().value!;
+      this.tokens.delete(oldest);
+      this.chars -= oldest.length;
+    }
+    this.tokens.set(token, opened);
+    this.chars += token.length;
+  }
+  clear(): void {
+    this.tokens.clear();
+    this.chars = 0;
+  }
+}
 
-export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifier {
+/**
+ * What the snapshot and the feed say of the followed sessions: the revoked, ended or changed
+ * ones whose tokens may still be unexpired (at most `maxEntries`), and the not-before marks.
+ */
+class SessionView {
+  readonly entries = new Map<string, Entry>();
+  private readonly heap = new ExpiryHeap();
+  /** Tokens expiring at or before this (epoch ms) may belong to an entry dropped for memory. */
+  droppedUntil = 0;
+  /** Not-before marks (epoch ms) by tag, and the env's under `*`: from the heartbeats. */
+  private readonly notBefore = new Map<string, number>();
+
+  constructor(
+    private readonly followed: ReadonlySet<string>,
+    private readonly maxEntries: number,
+  ) {}
+
+  /** Takes in one entry of the snapshot or the feed. */
+  add(wire: WireEntry, clockToleranceSeconds: number): void {
+    if (!this.followed.has(wire.tag)) return;
+    const until = Date.parse(wire.tokensValidUntil) + clockToleranceSeconds * 1000;
+    if (until <= Date.now()) return;
+    let entry = this.entries.get(wire.sessionId);
+    if (!entry) {
+      if (this.entries.size >= this.maxEntries) this.dropSoonest();
+      entry = { revoked: false, ended: false, changedAt: 0, until };
+      this.entries.set(wire.sessionId, entry);
+      this.heap.push({ until, id: wire.sessionId, entry });
+    } else if (until > entry.until) {
+      entry.until = until;
+      this.heap.push({ until, id: wire.sessionId, entry });
+    }
+    if (wire.state === 'REVOKED') entry.revoked = true;
+    else if (wire.state === 'EXPIRED') entry.ended = true;
+    else if (wire.changedAt !== null) {
+      entry.changedAt = Math.max(entry.changedAt, Date.parse(wire.changedAt));
+    }
+  }
+
+  /** Drops the entry whose tokens expire soonest; tokens expiring by then go to the server. */
+  private dropSoonest(): void {
+    for (;;) {
+      const top = this.heap.pop();
+      if (!top) return;
+      if (this.entries.get(top.id) !== top.entry || top.entry.until !== top.until) continue;
+      this.entries.delete(top.id);
+      this.droppedUntil = Math.max(this.droppedUntil, top.until);
+      return;
+    }
+  }
+
+  /** Forgets entries no token of which can still be valid. */
+  prune(): void {
+    const now = Date.now();
+    for (;;) {
+      const top = this.heap.peek();
+      if (!top || top.until > now) return;
+      this.heap.pop();
+      if (this.entries.get(top.id) === top.entry && top.entry.until === top.until) {
+        this.entries.delete(top.id);
+      }
+    }
+  }
+
+  /** Takes in a heartbeat's not-before marks. */
+  markNotBefore(marks: readonly { tag: string | null; notBefore: string }[]): void {
+    // Marks only move later: keep the later of what is known and what the heartbeat says.
+    for (const mark of marks) {
+      const key = mark.tag ?? WHOLE_ENV;
+      const at = Date.parse(mark.notBefore);
+      this.notBefore.set(key, Math.max(this.notBefore.get(key) ?? -Infinity, at));
+    }
+  }
+
+  /** The latest not-before mark (epoch ms) that covers a tag: its own or the env's. */
+  notBeforeOf(tag: string): number {
+    return Math.max(
+      this.notBefore.get(tag) ?? -Infinity,
+      this.notBefore.get(WHOLE_ENV) ?? -Infinity,
+    );
+  }
+}
+
+/** The verifier's options with their defaults, checked. */
+function settingsOf(options: LocalVerifierOptions) {
   const tags = [...new Set(options.tags)];
-  const followed = new Set(tags);
-  const maxStalenessMs = options.maxStalenessMs ?? 3_000;
-  const onStale = options.onStale ?? 'fallback';
   const heartbeatMs = options.heartbeatMs ?? 1_000;
   // The server's own bounds: anything else would be refused on every try, and `ready` never come.
   if (!Number.isInteger(heartbeatMs) || heartbeatMs < 1_000 || heartbeatMs > 30_000)
     throw badUserInput('heartbeatMs', 'expected whole milliseconds from 1000 to 30000');
-  const cacheSize = options.cacheSize ?? 10_000;
-  const cacheChars = options.cacheChars ?? 16 * 1024 * 1024;
-  /** Characters of the tokens in `cache`. */
-  let cachedChars = 0;
-  const maxEntries = options.maxEntries ?? 1_000_000;
-  const keysRefreshMs = options.keysRefreshMs ?? 60_000;
-  const request = httpTransport(options);
-  const live = subscriptionTransport({
-    url: options.wsUrl ?? webSocketUrlsOf(options.url),
-    key: options.key,
-    timeoutMs: options.timeoutMs,
-    webSocketImpl: options.webSocketImpl,
-    options: {
-      // A verifier reconnects fast: its answers fall back to the server until it has.
-      retryWait: (retries) =>
-        new Promise((resolve) =>
-          setTimeout(resolve, Math.min(100 * 2 ** retries, 2_000) + Math.random() * 100),
-        ),
-      ...options.ws,
-    },
-  });
+  return {
+    tags,
+    followed: new Set(tags),
+    maxStalenessMs: options.maxStalenessMs ?? 3_000,
+    onStale: options.onStale ?? 'fallback',
+    heartbeatMs,
+    cacheSize: options.cacheSize ?? 10_000,
+    cacheChars: options.cacheChars ?? 16 * 1024 * 1024,
+    maxEntries: options.maxEntries ?? 1_000_000,
+    keysRefreshMs: options.keysRefreshMs ?? 60_000,
+  };
+}
 
-  let keys: LoadedKeys | undefined;
-  const cache = new Map<string, OpenedToken>();
-  const entries = new Map<string, Entry>();
-  const heap = new ExpiryHeap();
-  /** Tokens expiring at or before this (epoch ms) may belong to an entry dropped for memory. */
-  let droppedUntil = 0;
-  /** Not-before marks (epoch ms) by tag, and the env's under `*`: from the heartbeats. */
-  const notBefore = new Map<string, number>();
-  let lastHeartbeat = -Infinity;
-  let position: string | undefined;
-  let synced = false;
-  let closed = false;
-  let localVerifies = 0;
-  let serverVerifies = 0;
-  let keysLoading: Promise<void> | undefined;
-  let lastKeysLoad = 0;
-  let subscription: { unsubscribe(): void } | undefined;
-  let readyResolve!: () => void;
-  let readyReject!: (error: unknown) => void;
-  const ready = new Promise<void>((resolve, reject) => {
-    readyResolve = resolve;
-    readyReject = reject;
-  });
-  ready.catch(() => undefined);
+/** Codes of a verifier's own request that a later try may not meet. */
+const TRANSIENT_CODES = new Set([
+  'NETWORK_ERROR',
+  'SERVICE_UNAVAILABLE',
+  'RATE_LIMITED',
+  'INTERNAL_SERVER_ERROR',
+  'BAD_RESPONSE',
+]);
 
-  /**
-   * A request of the verifier's own (keys, snapshot pages), tried again with backoff while the
-   * server is unreachable or busy (a reset keep-alive socket, a restart, RATE_LIMITED); a
-   * refused key or a bad argument is final.
-   */
-  const retrying = async <T>(query: string, variables: Record<string, unknown>): Promise<T> => {
+/**
+ * The verifier's own requests (keys, snapshot pages), tried again with backoff while the server
+ * is unreachable or busy (a reset keep-alive socket, a restart, RATE_LIMITED); a refused key or
+ * a bad argument is final, and so is every failure once the verifier is closed.
+ */
+function retryingRequest(request: Request, isClosed: () => boolean) {
+  return async <T>(query: string, variables: Record<string, unknown>): Promise<T> => {
     for (let attempt = 0; ; attempt++) {
       try {
         return await request<T>(query, variables);
       } catch (error) {
         const code = (error as SessionServiceError).code;
-        const transient =
-          code === 'NETWORK_ERROR' ||
-          code === 'SERVICE_UNAVAILABLE' ||
-          code === 'RATE_LIMITED' ||
-          code === 'INTERNAL_SERVER_ERROR' ||
-          code === 'BAD_RESPONSE';
-        if (!transient || closed) throw error;
+        if (!TRANSIENT_CODES.has(code) || isClosed()) throw error;
         const retryAfter = (error as SessionServiceError).retryAfterSeconds;
         const wait =
           retryAfter !== undefined ? retryAfter * 1000 : Math.min(100 * 2 ** attempt, 5_000);
@@ -310,166 +391,348 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
       }
     }
   };
+}
 
-  const loadKeys = (): Promise<void> => {
-    keysLoading ??= (async () => {
-      lastKeysLoad = Date.now();
-      const data = await retrying<{
-        verifierKeys: Omit<LoadedKeys, 'keys'> & {
-          keys: Array<{ tag: string; kid: string; encryptionKey: JWK; verificationKey: JWK }>;
+type RetryingRequest = ReturnType<typeof retryingRequest>;
+
+/** The tags' keys from `verifierKeys`, imported. */
+async function fetchKeys(retrying: RetryingRequest, tags: readonly string[]): Promise<LoadedKeys> {
+  const data = await retrying<{
+    verifierKeys: Omit<LoadedKeys, 'keys'> & {
+      keys: Array<{ tag: string; kid: string; encryptionKey: JWK; verificationKey: JWK }>;
+    };
+  }>(KEYS, { tags });
+  const set = data.verifierKeys;
+  const map = new Map<string, { encryption: CryptoKey | Uint8Array; verification: unknown }>();
+  for (const k of set.keys) {
+    map.set(`${k.tag}\u0000${k.kid}`, await importVerifierKey(k.encryptionKey, k.verificationKey));
+  }
+  return { ...set, keys: map };
+}
+
+/** Reads the whole snapshot into `add`; returns the feed position it was taken at. */
+async function readSnapshot(
+  retrying: RetryingRequest,
+  tags: readonly string[],
+  add: (entry: WireEntry) => void,
+): Promise<string> {
+  let after: string | undefined;
+  let first: string | null | undefined;
+  for (;;) {
+    const page = (
+      await retrying<{
+        verifierSnapshot: {
+          position: string | null;
+          endCursor: string | null;
+          hasNextPage: boolean;
+          entries: WireEntry[];
         };
-      }>(KEYS, { tags });
-      const set = data.verifierKeys;
-      const map = new Map<string, { encryption: CryptoKey | Uint8Array; verification: unknown }>();
-      for (const k of set.keys) {
-        map.set(
-          `${k.tag}\u0000${k.kid}`,
-          await importVerifierKey(k.encryptionKey, k.verificationKey),
-        );
-      }
-      // A retired kid's tokens no longer open: forget what they opened to.
-      if (keys) {
-        cache.clear();
-        cachedChars = 0;
-      }
-      keys = { ...set, keys: map };
+      }>(SNAPSHOT, { tags, after: after ?? null })
+    ).verifierSnapshot;
+    if (first === undefined) first = page.position;
+    for (const e of page.entries) add(e);
+    if (!page.hasNextPage || page.endCursor === null) break;
+    after = page.endCursor;
+  }
+  return first ?? '0';
+}
+
+/** One message of `verifierFeed`: an entry, or a heartbeat with the not-before marks. */
+interface FeedMessage {
+  id: string;
+  at: string;
+  entry: WireEntry | null;
+  notBefore: { tag: string | null; notBefore: string }[] | null;
+}
+
+const revoked = () =>
+  new SessionServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
+
+/** Throws the refusals that hold whatever the feed's state (revocations are forever). */
+function refuseEnded(
+  opened: OpenedToken,
+  entry: Entry | undefined,
+  notBeforeMark: number,
+  now: number,
+  tolerance: number,
+): void {
+  if (opened.expiresAt * 1000 + tolerance <= now) throw tokenExpired();
+  if (entry?.revoked) throw revoked();
+  if (entry?.ended) throw tokenExpired();
+  // A not-before revocation refuses at once, before its batches write the REVOKED events.
+  if (opened.startedAt !== undefined && opened.startedAt < notBeforeMark) throw revoked();
+}
+
+/** What {@link fallbackReasonOf} weighs beside the token. */
+interface LocalState {
+  readonly synced: boolean;
+  readonly stale: boolean;
+  readonly droppedUntil: number;
+  readonly maxTokenAgeSeconds: number;
+  readonly now: number;
+  readonly tolerance: number;
+}
+
+/** Why the server must decide on a token no refusal applies to; undefined when this process can. */
+function fallbackReasonOf(
+  opened: OpenedToken,
+  maxAge: number | undefined,
+  entry: Entry | undefined,
+  state: LocalState,
+): FallbackReason | undefined {
+  const { now } = state;
+  if (!state.synced) return 'NOT_READY';
+  if (state.stale) return 'STALE';
+  if (opened.expiresAt * 1000 <= state.droppedUntil) return 'MEMORY_BOUND';
+  if (entry && entry.changedAt > 0 && opened.issuedAt * 1000 <= entry.changedAt + CHANGE_MARGIN_MS)
+    return 'CHANGED';
+  if (opened.idleTimeout !== false) return 'IDLE_TIMEOUT';
+  if (
+    opened.version === undefined ||
+    opened.sessionExpiresAt === undefined ||
+    opened.sessionExpiresAt * 1000 - EXPIRY_MARGIN_MS <= now
+  ) {
+    return 'PAST_SESSION_EXPIRY';
+  }
+  if (opened.issuedAt * 1000 < now - state.maxTokenAgeSeconds * 1000) return 'TOKEN_TOO_OLD';
+  // Without its session's start, a not-before mark cannot be checked.
+  if (opened.startedAt === undefined || opened.authenticatedAt === undefined) return 'LEGACY_TOKEN';
+  if (opened.actor !== undefined) return 'IMPERSONATION';
+  if (
+    maxAge !== undefined &&
+    maxAge !== null &&
+    (!Number.isInteger(maxAge) ||
+      maxAge < 0 ||
+      maxAge > MAX_AGE_LIMIT_SECONDS ||
+      // The token's `auth_time` is at or before the session's (which only moves later); the
+      // clock tolerance covers this process's clock being behind the database's.
+      now + state.tolerance - opened.authenticatedAt * 1000 > maxAge * 1000)
+  ) {
+    return 'MAX_AGE';
+  }
+  return undefined;
+}
+
+/** The answer from the token itself, once {@link fallbackReasonOf} found nothing to ask. */
+function localAnswer<TData>(opened: OpenedToken): LocalVerifyResult<TData> {
+  return {
+    sessionId: opened.sessionId,
+    tag: opened.tag,
+    identifier: opened.identifier,
+    data: opened.data as TData,
+    // Both checked by fallbackReasonOf (PAST_SESSION_EXPIRY, LEGACY_TOKEN).
+    version: opened.version!,
+    expiresAt: new Date(opened.sessionExpiresAt! * 1000).toISOString(),
+    // As of the token's minting: a later markSessionFresh shows in the next refreshed token.
+    authenticatedAt: new Date(Math.round(opened.authenticatedAt! * 1000)).toISOString(),
+    actor: null,
+    verifiedBy: 'local',
+  };
+}
+
+/** Feed errors that no retry can mend. */
+const FINAL_FEED_ERRORS = new Set(['UNAUTHENTICATED', 'FORBIDDEN', 'BAD_USER_INPUT', 'NOT_FOUND']);
+
+/** A promise with its resolve and reject at hand (`Promise.withResolvers`, Node 22+). */
+function deferred(): {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+} {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * The tags' keys: loaded at start, every `refreshMs` and (at most every 5 s) on a token of an
+ * unknown kid. A reload empties `cache`: a retired kid's tokens no longer open.
+ */
+function keyStore(
+  retrying: RetryingRequest,
+  tags: readonly string[],
+  cache: TokenCache,
+  refreshMs: number,
+) {
+  let current: LoadedKeys | undefined;
+  let loading: Promise<void> | undefined;
+  let lastLoad = 0;
+  const load = (): Promise<void> => {
+    loading ??= (async () => {
+      lastLoad = Date.now();
+      const loaded = await fetchKeys(retrying, tags);
+      if (current) cache.clear();
+      current = loaded;
     })().finally(() => {
-      keysLoading = undefined;
+      loading = undefined;
     });
-    return keysLoading;
+    return loading;
   };
-
-  const addEntry = (wire: WireEntry): void => {
-    if (!followed.has(wire.tag)) return;
-    const until = Date.parse(wire.tokensValidUntil) + (keys?.clockToleranceSeconds ?? 30) * 1000;
-    if (until <= Date.now()) return;
-    let entry = entries.get(wire.sessionId);
-    if (!entry) {
-      if (entries.size >= maxEntries) dropSoonest();
-      entry = { revoked: false, ended: false, changedAt: 0, until };
-      entries.set(wire.sessionId, entry);
-      heap.push({ until, id: wire.sessionId, entry });
-    } else if (until > entry.until) {
-      entry.until = until;
-      heap.push({ until, id: wire.sessionId, entry });
-    }
-    if (wire.state === 'REVOKED') entry.revoked = true;
-    else if (wire.state === 'EXPIRED') entry.ended = true;
-    else if (wire.changedAt !== null) {
-      entry.changedAt = Math.max(entry.changedAt, Date.parse(wire.changedAt));
-    }
+  const timer = setInterval(() => {
+    load().catch(() => undefined);
+  }, refreshMs);
+  timer.unref?.();
+  return {
+    get current(): LoadedKeys | undefined {
+      return current;
+    },
+    load,
+    /** A token named a kid the keys lack: reload, unless they were loaded in the last 5 s. */
+    unknownKey(): void {
+      if (Date.now() - lastLoad > 5_000) load().catch(() => undefined);
+    },
+    stop: () => clearInterval(timer),
   };
+}
 
-  /** Drops the entry whose tokens expire soonest; tokens expiring by then go to the server. */
-  const dropSoonest = (): void => {
-    for (;;) {
-      const top = heap.pop();
-      if (!top) return;
-      if (entries.get(top.id) !== top.entry || top.entry.until !== top.until) continue;
-      entries.delete(top.id);
-      droppedUntil = Math.max(droppedUntil, top.until);
+/**
+ * Follows `verifierFeed` into `view` from a position: entries, and heartbeats with their
+ * not-before marks. The first heartbeat resolves `ready`; an error no retry can mend rejects
+ * it (before then) and ends the feed; any other error starts it again a second later.
+ */
+function feedFollower(
+  live: SubscriptionTransport,
+  settings: { readonly tags: readonly string[]; readonly heartbeatMs: number },
+  view: { add(entry: WireEntry): void; markNotBefore: SessionView['markNotBefore'] },
+  ready: ReturnType<typeof deferred>,
+  isClosed: () => boolean,
+) {
+  let lastHeartbeat = -Infinity;
+  let position: string | undefined;
+  let synced = false;
+  let subscription: { unsubscribe(): void } | undefined;
+
+  const onMessage = (m: FeedMessage): void => {
+    position = m.id;
+    if (m.entry) {
+      view.add(m.entry);
       return;
     }
-  };
-
-  /** Forgets entries no token of which can still be valid. */
-  const prune = (): void => {
-    const now = Date.now();
-    for (;;) {
-      const top = heap.peek();
-      if (!top || top.until > now) return;
-      heap.pop();
-      if (entries.get(top.id) === top.entry && top.entry.until === top.until) {
-        entries.delete(top.id);
-      }
+    view.markNotBefore(m.notBefore ?? []);
+    lastHeartbeat = Date.now();
+    if (!synced) {
+      synced = true;
+      ready.resolve();
     }
   };
-  const pruneTimer = setInterval(prune, 1_000);
-  pruneTimer.unref?.();
-  const keysTimer = setInterval(() => {
-    loadKeys().catch(() => undefined);
-  }, keysRefreshMs);
-  keysTimer.unref?.();
-
-  const start = async (): Promise<void> => {
-    await loadKeys();
-    let after: string | undefined;
-    let first: string | null | undefined;
-    for (;;) {
-      const page = (
-        await retrying<{
-          verifierSnapshot: {
-            position: string | null;
-            endCursor: string | null;
-            hasNextPage: boolean;
-            entries: WireEntry[];
-          };
-        }>(SNAPSHOT, { tags, after: after ?? null })
-      ).verifierSnapshot;
-      if (first === undefined) first = page.position;
-      for (const e of page.entries) addEntry(e);
-      if (!page.hasNextPage || page.endCursor === null) break;
-      after = page.endCursor;
+  const onError = (error: SessionServiceError): void => {
+    lastHeartbeat = -Infinity;
+    // A refused key, a refused argument or an unknown tag ends the verifier's feed for
+    // good (trying again would be refused the same way); anything else is tried again.
+    if (FINAL_FEED_ERRORS.has(error.code)) {
+      if (!synced) ready.reject(error);
+      return;
     }
-    if (closed) return;
-    position = first ?? '0';
-    follow();
+    const again = setTimeout(follow, 1_000);
+    again.unref?.();
   };
-
-  /** Follows the feed from `position`; after an error it cannot recover from, starts again. */
   const follow = (): void => {
-    if (closed) return;
+    if (isClosed()) return;
+    const variables = { tags: settings.tags, after: position, heartbeatMs: settings.heartbeatMs };
     subscription = live.subscribe(
       FEED,
       'verifierFeed',
-      { tags, after: position, heartbeatMs },
-      (message) => {
-        const m = message as unknown as {
-          id: string;
-          at: string;
-          entry: WireEntry | null;
-          notBefore: { tag: string | null; notBefore: string }[] | null;
-        };
-        position = m.id;
-        if (m.entry) {
-          addEntry(m.entry);
-          return;
-        }
-        // Marks only move later: keep the later of what is known and what the heartbeat says.
-        for (const mark of m.notBefore ?? []) {
-          const key = mark.tag ?? WHOLE_ENV;
-          const at = Date.parse(mark.notBefore);
-          notBefore.set(key, Math.max(notBefore.get(key) ?? -Infinity, at));
-        }
-        lastHeartbeat = Date.now();
-        if (!synced) {
-          synced = true;
-          readyResolve();
-        }
-      },
-      {
-        onError: (error) => {
-          lastHeartbeat = -Infinity;
-          // A refused key, a refused argument or an unknown tag ends the verifier's feed for
-          // good (trying again would be refused the same way); anything else is tried again.
-          if (FINAL_FEED_ERRORS.has(error.code)) {
-            if (!synced) readyReject(error);
-            return;
-          }
-          const again = setTimeout(follow, 1_000);
-          again.unref?.();
-        },
-      },
+      variables,
+      (message) => onMessage(message as unknown as FeedMessage),
+      { onError },
     );
   };
-  start().catch((error: unknown) => readyReject(error));
+  return {
+    get lastHeartbeat() {
+      return lastHeartbeat;
+    },
+    get position() {
+      return position;
+    },
+    get synced() {
+      return synced;
+    },
+    /** Starts following after `from`, the snapshot's position. */
+    start(from: string): void {
+      position = from;
+      follow();
+    },
+    stop: () => subscription?.unsubscribe(),
+  };
+}
+
+/** The token opened, from the cache or with the keys; NotLocal when only the server can. */
+async function openToken(
+  cache: TokenCache,
+  keys: ReturnType<typeof keyStore>,
+  loaded: LoadedKeys,
+  tag: string,
+  token: string,
+): Promise<OpenedToken | NotLocal> {
+  const cached = cache.get(token);
+  if (cached !== undefined) {
+    if (cached.tag !== tag) throw tokenInvalid();
+    return cached;
+  }
+  const result = await openLocally(loaded, tag, token);
+  if (result instanceof NotLocal) {
+    if (result.reason === 'UNKNOWN_KEY') keys.unknownKey();
+    return result;
+  }
+  cache.add(token, result);
+  return result;
+}
+
+/**
+ * A verifier of session tokens in your backend's own process. It loads the tags' keys, syncs the
+ * sessions it must refuse or leave to the server, then follows `verifierFeed` from that point
+ * (reconnecting and resuming without gap); `verify` needs no network call unless it cannot
+ * decide, and says so. Memory: at most `cacheSize` opened tokens and `maxEntries` sessions; an
+ * entry leaves once no token of its session can be valid.
+ */
+export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifier {
+  const settings = settingsOf(options);
+  const { tags, followed, maxStalenessMs } = settings;
+  const request = httpTransport(options);
+  const live = liveTransportOf(options, {
+    // A verifier reconnects fast: its answers fall back to the server until it has.
+    retryWait: (retries) =>
+      new Promise((resolve) =>
+        setTimeout(resolve, Math.min(100 * 2 ** retries, 2_000) + Math.random() * 100),
+      ),
+    ...options.ws,
+  });
+  let closed = false;
+  let localVerifies = 0;
+  let serverVerifies = 0;
+  const ready = deferred();
+  ready.promise.catch(() => undefined);
+  const retrying = retryingRequest(request, () => closed);
+  const cache = new TokenCache(settings.cacheSize, settings.cacheChars);
+  const view = new SessionView(followed, settings.maxEntries);
+  const pruneTimer = setInterval(() => view.prune(), 1_000);
+  pruneTimer.unref?.();
+  const keys = keyStore(retrying, tags, cache, settings.keysRefreshMs);
+  const addEntry = (wire: WireEntry) => view.add(wire, keys.current?.clockToleranceSeconds ?? 30);
+  const feed = feedFollower(
+    live,
+    settings,
+    { add: addEntry, markNotBefore: (marks) => view.markNotBefore(marks) },
+    ready,
+    () => closed,
+  );
+  const start = async (): Promise<void> => {
+    await keys.load();
+    const from = await readSnapshot(retrying, tags, addEntry);
+    if (!closed) feed.start(from);
+  };
+  start().catch((error: unknown) => ready.reject(error));
 
   const fallback = async <TData>(
     input: VerifyInput,
     callOptions: CallOptions | undefined,
     reason: FallbackReason,
   ): Promise<LocalVerifyResult<TData>> => {
-    if ((reason === 'STALE' || reason === 'NOT_READY') && onStale === 'refuse') {
+    if ((reason === 'STALE' || reason === 'NOT_READY') && settings.onStale === 'refuse') {
       throw new SessionServiceError(
         'SERVICE_UNAVAILABLE',
         reason === 'STALE'
@@ -492,118 +755,44 @@ export function createLocalVerifier(options: LocalVerifierOptions): LocalVerifie
   ): Promise<LocalVerifyResult<TData>> => {
     const { tag, token } = input;
     if (!followed.has(tag)) return fallback(input, callOptions, 'TAG_NOT_FOLLOWED');
-    if (!keys) return fallback(input, callOptions, 'NOT_READY');
-    let opened = cache.get(token);
-    if (opened === undefined) {
-      const result = await openLocally(keys, tag, token);
-      if (result instanceof NotLocal) {
-        if (result.reason === 'UNKNOWN_KEY' && Date.now() - lastKeysLoad > 5_000) {
-          loadKeys().catch(() => undefined);
-        }
-        return fallback(input, callOptions, result.reason);
-      }
-      opened = result;
-      // Two verifies of one new token may both have opened it: count it once.
-      if (!cache.has(token)) {
-        while (
-          cache.size > 0 &&
-          (cache.size >= cacheSize || cachedChars + token.length > cacheChars)
-        ) {
-          const oldest = cache.keys().next().value!;
-          cache.delete(oldest);
-          cachedChars -= oldest.length;
-        }
-        cache.set(token, opened);
-        cachedChars += token.length;
-      }
-    } else if (opened.tag !== tag) {
-      throw tokenInvalid();
-    }
+    if (!keys.current) return fallback(input, callOptions, 'NOT_READY');
+    const opened = await openToken(cache, keys, keys.current, tag, token);
+    if (opened instanceof NotLocal) return fallback(input, callOptions, opened.reason);
     const now = Date.now();
-    const tolerance = keys.clockToleranceSeconds * 1000;
-    // Refusals first: they hold whatever the feed's state (revocations are forever).
-    if (opened.expiresAt * 1000 + tolerance <= now) throw tokenExpired();
-    const entry = entries.get(opened.sessionId);
-    if (entry?.revoked) {
-      throw new SessionServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
-    }
-    if (entry?.ended) throw tokenExpired();
-    // A not-before revocation refuses at once, before its batches write the REVOKED events.
-    const mark = Math.max(notBefore.get(tag) ?? -Infinity, notBefore.get(WHOLE_ENV) ?? -Infinity);
-    if (opened.startedAt !== undefined && opened.startedAt < mark) {
-      throw new SessionServiceError('SESSION_REVOKED', 'This session was revoked; sign in again.');
-    }
-    if (!synced) return fallback(input, callOptions, 'NOT_READY');
-    if (now - lastHeartbeat > maxStalenessMs) return fallback(input, callOptions, 'STALE');
-    if (opened.expiresAt * 1000 <= droppedUntil)
-      return fallback(input, callOptions, 'MEMORY_BOUND');
-    if (
-      entry &&
-      entry.changedAt > 0 &&
-      opened.issuedAt * 1000 <= entry.changedAt + CHANGE_MARGIN_MS
-    ) {
-      return fallback(input, callOptions, 'CHANGED');
-    }
-    if (opened.idleTimeout !== false) return fallback(input, callOptions, 'IDLE_TIMEOUT');
-    if (
-      opened.version === undefined ||
-      opened.sessionExpiresAt === undefined ||
-      opened.sessionExpiresAt * 1000 - EXPIRY_MARGIN_MS <= now
-    ) {
-      return fallback(input, callOptions, 'PAST_SESSION_EXPIRY');
-    }
-    if (opened.issuedAt * 1000 < now - keys.maxTokenAgeSeconds * 1000) {
-      return fallback(input, callOptions, 'TOKEN_TOO_OLD');
-    }
-    // Without its session's start, a not-before mark cannot be checked.
-    if (opened.startedAt === undefined || opened.authenticatedAt === undefined) {
-      return fallback(input, callOptions, 'LEGACY_TOKEN');
-    }
-    if (opened.actor !== undefined) return fallback(input, callOptions, 'IMPERSONATION');
-    const { maxAge } = input;
-    if (
-      maxAge !== undefined &&
-      maxAge !== null &&
-      (!Number.isInteger(maxAge) ||
-        maxAge < 0 ||
-        maxAge > MAX_AGE_LIMIT_SECONDS ||
-        // The token's `auth_time` is at or before the session's (which only moves later); the
-        // clock tolerance covers this process's clock being behind the database's.
-        now + tolerance - opened.authenticatedAt * 1000 > maxAge * 1000)
-    ) {
-      return fallback(input, callOptions, 'MAX_AGE');
-    }
+    // The keys as of now: a reload while the token was opened applies to the checks.
+    const { clockToleranceSeconds, maxTokenAgeSeconds } = keys.current!;
+    const tolerance = clockToleranceSeconds * 1000;
+    const entry = view.entries.get(opened.sessionId);
+    refuseEnded(opened, entry, view.notBeforeOf(tag), now, tolerance);
+    const reason = fallbackReasonOf(opened, input.maxAge, entry, {
+      synced: feed.synced,
+      stale: now - feed.lastHeartbeat > maxStalenessMs,
+      droppedUntil: view.droppedUntil,
+      maxTokenAgeSeconds,
+      now,
+      tolerance,
+    });
+    if (reason !== undefined) return fallback(input, callOptions, reason);
     localVerifies += 1;
-    return {
-      sessionId: opened.sessionId,
-      tag: opened.tag,
-      identifier: opened.identifier,
-      data: opened.data as TData,
-      version: opened.version,
-      expiresAt: new Date(opened.sessionExpiresAt * 1000).toISOString(),
-      // As of the token's minting: a later markSessionFresh shows in the next refreshed token.
-      authenticatedAt: new Date(Math.round(opened.authenticatedAt * 1000)).toISOString(),
-      actor: null,
-      verifiedBy: 'local',
-    };
+    return localAnswer<TData>(opened);
   };
 
   return {
-    ready,
+    ready: ready.promise,
     verify,
     stats: () => ({
-      entries: entries.size,
+      entries: view.entries.size,
       cachedTokens: cache.size,
-      position,
-      stalenessMs: Date.now() - lastHeartbeat,
+      position: feed.position,
+      stalenessMs: Date.now() - feed.lastHeartbeat,
       localVerifies,
       serverVerifies,
     }),
     async close() {
       closed = true;
       clearInterval(pruneTimer);
-      clearInterval(keysTimer);
-      subscription?.unsubscribe();
+      keys.stop();
+      feed.stop();
       // Closing during an outage: graphql-ws rejects its pending reconnect; nothing is lost.
       await live.close().catch(() => undefined);
     },

@@ -41,6 +41,18 @@ export interface NextSessionOptions {
   readonly onFailure?: (request: Request, failure: AuthFailure) => Response | Promise<Response>;
 }
 
+/** The answer to a failure: `onFailure`'s or {@link failureResponse}, with its cookies. */
+async function failureAnswer(
+  options: Pick<NextSessionOptions, 'onFailure'>,
+  request: Request,
+  failure: AuthFailure,
+): Promise<Response> {
+  const answer = options.onFailure
+    ? await options.onFailure(request, failure)
+    : failureResponse({ ...failure, setCookie: [] });
+  return withSetCookie(answer, failure.setCookie);
+}
+
 /** A route handler's second argument (`{ params }`), with the session. */
 export type WithSession<TContext, TSession> = TContext & { readonly session: TSession };
 
@@ -77,10 +89,7 @@ export function withSession<TContext = unknown, TData = SessionData>(
   return async (request, context) => {
     const result = await auth.authenticate<TData>(request);
     if (!result.ok && (required || result.status !== 401)) {
-      const answer = options.onFailure
-        ? await options.onFailure(request, result)
-        : failureResponse({ ...result, setCookie: [] });
-      return withSetCookie(answer, result.setCookie);
+      return failureAnswer(options, request, result);
     }
     const session = result.ok ? result.session : null;
     const response = await handler(request, { ...(context as object), session } as WithSession<
@@ -112,12 +121,7 @@ export function sessionMiddleware(
 ): (request: Request) => Promise<Response> {
   return async (request) => {
     const result = await auth.authenticate(request);
-    if (!result.ok) {
-      const answer = options.onFailure
-        ? await options.onFailure(request, result)
-        : failureResponse({ ...result, setCookie: [] });
-      return withSetCookie(answer, result.setCookie);
-    }
+    if (!result.ok) return failureAnswer(options, request, result);
     return withSetCookie(await options.next(request), result.setCookie);
   };
 }

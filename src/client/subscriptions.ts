@@ -1,6 +1,6 @@
 import { createClient, type Client, type ClientOptions } from 'graphql-ws';
 import { SessionServiceError, type GraphQLErrorPayload } from './errors.js';
-import { timeoutOf, urlsOf } from './transport.js';
+import { timeoutOf, urlsOf, webSocketUrlsOf } from './transport.js';
 import type { SessionEvent } from './types.js';
 
 /** A live subscription; it reconnects by itself and resumes after the last event received. */
@@ -259,4 +259,30 @@ function toServiceError(error: unknown): SessionServiceError {
     `The subscription failed: ${error instanceof Error ? error.message : String(error)}`,
     { cause: error },
   );
+}
+
+/** What {@link subscriptionTransport} returns: `subscribe` and `close`. */
+export type SubscriptionTransport = ReturnType<typeof subscriptionTransport>;
+
+/**
+ * The subscription transport of a client or verifier made with `options`: its `wsUrl`, else
+ * each `url` with `ws:` or `wss:`, and its key, timeout and WebSocket constructor.
+ */
+export function liveTransportOf(
+  options: {
+    readonly url: string | readonly string[];
+    readonly wsUrl?: string | readonly string[];
+    readonly key: string;
+    readonly timeoutMs?: number;
+    readonly webSocketImpl?: WebSocketConstructor;
+  },
+  wsOptions: SubscriptionTransportOptions['options'],
+): SubscriptionTransport {
+  return subscriptionTransport({
+    url: options.wsUrl ?? webSocketUrlsOf(options.url),
+    key: options.key,
+    timeoutMs: options.timeoutMs,
+    webSocketImpl: options.webSocketImpl,
+    options: wsOptions,
+  });
 }

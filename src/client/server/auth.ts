@@ -247,13 +247,9 @@ function originOf(url: string): string | undefined {
   }
 }
 
-/**
- * The authentication core for one session type; see {@link SessionAuth}. Verification runs on
- * a local verifier by default (made from the client's URL and key, following `tag`), or on the
- * server with `verify: 'server'`.
- */
-export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
-  const { client, tag } = options;
+/** `options` checked: the tag, the cookies, the trusted origins and the refresh reuse window. */
+function checkedOptions(options: SessionAuthOptions) {
+  const { tag } = options;
   if (typeof tag !== 'string' || tag.length === 0) {
     throw new SessionServiceError('BAD_USER_INPUT', 'tag: expected a non-empty string', {
       field: 'tag',
@@ -283,62 +279,84 @@ export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
       },
     );
   }
+  return { tag, cookieOptions, cookies, trusted, reuseMs };
+}
 
-  const mode = options.verify ?? 'local';
-  let verifier: LocalVerifier | undefined;
-  let ownVerifier = false;
-  if (mode === 'local') {
-    if (options.verifier) verifier = options.verifier;
-    else {
-      const clientOptions = clientOptionsOf(client);
-      if (!clientOptions) {
-        throw new SessionServiceError(
-          'BAD_USER_INPUT',
-          'client: expected a client made by createSessionClient (or pass verifier)',
-          { field: 'client' },
-        );
-      }
-      verifier = createLocalVerifier({
-        url: clientOptions.url,
-        key: clientOptions.key,
-        tags: [tag],
-        timeoutMs: clientOptions.timeoutMs,
-        fetch: clientOptions.fetch,
-        wsUrl: clientOptions.wsUrl,
-        webSocketImpl: clientOptions.webSocketImpl,
-        ws: clientOptions.ws,
-      });
-      ownVerifier = true;
-    }
+/**
+ * The local verifier auth verifies on: `options.verifier`, else one made from the client's URL
+ * and key following `tag` (`own`: closed by auth's `close`); none with `verify: 'server'`.
+ */
+function verifierOf(
+  options: SessionAuthOptions,
+  tag: string,
+): { verifier: LocalVerifier | undefined; own: boolean } {
+  if ((options.verify ?? 'local') !== 'local') return { verifier: undefined, own: false };
+  if (options.verifier) return { verifier: options.verifier, own: false };
+  const clientOptions = clientOptionsOf(options.client);
+  if (!clientOptions) {
+    throw new SessionServiceError(
+      'BAD_USER_INPUT',
+      'client: expected a client made by createSessionClient (or pass verifier)',
+      { field: 'client' },
+    );
   }
-  const ready = verifier ? verifier.ready : Promise.resolve();
-  // An app that never awaits `ready` must not see an unhandled rejection from it.
-  ready.catch(() => {});
+  const verifier = createLocalVerifier({
+    url: clientOptions.url,
+    key: clientOptions.key,
+    tags: [tag],
+    timeoutMs: clientOptions.timeoutMs,
+    fetch: clientOptions.fetch,
+    wsUrl: clientOptions.wsUrl,
+    webSocketImpl: clientOptions.webSocketImpl,
+    ws: clientOptions.ws,
+  });
+  return { verifier, own: true };
+}
 
-  const verifyToken = async <TData>(token: string): Promise<AuthSession<TData>> => {
-    if (verifier) return verifier.verify<TData>({ tag, token });
-    const verified = await client.sessions.verify<TData>({ tag, token });
-    return { ...verified, verifiedBy: 'server' };
-  };
+/** A failure result: its status, code and Set-Cookie values. */
+const fail = (status: 401 | 403 | 503, code: AuthFailureCode, setCookie: string[] = []) =>
+  ({ ok: false, status, code, setCookie }) as const;
 
-  let maxAge: { seconds: number; until: number } | undefined;
-  const cookieMaxAge = async (): Promise<number> => {
-    if (options.maxAgeSeconds !== undefined) return options.maxAgeSeconds;
-    if (maxAge && maxAge.until > Date.now()) return maxAge.seconds;
-    const config = await client.configs.fetch(tag);
-    if (!config) {
-      throw new SessionServiceError('NOT_FOUND', `No session type with tag ${tag}.`);
-    }
-    maxAge = { seconds: config.refreshExpiresIn, until: Date.now() + CONFIG_TTL_MS };
-    return maxAge.seconds;
-  };
-  const cleared = () => clearSessionCookies(cookieOptions);
+/** Whether an unsafe request's Origin (else Referer) is its own origin or a trusted one. */
+function originAllowed(request: RequestLike, trusted: ReadonlySet<string>): boolean {
+  const origin = request.headers.get('origin');
+  const referer = request.headers.get('referer');
+  // `Origin: null` (sandboxed frames, some redirects) is a mismatch, never a fallback.
+  const claimed =
+    origin !== null && origin !== undefined
+      ? originOf(origin)
+      : referer
+        ? originOf(referer)
+        : undefined;
+  if (claimed === undefined) return false;
+  return claimed === originOf(request.url) || trusted.has(claimed);
+}
 
-  /**
-   * Refreshes in flight or just done, by a hash of their refresh token (never the token): the
-   * requests of one page load that all carry the same expired pair share one refresh.
-   */
-  const flights = new Map<string, { outcome: Promise<Outcome<unknown>>; doneAt?: number }>();
+/** Whether a request's method may change state (and so needs the origin check). */
+const unsafe = (request: RequestLike) => !SAFE_METHODS.has(request.method.toUpperCase());
+
+/** The token of an `Authorization: Bearer` header, if the request has one. */
+function bearerOf(request: RequestLike): string | undefined {
+  const header = request.headers.get('authorization');
+  if (!header) return undefined;
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  return match ? match[1] : undefined;
+}
+
+/** A refresh in flight, or done within the reuse window (`doneAt`). */
+type Flight = { outcome: Promise<Outcome<unknown>>; doneAt?: number };
+
+/**
+ * Refreshes shared by a hash of their refresh token (never the token): the requests of one
+ * page load that all carry the same expired pair share one refresh, and a new pair keeps
+ * answering for `reuseMs`.
+ */
+function refreshFlights(
+  reuseMs: number,
+  refresh: <TData>(refreshToken: string, request: RequestLike) => Promise<Outcome<TData>>,
+  verifyRefreshed: <TData>(token: string, setCookie: string[]) => Promise<Outcome<TData>>,
+) {
+  const flights = new Map<string, Flight>();
   const forgetOld = () => {
     const now = Date.now();
     for (const [key, flight] of flights) {
@@ -350,6 +368,148 @@ export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
       if (flights.size < MAX_FLIGHTS) return;
     }
   };
+  return <TData>(refreshToken: string, request: RequestLike): Promise<Outcome<TData>> => {
+    forgetOld();
+    const key = createHash('sha256').update(refreshToken).digest('base64url');
+    const known = flights.get(key);
+    if (known) {
+      const shared = known.outcome as Promise<Outcome<TData>>;
+      if (known.doneAt === undefined) return shared;
+      // A pair refreshed earlier: its session may have been revoked since (sign out).
+      return shared.then(async (done) => {
+        if (!done.ok) return done;
+        const again = await verifyRefreshed<TData>(done.token, done.setCookie);
+        return !again.ok && again.code === 'TOKEN_EXPIRED' ? done : again;
+      });
+    }
+    const outcome = refresh<TData>(refreshToken, request);
+    const flight: Flight = { outcome };
+    flights.set(key, flight);
+    outcome.then(
+      (result) => {
+        // A new pair keeps answering for `reuseMs`; a failure is not remembered.
+        if (result.ok && reuseMs > 0) flight.doneAt = Date.now();
+        else flights.delete(key);
+      },
+      () => flights.delete(key),
+    );
+    return outcome;
+  };
+}
+
+/**
+ * The Max-Age of the session cookies: `options.maxAgeSeconds`, else the session type's refresh
+ * lifetime (fetched, then kept for 10 minutes).
+ */
+function cookieMaxAgeOf(options: SessionAuthOptions, tag: string): () => Promise<number> {
+  let maxAge: { seconds: number; until: number } | undefined;
+  return async () => {
+    if (options.maxAgeSeconds !== undefined) return options.maxAgeSeconds;
+    if (maxAge && maxAge.until > Date.now()) return maxAge.seconds;
+    const config = await options.client.configs.fetch(tag);
+    if (!config) {
+      throw new SessionServiceError('NOT_FOUND', `No session type with tag ${tag}.`);
+    }
+    maxAge = { seconds: config.refreshExpiresIn, until: Date.now() + CONFIG_TTL_MS };
+    return maxAge.seconds;
+  };
+}
+
+/** What signing in and out use of one auth. */
+interface SignParts {
+  readonly client: SessionAuthOptions['client'];
+  readonly tag: string;
+  readonly cookieOptions: SessionCookieOptions;
+  readonly trusted: ReadonlySet<string>;
+  readonly cookieMaxAge: () => Promise<number>;
+  readonly cleared: () => string[];
+}
+
+/** {@link SessionAuth.signIn}: starts a session and sets its cookies. */
+async function signIn<TData>(
+  parts: SignParts,
+  request: RequestLike | undefined,
+  input: SignInInput<TData>,
+): Promise<SignInResult> {
+  if (request && unsafe(request) && !originAllowed(request, parts.trusted)) {
+    return fail(403, 'CSRF_ORIGIN_MISMATCH');
+  }
+  const maxAgeSeconds = await parts.cookieMaxAge();
+  const userAgent = request?.headers.get('user-agent') ?? undefined;
+  const device = input.device ?? (userAgent ? { userAgent: userAgent.slice(0, 512) } : {});
+  const tokens = await parts.client.sessions.start<TData>({
+    tag: parts.tag,
+    data: input.data,
+    ...(input.identifier === undefined ? {} : { identifier: input.identifier }),
+    ...(input.expiresIn === undefined ? {} : { expiresIn: input.expiresIn }),
+    ...(device.userAgent === undefined && device.ip === undefined ? {} : { device }),
+  });
+  const setCookie = serializeSessionCookies(tokens, { ...parts.cookieOptions, maxAgeSeconds });
+  return { ok: true, tokens, setCookie };
+}
+
+/** {@link SessionAuth.signOut}: revokes the request's session, if one verifies; clears the cookies. */
+async function signOut(
+  parts: SignParts,
+  authenticate: SessionAuth['authenticate'],
+  request: RequestLike,
+): Promise<SignOutResult> {
+  const result = await authenticate(request);
+  if (!result.ok) {
+    // Not signed in (any more): clearing the cookies is all there is to do.
+    return result.status === 401 ? { ok: true, revoked: 0, setCookie: parts.cleared() } : result;
+  }
+  try {
+    await parts.client.sessions.revoke({ tag: parts.tag, sessionId: result.session.sessionId });
+  } catch (error) {
+    if (!isSessionServiceError(error, 'SESSION_REVOKED', 'NOT_FOUND', 'TOKEN_EXPIRED')) {
+      throw error;
+    }
+    return { ok: true, revoked: 0, setCookie: parts.cleared() };
+  }
+  return { ok: true, revoked: 1, setCookie: parts.cleared() };
+}
+
+/**
+ * A request's `Authorization: Bearer` token, verified: a header no other site can make a
+ * browser send, so no CSRF check; never refreshed (its holder refreshes).
+ */
+async function authenticateBearer<TData>(
+  bearer: string,
+  verifyToken: (token: string) => Promise<AuthSession<TData>>,
+): Promise<AuthResult<TData>> {
+  if (bearer.length > MAX_HEADER_TOKEN_CHARS) return fail(401, 'TOKEN_INVALID');
+  try {
+    const session = await verifyToken(bearer);
+    return { ok: true, session, via: 'header', refreshed: false, setCookie: [] };
+  } catch (error) {
+    const { code, transient } = failureOf(error);
+    return fail(transient ? 503 : 401, code);
+  }
+}
+
+/**
+ * The authentication core for one session type; see {@link SessionAuth}. Verification runs on
+ * a local verifier by default (made from the client's URL and key, following `tag`), or on the
+ * server with `verify: 'server'`.
+ */
+export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
+  const { client } = options;
+  const { tag, cookieOptions, cookies, trusted, reuseMs } = checkedOptions(options);
+  const { verifier, own: ownVerifier } = verifierOf(options, tag);
+  const ready = verifier ? verifier.ready : Promise.resolve();
+  // An app that never awaits `ready` must not see an unhandled rejection from it.
+  ready.catch(() => {});
+
+  const verifyToken = async <TData>(token: string): Promise<AuthSession<TData>> => {
+    if (verifier) return verifier.verify<TData>({ tag, token });
+    const verified = await client.sessions.verify<TData>({ tag, token });
+    return { ...verified, verifiedBy: 'server' };
+  };
+
+  const cookieMaxAge = cookieMaxAgeOf(options, tag);
+  const cleared = () => clearSessionCookies(cookieOptions);
+
   /**
    * The session of a refreshed pair's token. A transient failure keeps the pair in the answer:
    * the old refresh token is spent, and a browser that never gets the new pair presents the old
@@ -366,95 +526,39 @@ export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
       return { ok: false, ...failure, ...(failure.transient ? { setCookie } : {}) };
     }
   };
-  const refreshOnce = <TData>(refreshToken: string, request: RequestLike) => {
-    forgetOld();
-    const key = createHash('sha256').update(refreshToken).digest('base64url');
-    const known = flights.get(key);
-    if (known) {
-      const shared = known.outcome as Promise<Outcome<TData>>;
-      if (known.doneAt === undefined) return shared;
-      // A pair refreshed earlier: its session may have been revoked since (sign out).
-      return shared.then(async (done) => {
-        if (!done.ok) return done;
-        const again = await verifyRefreshed<TData>(done.token, done.setCookie);
-        return !again.ok && again.code === 'TOKEN_EXPIRED' ? done : again;
-      });
-    }
+  const refresh = async <TData>(
+    refreshToken: string,
+    request: RequestLike,
+  ): Promise<Outcome<TData>> => {
     const userAgent = request.headers.get('user-agent') ?? undefined;
-    const outcome = (async (): Promise<Outcome<TData>> => {
-      let tokens: SessionTokens;
-      let maxAgeSeconds: number;
-      try {
-        // Before the refresh: once it is done, the old refresh token is spent.
-        maxAgeSeconds = await cookieMaxAge();
-        tokens = await client.sessions.refresh({
-          tag,
-          refreshToken,
-          ...(userAgent ? { device: { userAgent: userAgent.slice(0, 512) } } : {}),
-        });
-      } catch (error) {
-        return { ok: false, ...failureOf(error) };
-      }
-      const setCookie = serializeSessionCookies(tokens, { ...cookieOptions, maxAgeSeconds });
-      return verifyRefreshed<TData>(tokens.token, setCookie);
-    })();
-    const flight: { outcome: Promise<Outcome<unknown>>; doneAt?: number } = { outcome };
-    flights.set(key, flight);
-    outcome.then(
-      (result) => {
-        // A new pair keeps answering for `reuseMs`; a failure is not remembered.
-        if (result.ok && reuseMs > 0) flight.doneAt = Date.now();
-        else flights.delete(key);
-      },
-      () => flights.delete(key),
-    );
-    return outcome;
+    let tokens: SessionTokens;
+    let maxAgeSeconds: number;
+    try {
+      // Before the refresh: once it is done, the old refresh token is spent.
+      maxAgeSeconds = await cookieMaxAge();
+      tokens = await client.sessions.refresh({
+        tag,
+        refreshToken,
+        ...(userAgent ? { device: { userAgent: userAgent.slice(0, 512) } } : {}),
+      });
+    } catch (error) {
+      return { ok: false, ...failureOf(error) };
+    }
+    const setCookie = serializeSessionCookies(tokens, { ...cookieOptions, maxAgeSeconds });
+    return verifyRefreshed<TData>(tokens.token, setCookie);
   };
-
-  const fail = (status: 401 | 403 | 503, code: AuthFailureCode, setCookie: string[] = []) =>
-    ({ ok: false, status, code, setCookie }) as const;
-
-  /** Whether an unsafe request's Origin (else Referer) is its own origin or a trusted one. */
-  const originAllowed = (request: RequestLike): boolean => {
-    const origin = request.headers.get('origin');
-    const referer = request.headers.get('referer');
-    // `Origin: null` (sandboxed frames, some redirects) is a mismatch, never a fallback.
-    const claimed =
-      origin !== null && origin !== undefined
-        ? originOf(origin)
-        : referer
-          ? originOf(referer)
-          : undefined;
-    if (claimed === undefined) return false;
-    return claimed === originOf(request.url) || trusted.has(claimed);
-  };
-  const unsafe = (request: RequestLike) => !SAFE_METHODS.has(request.method.toUpperCase());
-
-  const bearerOf = (request: RequestLike): string | undefined => {
-    const header = request.headers.get('authorization');
-    if (!header) return undefined;
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    return match ? match[1] : undefined;
-  };
+  const refreshOnce = refreshFlights(reuseMs, refresh, verifyRefreshed);
 
   async function authenticate<TData = SessionData>(
     request: RequestLike,
   ): Promise<AuthResult<TData>> {
     const bearer = bearerOf(request);
-    if (bearer !== undefined) {
-      // A header no other site can make a browser send: no CSRF check; its holder refreshes.
-      if (bearer.length > MAX_HEADER_TOKEN_CHARS) return fail(401, 'TOKEN_INVALID');
-      try {
-        const session = await verifyToken<TData>(bearer);
-        return { ok: true, session, via: 'header', refreshed: false, setCookie: [] };
-      } catch (error) {
-        const { code, transient } = failureOf(error);
-        return fail(transient ? 503 : 401, code);
-      }
-    }
+    if (bearer !== undefined)
+      return authenticateBearer<TData>(bearer, (t) => verifyToken<TData>(t));
     const { token, refreshToken } = readSessionCookies(request.headers.get('cookie'), cookies);
     if (token === undefined && refreshToken === undefined) return fail(401, 'UNAUTHENTICATED');
-    if (unsafe(request) && !originAllowed(request)) return fail(403, 'CSRF_ORIGIN_MISMATCH');
+    if (unsafe(request) && !originAllowed(request, trusted))
+      return fail(403, 'CSRF_ORIGIN_MISMATCH');
     if (token !== undefined) {
       try {
         const session = await verifyToken<TData>(token);
@@ -483,47 +587,15 @@ export function createSessionAuth(options: SessionAuthOptions): SessionAuth {
       : fail(401, outcome.code, cleared());
   }
 
+  const parts: SignParts = { client, tag, cookieOptions, trusted, cookieMaxAge, cleared };
   return {
     ready,
     verifier,
     cookies,
     authenticate,
-    async signIn<TData = SessionData>(
-      request: RequestLike | undefined,
-      input: SignInInput<TData>,
-    ): Promise<SignInResult> {
-      if (request && unsafe(request) && !originAllowed(request)) {
-        return fail(403, 'CSRF_ORIGIN_MISMATCH');
-      }
-      const maxAgeSeconds = await cookieMaxAge();
-      const userAgent = request?.headers.get('user-agent') ?? undefined;
-      const device = input.device ?? (userAgent ? { userAgent: userAgent.slice(0, 512) } : {});
-      const tokens = await client.sessions.start<TData>({
-        tag,
-        data: input.data,
-        ...(input.identifier === undefined ? {} : { identifier: input.identifier }),
-        ...(input.expiresIn === undefined ? {} : { expiresIn: input.expiresIn }),
-        ...(device.userAgent === undefined && device.ip === undefined ? {} : { device }),
-      });
-      const setCookie = serializeSessionCookies(tokens, { ...cookieOptions, maxAgeSeconds });
-      return { ok: true, tokens, setCookie };
-    },
-    async signOut(request: RequestLike): Promise<SignOutResult> {
-      const result = await authenticate(request);
-      if (!result.ok) {
-        // Not signed in (any more): clearing the cookies is all there is to do.
-        return result.status === 401 ? { ok: true, revoked: 0, setCookie: cleared() } : result;
-      }
-      try {
-        await client.sessions.revoke({ tag, sessionId: result.session.sessionId });
-      } catch (error) {
-        if (!isSessionServiceError(error, 'SESSION_REVOKED', 'NOT_FOUND', 'TOKEN_EXPIRED')) {
-          throw error;
-        }
-        return { ok: true, revoked: 0, setCookie: cleared() };
-      }
-      return { ok: true, revoked: 1, setCookie: cleared() };
-    },
+    signIn: <TData = SessionData>(request: RequestLike | undefined, input: SignInInput<TData>) =>
+      signIn(parts, request, input),
+    signOut: (request: RequestLike) => signOut(parts, authenticate, request),
     async signOutEverywhere(request: RequestLike): Promise<SignOutResult> {
       const result = await authenticate(request);
       if (!result.ok) return result;
@@ -565,4 +637,21 @@ export function withSetCookie(response: Response, setCookie: readonly string[]):
     for (const value of setCookie) copy.headers.append('set-cookie', value);
     return copy;
   }
+}
+
+/**
+ * The adapters' `applyResult` (internal: not exported from the package's entries): a success's
+ * Set-Cookie values go to `accept` (true), a failure to `refuse` (false).
+ */
+export function applyResultWith<T extends { readonly ok: boolean; readonly setCookie: string[] }>(
+  result: T,
+  accept: (setCookie: string[]) => void,
+  refuse: (failure: AuthFailure) => void,
+): result is Extract<T, { readonly ok: true }> {
+  if (result.ok) {
+    accept(result.setCookie);
+    return true;
+  }
+  refuse(result as unknown as AuthFailure);
+  return false;
 }
