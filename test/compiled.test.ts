@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyPgliteTemplate } from '../src/db/pglite-template.js';
 import { TEST_DATABASE_URL } from './support/app.js';
 import { freshPostgresDatabase } from './support/databases.js';
 import { post, startServerProcess, type ServerProcess } from './support/server-process.js';
@@ -79,6 +80,25 @@ describe('the compiled server (npm run build, node dist/main.js)', () => {
     expect(existsSync(path.join(ROOT, 'dist/main.js'))).toBe(true);
     expect(existsSync(path.join(ROOT, 'dist/pglite-template/pgdata/PG_VERSION'))).toBe(true);
     expect(readdirSync(path.join(ROOT, 'dist')).filter((f) => f.endsWith('.ts'))).toEqual([]);
+  });
+
+  it('copies the template into a new DATA_DIR byte for byte, and never over a database', () => {
+    const template = path.join(ROOT, 'dist/pglite-template');
+    const location = path.join(tempDir(), 'pgdata');
+    expect(copyPgliteTemplate(template, location)).toBe(true);
+    const files = (dir: string) =>
+      readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .filter((file) => statSync(path.join(dir, file)).isFile())
+        .sort();
+    const source = path.join(template, 'pgdata');
+    expect(files(location)).toEqual(files(source));
+    for (const file of files(source)) {
+      const same = readFileSync(path.join(location, file)).equals(
+        readFileSync(path.join(source, file)),
+      );
+      expect(same, file).toBe(true);
+    }
+    expect(copyPgliteTemplate(template, location)).toBe(false);
   });
 
   it('on a new DATA_DIR: starts from the template, healthy, the demo key verifies, the pages are served', async () => {
