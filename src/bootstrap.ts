@@ -55,7 +55,7 @@ export class SecretMismatchError extends Error {
         'Fix: set the same SESSION_SECRET on every instance that shares this database.',
         'To change the secret deliberately (every token and stored session data become',
         'unusable): stop every instance, run `DELETE FROM secret_fingerprints;` on the',
-        'database, and start them with the new SESSION_SECRET (README, Security).',
+        'database, and start them with the new SESSION_SECRET (docs/operations/security.md).',
       ].join('\n'),
     );
     this.name = 'SecretMismatchError';

@@ -14,7 +14,7 @@ export interface Config {
   readonly nodeEnv: 'development' | 'production' | 'test';
   /** Postgres connection string; undefined means the embedded PGlite database in `dataDir`. */
   readonly databaseUrl: string | undefined;
-  /** How the server reaches Postgres (with `databaseUrl`); README, Production Postgres. */
+  /** How the server reaches Postgres (with `databaseUrl`); docs/guides/production-postgres.md. */
   readonly database: DatabaseSettings;
   readonly dataDir: string;
   readonly port: number;
@@ -81,9 +81,9 @@ export interface Config {
     /** A subscription that leaves events unread this long is ended (WebSocket: closed 4431). */
     readonly slowConsumerMs: number;
   };
-  /** Webhooks: which URLs are accepted, and how events are delivered (README, Webhooks). */
+  /** Webhooks: which URLs are accepted, and how events are delivered (docs/guides/webhooks.md). */
   readonly webhooks: WebhookSettings;
-  /** Token key ids: the first mints new tokens, all of them open tokens. See README, key rotation. */
+  /** Token key ids: the first mints new tokens, all of them open tokens. See docs/operations/security.md, key rotation. */
   readonly tokenKeyIds: readonly string[];
   readonly rateLimits: {
     readonly windowSeconds: number;
@@ -109,7 +109,7 @@ export interface Config {
  * Default calls per window (60 s) for each rate class, per key and per (product, env, client
  * IP). Each lets a busy product through and stops one key or address from taking a large share
  * of an instance (about 4,000 verifies, 700 starts and 450 refreshes a second on the benchmark
- * machine). See README, Security.
+ * machine). See docs/operations/security.md.
  */
 export const RATE_LIMIT_DEFAULTS: Readonly<Record<RateClass, number>> = {
   verify: 60_000,

@@ -55,12 +55,12 @@ async function refuseUndeliveredNotifications(
       ? `DATABASE_DIRECT_URL does not hear what is sent through DATABASE_URL: a NOTIFY sent ` +
         `through DATABASE_URL did not reach a LISTEN on DATABASE_DIRECT_URL within ` +
         `${error.waitedMs} ms. Both must reach the same primary database (DATABASE_URL may go ` +
-        `through a pooler, DATABASE_DIRECT_URL must not). See README, Production Postgres.`
+        `through a pooler, DATABASE_DIRECT_URL must not). See docs/guides/production-postgres.md.`
       : `DATABASE_URL looks like a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy, ` +
         `Neon's pooled endpoint): a NOTIFY sent through it did not reach a LISTEN on it within ` +
         `${error.waitedMs} ms, so revocations would not reach other instances. Set ` +
         `DATABASE_DIRECT_URL to a direct connection to the primary (not through the pooler), ` +
-        `or point DATABASE_URL at the database itself. See README, Production Postgres.`;
+        `or point DATABASE_URL at the database itself. See docs/guides/production-postgres.md.`;
     process.stderr.write(`${message}\n`);
     await database.close();
     process.exit(1);
@@ -132,7 +132,7 @@ async function main(): Promise<void> {
     logger,
   });
   // Before anything holds a session lock or listens: behind a transaction-mode pooler neither
-  // works, and the service would run silently wrong (README, Production Postgres).
+  // works, and the service would run silently wrong (docs/guides/production-postgres.md).
   await refuseUndeliveredNotifications(database, config);
   await database.migrate();
   const { secret, generated } = resolveSessionSecret(config);

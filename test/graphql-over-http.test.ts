@@ -8,7 +8,7 @@ import { describe, it } from './support/test.js';
 /*
  * The GraphQL-over-HTTP spec, as graphql-http's audit suite checks it, against the real endpoint
  * (`yoga.fetch`, every plugin in place). Its MAY audits are left out: the GETs they send carry no
- * CSRF header, which this server asks for (README, Security).
+ * CSRF header, which this server asks for (docs/operations/security.md).
  */
 
 const ENDPOINT = 'http://test.local/graphql';

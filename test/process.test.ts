@@ -244,7 +244,7 @@ describe('the server process', { timeout: 180_000 }, () => {
           DATA_DIR: tempDir(),
           SWEEP_INTERVAL_SECONDS: '0',
           DATABASE_URL: database.url,
-          // Instances on one database share their secret (README, Security).
+          // Instances on one database share their secret (docs/operations/security.md).
           SESSION_SECRET: 'two-instances-at-once:a-secret-of-32-bytes-or-more',
         });
         const [a, b] = await Promise.all([startServerProcess(env()), startServerProcess(env())]);

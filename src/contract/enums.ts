@@ -21,7 +21,7 @@ export type SessionEventType = (typeof SESSION_EVENT_TYPES)[number];
 
 /**
  * The codes of the server's expected failures (a `ServiceError`), as `extensions.code` carries
- * them: each is in the README's Errors table.
+ * them: each is in docs/reference/errors.md.
  */
 export const SERVICE_ERROR_CODES = [
   'UNAUTHENTICATED',

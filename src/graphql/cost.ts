@@ -28,7 +28,7 @@ import { MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS } from '../domain/validation.js';
 import type { Context } from './context.js';
 
 /**
- * The cost model (README, Security): what one request may make the server build, counted
+ * The cost model (docs/operations/security.md): what one request may make the server build, counted
  * before anything runs by @pothos/plugin-complexity from the document and its variables.
  *
  * One unit stands for at most {@link COST.unitBytes} bytes of response: a scalar field (name,

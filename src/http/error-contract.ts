@@ -125,14 +125,14 @@ function asRequestErrors<T>(result: T): T {
 
 /**
  * What a PUT to the GraphQL endpoint is told: graphql-sse's single connection mode reserves its
- * stream with one, and this server serves the distinct connections mode only (README,
- * Subscriptions).
+ * stream with one, and this server serves the distinct connections mode only
+ * (docs/guides/subscriptions.md).
  */
 export const SINGLE_CONNECTION_REFUSED =
   "graphql-sse's single connection mode (a PUT reserving a stream) is not served: use its distinct connections mode (singleConnection: false, the default) on this URL, or GraphQL over WebSocket (graphql-ws).";
 
 /**
- * Every failure the server sends carries `extensions.code` (README, Errors): request errors
+ * Every failure the server sends carries `extensions.code` (docs/reference/errors.md): request errors
  * Yoga and its plugins raise without one (bad variables, CSRF, missing query…) get BAD_REQUEST,
  * and a path that is no route is a JSON NOT_FOUND.
  */

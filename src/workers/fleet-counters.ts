@@ -50,7 +50,7 @@ const CLEANUP_GRACE_SECONDS = 30;
  * statement that adds it to the fleet's rows of `rate_limit_counters` and returns their new
  * totals. A call is refused when the fleet's last known total plus what this instance counted
  * since exceeds the limit. Calls never wait on the database: the fleet can go past a limit by
- * what the other instances let through in one sync interval (the slack, README "Rate limits"),
+ * what the other instances let through in one sync interval (the slack, docs/operations/performance.md, fleet counters),
  * and while the database is slow or away each instance goes on counting in its own memory.
  */
 export class FleetCounters {

@@ -8,7 +8,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /**
  * The one `SESSION_SECRET` of every server process on the shared test database: instances on
- * one database must share their secret, or the second refuses to start (README, Security). A
+ * one database must share their secret, or the second refuses to start (docs/operations/security.md). A
  * test that needs another secret runs on a database of its own (support/databases.ts).
  */
 export const TEST_SESSION_SECRET = 'test-suite-secret:every-process-on-the-shared-test-database';

@@ -1,4 +1,4 @@
-/** How webhooks are accepted and delivered (README, Webhooks); read from the configuration. */
+/** How webhooks are accepted and delivered (docs/guides/webhooks.md); read from the configuration. */
 export interface WebhookSettings {
   /** Accept URLs that resolve to loopback, private, link-local or metadata addresses. */
   readonly allowPrivateUrls: boolean;
