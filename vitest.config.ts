@@ -14,6 +14,7 @@ const UNIT = [
   'test/config.test.ts',
   'test/console-build.test.ts',
   'test/contract.test.ts',
+  'test/graphql-env.test.ts',
   'test/rules.test.ts',
   'test/schema.test.ts',
   'test/token-cache.test.ts',

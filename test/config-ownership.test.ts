@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { expect } from 'vitest';
 import type { TestApp } from './support/app.js';
 import { describe, it } from './support/test.js';
-import { failure, gql, ok } from './support/graphql.js';
+import { failure, gql, ok, type Document } from './support/graphql.js';
 import {
   REFRESH,
   REVOKE,
@@ -256,7 +256,7 @@ function everyUse(
   tag: string,
   session: { token: string; refreshToken: string; sessionId: string },
 ) {
-  const calls: [string, { query: string; variables: Record<string, unknown> }][] = [
+  const calls: [string, { query: Document; variables: Record<string, unknown> }][] = [
     ['sessionConfig', { query: FETCH, variables: { tag } }],
     ['updateSessionConfig', { query: UPDATE, variables: { tag, input: { expiry: 1 } } }],
     ['deleteSessionConfig', { query: DELETE, variables: { tag } }],

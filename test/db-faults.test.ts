@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../src/db/client.js';
 import { hashSecret, randomSecret } from '../src/tokens/secrets.js';
 import { createTestApp, TEST_DATABASE_URL } from './support/app.js';
-import { gql, ok, type GraphQLResponse } from './support/graphql.js';
+import { gql, ok, type GraphQLResponse, type Document } from './support/graphql.js';
 import {
   REFRESH,
   REVOKE,
@@ -77,7 +77,7 @@ describe('the database goes away', () => {
       expect(await status('/ready')).toBe(200);
 
       await proxy.cut();
-      const calls: Record<string, { query: string; variables: Record<string, unknown> }> = {
+      const calls: Record<string, { query: Document; variables: Record<string, unknown> }> = {
         verifySession: { query: VERIFY, variables: { tag, token: verified.token } },
         isSessionValid: { query: IS_VALID, variables: { tag, token: verified.token } },
         startSession: { query: START, variables: { input: { tag, data: DATA } } },

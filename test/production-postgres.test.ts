@@ -13,6 +13,7 @@ import {
   startServerProcess,
   type ServerProcess,
 } from './support/server-process.js';
+import { documentText, type Document } from './support/graphql.js';
 
 /**
  * The Postgres production runs: PgBouncer in transaction mode in front (DATABASE_URL) with a
@@ -47,7 +48,7 @@ const CLIENT_BOUND_MS = 20_000;
 async function call(
   server: ServerProcess,
   key: string,
-  query: string,
+  query: Document,
   variables?: Record<string, unknown>,
 ): Promise<Answer> {
   const began = performance.now();
@@ -55,7 +56,7 @@ async function call(
     const response = await fetch(server.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify({ query: documentText(query), variables }),
       signal: AbortSignal.timeout(CLIENT_BOUND_MS),
     });
     const body = (await response.json()) as Omit<Answer, 'status' | 'ms'>;
@@ -71,13 +72,13 @@ async function call(
 async function must(
   server: ServerProcess,
   key: string,
-  query: string,
+  query: Document,
   variables?: Record<string, unknown>,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
 ): Promise<Record<string, any>> {
   const answer = await call(server, key, query, variables);
   if (answer.errors?.length || !answer.data)
-    throw new Error(`expected success: ${query}\n${JSON.stringify(answer)}`);
+    throw new Error(`expected success: ${documentText(query)}\n${JSON.stringify(answer)}`);
   return answer.data;
 }
 

@@ -11,7 +11,7 @@ import { RATE_CLASSES, type RateClass } from '../src/security/rate-limits.js';
 import { randomSecret } from '../src/tokens/secrets.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { afterAll, describe, it, test } from './support/test.js';
-import { gql, ok, type GraphQLResponse } from './support/graphql.js';
+import { gql, ok, type GraphQLResponse, documentText, type Document } from './support/graphql.js';
 import {
   REFRESH,
   REVOKE,
@@ -121,7 +121,7 @@ function expectOk(response: GraphQLResponse): void {
 /** Over HTTP through a real server: the client IP is the socket's (127.0.0.1). */
 async function httpGql(
   url: string,
-  call: { key: string; query: string; variables: unknown },
+  call: { key: string; query: Document; variables: unknown },
   headers: Record<string, string> = {},
 ) {
   const response = await fetch(url, {
@@ -131,7 +131,7 @@ async function httpGql(
       authorization: `Bearer ${call.key}`,
       ...headers,
     },
-    body: JSON.stringify({ query: call.query, variables: call.variables }),
+    body: JSON.stringify({ query: documentText(call.query), variables: call.variables }),
   });
   return { ...((await response.json()) as GraphQLResponse), status: response.status };
 }
@@ -334,7 +334,7 @@ describe('per client IP, per product and env', () => {
 const NO_SESSION = '00000000-0000-4000-8000-000000000000';
 type Sample = (p: { key: string; admin: string; tag: string }) => {
   key: string;
-  query: string;
+  query: Document;
   variables?: Record<string, unknown>;
 };
 const onSession = (field: string, args: string, extra: Record<string, unknown> = {}): Sample => {
@@ -533,7 +533,7 @@ describe('every operation has a rate class', () => {
           const [type, name] = field.split('.') as [string, string];
           const call = SAMPLES[type]![name]!(who);
           if (type !== 'Subscription') return gql(app.app, call);
-          const received = subscribeSse(server.url, call.key, call.query, {}, name);
+          const received = subscribeSse(server.url, call.key, documentText(call.query), {}, name);
           // Allowed: it replays the product's events (one of each kind exists); refused: it
           // ends with the error.
           await Promise.race([received.ended, received.waitFor(1, 20_000)]);

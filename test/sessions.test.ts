@@ -277,7 +277,7 @@ describe('logging out', () => {
       status: 'REVOKED',
       revokeReason: 'revoked',
     });
-    expectNear(revoked.revokedAt, Date.now());
+    expectNear(revoked.revokedAt!, Date.now());
 
     expect(await verifyFails(key, tag, started.token)).toMatchObject({ code: 'SESSION_REVOKED' });
     expect(
