@@ -16,6 +16,7 @@ import {
   start,
   uniqueTag,
 } from './support/fixtures.js';
+import { START, IS_VALID, REVOKE_ALL } from './support/documents.js';
 
 /** The cap on live configs per product of the app `capped` runs with. */
 const CAP = 5;
@@ -25,9 +26,6 @@ const UPDATE = `mutation($tag: String!, $input: UpdateSessionConfigInput!, $prod
 const DELETE = `mutation($tag: String!, $product: String, $env: String) { deleteSessionConfig(tag: $tag, product: $product, env: $env) }`;
 const FETCH = `query($tag: String!) { sessionConfig(tag: $tag) { tag env name } }`;
 const LIST = `{ sessionConfigs { tag env } }`;
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId } }`;
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
-const REVOKE_ALL = `mutation($tag: String!, $identifier: String!) { revokeAllSessions(tag: $tag, identifier: $identifier) { count } }`;
 const LIST_SESSIONS = `query($tag: String!, $identifier: String!) { sessions(tag: $tag, identifier: $identifier) { totalCount nodes { id } } }`;
 const TOUCH = `mutation($tag: String!, $sessionId: ID!) { touchSession(tag: $tag, sessionId: $sessionId) { id } }`;
 const USERS = `query($tag: String!) { sessionUsers(tag: $tag) { totalCount } }`;

@@ -25,14 +25,13 @@ import {
   TEST_SESSION_SECRET,
 } from './support/server-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { START, IS_VALID } from './support/documents.js';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId token refreshToken } }`;
 const DATA = { userId: 'user-123', details: { username: 'ada', email: 'ada@example.com' } };
 
 /** Failed closed: a masked, retriable SERVICE_UNAVAILABLE (HTTP 503), and no answer at all. */

@@ -14,6 +14,7 @@ import {
   type ServerProcess,
 } from './support/server-process.js';
 import { documentText, type Document } from './support/graphql.js';
+import { START, IS_VALID } from './support/documents.js';
 
 /**
  * The Postgres production runs: PgBouncer in transaction mode in front (DATABASE_URL) with a
@@ -27,8 +28,6 @@ const RUN = Boolean(TEST_DATABASE_URL) && TOPOLOGY_AVAILABLE;
 if (process.env.CI && TEST_DATABASE_URL && !TOPOLOGY_AVAILABLE)
   throw new Error('the production-Postgres tests need pgbouncer and the Postgres 15 binaries');
 
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId token refreshToken } }`;
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
 const LIST = `query($tag: String!, $identifier: String!) { sessions(tag: $tag, identifier: $identifier, first: 50) { edges { node { id } } } }`;
 const UPDATE_CONFIG = `mutation($tag: String!, $input: UpdateSessionConfigInput!) { updateSessionConfig(tag: $tag, input: $input) { tag expiry period } }`;
 const EVENTS_SUB = `subscription($types: [SessionEventType!], $after: ID) { sessionEvents(types: $types, after: $after) { id type sessionId } }`;

@@ -26,6 +26,7 @@ import {
 } from './support/fixtures.js';
 import { listen, subscribeSse } from './support/live.js';
 import { newProductOverHttp, post, startServerProcess } from './support/server-process.js';
+import { START, IS_VALID } from './support/documents.js';
 
 /** Limited instances on the database of the file's app `t` (unlimited, it sets up products and sessions). */
 const opened: TestApp[] = [];
@@ -75,8 +76,6 @@ async function setup(t: TestApp): Promise<{ keys: [string, string]; tag: string;
   return { keys: [product.secret.dev, product.secret.prd], tag, prdTag };
 }
 
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId token refreshToken } }`;
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
 const DATA = { userId: 'user-123', details: { username: 'ada', email: 'ada@example.com' } };
 
 const startCall = (key: string, tag: string) => ({
