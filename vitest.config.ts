@@ -17,6 +17,7 @@ const UNIT = [
   'test/docs.test.ts',
   'test/import-cycles.test.ts',
   'test/function-lengths.test.ts',
+  'test/graphql-env.test.ts',
   'test/rules.test.ts',
   'test/schema.test.ts',
   'test/token-cache.test.ts',

@@ -13,6 +13,7 @@ import {
 } from './support/fixtures.js';
 import { gql, ok } from './support/graphql.js';
 import { test } from './support/test.js';
+import { START, REVOKE_ALL } from './support/documents.js';
 
 /**
  * The session config cache (issue #14): a start reads its config from the process's memory, and a
@@ -41,8 +42,6 @@ const describe = it.describe;
 const UPDATE = `mutation($tag: String!, $input: UpdateSessionConfigInput!) { updateSessionConfig(tag: $tag, input: $input) { tag } }`;
 const DELETE = `mutation($tag: String!) { deleteSessionConfig(tag: $tag) }`;
 const CREATE = `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input) { tag } }`;
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token sessionId } }`;
-const REVOKE_ALL = `mutation($tag: String!, $identifier: String!) { revokeAllSessions(tag: $tag, identifier: $identifier) { count } }`;
 const USER_DATA = { userId: 'user-123', details: { username: 'ada', email: 'ada@example.com' } };
 
 async function startCode(t: TestApp, key: string, tag: string, data: unknown = USER_DATA) {

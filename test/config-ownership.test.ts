@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { expect } from 'vitest';
 import type { TestApp } from './support/app.js';
 import { describe, it } from './support/test.js';
-import { failure, gql, ok } from './support/graphql.js';
+import { failure, gql, ok, type Document } from './support/graphql.js';
 import {
   REFRESH,
   REVOKE,
@@ -16,6 +16,7 @@ import {
   start,
   uniqueTag,
 } from './support/fixtures.js';
+import { START, IS_VALID, REVOKE_ALL } from './support/documents.js';
 
 /** The cap on live configs per product of the app `capped` runs with. */
 const CAP = 5;
@@ -25,9 +26,6 @@ const UPDATE = `mutation($tag: String!, $input: UpdateSessionConfigInput!, $prod
 const DELETE = `mutation($tag: String!, $product: String, $env: String) { deleteSessionConfig(tag: $tag, product: $product, env: $env) }`;
 const FETCH = `query($tag: String!) { sessionConfig(tag: $tag) { tag env name } }`;
 const LIST = `{ sessionConfigs { tag env } }`;
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId } }`;
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
-const REVOKE_ALL = `mutation($tag: String!, $identifier: String!) { revokeAllSessions(tag: $tag, identifier: $identifier) { count } }`;
 const LIST_SESSIONS = `query($tag: String!, $identifier: String!) { sessions(tag: $tag, identifier: $identifier) { totalCount nodes { id } } }`;
 const TOUCH = `mutation($tag: String!, $sessionId: ID!) { touchSession(tag: $tag, sessionId: $sessionId) { id } }`;
 const USERS = `query($tag: String!) { sessionUsers(tag: $tag) { totalCount } }`;
@@ -256,7 +254,7 @@ function everyUse(
   tag: string,
   session: { token: string; refreshToken: string; sessionId: string },
 ) {
-  const calls: [string, { query: string; variables: Record<string, unknown> }][] = [
+  const calls: [string, { query: Document; variables: Record<string, unknown> }][] = [
     ['sessionConfig', { query: FETCH, variables: { tag } }],
     ['updateSessionConfig', { query: UPDATE, variables: { tag, input: { expiry: 1 } } }],
     ['deleteSessionConfig', { query: DELETE, variables: { tag } }],

@@ -13,6 +13,7 @@ import {
   type ServerProcess,
 } from './support/server-process.js';
 import { startReceiver, verified } from './support/webhook-receiver.js';
+import { START } from './support/documents.js';
 
 /** Debian's `chromium` package; `.ci/run` installs it when it is missing. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -36,7 +37,6 @@ afterAll(async () => {
   for (const step of cleanup.reverse()) await step();
 });
 
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token sessionId } }`;
 const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId } }`;
 
 const DEVICES = [

@@ -6,6 +6,7 @@ import { openDatabase, TRANSACTION_ATTEMPTS } from '../src/db/client.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { newConfig, newProduct, REFRESH, start } from './support/fixtures.js';
 import { gql } from './support/graphql.js';
+import { START } from './support/documents.js';
 
 // A database that is busy rather than broken: out of connection slots, a lock that is not free
 // within lock_timeout, a statement past statement_timeout, a deadlock. None of these is a fault
@@ -46,8 +47,6 @@ async function appOn(url: string): Promise<TestApp> {
   cleanups.push(() => t.close());
   return t;
 }
-
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId } }`;
 
 describe.runIf(TEST_DATABASE_URL)('a busy database', () => {
   /**

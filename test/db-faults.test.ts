@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../src/db/client.js';
 import { hashSecret, randomSecret } from '../src/tokens/secrets.js';
 import { createTestApp, TEST_DATABASE_URL } from './support/app.js';
-import { gql, ok, type GraphQLResponse } from './support/graphql.js';
+import { gql, ok, type GraphQLResponse, type Document } from './support/graphql.js';
 import {
   REFRESH,
   REVOKE,
@@ -25,14 +25,13 @@ import {
   TEST_SESSION_SECRET,
 } from './support/server-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { START, IS_VALID } from './support/documents.js';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId token refreshToken } }`;
 const DATA = { userId: 'user-123', details: { username: 'ada', email: 'ada@example.com' } };
 
 /** Failed closed: a masked, retriable SERVICE_UNAVAILABLE (HTTP 503), and no answer at all. */
@@ -77,7 +76,7 @@ describe('the database goes away', () => {
       expect(await status('/ready')).toBe(200);
 
       await proxy.cut();
-      const calls: Record<string, { query: string; variables: Record<string, unknown> }> = {
+      const calls: Record<string, { query: Document; variables: Record<string, unknown> }> = {
         verifySession: { query: VERIFY, variables: { tag, token: verified.token } },
         isSessionValid: { query: IS_VALID, variables: { tag, token: verified.token } },
         startSession: { query: START, variables: { input: { tag, data: DATA } } },

@@ -17,8 +17,15 @@ import { schema } from '../src/graphql/index.js';
 import type { TestApp } from './support/app.js';
 import { beforeAll, describe, it, test } from './support/test.js';
 import { newConfig, newProduct, start, type TestProduct, VERIFY } from './support/fixtures.js';
-import { failure, gql, type GraphQLResponse } from './support/graphql.js';
+import {
+  failure,
+  gql,
+  type GraphQLResponse,
+  documentText,
+  type Document,
+} from './support/graphql.js';
 import { listen } from './support/live.js';
+import { START } from './support/documents.js';
 
 test.override('appOptions', { appOptions: { trustProxyHops: 1 } });
 
@@ -37,8 +44,6 @@ const CONTRACT_CODES: ReadonlySet<string> = (() => {
   const section = errors.slice(0, errors.indexOf('\n## Codes the client reports\n'));
   return new Set([...section.matchAll(/^\| `([A-Z_]+)`/gm)].map((m) => m[1]!));
 })();
-
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken } }`;
 
 describe('unstorable input is BAD_USER_INPUT, refused in one place before anything runs', () => {
   type Call = (t: TestApp) => Parameters<typeof gql>[1];
@@ -299,16 +304,19 @@ async function post(
   t: TestApp,
   call: {
     key?: string;
-    query: string;
+    query: Document;
     variables?: Record<string, Value>;
   },
 ): Promise<GraphQLResponse> {
   const raws: string[] = [];
-  const body = JSON.stringify({ query: call.query, variables: call.variables }, (_k, v: Value) => {
-    if (!(v instanceof RawJson)) return v;
-    raws.push(v.text);
-    return `__raw_${raws.length - 1}__`;
-  }).replace(/"__raw_(\d+)__"/g, (_m, i: string) => raws[Number(i)]!);
+  const body = JSON.stringify(
+    { query: documentText(call.query), variables: call.variables },
+    (_k, v: Value) => {
+      if (!(v instanceof RawJson)) return v;
+      raws.push(v.text);
+      return `__raw_${raws.length - 1}__`;
+    },
+  ).replace(/"__raw_(\d+)__"/g, (_m, i: string) => raws[Number(i)]!);
   const response = await t.app.fetch('http://test.local/graphql', {
     method: 'POST',
     headers: {

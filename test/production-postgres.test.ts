@@ -13,6 +13,8 @@ import {
   startServerProcess,
   type ServerProcess,
 } from './support/server-process.js';
+import { documentText, type Document } from './support/graphql.js';
+import { START, IS_VALID } from './support/documents.js';
 
 /**
  * The Postgres production runs: PgBouncer in transaction mode in front (DATABASE_URL) with a
@@ -26,8 +28,6 @@ const RUN = Boolean(TEST_DATABASE_URL) && TOPOLOGY_AVAILABLE;
 if (process.env.CI && TEST_DATABASE_URL && !TOPOLOGY_AVAILABLE)
   throw new Error('the production-Postgres tests need pgbouncer and the Postgres 15 binaries');
 
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId token refreshToken } }`;
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
 const LIST = `query($tag: String!, $identifier: String!) { sessions(tag: $tag, identifier: $identifier, first: 50) { edges { node { id } } } }`;
 const UPDATE_CONFIG = `mutation($tag: String!, $input: UpdateSessionConfigInput!) { updateSessionConfig(tag: $tag, input: $input) { tag expiry period } }`;
 const EVENTS_SUB = `subscription($types: [SessionEventType!], $after: ID) { sessionEvents(types: $types, after: $after) { id type sessionId } }`;
@@ -47,7 +47,7 @@ const CLIENT_BOUND_MS = 20_000;
 async function call(
   server: ServerProcess,
   key: string,
-  query: string,
+  query: Document,
   variables?: Record<string, unknown>,
 ): Promise<Answer> {
   const began = performance.now();
@@ -55,7 +55,7 @@ async function call(
     const response = await fetch(server.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify({ query: documentText(query), variables }),
       signal: AbortSignal.timeout(CLIENT_BOUND_MS),
     });
     const body = (await response.json()) as Omit<Answer, 'status' | 'ms'>;
@@ -71,13 +71,13 @@ async function call(
 async function must(
   server: ServerProcess,
   key: string,
-  query: string,
+  query: Document,
   variables?: Record<string, unknown>,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
 ): Promise<Record<string, any>> {
   const answer = await call(server, key, query, variables);
   if (answer.errors?.length || !answer.data)
-    throw new Error(`expected success: ${query}\n${JSON.stringify(answer)}`);
+    throw new Error(`expected success: ${documentText(query)}\n${JSON.stringify(answer)}`);
   return answer.data;
 }
 

@@ -11,7 +11,7 @@ import { RATE_CLASSES, type RateClass } from '../src/limits/rate-limits.js';
 import { randomSecret } from '../src/tokens/secrets.js';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { afterAll, describe, it, test } from './support/test.js';
-import { gql, ok, type GraphQLResponse } from './support/graphql.js';
+import { gql, ok, type GraphQLResponse, documentText, type Document } from './support/graphql.js';
 import {
   REFRESH,
   REVOKE,
@@ -26,6 +26,7 @@ import {
 } from './support/fixtures.js';
 import { listen, subscribeSse } from './support/live.js';
 import { newProductOverHttp, post, startServerProcess } from './support/server-process.js';
+import { START, IS_VALID } from './support/documents.js';
 
 /** Limited instances on the database of the file's app `t` (unlimited, it sets up products and sessions). */
 const opened: TestApp[] = [];
@@ -75,8 +76,6 @@ async function setup(t: TestApp): Promise<{ keys: [string, string]; tag: string;
   return { keys: [product.secret.dev, product.secret.prd], tag, prdTag };
 }
 
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId token refreshToken } }`;
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
 const DATA = { userId: 'user-123', details: { username: 'ada', email: 'ada@example.com' } };
 
 const startCall = (key: string, tag: string) => ({
@@ -121,7 +120,7 @@ function expectOk(response: GraphQLResponse): void {
 /** Over HTTP through a real server: the client IP is the socket's (127.0.0.1). */
 async function httpGql(
   url: string,
-  call: { key: string; query: string; variables: unknown },
+  call: { key: string; query: Document; variables: unknown },
   headers: Record<string, string> = {},
 ) {
   const response = await fetch(url, {
@@ -131,7 +130,7 @@ async function httpGql(
       authorization: `Bearer ${call.key}`,
       ...headers,
     },
-    body: JSON.stringify({ query: call.query, variables: call.variables }),
+    body: JSON.stringify({ query: documentText(call.query), variables: call.variables }),
   });
   return { ...((await response.json()) as GraphQLResponse), status: response.status };
 }
@@ -334,7 +333,7 @@ describe('per client IP, per product and env', () => {
 const NO_SESSION = '00000000-0000-4000-8000-000000000000';
 type Sample = (p: { key: string; admin: string; tag: string }) => {
   key: string;
-  query: string;
+  query: Document;
   variables?: Record<string, unknown>;
 };
 const onSession = (field: string, args: string, extra: Record<string, unknown> = {}): Sample => {
@@ -533,7 +532,7 @@ describe('every operation has a rate class', () => {
           const [type, name] = field.split('.') as [string, string];
           const call = SAMPLES[type]![name]!(who);
           if (type !== 'Subscription') return gql(app.app, call);
-          const received = subscribeSse(server.url, call.key, call.query, {}, name);
+          const received = subscribeSse(server.url, call.key, documentText(call.query), {}, name);
           // Allowed: it replays the product's events (one of each kind exists); refused: it
           // ends with the error.
           await Promise.race([received.ended, received.waitFor(1, 20_000)]);

@@ -13,6 +13,7 @@ import {
   start,
   type Started,
 } from './support/fixtures.js';
+import { START } from './support/documents.js';
 
 /**
  * Refresh in one statement (issue #14): the instance that issued a pair keeps what minting the
@@ -45,7 +46,6 @@ const REVOKE_USER = `mutation($identifier: String!) { revokeUserSessions(identif
 const NOT_BEFORE = `mutation($tag: String) { revokeSessionsStartedBefore(tag: $tag) { count } }`;
 const UPDATE_CONFIG = `mutation($tag: String!, $input: UpdateSessionConfigInput!) { updateSessionConfig(tag: $tag, input: $input) { tag } }`;
 const DELETE_CONFIG = `mutation($tag: String!) { deleteSessionConfig(tag: $tag) }`;
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId expiresAt } }`;
 
 const user = (userId: string) => ({
   userId,

@@ -4,6 +4,7 @@ import { expect } from 'vitest';
 import type { TestApp } from './support/app.js';
 import { VERIFY, start } from './support/fixtures.js';
 import { describe, it } from './support/test.js';
+import { documentText, type Document } from './support/graphql.js';
 
 /** The JSON log lines written since `from`, parsed. */
 function linesSince(t: TestApp, from: number): Record<string, unknown>[] {
@@ -18,7 +19,7 @@ function linesSince(t: TestApp, from: number): Record<string, unknown>[] {
 async function post(
   t: TestApp,
   key: string,
-  query: string,
+  query: Document,
   variables: Record<string, unknown>,
   requestId?: string,
 ): Promise<{ requestId: string; body: { errors?: { extensions?: { code?: string } }[] } }> {
@@ -29,7 +30,7 @@ async function post(
       authorization: `Bearer ${key}`,
       ...(requestId ? { 'x-request-id': requestId } : {}),
     },
-    body: JSON.stringify({ query, variables }),
+    body: JSON.stringify({ query: documentText(query), variables }),
   });
   return {
     requestId: response.headers.get('x-request-id') ?? '',

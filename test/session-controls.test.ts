@@ -14,6 +14,7 @@ import {
   type TestProduct,
 } from './support/fixtures.js';
 import { describe, it, test } from './support/test.js';
+import { START } from './support/documents.js';
 
 test.override('appOptions', { impersonationMaxSeconds: 120 });
 
@@ -53,7 +54,6 @@ const REFRESH_DEVICE = `mutation($tag: String!, $refreshToken: String!, $device:
 const DEVICE_NAME = `mutation($tag: String!, $sessionId: ID!, $name: String) {
   setSessionDeviceName(tag: $tag, sessionId: $sessionId, name: $name) { id deviceName }
 }`;
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId expiresAt } }`;
 
 async function eventsOf(
   t: TestApp,

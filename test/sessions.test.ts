@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { expect } from 'vitest';
 import type { TestApp } from './support/app.js';
 import { beforeAll, describe, it } from './support/test.js';
-import { failure, gql, ok } from './support/graphql.js';
+import { failure, gql, graphql, ok } from './support/graphql.js';
 import {
   REFRESH,
   REVOKE,
@@ -15,6 +15,7 @@ import {
   uniqueTag,
   type TestProduct,
 } from './support/fixtures.js';
+import { IS_VALID, REVOKE_ALL } from './support/documents.js';
 
 /** The file's app (the `t` fixture), for the helpers below. */
 let t: TestApp;
@@ -31,30 +32,81 @@ const adaData = (username = 'ada', extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-const START = `mutation($input: StartSessionInput!) {
-  startSession(input: $input) {
-    token refreshToken sessionId expiresAt
-    session { id tag identifier data status createdAt expiresAt lastActiveAt revokedAt config { tag } }
+const START = graphql(`
+  mutation ($input: StartSessionInput!) {
+    startSession(input: $input) {
+      token
+      refreshToken
+      sessionId
+      expiresAt
+      session {
+        id
+        tag
+        identifier
+        data
+        status
+        createdAt
+        expiresAt
+        lastActiveAt
+        revokedAt
+        config {
+          tag
+        }
+      }
+    }
   }
-}`;
-const SESSION = `query($id: ID!) {
-  session(id: $id) {
-    id tag identifier data status createdAt expiresAt lastActiveAt revokedAt revokeReason
-    device { userAgent ip }
-    config { tag }
+`);
+const SESSION = graphql(`
+  query ($id: ID!) {
+    session(id: $id) {
+      id
+      tag
+      identifier
+      data
+      status
+      createdAt
+      expiresAt
+      lastActiveAt
+      revokedAt
+      revokeReason
+      device {
+        userAgent
+        ip
+      }
+      config {
+        tag
+      }
+    }
   }
-}`;
-const LIST = `query($tag: String!, $identifier: String!, $first: Int, $after: String) {
-  sessions(tag: $tag, identifier: $identifier, first: $first, after: $after) {
-    totalCount
-    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-    edges { cursor node { id identifier status createdAt expiresAt lastActiveAt device { userAgent ip } } }
+`);
+const LIST = graphql(`
+  query ($tag: String!, $identifier: String!, $first: Int, $after: String) {
+    sessions(tag: $tag, identifier: $identifier, first: $first, after: $after) {
+      totalCount
+      pageInfo {
+        hasNextPage
+        hasPreviousPage
+        startCursor
+        endCursor
+      }
+      edges {
+        cursor
+        node {
+          id
+          identifier
+          status
+          createdAt
+          expiresAt
+          lastActiveAt
+          device {
+            userAgent
+            ip
+          }
+        }
+      }
+    }
   }
-}`;
-const REVOKE_ALL = `mutation($tag: String!, $identifier: String!, $excludeSessionId: ID) {
-  revokeAllSessions(tag: $tag, identifier: $identifier, excludeSessionId: $excludeSessionId) { count }
-}`;
-const IS_VALID = `query($tag: String!, $token: String!) { isSessionValid(tag: $tag, token: $token) }`;
+`);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -82,11 +134,25 @@ const verifyFails = (key: string, tag: string, token: string) =>
 const startFails = (key: string, input: Record<string, unknown>) =>
   failure(t.app, { key, query: START, variables: { input } });
 
-async function sessionById(key: string, id: string) {
+/** `session(id)` as the key sees it: null if the key may not see it or it does not exist. */
+async function sessionOrNull(key: string, id: string) {
   return (await ok(t.app, { key, query: SESSION, variables: { id } })).session;
 }
 
-async function list(key: string, tag: string, identifier: string, first?: number, after?: string) {
+/** A session the key can see (fails the test if it is not there). */
+async function sessionById(key: string, id: string) {
+  const session = await sessionOrNull(key, id);
+  if (!session) throw new Error(`session ${id} not found`);
+  return session;
+}
+
+async function list(
+  key: string,
+  tag: string,
+  identifier: string,
+  first?: number,
+  after?: string | null,
+) {
   return (await ok(t.app, { key, query: LIST, variables: { tag, identifier, first, after } }))
     .sessions;
 }
@@ -161,7 +227,7 @@ describe('starting a session', () => {
     expect(verified).toMatchObject({ identifier: 'Zoë-名前-🙂', data });
     const listed = await list(key, tag, 'Zoë-名前-🙂');
     expect(listed.totalCount).toBe(1);
-    expect(listed.edges[0].node.id).toBe(started.sessionId);
+    expect(listed.edges[0]!.node.id).toBe(started.sessionId);
   });
 
   it('extra keys the schema does not have are kept in the data', async () => {
@@ -277,7 +343,7 @@ describe('logging out', () => {
       status: 'REVOKED',
       revokeReason: 'revoked',
     });
-    expectNear(revoked.revokedAt, Date.now());
+    expectNear(revoked.revokedAt!, Date.now());
 
     expect(await verifyFails(key, tag, started.token)).toMatchObject({ code: 'SESSION_REVOKED' });
     expect(
@@ -443,8 +509,8 @@ describe('listing sessions', () => {
       [...started].reverse(),
     );
     expect(page.pageInfo).toMatchObject({ hasNextPage: false, hasPreviousPage: false });
-    expect(page.pageInfo.startCursor).toBe(page.edges[0].cursor);
-    expect(page.pageInfo.endCursor).toBe(page.edges[2].cursor);
+    expect(page.pageInfo.startCursor).toBe(page.edges[0]!.cursor);
+    expect(page.pageInfo.endCursor).toBe(page.edges[2]!.cursor);
     for (const { node } of page.edges) {
       expect(node).toMatchObject({ identifier: 'ada', status: 'ACTIVE' });
       expectNear(node.createdAt, Date.now());
@@ -473,7 +539,7 @@ describe('listing sessions', () => {
 
     const seen: string[] = [];
     const pages: { size: number; hasNextPage: boolean; totalCount: number }[] = [];
-    let after: string | undefined;
+    let after: string | null | undefined;
     for (let guard = 0; guard < 10; guard++) {
       const page = await list(key, tag, 'ada', 2, after);
       seen.push(...page.edges.map((e: { node: { id: string } }) => e.node.id));
@@ -658,10 +724,10 @@ describe('one session by id', () => {
     const { product, key, tag } = await setup();
     const started = await start(t, key, tag);
     const other = await newProduct(t);
-    expect(await sessionById(other.secret.dev, started.sessionId)).toBeNull();
-    expect(await sessionById(product.secret.prd, started.sessionId)).toBeNull();
-    expect(await sessionById(key, '00000000-0000-4000-8000-000000000000')).toBeNull();
-    expect(await sessionById(key, 'not-a-uuid')).toBeNull();
+    expect(await sessionOrNull(other.secret.dev, started.sessionId)).toBeNull();
+    expect(await sessionOrNull(product.secret.prd, started.sessionId)).toBeNull();
+    expect(await sessionOrNull(key, '00000000-0000-4000-8000-000000000000')).toBeNull();
+    expect(await sessionOrNull(key, 'not-a-uuid')).toBeNull();
     expect((await sessionById(key, started.sessionId)).id).toBe(started.sessionId);
   });
 });

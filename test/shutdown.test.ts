@@ -14,6 +14,8 @@ import {
   TEST_SESSION_SECRET,
   type ServerProcess,
 } from './support/server-process.js';
+import { START } from './support/documents.js';
+import { documentText, type Document } from './support/graphql.js';
 
 const cleanups: (() => void)[] = [];
 afterAll(() => {
@@ -21,7 +23,6 @@ afterAll(() => {
 });
 
 const EVENTS_SUB = `subscription { sessionEvents { id type sessionId } }`;
-const START = `mutation($input: StartSessionInput!) { startSession(input: $input) { sessionId token refreshToken } }`;
 const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId } }`;
 const REFRESH = `mutation($tag: String!, $refreshToken: String!) { refreshSession(tag: $tag, refreshToken: $refreshToken) { token } }`;
 const DATA = { userId: 'user-123', details: { username: 'ada', email: 'ada@example.com' } };
@@ -64,8 +65,8 @@ describe('graceful shutdown of the server process', () => {
 
     // Requests in flight at the signal: the server has parsed each one's headers (it answered
     // 100 Continue) and waits for its body.
-    const request = (query: string, variables: unknown) =>
-      acceptedRequest(server.url, key, query, variables);
+    const request = (query: Document, variables: unknown) =>
+      acceptedRequest(server.url, key, documentText(query), variables);
     const inFlight = {
       startSession: [1, 2, 3].map(() => request(START, { input: { tag: 'web', data: DATA } })),
       verifySession: [request(VERIFY, { tag: 'web', token: session!.token })],

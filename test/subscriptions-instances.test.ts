@@ -6,7 +6,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, TEST_DATABASE_URL, type TestApp } from './support/app.js';
 import { newConfig, newProduct, REVOKE, rowsOf, start, uniqueTag } from './support/fixtures.js';
-import { ok } from './support/graphql.js';
+import { ok, documentText, type Document } from './support/graphql.js';
 import { SEQUENCER_LOCK } from '../src/domain/events.js';
 import {
   errorCodeOf,
@@ -83,12 +83,12 @@ afterAll(async () => {
 async function call<T = Record<string, any>>(
   server: ServerProcess,
   key: string,
-  query: string,
+  query: Document,
   variables?: Record<string, unknown>,
 ): Promise<T> {
   const response = await post(server.url, key, query, variables);
   if (response.errors?.length || !response.data) {
-    throw new Error(`expected success: ${query}\n${JSON.stringify(response)}`);
+    throw new Error(`expected success: ${documentText(query)}\n${JSON.stringify(response)}`);
   }
   return response.data as T;
 }

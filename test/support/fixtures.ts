@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { TestApp } from './app.js';
-import { ok } from './graphql.js';
+import { CREATE_API_KEY, CREATE_CONFIG, CREATE_PRODUCT, START } from './documents.js';
+import { ok, type VariablesOf } from './graphql.js';
+
+// The common documents live in ./documents.ts; these names stay importable from here.
+export { REFRESH, REVOKE, VERIFY } from './documents.js';
 
 export const uniqueTag = (prefix = 't') => `${prefix}-${randomBytes(6).toString('hex')}`;
 
@@ -17,13 +21,13 @@ export async function newProduct(t: TestApp): Promise<TestProduct> {
   const tag = uniqueTag('p');
   await ok(t.app, {
     key: t.adminKey,
-    query: `mutation($input: CreateProductInput!) { createProduct(input: $input) { tag } }`,
+    query: CREATE_PRODUCT,
     variables: { input: { tag, name: `Product ${tag}`, envs: ['dev', 'prd'] } },
   });
   const key = async (env: string, kind: 'SECRET' | 'PUBLISHABLE') => {
-    const data = await ok<{ createApiKey: { key: string } }>(t.app, {
+    const data = await ok(t.app, {
       key: t.adminKey,
-      query: `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key } }`,
+      query: CREATE_API_KEY,
       variables: { input: { product: tag, env, kind, name: `${kind} ${env}` } },
     });
     return data.createApiKey.key;
@@ -58,11 +62,14 @@ export async function newConfig(
   const tag = uniqueTag('s');
   await ok(t.app, {
     key,
-    query: `mutation($input: CreateSessionConfigInput!) { createSessionConfig(input: $input) { tag } }`,
-    variables: { input: ductapeConfig(tag, overrides) },
+    query: CREATE_CONFIG,
+    // The overrides are the caller's (any config field), so the input is typed here.
+    variables: { input: ductapeConfig(tag, overrides) as ConfigInput },
   });
   return tag;
 }
+
+type ConfigInput = VariablesOf<typeof CREATE_CONFIG>['input'];
 
 export interface Started {
   token: string;
@@ -81,17 +88,13 @@ export async function start(
   },
   extra: Record<string, unknown> = {},
 ): Promise<Started> {
-  const result = await ok<{ startSession: Started }>(t.app, {
+  const result = await ok(t.app, {
     key,
-    query: `mutation($input: StartSessionInput!) { startSession(input: $input) { token refreshToken sessionId expiresAt } }`,
+    query: START,
     variables: { input: { tag, data, ...extra } },
   });
   return result.startSession;
 }
-
-export const VERIFY = `query($tag: String!, $token: String!) { verifySession(tag: $tag, token: $token) { sessionId tag identifier data expiresAt session { id status } } }`;
-export const REFRESH = `mutation($tag: String!, $refreshToken: String!) { refreshSession(tag: $tag, refreshToken: $refreshToken) { token refreshToken sessionId expiresAt } }`;
-export const REVOKE = `mutation($tag: String!, $sessionId: ID!) { revokeSession(tag: $tag, sessionId: $sessionId) { id status revokedAt revokeReason } }`;
 
 /**
  * The rows of `t.database.db.execute(sql\`...\`)`, whichever driver ran it: postgres.js returns

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { TEST_DATABASE_URL } from './app.js';
+import { documentText, type Document } from './graphql.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -134,11 +135,11 @@ export async function runServerExpectingExit(
   return { code, stdout, stderr };
 }
 
-export async function post(url: string, key: string, query: string, variables?: unknown) {
+export async function post(url: string, key: string, query: Document, variables?: unknown) {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-    body: JSON.stringify({ query, variables }),
+    body: JSON.stringify({ query: documentText(query), variables }),
   });
   return (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
 }
