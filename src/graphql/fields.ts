@@ -1,4 +1,4 @@
-import type { BuilderTypes } from './builder.js';
+import { builder, type BuilderTypes } from './builder.js';
 
 type FieldBuilder<Shape> = PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, Shape>;
 
@@ -18,3 +18,20 @@ export const nullableDateTimeField = <
   name: K,
   description: string,
 ) => t.field({ type: 'DateTime', nullable: true, description, resolve: (parent) => parent[name] });
+
+/**
+ * An enum whose values are their own names, each with its description: `values` maps each name
+ * to its description, in the schema's order.
+ */
+export function describedEnum<const K extends string>(
+  name: string,
+  description: string,
+  values: Record<K, string>,
+) {
+  return builder.enumType(name, {
+    description,
+    values: Object.fromEntries(
+      Object.entries<string>(values).map(([value, text]) => [value, { description: text }]),
+    ) as Record<K, { description: string }>,
+  });
+}

@@ -22,7 +22,7 @@ import {
 import { seqIdField } from './events.js';
 import { scopeArgs, scopeForTag, sessionTypeArgs, tagFilterArgs } from './scope.js';
 import { Session } from './sessions/session.js';
-import { dateTimeField } from './fields.js';
+import { describedEnum, dateTimeField } from './fields.js';
 
 /** A user of a tag, with the product and env it was read in (for its own fields' queries). */
 type UserInScope = SessionUserRow & { readonly scope: Scope };
@@ -84,12 +84,9 @@ const SessionUserConnection = connectionType<UserInScope>('SessionUser', Session
   cursorCost: CURSOR_COST,
 });
 
-const UserOrder = builder.enumType('SessionUserOrder', {
-  description: 'How users are sorted.',
-  values: {
-    LAST_SEEN_DESC: { description: 'Most recently seen first (the default).' },
-    LAST_SEEN_ASC: { description: 'Least recently seen first.' },
-  },
+const UserOrder = describedEnum('SessionUserOrder', 'How users are sorted.', {
+  LAST_SEEN_DESC: 'Most recently seen first (the default).',
+  LAST_SEEN_ASC: 'Least recently seen first.',
 });
 
 const OperationEnum = builder.enumType('SessionOperation', {
@@ -102,12 +99,9 @@ const OperationEnum = builder.enumType('SessionOperation', {
   >,
 });
 
-const OperationStatus = builder.enumType('OperationStatus', {
-  description: 'How an operation ended.',
-  values: {
-    SUCCESS: { description: 'It succeeded.' },
-    FAILURE: { description: 'It failed; `errorCode` says why.' },
-  },
+const OperationStatus = describedEnum('OperationStatus', 'How an operation ended.', {
+  SUCCESS: 'It succeeded.',
+  FAILURE: 'It failed; `errorCode` says why.',
 });
 
 export const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement({
@@ -151,15 +145,16 @@ const ActivityConnection = connectionType<ActivityRow>('Activity', ActivityEntry
   cursorCost: CURSOR_COST,
 });
 
-const Grouping = builder.enumType('DashboardGrouping', {
-  description: 'The length of a dashboard period (UTC; weeks start on Monday).',
-  values: {
-    HOUR: { description: 'Hours.' },
-    DAY: { description: 'Days.' },
-    WEEK: { description: 'ISO weeks.' },
-    MONTH: { description: 'Calendar months.' },
+const Grouping = describedEnum(
+  'DashboardGrouping',
+  'The length of a dashboard period (UTC; weeks start on Monday).',
+  {
+    HOUR: 'Hours.',
+    DAY: 'Days.',
+    WEEK: 'ISO weeks.',
+    MONTH: 'Calendar months.',
   },
-});
+);
 
 const DashboardPeriodRef = builder.objectRef<DashboardPeriod>('DashboardPeriod').implement({
   description: 'Figures for one period of a dashboard.',

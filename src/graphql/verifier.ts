@@ -23,7 +23,7 @@ import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeOf } from './scope.js';
 import { notBeforeFields } from './session-controls.js';
-import { dateTimeField, nullableDateTimeField } from './fields.js';
+import { describedEnum, dateTimeField, nullableDateTimeField } from './fields.js';
 
 /**
  * Heartbeats: once a second by default, and at most that often (each is a read shared by the
@@ -35,17 +35,16 @@ const PENDING_RETRY_MS = 50;
 /** Feed events whose token horizons are read in one query. */
 const FEED_BATCH = 200;
 
-const VerifierEntryState = builder.enumType('VerifierEntryState', {
-  description: 'Why a local verifier must not judge a session’s tokens from the tokens alone.',
-  values: {
-    REVOKED: { description: 'Revoked: its tokens are SESSION_REVOKED.' },
-    EXPIRED: { description: 'Ended by the sweep: its tokens are TOKEN_EXPIRED.' },
-    CHANGED: {
-      description:
-        'Its data or expiry changed at `changedAt`: tokens minted before then are left to the server.',
-    },
+const VerifierEntryState = describedEnum(
+  'VerifierEntryState',
+  'Why a local verifier must not judge a session’s tokens from the tokens alone.',
+  {
+    REVOKED: 'Revoked: its tokens are SESSION_REVOKED.',
+    EXPIRED: 'Ended by the sweep: its tokens are TOKEN_EXPIRED.',
+    CHANGED:
+      'Its data or expiry changed at `changedAt`: tokens minted before then are left to the server.',
   },
-});
+);
 
 interface JwkShape {
   readonly kty: string;

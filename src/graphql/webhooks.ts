@@ -22,18 +22,17 @@ import { builder } from './builder.js';
 import { COUNTED_BY_PARENT, pagedCost, textCost, webhookEndpointsCost } from './cost.js';
 import { SessionEventTypeEnum } from './events.js';
 import { scopeArgs, scopeOf } from './scope.js';
-import { dateTimeField, nullableDateTimeField } from './fields.js';
+import { describedEnum, dateTimeField, nullableDateTimeField } from './fields.js';
 
-const WebhookDeliveryStatus = builder.enumType('WebhookDeliveryStatus', {
-  description: 'Where a webhook delivery stands.',
-  values: {
-    PENDING: { description: 'Not yet accepted by the endpoint: due now or at `nextAttemptAt`.' },
-    DELIVERED: { description: 'The endpoint answered 2xx.' },
-    FAILED: {
-      description: 'Given up after WEBHOOK_MAX_ATTEMPTS attempts; `redeliverWebhook` retries it.',
-    },
-  } as const,
-});
+const WebhookDeliveryStatus = describedEnum(
+  'WebhookDeliveryStatus',
+  'Where a webhook delivery stands.',
+  {
+    PENDING: 'Not yet accepted by the endpoint: due now or at `nextAttemptAt`.',
+    DELIVERED: 'The endpoint answered 2xx.',
+    FAILED: 'Given up after WEBHOOK_MAX_ATTEMPTS attempts; `redeliverWebhook` retries it.',
+  },
+);
 
 const WebhookAttempt = builder.objectRef<WebhookAttemptRow>('WebhookAttempt').implement({
   description: 'One HTTP request of a delivery.',

@@ -5,22 +5,17 @@ import { builder, type BuilderTypes } from '../builder.js';
 import { IDENTIFIER_COST, JSON_DATA_COST, USER_AGENT_COST } from '../cost.js';
 import type { Context } from '../context.js';
 import { SessionConfig } from '../session-configs.js';
-import { dateTimeField, nullableDateTimeField } from '../fields.js';
+import { describedEnum, dateTimeField, nullableDateTimeField } from '../fields.js';
 
 /*
  * The shared `Session` type and the small types it shows. Every operation that returns a
  * session (list, verify, start/refresh, revoke, state changes, insight) imports it from here.
  */
 
-const SessionStatus = builder.enumType('SessionStatus', {
-  description: 'Where a session stands.',
-  values: {
-    ACTIVE: { description: 'Usable, or refreshable with its refresh token.' },
-    EXPIRED: { description: 'Past its refresh token’s expiry: nothing can revive it.' },
-    REVOKED: {
-      description: 'Ended by a revocation (logout, revoke all, reuse detected, config deleted).',
-    },
-  },
+const SessionStatus = describedEnum('SessionStatus', 'Where a session stands.', {
+  ACTIVE: 'Usable, or refreshable with its refresh token.',
+  EXPIRED: 'Past its refresh token’s expiry: nothing can revive it.',
+  REVOKED: 'Ended by a revocation (logout, revoke all, reuse detected, config deleted).',
 });
 
 /** What a device is known by: the User-Agent and IP address a session was used with. */
