@@ -461,16 +461,12 @@ export async function readTagConfigs(
   const found = new Map<string, VersionedConfig>();
   if (valid.length === 0) return found;
   const columns = { config: sessionConfigs, version: sql<string>`session_configs.xmin::text` };
+  const ofProduct = (named: string[]) =>
+    and(eq(sessionConfigs.productId, scope.productId), inArray(sessionConfigs.tag, named));
   const live = await db
     .select(columns)
     .from(sessionConfigs)
-    .where(
-      and(
-        eq(sessionConfigs.productId, scope.productId),
-        inArray(sessionConfigs.tag, valid),
-        isNull(sessionConfigs.deletedAt),
-      ),
-    );
+    .where(and(ofProduct(valid), isNull(sessionConfigs.deletedAt)));
   for (const row of live) found.set(row.config.tag, row);
   const rest = valid.filter((tag) => !found.has(tag));
   if (rest.length === 0) return found;
@@ -479,8 +475,7 @@ export async function readTagConfigs(
     .from(sessionConfigs)
     .where(
       and(
-        eq(sessionConfigs.productId, scope.productId),
-        inArray(sessionConfigs.tag, rest),
+        ofProduct(rest),
         isNotNull(sessionConfigs.deletedAt),
         or(isNull(sessionConfigs.env), eq(sessionConfigs.env, scope.env)),
       ),

@@ -2,6 +2,7 @@ import { and, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Transaction } from '../db/client.js';
 import { sessions } from '../db/schema.js';
 import { eventsFor, recordEvents } from './events.js';
+import { checkSessionId } from './validation.js';
 
 /** Why a session was revoked, as recorded on the session and its REVOKED event. */
 export type RevokeReason =
@@ -36,4 +37,14 @@ export async function revokeSessionsWhere(
     });
   await recordEvents(tx, eventsFor(revoked, 'REVOKED', reason));
   return revoked.map((s) => s.id);
+}
+
+/**
+ * The condition that spares one session from a revocation of many: none when `sessionId` is
+ * null or undefined; a malformed id is refused as the argument `argument`.
+ */
+export function sparing(sessionId: string | null | undefined, argument: string): SQL | undefined {
+  return sessionId != null
+    ? sql`${sessions.id} <> ${checkSessionId(sessionId, argument)}`
+    : undefined;
 }

@@ -8,6 +8,7 @@ import { builder, type BuilderTypes } from './builder.js';
 import { IDENTIFIER_COST } from './cost.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeForTag, scopeOf, tagFilterArgs } from './scope.js';
+import { dateTimeField } from './fields.js';
 
 /** What each event type means, for the schema's documentation: one line per type of the list. */
 const EVENT_TYPE_DESCRIPTIONS: Readonly<Record<SessionEventType, string>> = {
@@ -59,7 +60,7 @@ export const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').i
       description: 'The user.',
       complexity: IDENTIFIER_COST,
     }),
-    at: t.expose('at', { type: 'DateTime', description: 'When it was committed.' }),
+    at: dateTimeField(t, 'at', 'When it was committed.'),
     reason: t.exposeString('reason', {
       nullable: true,
       description: 'Why, for revocations and reuse.',

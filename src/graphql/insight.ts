@@ -22,6 +22,7 @@ import {
 import { seqIdField } from './events.js';
 import { scopeArgs, scopeForTag, sessionTypeArgs, tagFilterArgs } from './scope.js';
 import { Session } from './sessions/session.js';
+import { describedEnum, dateTimeField } from './fields.js';
 
 /** A user of a tag, with the product and env it was read in (for its own fields' queries). */
 type UserInScope = SessionUserRow & { readonly scope: Scope };
@@ -34,15 +35,12 @@ const SessionUser = builder.objectRef<UserInScope>('SessionUser').implement({
       complexity: IDENTIFIER_COST,
     }),
     tag: t.exposeString('tag', { description: 'The session type.' }),
-    firstSeenAt: t.expose('firstSeenAt', {
-      type: 'DateTime',
-      description: 'Their first session’s start.',
-    }),
-    lastSeenAt: t.expose('lastSeenAt', {
-      type: 'DateTime',
-      description:
-        'Their latest start, refresh, touch or verify (verify counts at most once a minute).',
-    }),
+    firstSeenAt: dateTimeField(t, 'firstSeenAt', 'Their first session’s start.'),
+    lastSeenAt: dateTimeField(
+      t,
+      'lastSeenAt',
+      'Their latest start, refresh, touch or verify (verify counts at most once a minute).',
+    ),
     totalSessions: t.exposeInt('totalSessions', { description: 'Sessions they ever started.' }),
     activeSessions: t.int({
       description: 'Their sessions that are live now (batched across a page of users).',
@@ -86,12 +84,9 @@ const SessionUserConnection = connectionType<UserInScope>('SessionUser', Session
   cursorCost: CURSOR_COST,
 });
 
-const UserOrder = builder.enumType('SessionUserOrder', {
-  description: 'How users are sorted.',
-  values: {
-    LAST_SEEN_DESC: { description: 'Most recently seen first (the default).' },
-    LAST_SEEN_ASC: { description: 'Least recently seen first.' },
-  },
+const UserOrder = describedEnum('SessionUserOrder', 'How users are sorted.', {
+  LAST_SEEN_DESC: 'Most recently seen first (the default).',
+  LAST_SEEN_ASC: 'Least recently seen first.',
 });
 
 const OperationEnum = builder.enumType('SessionOperation', {
@@ -104,12 +99,9 @@ const OperationEnum = builder.enumType('SessionOperation', {
   >,
 });
 
-const OperationStatus = builder.enumType('OperationStatus', {
-  description: 'How an operation ended.',
-  values: {
-    SUCCESS: { description: 'It succeeded.' },
-    FAILURE: { description: 'It failed; `errorCode` says why.' },
-  },
+const OperationStatus = describedEnum('OperationStatus', 'How an operation ended.', {
+  SUCCESS: 'It succeeded.',
+  FAILURE: 'It failed; `errorCode` says why.',
 });
 
 export const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement({
@@ -142,7 +134,7 @@ export const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').imp
       complexity: IDENTIFIER_COST,
     }),
     durationMs: t.exposeFloat('durationMs', { description: 'How long it took, in milliseconds.' }),
-    at: t.expose('at', { type: 'DateTime', description: 'When it started.' }),
+    at: dateTimeField(t, 'at', 'When it started.'),
   }),
 });
 
@@ -153,20 +145,21 @@ const ActivityConnection = connectionType<ActivityRow>('Activity', ActivityEntry
   cursorCost: CURSOR_COST,
 });
 
-const Grouping = builder.enumType('DashboardGrouping', {
-  description: 'The length of a dashboard period (UTC; weeks start on Monday).',
-  values: {
-    HOUR: { description: 'Hours.' },
-    DAY: { description: 'Days.' },
-    WEEK: { description: 'ISO weeks.' },
-    MONTH: { description: 'Calendar months.' },
+const Grouping = describedEnum(
+  'DashboardGrouping',
+  'The length of a dashboard period (UTC; weeks start on Monday).',
+  {
+    HOUR: 'Hours.',
+    DAY: 'Days.',
+    WEEK: 'ISO weeks.',
+    MONTH: 'Calendar months.',
   },
-});
+);
 
 const DashboardPeriodRef = builder.objectRef<DashboardPeriod>('DashboardPeriod').implement({
   description: 'Figures for one period of a dashboard.',
   fields: (t) => ({
-    start: t.expose('start', { type: 'DateTime', description: 'When the period starts.' }),
+    start: dateTimeField(t, 'start', 'When the period starts.'),
     sessionsCreated: t.exposeInt('sessionsCreated', { description: 'Sessions started.' }),
     sessionsExpired: t.exposeInt('sessionsExpired', {
       description: 'Sessions found run out by the sweep.',
@@ -195,8 +188,8 @@ const DashboardPeriodRef = builder.objectRef<DashboardPeriod>('DashboardPeriod')
 const SessionDashboard = builder.objectRef<Dashboard>('SessionDashboard').implement({
   description: 'A tag’s dashboard (Ductape’s fetchDashboard): totals now, and figures per period.',
   fields: (t) => ({
-    from: t.expose('from', { type: 'DateTime', description: 'Start of the range.' }),
-    to: t.expose('to', { type: 'DateTime', description: 'End of the range (excluded).' }),
+    from: dateTimeField(t, 'from', 'Start of the range.'),
+    to: dateTimeField(t, 'to', 'End of the range (excluded).'),
     groupBy: t.field({
       type: Grouping,
       description: 'The period length.',

@@ -3,6 +3,7 @@ import { createApiKey, createProduct, listProducts, revokeApiKey } from '../doma
 import { MAX_NAME_CHARS } from '../domain/validation.js';
 import { builder } from './builder.js';
 import { ENVS_COST, NAME_COST, NOMINAL_LIST } from './cost.js';
+import { dateTimeField, nullableDateTimeField } from './fields.js';
 
 const ApiKeyKind = builder.enumType('ApiKeyKind', {
   description:
@@ -36,15 +37,12 @@ export const ApiKey = builder.objectRef<ApiKeyRow>('ApiKey').implement({
     prefix: t.exposeString('prefix', {
       description: 'The first characters of the key, safe to display.',
     }),
-    createdAt: t.expose('createdAt', {
-      type: 'DateTime',
-      description: 'When the key was created.',
-    }),
-    revokedAt: t.expose('revokedAt', {
-      type: 'DateTime',
-      nullable: true,
-      description: 'When the key was revoked; null while it works.',
-    }),
+    createdAt: dateTimeField(t, 'createdAt', 'When the key was created.'),
+    revokedAt: nullableDateTimeField(
+      t,
+      'revokedAt',
+      'When the key was revoked; null while it works.',
+    ),
   }),
 });
 
@@ -61,7 +59,7 @@ export const Product = builder.objectRef<ProductRow>('Product').implement({
       description: 'Its environments, for example dev, snd, prd.',
       complexity: ENVS_COST,
     }),
-    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
+    createdAt: dateTimeField(t, 'createdAt', 'When it was created.'),
     apiKeys: t.field({
       type: [ApiKey],
       description: 'Every key of the product, revoked ones included (batched across products).',

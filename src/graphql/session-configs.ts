@@ -12,6 +12,7 @@ import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { DESCRIPTION_COST, JSON_DATA_COST, NAME_COST, SELECTOR_COST, configsCost } from './cost.js';
 import { scopeArgs, scopeOf } from './scope.js';
+import { describedEnum } from './fields.js';
 
 /** Only the admin key creates, changes or deletes product-wide configs. */
 const isAdmin = async (ctx: Context) => (await ctx.caller()).kind === 'admin';
@@ -22,16 +23,17 @@ export interface ConfigView {
   readonly env: string;
 }
 
-export const ExpiryPeriod = builder.enumType('ExpiryPeriod', {
-  description: 'The unit of a session config’s `expiry`.',
-  values: {
-    SECONDS: { description: 'Seconds.' },
-    MINUTES: { description: 'Minutes (60 seconds).' },
-    HOURS: { description: 'Hours (3,600 seconds).' },
-    DAYS: { description: 'Days (86,400 seconds).' },
-    WEEKS: { description: 'Weeks (7 days).' },
-  } as const,
-});
+export const ExpiryPeriod = describedEnum(
+  'ExpiryPeriod',
+  'The unit of a session config’s `expiry`.',
+  {
+    SECONDS: 'Seconds.',
+    MINUTES: 'Minutes (60 seconds).',
+    HOURS: 'Hours (3,600 seconds).',
+    DAYS: 'Days (86,400 seconds).',
+    WEEKS: 'Weeks (7 days).',
+  },
+);
 
 export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').implement({
   description:

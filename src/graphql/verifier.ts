@@ -23,6 +23,7 @@ import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { scopeArgs, scopeOf } from './scope.js';
 import { notBeforeFields } from './session-controls.js';
+import { describedEnum, dateTimeField, nullableDateTimeField } from './fields.js';
 
 /**
  * Heartbeats: once a second by default, and at most that often (each is a read shared by the
@@ -34,17 +35,16 @@ const PENDING_RETRY_MS = 50;
 /** Feed events whose token horizons are read in one query. */
 const FEED_BATCH = 200;
 
-const VerifierEntryState = builder.enumType('VerifierEntryState', {
-  description: 'Why a local verifier must not judge a session’s tokens from the tokens alone.',
-  values: {
-    REVOKED: { description: 'Revoked: its tokens are SESSION_REVOKED.' },
-    EXPIRED: { description: 'Ended by the sweep: its tokens are TOKEN_EXPIRED.' },
-    CHANGED: {
-      description:
-        'Its data or expiry changed at `changedAt`: tokens minted before then are left to the server.',
-    },
+const VerifierEntryState = describedEnum(
+  'VerifierEntryState',
+  'Why a local verifier must not judge a session’s tokens from the tokens alone.',
+  {
+    REVOKED: 'Revoked: its tokens are SESSION_REVOKED.',
+    EXPIRED: 'Ended by the sweep: its tokens are TOKEN_EXPIRED.',
+    CHANGED:
+      'Its data or expiry changed at `changedAt`: tokens minted before then are left to the server.',
   },
-});
+);
 
 interface JwkShape {
   readonly kty: string;
@@ -130,15 +130,16 @@ const VerifierEntry = builder.objectRef<VerifierEntryShape>('VerifierEntry').imp
       description: 'What to answer for its tokens.',
       resolve: (e) => e.state,
     }),
-    tokensValidUntil: t.expose('tokensValidUntil', {
-      type: 'DateTime',
-      description: 'No token of the session is valid after this: forget the entry then.',
-    }),
-    changedAt: t.expose('changedAt', {
-      type: 'DateTime',
-      nullable: true,
-      description: 'CHANGED: when its data or expiry last changed.',
-    }),
+    tokensValidUntil: dateTimeField(
+      t,
+      'tokensValidUntil',
+      'No token of the session is valid after this: forget the entry then.',
+    ),
+    changedAt: nullableDateTimeField(
+      t,
+      'changedAt',
+      'CHANGED: when its data or expiry last changed.',
+    ),
   }),
 });
 
@@ -191,11 +192,11 @@ const VerifierFeedMessage = builder.objectRef<FeedMessage>('VerifierFeedMessage'
         'The id of the last event this message accounts for: resubscribe with it as `after` to continue without gap.',
       resolve: (m) => String(m.position),
     }),
-    at: t.expose('at', {
-      type: 'DateTime',
-      description:
-        'Heartbeat: the server time up to which everything was delivered. Entry: the event’s time.',
-    }),
+    at: dateTimeField(
+      t,
+      'at',
+      'Heartbeat: the server time up to which everything was delivered. Entry: the event’s time.',
+    ),
     entry: t.field({
       type: VerifierEntry,
       nullable: true,

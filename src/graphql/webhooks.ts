@@ -22,22 +22,22 @@ import { builder } from './builder.js';
 import { COUNTED_BY_PARENT, pagedCost, textCost, webhookEndpointsCost } from './cost.js';
 import { SessionEventTypeEnum } from './events.js';
 import { scopeArgs, scopeOf } from './scope.js';
+import { describedEnum, dateTimeField, nullableDateTimeField } from './fields.js';
 
-const WebhookDeliveryStatus = builder.enumType('WebhookDeliveryStatus', {
-  description: 'Where a webhook delivery stands.',
-  values: {
-    PENDING: { description: 'Not yet accepted by the endpoint: due now or at `nextAttemptAt`.' },
-    DELIVERED: { description: 'The endpoint answered 2xx.' },
-    FAILED: {
-      description: 'Given up after WEBHOOK_MAX_ATTEMPTS attempts; `redeliverWebhook` retries it.',
-    },
-  } as const,
-});
+const WebhookDeliveryStatus = describedEnum(
+  'WebhookDeliveryStatus',
+  'Where a webhook delivery stands.',
+  {
+    PENDING: 'Not yet accepted by the endpoint: due now or at `nextAttemptAt`.',
+    DELIVERED: 'The endpoint answered 2xx.',
+    FAILED: 'Given up after WEBHOOK_MAX_ATTEMPTS attempts; `redeliverWebhook` retries it.',
+  },
+);
 
 const WebhookAttempt = builder.objectRef<WebhookAttemptRow>('WebhookAttempt').implement({
   description: 'One HTTP request of a delivery.',
   fields: (t) => ({
-    at: t.expose('at', { type: 'DateTime', description: 'When it was made.' }),
+    at: dateTimeField(t, 'at', 'When it was made.'),
     succeeded: t.exposeBoolean('succeeded', { description: 'Whether the endpoint answered 2xx.' }),
     responseCode: t.exposeInt('responseCode', {
       nullable: true,
@@ -48,11 +48,11 @@ const WebhookAttempt = builder.objectRef<WebhookAttemptRow>('WebhookAttempt').im
       nullable: true,
       description: 'Why it failed, in a few words (`HTTP 500`, `timeout after 10000 ms`).',
     }),
-    nextAttemptAt: t.expose('nextAttemptAt', {
-      type: 'DateTime',
-      nullable: true,
-      description: 'When the next attempt was scheduled after this one (null: none).',
-    }),
+    nextAttemptAt: nullableDateTimeField(
+      t,
+      'nextAttemptAt',
+      'When the next attempt was scheduled after this one (null: none).',
+    ),
   }),
 });
 
@@ -80,12 +80,11 @@ const WebhookDelivery = builder.objectRef<DeliveryWithAttempts>('WebhookDelivery
       resolve: (d) => d.status.toUpperCase() as 'PENDING' | 'DELIVERED' | 'FAILED',
     }),
     attempts: t.exposeInt('attempts', { description: 'Attempts made in its current run.' }),
-    nextAttemptAt: t.expose('nextAttemptAt', {
-      type: 'DateTime',
-      nullable: true,
-      description:
-        'When it is next tried (null unless PENDING). A delivery waits for the endpoint’s earlier ones: events go out in order.',
-    }),
+    nextAttemptAt: nullableDateTimeField(
+      t,
+      'nextAttemptAt',
+      'When it is next tried (null unless PENDING). A delivery waits for the endpoint’s earlier ones: events go out in order.',
+    ),
     lastResponseCode: t.exposeInt('lastResponseCode', {
       nullable: true,
       description: 'The HTTP status of its latest attempt (null: none, or no answer).',
@@ -94,12 +93,8 @@ const WebhookDelivery = builder.objectRef<DeliveryWithAttempts>('WebhookDelivery
       nullable: true,
       description: 'Why its latest attempt failed.',
     }),
-    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was queued.' }),
-    deliveredAt: t.expose('deliveredAt', {
-      type: 'DateTime',
-      nullable: true,
-      description: 'When the endpoint accepted it.',
-    }),
+    createdAt: dateTimeField(t, 'createdAt', 'When it was queued.'),
+    deliveredAt: nullableDateTimeField(t, 'deliveredAt', 'When the endpoint accepted it.'),
     attemptLog: t.field({
       type: [WebhookAttempt],
       description: `Its attempts, oldest first (the newest ${ATTEMPTS_SHOWN}).`,
@@ -134,11 +129,7 @@ const WebhookEndpoint = builder.objectRef<WebhookEndpointRow>('WebhookEndpoint')
       description:
         'Whether events are delivered. A disabled endpoint’s events wait in the event table (EVENT_RETENTION_DAYS) and go out, from where it stopped, once it is enabled again.',
     }),
-    disabledAt: t.expose('disabledAt', {
-      type: 'DateTime',
-      nullable: true,
-      description: 'When it was disabled.',
-    }),
+    disabledAt: nullableDateTimeField(t, 'disabledAt', 'When it was disabled.'),
     disabledReason: t.exposeString('disabledReason', {
       nullable: true,
       description: 'Why: `disabled` (by a call) or the run of failed attempts that disabled it.',
@@ -147,17 +138,13 @@ const WebhookEndpoint = builder.objectRef<WebhookEndpointRow>('WebhookEndpoint')
       description:
         'Failed attempts in a row; at WEBHOOK_DISABLE_AFTER_FAILURES the endpoint is disabled.',
     }),
-    previousSecretExpiresAt: t.expose('previousSecretExpiresAt', {
-      type: 'DateTime',
-      nullable: true,
-      description:
-        'After a rotation: until when the previous secret still signs beside the new one.',
-    }),
-    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
-    updatedAt: t.expose('updatedAt', {
-      type: 'DateTime',
-      description: 'When it was last changed.',
-    }),
+    previousSecretExpiresAt: nullableDateTimeField(
+      t,
+      'previousSecretExpiresAt',
+      'After a rotation: until when the previous secret still signs beside the new one.',
+    ),
+    createdAt: dateTimeField(t, 'createdAt', 'When it was created.'),
+    updatedAt: dateTimeField(t, 'updatedAt', 'When it was last changed.'),
     deliveries: t.field({
       type: [WebhookDelivery],
       description:

@@ -11,9 +11,9 @@ import { requireSessionConfig } from '../configs.js';
 import { badInput, impersonationNotFreshenable } from '../errors.js';
 import { isLive } from '../liveness.js';
 import { MAX_PAGE_SIZE } from '../paging.js';
-import { revokeSessionsWhere } from '../revocation.js';
+import { revokeSessionsWhere, sparing } from '../revocation.js';
 import { changeLiveSession } from '../session-state.js';
-import { checkLength, checkSessionId, checkTag } from '../validation.js';
+import { checkLength, checkTag } from '../validation.js';
 import { WHOLE_ENV } from './controls-rules.js';
 import { sessionPage, type SessionPage } from './list.js';
 import { MAX_IDENTIFIER_LENGTH } from './shared.js';
@@ -93,10 +93,7 @@ export async function revokeUserSessions(
   exceptSessionId?: string | null,
 ): Promise<number> {
   const who = checkIdentifier(identifier);
-  const except =
-    exceptSessionId != null
-      ? sql`${sessions.id} <> ${checkSessionId(exceptSessionId, 'exceptSessionId')}`
-      : undefined;
+  const except = sparing(exceptSessionId, 'exceptSessionId');
   const ids = await deps.db.transaction((tx) =>
     revokeSessionsWhere(
       tx,

@@ -1,9 +1,9 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { sessions, type SessionRow } from '../../db/schema.js';
 import type { Scope } from '../callers.js';
 import { sessionNotFound } from '../errors.js';
 import { isLive } from '../liveness.js';
-import { revokeSessionsWhere } from '../revocation.js';
+import { revokeSessionsWhere, sparing } from '../revocation.js';
 import { checkLength, checkSessionId } from '../validation.js';
 import { MAX_IDENTIFIER_LENGTH, inScope } from './shared.js';
 import type { SessionDeps } from './types.js';
@@ -39,10 +39,7 @@ export async function revokeAllSessions(
   excludeSessionId?: string | null,
 ): Promise<number> {
   checkLength('identifier', identifier, MAX_IDENTIFIER_LENGTH);
-  const exclude =
-    excludeSessionId != null
-      ? sql`${sessions.id} <> ${checkSessionId(excludeSessionId, 'excludeSessionId')}`
-      : undefined;
+  const exclude = sparing(excludeSessionId, 'excludeSessionId');
   const ids = await deps.db.transaction((tx) =>
     revokeSessionsWhere(
       tx,

@@ -15,6 +15,7 @@ import { TOKEN_COST } from '../cost.js';
 import { scopeArgs, scopeForTag, scopeOf, sessionTypeArgs } from '../scope.js';
 import { tracked } from '../tracking.js';
 import { requireSessionRow, Session } from './session.js';
+import { dateTimeField } from '../fields.js';
 
 /*
  * The session mutations: issuing tokens (startSession hands out the first pair, refreshSession
@@ -35,10 +36,7 @@ const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').impl
         'Single use: exchange it with refreshSession for a new pair before the token expires.',
     }),
     sessionId: t.exposeID('sessionId', { description: 'The session’s id.' }),
-    expiresAt: t.expose('expiresAt', {
-      type: 'DateTime',
-      description: 'When the session token expires.',
-    }),
+    expiresAt: dateTimeField(t, 'expiresAt', 'When the session token expires.'),
     session: t.field({
       type: Session,
       description: 'The session itself.',

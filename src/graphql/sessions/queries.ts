@@ -14,6 +14,7 @@ import type { Context } from '../context.js';
 import { scopeArgs, scopeForTag, scopeOf, sessionTypeArgs } from '../scope.js';
 import { tracked } from '../tracking.js';
 import { Session } from './session.js';
+import { dateTimeField } from '../fields.js';
 
 /*
  * The session queries: a user's active sessions page by page, one session by id, and checking
@@ -81,10 +82,11 @@ export const VerifiedSession = builder
         resolve: (v) => v.data,
       }),
       version: t.exposeInt('version', { description: 'Version of the data.' }),
-      expiresAt: t.expose('expiresAt', {
-        type: 'DateTime',
-        description: 'When the session expires unless refreshed or extended.',
-      }),
+      expiresAt: dateTimeField(
+        t,
+        'expiresAt',
+        'When the session expires unless refreshed or extended.',
+      ),
       session: t.field({
         type: Session,
         description: 'The session row.',

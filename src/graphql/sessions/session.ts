@@ -5,21 +5,17 @@ import { builder, type BuilderTypes } from '../builder.js';
 import { IDENTIFIER_COST, JSON_DATA_COST, USER_AGENT_COST } from '../cost.js';
 import type { Context } from '../context.js';
 import { SessionConfig } from '../session-configs.js';
+import { describedEnum, dateTimeField, nullableDateTimeField } from '../fields.js';
 
 /*
  * The shared `Session` type and the small types it shows. Every operation that returns a
  * session (list, verify, start/refresh, revoke, state changes, insight) imports it from here.
  */
 
-const SessionStatus = builder.enumType('SessionStatus', {
-  description: 'Where a session stands.',
-  values: {
-    ACTIVE: { description: 'Usable, or refreshable with its refresh token.' },
-    EXPIRED: { description: 'Past its refresh token’s expiry: nothing can revive it.' },
-    REVOKED: {
-      description: 'Ended by a revocation (logout, revoke all, reuse detected, config deleted).',
-    },
-  },
+const SessionStatus = describedEnum('SessionStatus', 'Where a session stands.', {
+  ACTIVE: 'Usable, or refreshable with its refresh token.',
+  EXPIRED: 'Past its refresh token’s expiry: nothing can revive it.',
+  REVOKED: 'Ended by a revocation (logout, revoke all, reuse detected, config deleted).',
 });
 
 /** What a device is known by: the User-Agent and IP address a session was used with. */
@@ -75,20 +71,18 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
       resolve: (s) => sessionStatus(s, new Date()),
     }),
     device: t.field({ type: Device, description: 'Where it was started from.', resolve: (s) => s }),
-    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it started.' }),
-    expiresAt: t.expose('expiresAt', {
-      type: 'DateTime',
-      description: 'When its latest session token expires.',
-    }),
-    refreshExpiresAt: t.expose('refreshExpiresAt', {
-      type: 'DateTime',
-      description: 'When its latest refresh token expires; after that the session is over.',
-    }),
-    lastActiveAt: t.expose('lastActiveAt', {
-      type: 'DateTime',
-      description:
-        'Its last activity: start, refresh, touch, or verify (recorded at most once a minute).',
-    }),
+    createdAt: dateTimeField(t, 'createdAt', 'When it started.'),
+    expiresAt: dateTimeField(t, 'expiresAt', 'When its latest session token expires.'),
+    refreshExpiresAt: dateTimeField(
+      t,
+      'refreshExpiresAt',
+      'When its latest refresh token expires; after that the session is over.',
+    ),
+    lastActiveAt: dateTimeField(
+      t,
+      'lastActiveAt',
+      'Its last activity: start, refresh, touch, or verify (recorded at most once a minute).',
+    ),
     idleExpiresAt: t.field({
       type: 'DateTime',
       nullable: true,
@@ -116,11 +110,7 @@ export const Session = builder.objectRef<SessionRow>('Session').implement({
         return Object.hasOwn(data, key) ? data[key] : null;
       },
     }),
-    revokedAt: t.expose('revokedAt', {
-      type: 'DateTime',
-      nullable: true,
-      description: 'When it was revoked, if it was.',
-    }),
+    revokedAt: nullableDateTimeField(t, 'revokedAt', 'When it was revoked, if it was.'),
     revokeReason: t.exposeString('revokeReason', {
       nullable: true,
       description:
