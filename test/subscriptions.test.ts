@@ -745,7 +745,8 @@ describe('resuming with after', () => {
   });
 });
 
-describe('bursts', () => {
+// Liveness bound: a thousand revocations and their delivery on a machine running every file.
+describe('bursts', { timeout: 180_000 }, () => {
   it('1,000 concurrent revocations reach the subscriber completely, in order, each once', async ({
     t,
     live: { subscribe, startMany, revokeMany },

@@ -71,7 +71,7 @@ function collector<T>() {
       if (error !== undefined) errors.push(error);
       endResolve();
     },
-    waitFor(n: number, timeoutMs = 20_000): Promise<T[]> {
+    waitFor(n: number, timeoutMs = 45_000): Promise<T[]> {
       if (items.length >= n) return Promise.resolve(items.slice(0, n));
       return new Promise<T[]>((resolve, reject) => {
         const timer = setTimeout(
@@ -204,11 +204,16 @@ export function nextCloseCode(client: Client): Promise<number> {
   });
 }
 
-/** Polls `predicate` until it holds; fails with `what` after `timeoutMs`. */
+/**
+ * Polls `predicate` until it holds; fails with `what` after `timeoutMs`. The default is a liveness
+ * bound, not an expectation of speed: on a quiet machine these waits end in milliseconds, and a
+ * CI machine running every test file at once (PGlite serialising each file's statements) has
+ * taken over 10 s to register a subscription.
+ */
 export async function waitUntil(
   predicate: () => boolean | Promise<boolean>,
   what: string,
-  timeoutMs = 10_000,
+  timeoutMs = 45_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
