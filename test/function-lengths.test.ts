@@ -10,7 +10,6 @@ const TEMPORARY_NOT_YET_SPLIT = new Set<string>([
   'src/main.ts main',
   'src/client/subscriptions.ts subscriptionTransport',
   'src/db/client.ts openDatabase',
-  'src/config.ts loadConfig',
 ]);
 
 const allowed = TEMPORARY_NOT_YET_SPLIT;
