@@ -7,7 +7,6 @@ import { FUNCTION_LINE_LIMIT, functionsOver } from '../scripts/function-lengths.
  * are changing now; subscriptionTransport was left for lack of time. Empty it as they are split.
  */
 const TEMPORARY_NOT_YET_SPLIT = new Set<string>([
-  'src/main.ts main',
   'src/client/subscriptions.ts subscriptionTransport',
 ]);
 
