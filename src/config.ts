@@ -370,19 +370,11 @@ const envSchema = z.object({
   IMPERSONATION_MAX_SECONDS: wholeNumber('seconds', 60, 86_400, DEFAULT_IMPERSONATION_MAX_SECONDS),
 });
 
-/**
- * Reads the configuration from an environment map. Pure: it never touches the process.
- * Every bad variable is reported at once in a {@link ConfigError}, never one at a time.
- */
-export function loadConfig(env: Record<string, string | undefined>): Config {
-  const parsed = envSchema.safeParse(env);
+type Env = z.infer<typeof envSchema>;
+
+/** Rules that tie one variable to another, which the schema checks one at a time cannot see. */
+function crossVariableProblems(env: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      // Never echo the value: it may be a secret.
-      problems.push(`${issue.path.join('.')}: ${issue.message}`);
-    }
-  }
   if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {
     problems.push('SESSION_SECRET: required when NODE_ENV=production (at least 32 bytes)');
   }
@@ -399,26 +391,97 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   if (env.DATABASE_DIRECT_URL && !env.DATABASE_URL)
     problems.push('DATABASE_DIRECT_URL: needs DATABASE_URL (the pooled connection)');
-  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
-  const e = parsed.data;
-  const rates = parsed.data as unknown as Record<string, number | undefined>;
+  return problems;
+}
+
+/** A 'true'/'false' switch whose default depends on production (off there, on elsewhere). */
+const onOutsideProduction = (value: string | undefined, production: boolean) =>
+  (value ?? (production ? 'false' : 'true')) === 'true';
+
+function databaseSettings(e: Env): DatabaseSettings {
+  return {
+    directUrl: e.DATABASE_DIRECT_URL,
+    poolSize: e.DATABASE_POOL_SIZE,
+    connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    keepAliveSeconds: e.DATABASE_KEEPALIVE_SECONDS,
+    // A tenth of the pool by default, at least one.
+    insightConcurrency: e.INSIGHT_CONCURRENCY ?? Math.max(1, Math.floor(e.DATABASE_POOL_SIZE / 10)),
+  };
+}
+
+function websocketLimits(e: Env): WebSocketLimits {
+  return {
+    maxConnectionsPerKey: e.WS_MAX_CONNECTIONS_PER_KEY,
+    maxConnectionsPerIp: e.WS_MAX_CONNECTIONS_PER_IP,
+    maxUnauthenticatedPerIp: e.WS_MAX_UNAUTHENTICATED_PER_IP,
+    connectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
+    maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+    maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    keepAliveMs: e.WS_KEEP_ALIVE_MS,
+  };
+}
+
+function rateLimitSettings(e: Env): Config['rateLimits'] {
+  const rates = e as unknown as Record<string, number | undefined>;
+  return {
+    windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+    perKey: Object.freeze(
+      Object.fromEntries(RATE_CLASSES.map((c) => [c, rates[rateVariable(c)]!])) as Record<
+        RateClass,
+        number
+      >,
+    ),
+    perIp: Object.freeze(
+      Object.fromEntries(
+        RATE_CLASSES.map((c) => [c, rates[rateVariable(c, true)] ?? rates[rateVariable(c)]!]),
+      ) as Record<RateClass, number>,
+    ),
+    refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
+    // The embedded database is one process: its instance counts alone, in memory.
+    store: e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : e.DATABASE_URL ? 'postgres' : 'memory'),
+    syncMs: e.RATE_LIMIT_SYNC_MS,
+    redisUrl: e.REDIS_URL,
+  };
+}
+
+function webhookSettings(e: Env, production: boolean): WebhookSettings {
+  return {
+    allowPrivateUrls: e.WEBHOOK_ALLOW_PRIVATE_URLS === 'true',
+    // Production sends to https URLs only unless told otherwise.
+    allowHttp: onOutsideProduction(e.WEBHOOK_ALLOW_HTTP, production),
+    deliver: (e.WEBHOOK_DELIVERY ?? 'true') === 'true',
+    timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    concurrency: e.WEBHOOK_CONCURRENCY,
+    maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+    retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+    disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
+    maxEndpointsPerEnv: e.WEBHOOK_MAX_ENDPOINTS_PER_ENV,
+    pollIntervalMs: e.WEBHOOK_POLL_INTERVAL_MS,
+    // Deliveries are kept as long as the events they carry.
+    retentionSeconds: e.EVENT_RETENTION_DAYS * 86_400,
+  };
+}
+
+function metricsSettings(e: Env, production: boolean): Config['metrics'] {
+  return {
+    // Development serves /metrics next to GraphQL; production on a loopback port of its own.
+    port:
+      e.METRICS_PORT === 'main'
+        ? null
+        : (e.METRICS_PORT ?? (production ? DEFAULT_METRICS_PORT : null)),
+    host: e.METRICS_HOST,
+    token: e.METRICS_TOKEN,
+  };
+}
+
+/** Builds the configuration from variables the schema and the cross-variable rules accepted. */
+function configFrom(e: Env): Config {
   const production = e.NODE_ENV === 'production';
-  if (new Set(e.TOKEN_KEY_IDS.split(',')).size !== e.TOKEN_KEY_IDS.split(',').length) {
-    throw new ConfigError(['TOKEN_KEY_IDS: names a key id twice']);
-  }
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     databaseUrl: e.DATABASE_URL,
-    database: {
-      directUrl: e.DATABASE_DIRECT_URL,
-      poolSize: e.DATABASE_POOL_SIZE,
-      connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
-      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
-      keepAliveSeconds: e.DATABASE_KEEPALIVE_SECONDS,
-      // A tenth of the pool by default, at least one.
-      insightConcurrency:
-        e.INSIGHT_CONCURRENCY ?? Math.max(1, Math.floor(e.DATABASE_POOL_SIZE / 10)),
-    },
+    database: databaseSettings(e),
     dataDir: e.DATA_DIR,
     port: e.PORT,
     // Outside production the first start prints (and GraphiQL shows) a demo key: listen on
@@ -437,72 +500,46 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logBufferBytes: e.LOG_BUFFER_BYTES,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     trustProxyHops: e.TRUST_PROXY_HOPS,
-    graphiql: (e.GRAPHIQL ?? (production ? 'false' : 'true')) === 'true',
-    console: (e.CONSOLE ?? (production ? 'false' : 'true')) === 'true',
-    introspection: (e.GRAPHQL_INTROSPECTION ?? (production ? 'false' : 'true')) === 'true',
-    fieldSuggestions: (e.GRAPHQL_FIELD_SUGGESTIONS ?? (production ? 'false' : 'true')) === 'true',
+    graphiql: onOutsideProduction(e.GRAPHIQL, production),
+    console: onOutsideProduction(e.CONSOLE, production),
+    introspection: onOutsideProduction(e.GRAPHQL_INTROSPECTION, production),
+    fieldSuggestions: onOutsideProduction(e.GRAPHQL_FIELD_SUGGESTIONS, production),
     tokenKeyIds: Object.freeze(e.TOKEN_KEY_IDS.split(',')),
-    websocket: {
-      maxConnectionsPerKey: e.WS_MAX_CONNECTIONS_PER_KEY,
-      maxConnectionsPerIp: e.WS_MAX_CONNECTIONS_PER_IP,
-      maxUnauthenticatedPerIp: e.WS_MAX_UNAUTHENTICATED_PER_IP,
-      connectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
-      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
-      maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
-      keepAliveMs: e.WS_KEEP_ALIVE_MS,
-    },
+    websocket: websocketLimits(e),
     subscriptions: {
       maxPerKey: e.MAX_SUBSCRIPTIONS_PER_KEY,
       maxVerifierFeedsPerKey: e.MAX_VERIFIER_FEEDS_PER_KEY,
       slowConsumerMs: e.SLOW_CONSUMER_SECONDS * 1000,
     },
-    rateLimits: {
-      windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
-      perKey: Object.freeze(
-        Object.fromEntries(RATE_CLASSES.map((c) => [c, rates[rateVariable(c)]!])) as Record<
-          RateClass,
-          number
-        >,
-      ),
-      perIp: Object.freeze(
-        Object.fromEntries(
-          RATE_CLASSES.map((c) => [c, rates[rateVariable(c, true)] ?? rates[rateVariable(c)]!]),
-        ) as Record<RateClass, number>,
-      ),
-      refreshesPerSession: e.RATE_LIMIT_REFRESHES_PER_SESSION,
-      // The embedded database is one process: its instance counts alone, in memory.
-      store: e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : e.DATABASE_URL ? 'postgres' : 'memory'),
-      syncMs: e.RATE_LIMIT_SYNC_MS,
-      redisUrl: e.REDIS_URL,
-    },
+    rateLimits: rateLimitSettings(e),
     metricsRetentionDays: e.METRICS_RETENTION_DAYS,
     maxConfigsPerProduct: e.MAX_CONFIGS_PER_PRODUCT,
-    webhooks: {
-      allowPrivateUrls: e.WEBHOOK_ALLOW_PRIVATE_URLS === 'true',
-      // Production sends to https URLs only unless told otherwise.
-      allowHttp: (e.WEBHOOK_ALLOW_HTTP ?? (production ? 'false' : 'true')) === 'true',
-      deliver: (e.WEBHOOK_DELIVERY ?? 'true') === 'true',
-      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
-      concurrency: e.WEBHOOK_CONCURRENCY,
-      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
-      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
-      disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
-      maxEndpointsPerEnv: e.WEBHOOK_MAX_ENDPOINTS_PER_ENV,
-      pollIntervalMs: e.WEBHOOK_POLL_INTERVAL_MS,
-      // Deliveries are kept as long as the events they carry.
-      retentionSeconds: e.EVENT_RETENTION_DAYS * 86_400,
-    },
+    webhooks: webhookSettings(e, production),
     impersonationMaxSeconds: e.IMPERSONATION_MAX_SECONDS,
-    metrics: {
-      // Development serves /metrics next to GraphQL; production on a loopback port of its own.
-      port:
-        e.METRICS_PORT === 'main'
-          ? null
-          : (e.METRICS_PORT ?? (production ? DEFAULT_METRICS_PORT : null)),
-      host: e.METRICS_HOST,
-      token: e.METRICS_TOKEN,
-    },
+    metrics: metricsSettings(e, production),
   });
+}
+
+/**
+ * Reads the configuration from an environment map. Pure: it never touches the process.
+ * Every bad variable is reported at once in a {@link ConfigError}, never one at a time.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      // Never echo the value: it may be a secret.
+      problems.push(`${issue.path.join('.')}: ${issue.message}`);
+    }
+  }
+  problems.push(...crossVariableProblems(env));
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  if (new Set(e.TOKEN_KEY_IDS.split(',')).size !== e.TOKEN_KEY_IDS.split(',').length) {
+    throw new ConfigError(['TOKEN_KEY_IDS: names a key id twice']);
+  }
+  return configFrom(e);
 }
 
 /** The process's configuration: the one place that reads `process.env`. */

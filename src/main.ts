@@ -92,34 +92,41 @@ function productCommands(url: string, adminKeyShown: boolean): string {
   ].join('\n');
 }
 
-async function main(): Promise<void> {
-  const config = readConfig();
-  const listenTarget: ListenTarget = {
-    label: 'port',
-    port: config.port,
-    host: config.host,
-    portVariable: 'PORT',
-    hostVariable: 'HOST',
+type Logger = ReturnType<typeof createLogger>;
+type Services = Awaited<ReturnType<typeof startServices>>;
+type FirstStart = Awaited<ReturnType<typeof firstStart>>;
+
+/** Where GraphQL listens, and the metrics listener's own port when it has one. */
+function listenTargets(config: Config): { main: ListenTarget; metrics: ListenTarget | undefined } {
+  return {
+    main: {
+      label: 'port',
+      port: config.port,
+      host: config.host,
+      portVariable: 'PORT',
+      hostVariable: 'HOST',
+    },
+    metrics:
+      config.metrics.port === null
+        ? undefined
+        : {
+            label: 'metrics port',
+            port: config.metrics.port,
+            host: config.metrics.host,
+            portVariable: 'METRICS_PORT',
+            hostVariable: 'METRICS_HOST',
+          },
   };
-  const metricsTarget: ListenTarget | undefined =
-    config.metrics.port === null
-      ? undefined
-      : {
-          label: 'metrics port',
-          port: config.metrics.port,
-          host: config.metrics.host,
-          portVariable: 'METRICS_PORT',
-          hostVariable: 'METRICS_HOST',
-        };
-  // Before the database is opened or a first start's keys are made (they are shown once): a
-  // port in use is said in one line and costs nothing. The listens below can still fail (the
-  // port taken meanwhile): they say it the same way.
-  await checkListenable(metricsTarget ? [listenTarget, metricsTarget] : [listenTarget]).catch(
-    exitOnListenError,
-  );
-  // Never blocks on its reader: a stuck or vanished stdout drops lines instead (src/logger.ts).
-  const output = processOutput(config.logBufferBytes);
-  const logger = createLogger(config.logLevel, output);
+}
+
+/**
+ * Opens and migrates the database, then settles the session secret: exits 1 when notifications
+ * do not get through or another instance holds a different secret.
+ */
+async function openCheckedDatabase(
+  config: Config,
+  logger: Logger,
+): Promise<{ database: DatabaseHandle; secret: string }> {
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -150,6 +157,10 @@ async function main(): Promise<void> {
     await database.close();
     process.exit(1);
   }
+  return { database, secret };
+}
+
+async function startRateLimitStore(config: Config, database: DatabaseHandle, logger: Logger) {
   const rateLimitStore = await openRateLimitStore(config.rateLimits.store, {
     redisUrl: config.rateLimits.redisUrl,
     syncMs: config.rateLimits.syncMs,
@@ -158,7 +169,17 @@ async function main(): Promise<void> {
   });
   // Redis away at start delays it 2 s at most: limits count per instance until it is back.
   await rateLimitStore.ready(2_000);
-  const services = await startServices(database, {
+  return rateLimitStore;
+}
+
+function startConfiguredServices(
+  config: Config,
+  database: DatabaseHandle,
+  secret: string,
+  rateLimitStore: Awaited<ReturnType<typeof startRateLimitStore>>,
+  logger: Logger,
+): Promise<Services> {
+  return startServices(database, {
     sessionSecret: secret,
     tokenKeyIds: config.tokenKeyIds,
     rateLimits: config.rateLimits,
@@ -177,22 +198,29 @@ async function main(): Promise<void> {
     },
     webhooks: config.webhooks,
   });
-  // One instance at a time on a database: each first-start key is made, and shown, once.
-  const created = await database.exclusive(() => firstStart(database.db, config));
-  const sweeper =
-    config.sweepIntervalSeconds > 0
-      ? startSweeper(database.db, logger, {
-          intervalMs: config.sweepIntervalSeconds * 1000,
-          retentionSeconds: config.sessionRetentionDays * 86_400,
-          eventRetentionSeconds: config.eventRetentionDays * 86_400,
-          activityRetentionSeconds: config.activityRetentionDays * 86_400,
-          rollupRetentionSeconds: config.metricsRetentionDays * 86_400,
-          batchSize: 500,
-        })
-      : undefined;
-  let listened!: () => void;
-  const listening = new Promise<void>((resolve) => (listened = resolve));
-  const app = createApp(services, {
+}
+
+/** The retention sweeper, unless SWEEP_INTERVAL_SECONDS is 0. */
+function startConfiguredSweeper(config: Config, database: DatabaseHandle, logger: Logger) {
+  return config.sweepIntervalSeconds > 0
+    ? startSweeper(database.db, logger, {
+        intervalMs: config.sweepIntervalSeconds * 1000,
+        retentionSeconds: config.sessionRetentionDays * 86_400,
+        eventRetentionSeconds: config.eventRetentionDays * 86_400,
+        activityRetentionSeconds: config.activityRetentionDays * 86_400,
+        rollupRetentionSeconds: config.metricsRetentionDays * 86_400,
+        batchSize: 500,
+      })
+    : undefined;
+}
+
+function configuredApp(
+  services: Services,
+  config: Config,
+  listening: Promise<void>,
+  created: FirstStart,
+) {
+  return createApp(services, {
     graphiql: config.graphiql,
     console: config.console,
     precompressAfter: listening,
@@ -208,27 +236,24 @@ async function main(): Promise<void> {
       production: config.nodeEnv === 'production',
     },
   });
-  const { server, shutdown } = createHttpServer(app, services, {
-    bodyLimitBytes: config.bodyLimitBytes,
-    trustProxyHops: config.trustProxyHops,
-    websocket: config.websocket,
-  });
-  await listenOn(server, listenTarget).catch(exitOnListenError);
-  listened();
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://localhost:${port}/graphql`;
-  const consoleUrl = `http://localhost:${port}/console`;
-  logger.info({ port, database: database.kind, rateLimits: config.rateLimits.store }, 'listening');
-  const metricsServer =
-    config.metrics.port === null
-      ? undefined
-      : createMetricsServer(services.metrics.registry, config.metrics.token);
-  if (metricsServer && metricsTarget) {
-    await listenOn(metricsServer, metricsTarget).catch(exitOnListenError);
-    logger.info({ port: metricsTarget.port, host: metricsTarget.host }, 'metrics listening');
-  }
+}
 
+/** What a stop closes, in order after the HTTP servers: everything the start opened. */
+interface Running {
+  config: Config;
+  logger: Logger;
+  output: ReturnType<typeof processOutput>;
+  metricsServer: ReturnType<typeof createMetricsServer> | undefined;
+  shutdown: ReturnType<typeof createHttpServer>['shutdown'];
+  sweeper: ReturnType<typeof startSweeper> | undefined;
+  services: Services;
+  rateLimitStore: Awaited<ReturnType<typeof startRateLimitStore>>;
+  database: DatabaseHandle;
+}
+
+/** Stops on SIGTERM and SIGINT: drains within the grace period, then exits (bounded). */
+function stopOnSignals(running: Running): void {
+  const { config, logger, output, metricsServer, shutdown, sweeper, services } = running;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -246,8 +271,8 @@ async function main(): Promise<void> {
     metricsServer?.close();
     void Promise.all([shutdown(graceMs), sweeper?.stop(), services.webhookWorker?.stop()])
       .then(() => services.activity.flush())
-      .then(() => rateLimitStore.close())
-      .then(() => database.close())
+      .then(() => running.rateLimitStore.close())
+      .then(() => running.database.close())
       .then(async () => {
         logger.info('stopped');
         await output.drain(LOG_DRAIN_MS);
@@ -259,12 +284,14 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
-  // Before the banner: whoever reads it may signal at once (a signal with no handler yet kills
-  // the process instead of stopping it).
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
 
-  // Shown once, on the terminal only (not through the logger): the operator needs them to begin.
+/** The ready banner, with a first start's keys (shown once, never through the logger). */
+function readyBanner(config: Config, port: number, created: FirstStart): string {
+  const url = `http://localhost:${port}/graphql`;
+  const consoleUrl = `http://localhost:${port}/console`;
   const lines = [
     `\n  Session service ready: ${config.graphiql ? 'GraphiQL' : 'GraphQL'} at ${url}\n`,
   ];
@@ -279,7 +306,63 @@ async function main(): Promise<void> {
     );
   }
   if (created.showProductCommands) lines.push(productCommands(url, Boolean(created.adminKey)));
-  output.write(`${lines.join('\n')}\n\n`);
+  return `${lines.join('\n')}\n\n`;
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const targets = listenTargets(config);
+  // Before the database is opened or a first start's keys are made (they are shown once): a
+  // port in use is said in one line and costs nothing. The listens below can still fail (the
+  // port taken meanwhile): they say it the same way.
+  await checkListenable(targets.metrics ? [targets.main, targets.metrics] : [targets.main]).catch(
+    exitOnListenError,
+  );
+  // Never blocks on its reader: a stuck or vanished stdout drops lines instead (src/logger.ts).
+  const output = processOutput(config.logBufferBytes);
+  const logger = createLogger(config.logLevel, output);
+  const { database, secret } = await openCheckedDatabase(config, logger);
+  const rateLimitStore = await startRateLimitStore(config, database, logger);
+  const services = await startConfiguredServices(config, database, secret, rateLimitStore, logger);
+  // One instance at a time on a database: each first-start key is made, and shown, once.
+  const created = await database.exclusive(() => firstStart(database.db, config));
+  const sweeper = startConfiguredSweeper(config, database, logger);
+  let listened!: () => void;
+  const listening = new Promise<void>((resolve) => (listened = resolve));
+  const app = configuredApp(services, config, listening, created);
+  const { server, shutdown } = createHttpServer(app, services, {
+    bodyLimitBytes: config.bodyLimitBytes,
+    trustProxyHops: config.trustProxyHops,
+    websocket: config.websocket,
+  });
+  await listenOn(server, targets.main).catch(exitOnListenError);
+  listened();
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ port, database: database.kind, rateLimits: config.rateLimits.store }, 'listening');
+  const metricsServer =
+    config.metrics.port === null
+      ? undefined
+      : createMetricsServer(services.metrics.registry, config.metrics.token);
+  if (metricsServer && targets.metrics) {
+    await listenOn(metricsServer, targets.metrics).catch(exitOnListenError);
+    logger.info({ port: targets.metrics.port, host: targets.metrics.host }, 'metrics listening');
+  }
+  // Before the banner: whoever reads it may signal at once (a signal with no handler yet kills
+  // the process instead of stopping it).
+  stopOnSignals({
+    config,
+    logger,
+    output,
+    metricsServer,
+    shutdown,
+    sweeper,
+    services,
+    rateLimitStore,
+    database,
+  });
+  // Shown once, on the terminal only (not through the logger): the operator needs them to begin.
+  output.write(readyBanner(config, port, created));
 }
 
 main().catch((error: unknown) => {

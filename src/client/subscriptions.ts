@@ -45,6 +45,167 @@ export interface SubscriptionTransportOptions {
   readonly options?: Partial<Omit<ClientOptions, 'url' | 'connectionParams' | 'webSocketImpl'>>;
 }
 
+/** Which URL the next connection attempt goes to: it moves on each time a connection closes. */
+interface UrlCursor {
+  next: number;
+}
+
+type Socket = { readyState: number; close(code: number, reason: string): void; terminate?(): void };
+
+/**
+ * The client's event handlers, wrapping the caller's: a connection that stops answering pings
+ * is closed (and so reopened), since a half-open TCP connection would otherwise keep a
+ * subscriber deaf for many minutes; a closed connection moves the cursor to the next URL.
+ */
+function keepAliveHandlers(
+  on: ClientOptions['on'],
+  urls: readonly string[],
+  cursor: UrlCursor,
+): NonNullable<ClientOptions['on']> {
+  let socket: Socket | undefined;
+  let pongTimer: ReturnType<typeof setTimeout> | undefined;
+  return {
+    ...on,
+    connected: (...args) => {
+      socket = args[0] as typeof socket;
+      on?.connected?.(...args);
+    },
+    ping: (received, payload) => {
+      if (!received) {
+        clearTimeout(pongTimer);
+        pongTimer = setTimeout(() => {
+          if (socket?.readyState !== 1) return;
+          // Node's `ws` can drop the connection at once; a closing handshake would wait for
+          // the server that stopped answering.
+          if (socket.terminate) socket.terminate();
+          else socket.close(4408, 'no pong from the server');
+        }, PONG_TIMEOUT_MS);
+      }
+      on?.ping?.(received, payload);
+    },
+    pong: (received, payload) => {
+      if (received) clearTimeout(pongTimer);
+      on?.pong?.(received, payload);
+    },
+    closed: (event) => {
+      clearTimeout(pongTimer);
+      // This server closed or never opened the connection: the next attempt tries another.
+      cursor.next = (cursor.next + 1) % urls.length;
+      on?.closed?.(event);
+    },
+  };
+}
+
+/** Makes the graphql-ws client: lazy, retrying until the key is refused, kept alive by pings. */
+async function openClient(
+  options: SubscriptionTransportOptions,
+  urls: readonly string[],
+  timeoutMs: number,
+  cursor: UrlCursor,
+): Promise<Client> {
+  const webSocketImpl = withOpenTimeout(
+    (options.webSocketImpl ??
+      (globalThis as { WebSocket?: unknown }).WebSocket ??
+      // Node 20 has no global WebSocket: use the `ws` package, a dependency of this package.
+      (await import('ws')).default) as WebSocketClass,
+    timeoutMs,
+  );
+  const extra = options.options ?? {};
+  return createClient({
+    url: () => urls[cursor.next % urls.length]!,
+    webSocketImpl,
+    // A server that accepts the socket but never acknowledges it is left for the next try.
+    connectionAckWaitTimeout: timeoutMs,
+    connectionParams: { authorization: `Bearer ${options.key}` },
+    lazy: true,
+    // A service that must hear revocations keeps trying; a refused key (4401, 4403) stops.
+    retryAttempts: Number.POSITIVE_INFINITY,
+    // A connection that could not be made (an error event: refused, reset, timed out) is
+    // tried again too; an Error is the client's own fault and is not.
+    shouldRetry: (event) =>
+      isCloseEvent(event) ? !(event.code in REFUSED) : !(event instanceof Error),
+    retryWait: (retries) => sleep(Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS) + jitter()),
+    keepAlive: KEEP_ALIVE_MS,
+    ...extra,
+    on: keepAliveHandlers(extra.on, urls, cursor),
+  });
+}
+
+/** Calls the listener with the event, its own throw surfaced apart from the socket's handling. */
+function deliver(listener: (event: SessionEvent) => void, event: SessionEvent): void {
+  try {
+    listener(event);
+  } catch (error) {
+    // The listener's own fault: surface it as a listener of an EventEmitter would,
+    // without breaking the socket's message handling.
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}
+
+/** One subscription on the shared client: see the transport's `subscribe`. */
+function subscribeOn(
+  client: Promise<Client>,
+  live: Set<() => void>,
+  query: string,
+  field: string,
+  variables: Record<string, unknown>,
+  listener: (event: SessionEvent) => void,
+  subscribeOptions: SubscribeOptions,
+): EventSubscription {
+  let lastEventId = variables.after == null ? undefined : String(variables.after);
+  let stopped = false;
+  let dispose: (() => void) | undefined;
+  const stop = () => {
+    stopped = true;
+    live.delete(stop);
+    dispose?.();
+  };
+  live.add(stop);
+  const fail = (error: SessionServiceError) => {
+    if (stopped) return;
+    stop();
+    subscribeOptions.onError?.(error);
+  };
+  const payload = {
+    query,
+    get variables() {
+      return { ...variables, after: lastEventId ?? null };
+    },
+  };
+  client.then(
+    (ws) => {
+      if (stopped) return;
+      dispose = ws.subscribe<Record<string, SessionEvent>>(payload, {
+        next: (result) => {
+          if (stopped) return;
+          if (result.errors?.length) {
+            fail(SessionServiceError.fromGraphQLErrors(result.errors as GraphQLErrorPayload[]));
+            return;
+          }
+          const event = result.data?.[field];
+          if (!event) return;
+          lastEventId = event.id;
+          deliver(listener, event);
+        },
+        error: (error) => fail(toServiceError(error)),
+        complete: () => {
+          if (!stopped)
+            fail(new SessionServiceError('NETWORK_ERROR', 'The server ended the subscription.'));
+        },
+      });
+    },
+    (error: unknown) => fail(toServiceError(error)),
+  );
+  return {
+    get lastEventId() {
+      return lastEventId;
+    },
+    unsubscribe: stop,
+  };
+}
+
 /**
  * GraphQL over WebSocket (graphql-ws), opened with the first subscription and shared by all.
  * graphql-ws reconnects with backoff when the socket drops, and sends each subscription again.
@@ -52,75 +213,10 @@ export interface SubscriptionTransportOptions {
 export function subscriptionTransport(options: SubscriptionTransportOptions) {
   const urls = urlsOf(options.url, 'wsUrl', ['ws:', 'wss:']);
   const timeoutMs = timeoutOf(options.timeoutMs);
-  /** The URL of the next connection attempt. */
-  let next = 0;
+  const cursor: UrlCursor = { next: 0 };
   let client: Promise<Client> | undefined;
   /** Stops each live subscription quietly, for close(). */
   const live = new Set<() => void>();
-
-  const open = async (): Promise<Client> => {
-    const webSocketImpl = withOpenTimeout(
-      (options.webSocketImpl ??
-        (globalThis as { WebSocket?: unknown }).WebSocket ??
-        // Node 20 has no global WebSocket: use the `ws` package, a dependency of this package.
-        (await import('ws')).default) as WebSocketClass,
-      timeoutMs,
-    );
-    const extra = options.options ?? {};
-    // A connection that stops answering pings is closed (and so reopened): a half-open TCP
-    // connection would otherwise keep a subscriber deaf for many minutes.
-    let socket:
-      | { readyState: number; close(code: number, reason: string): void; terminate?(): void }
-      | undefined;
-    let pongTimer: ReturnType<typeof setTimeout> | undefined;
-    return createClient({
-      url: () => urls[next % urls.length]!,
-      webSocketImpl,
-      // A server that accepts the socket but never acknowledges it is left for the next try.
-      connectionAckWaitTimeout: timeoutMs,
-      connectionParams: { authorization: `Bearer ${options.key}` },
-      lazy: true,
-      // A service that must hear revocations keeps trying; a refused key (4401, 4403) stops.
-      retryAttempts: Number.POSITIVE_INFINITY,
-      // A connection that could not be made (an error event: refused, reset, timed out) is
-      // tried again too; an Error is the client's own fault and is not.
-      shouldRetry: (event) =>
-        isCloseEvent(event) ? !(event.code in REFUSED) : !(event instanceof Error),
-      retryWait: (retries) => sleep(Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS) + jitter()),
-      keepAlive: KEEP_ALIVE_MS,
-      ...extra,
-      on: {
-        ...extra.on,
-        connected: (...args) => {
-          socket = args[0] as typeof socket;
-          extra.on?.connected?.(...args);
-        },
-        ping: (received, payload) => {
-          if (!received) {
-            clearTimeout(pongTimer);
-            pongTimer = setTimeout(() => {
-              if (socket?.readyState !== 1) return;
-              // Node's `ws` can drop the connection at once; a closing handshake would wait for
-              // the server that stopped answering.
-              if (socket.terminate) socket.terminate();
-              else socket.close(4408, 'no pong from the server');
-            }, PONG_TIMEOUT_MS);
-          }
-          extra.on?.ping?.(received, payload);
-        },
-        pong: (received, payload) => {
-          if (received) clearTimeout(pongTimer);
-          extra.on?.pong?.(received, payload);
-        },
-        closed: (event) => {
-          clearTimeout(pongTimer);
-          // This server closed or never opened the connection: the next attempt tries another.
-          next = (next + 1) % urls.length;
-          extra.on?.closed?.(event);
-        },
-      },
-    });
-  };
 
   return {
     /**
@@ -135,67 +231,8 @@ export function subscriptionTransport(options: SubscriptionTransportOptions) {
       listener: (event: SessionEvent) => void,
       subscribeOptions: SubscribeOptions = {},
     ): EventSubscription {
-      let lastEventId = variables.after == null ? undefined : String(variables.after);
-      let stopped = false;
-      let dispose: (() => void) | undefined;
-      const stop = () => {
-        stopped = true;
-        live.delete(stop);
-        dispose?.();
-      };
-      live.add(stop);
-      const fail = (error: SessionServiceError) => {
-        if (stopped) return;
-        stop();
-        subscribeOptions.onError?.(error);
-      };
-      const payload = {
-        query,
-        get variables() {
-          return { ...variables, after: lastEventId ?? null };
-        },
-      };
-      client ??= open();
-      client.then(
-        (ws) => {
-          if (stopped) return;
-          dispose = ws.subscribe<Record<string, SessionEvent>>(payload, {
-            next: (result) => {
-              if (stopped) return;
-              if (result.errors?.length) {
-                fail(SessionServiceError.fromGraphQLErrors(result.errors as GraphQLErrorPayload[]));
-                return;
-              }
-              const event = result.data?.[field];
-              if (!event) return;
-              lastEventId = event.id;
-              try {
-                listener(event);
-              } catch (error) {
-                // The listener's own fault: surface it as a listener of an EventEmitter would,
-                // without breaking the socket's message handling.
-                queueMicrotask(() => {
-                  throw error;
-                });
-              }
-            },
-            error: (error) => fail(toServiceError(error)),
-            complete: () => {
-              if (!stopped)
-                fail(
-                  new SessionServiceError('NETWORK_ERROR', 'The server ended the subscription.'),
-                );
-            },
-          });
-        },
-        (error: unknown) => fail(toServiceError(error)),
-      );
-      return {
-        get lastEventId() {
-          return lastEventId;
-        },
-        unsubscribe: stop,
-      };
+      client ??= openClient(options, urls, timeoutMs, cursor);
+      return subscribeOn(client, live, query, field, variables, listener, subscribeOptions);
     },
     /** Closes the socket; subscriptions end without their onError. */
     async close(): Promise<void> {

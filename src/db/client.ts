@@ -393,108 +393,144 @@ function listenerSet(): {
   };
 }
 
-/** Opens Postgres (postgres.js) when a URL is given, otherwise PGlite in `dataDir`. */
-export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+/** What both kinds of database share: the statement count and the event-write listeners. */
+interface HandleParts {
+  count: StatementCount;
+  logger: ReturnType<typeof queryLogger>;
+  eventWrites: ReturnType<typeof listenerSet>;
+  eventsWritten: () => void;
+  statementsSent: () => number;
+}
+
+function handleParts(options: OpenDatabaseOptions): HandleParts {
   const eventWrites = listenerSet();
   const count: StatementCount = { n: 0 };
-  const statementsSent = () => count.n;
-  const logger = queryLogger(options.onQuery, count);
-  const eventsWritten = () => {
-    for (const listener of eventWrites.set) listener();
+  return {
+    count,
+    logger: queryLogger(options.onQuery, count),
+    eventWrites,
+    eventsWritten: () => {
+      for (const listener of eventWrites.set) listener();
+    },
+    statementsSent: () => count.n,
   };
-  if (options.databaseUrl) {
-    const url = options.databaseUrl;
-    const directUrl = options.directUrl ?? url;
-    const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-    const client = postgres(url, {
-      ...clientOptions(options, 'session-service'),
-      max: options.maxConnections ?? 10,
-    });
-    const pool = guardedPool(client, statementTimeoutMs);
-    const db = retryingTransactions(
-      drizzlePostgres(pool, {
-        schema,
-        logger,
-      }) as unknown as Database,
-      count,
-    );
-    eventSignals.set(db, eventsWritten);
-    /**
-     * Runs `fn` while one dedicated connection holds the start lock: a session lock, so on the
-     * direct URL (a transaction-mode pooler would not keep it), with no statement deadline (an
-     * instance waits for another's migrations however long they take).
-     */
-    const withStartLock = async <T>(fn: (lockClient: postgres.Sql) => Promise<T>): Promise<T> => {
-      const lockClient = postgres(directUrl, {
-        ...clientOptions(options, 'session-service-migrate'),
-        max: 1,
-      });
-      try {
-        await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
-        try {
-          return await fn(lockClient);
-        } finally {
-          await lockClient`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
-        }
-      } finally {
-        await lockClient.end();
-      }
-    };
-    // LISTEN holds a connection of its own, on the direct URL (a pooler cannot keep one).
-    let listener: NotificationListener | undefined;
-    const notifications = () =>
-      (listener ??= new NotificationListener({
-        url: directUrl,
-        clientOptions: clientOptions(options, 'session-service-listener'),
-        // Through the pool, uncounted: it is no statement of a request.
-        notify: async (channel, payload) => {
-          await pool.unsafe('select pg_notify($1, $2)', [channel, payload]);
-        },
-        probeTimeoutMs: Math.max(statementTimeoutMs, 1_000),
-        onState: (state, detail) =>
-          state === 'lost'
-            ? options.logger?.warn({ detail }, 'notification listener lost; listening again')
-            : options.logger?.info('notification listener back'),
-      }));
-    return {
-      db,
-      kind: 'postgres',
-      async ping() {
-        await pool.unsafe('select 1');
-      },
-      async migrate() {
-        const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-        // Instances starting together apply each migration exactly once.
-        await withStartLock((lockClient) =>
-          migrate(drizzlePostgres(lockClient), { migrationsFolder: MIGRATIONS_DIR }),
-        );
-      },
-      exclusive: (fn) => withStartLock(() => fn()),
-      async listen(channel, onNotify, onListen) {
-        await notifications().listen(channel, onNotify, onListen);
-        // Once: later calls find it running.
-        notifications().startHeartbeat(
-          options.listenerHeartbeatMs ?? DEFAULT_LISTENER_HEARTBEAT_MS,
-        );
-      },
-      checkNotifications: () => notifications().probe(),
-      onEventsWritten: eventWrites.add,
-      statementsSent,
-      async close() {
-        await Promise.all([client.end({ timeout: 5 }), listener?.close()]);
-      },
-    };
-  }
+}
 
+/**
+ * Runs `fn` while one dedicated connection holds the start lock: a session lock, so on the
+ * direct URL (a transaction-mode pooler would not keep it), with no statement deadline (an
+ * instance waits for another's migrations however long they take).
+ */
+function startLockOn(directUrl: string, options: OpenDatabaseOptions) {
+  return async <T>(fn: (lockClient: postgres.Sql) => Promise<T>): Promise<T> => {
+    const lockClient = postgres(directUrl, {
+      ...clientOptions(options, 'session-service-migrate'),
+      max: 1,
+    });
+    try {
+      await lockClient`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+      try {
+        return await fn(lockClient);
+      } finally {
+        await lockClient`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+      }
+    } finally {
+      await lockClient.end();
+    }
+  };
+}
+
+/** LISTEN holds a connection of its own, on the direct URL (a pooler cannot keep one). */
+function notificationListenerOn(
+  directUrl: string,
+  pool: postgres.Sql,
+  statementTimeoutMs: number,
+  options: OpenDatabaseOptions,
+): NotificationListener {
+  return new NotificationListener({
+    url: directUrl,
+    clientOptions: clientOptions(options, 'session-service-listener'),
+    // Through the pool, uncounted: it is no statement of a request.
+    notify: async (channel, payload) => {
+      await pool.unsafe('select pg_notify($1, $2)', [channel, payload]);
+    },
+    probeTimeoutMs: Math.max(statementTimeoutMs, 1_000),
+    onState: (state, detail) =>
+      state === 'lost'
+        ? options.logger?.warn({ detail }, 'notification listener lost; listening again')
+        : options.logger?.info('notification listener back'),
+  });
+}
+
+function openPostgres(
+  url: string,
+  options: OpenDatabaseOptions,
+  parts: HandleParts,
+): DatabaseHandle {
+  const directUrl = options.directUrl ?? url;
+  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const client = postgres(url, {
+    ...clientOptions(options, 'session-service'),
+    max: options.maxConnections ?? 10,
+  });
+  const pool = guardedPool(client, statementTimeoutMs);
+  const db = retryingTransactions(
+    drizzlePostgres(pool, {
+      schema,
+      logger: parts.logger,
+    }) as unknown as Database,
+    parts.count,
+  );
+  eventSignals.set(db, parts.eventsWritten);
+  const withStartLock = startLockOn(directUrl, options);
+  let listener: NotificationListener | undefined;
+  const notifications = () =>
+    (listener ??= notificationListenerOn(directUrl, pool, statementTimeoutMs, options));
+  return {
+    db,
+    kind: 'postgres',
+    async ping() {
+      await pool.unsafe('select 1');
+    },
+    async migrate() {
+      const { migrate } = await import('drizzle-orm/postgres-js/migrator');
+      // Instances starting together apply each migration exactly once.
+      await withStartLock((lockClient) =>
+        migrate(drizzlePostgres(lockClient), { migrationsFolder: MIGRATIONS_DIR }),
+      );
+    },
+    exclusive: (fn) => withStartLock(() => fn()),
+    async listen(channel, onNotify, onListen) {
+      await notifications().listen(channel, onNotify, onListen);
+      // Once: later calls find it running.
+      notifications().startHeartbeat(options.listenerHeartbeatMs ?? DEFAULT_LISTENER_HEARTBEAT_MS);
+    },
+    checkNotifications: () => notifications().probe(),
+    onEventsWritten: parts.eventWrites.add,
+    statementsSent: parts.statementsSent,
+    async close() {
+      await Promise.all([client.end({ timeout: 5 }), listener?.close()]);
+    },
+  };
+}
+
+/** Where PGlite keeps its files: made (from the template when given) unless in memory. */
+function pgliteLocation(options: OpenDatabaseOptions): string {
   const dataDir = options.dataDir ?? '.data';
-  let location = dataDir;
-  if (!dataDir.startsWith('memory://')) {
-    location = path.join(dataDir, 'pgdata');
-    mkdirSync(dataDir, { recursive: true });
-    if (options.templateDir && !options.loadDataDir)
-      copyPgliteTemplate(options.templateDir, location);
-    mkdirSync(location, { recursive: true });
-  }
+  if (dataDir.startsWith('memory://')) return dataDir;
+  const location = path.join(dataDir, 'pgdata');
+  mkdirSync(dataDir, { recursive: true });
+  if (options.templateDir && !options.loadDataDir)
+    copyPgliteTemplate(options.templateDir, location);
+  mkdirSync(location, { recursive: true });
+  return location;
+}
+
+async function openPglite(
+  options: OpenDatabaseOptions,
+  parts: HandleParts,
+): Promise<DatabaseHandle> {
+  const location = pgliteLocation(options);
   // Loaded here, not at the top: a server on Postgres never loads PGlite (a start's cost).
   const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([
     import('@electric-sql/pglite'),
@@ -502,10 +538,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   ]);
   const client: PGliteClient = await PGlite.create(location, { loadDataDir: options.loadDataDir });
   const db = retryingTransactions(
-    drizzlePglite(client, { schema, logger }) as unknown as Database,
-    count,
+    drizzlePglite(client, { schema, logger: parts.logger }) as unknown as Database,
+    parts.count,
   );
-  eventSignals.set(db, eventsWritten);
+  eventSignals.set(db, parts.eventsWritten);
   // An advisory lock is re-entrant within one session, and PGlite is one session: calls to
   // migrate() in this process queue here instead.
   let migrating: Promise<unknown> = Promise.resolve();
@@ -536,10 +572,17 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     },
     // One process, one database: a NOTIFY always reaches its listeners.
     checkNotifications: async () => {},
-    onEventsWritten: eventWrites.add,
-    statementsSent,
+    onEventsWritten: parts.eventWrites.add,
+    statementsSent: parts.statementsSent,
     async close() {
       if (!client.closed) await client.close();
     },
   };
+}
+
+/** Opens Postgres (postgres.js) when a URL is given, otherwise PGlite in `dataDir`. */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  const parts = handleParts(options);
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options, parts);
+  return openPglite(options, parts);
 }
