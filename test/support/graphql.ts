@@ -9,7 +9,7 @@ import type { introspection } from './graphql-env.js';
  * infers its result and variables, so a misspelt field or a wrong variable is a type error in
  * `npm run typecheck`. Documents a test makes invalid on purpose stay plain strings.
  */
-export const graphql = initGraphQLTada<{
+const tada = initGraphQLTada<{
   introspection: introspection;
   scalars: {
     DateTime: string;
@@ -18,6 +18,24 @@ export const graphql = initGraphQLTada<{
     JSON: any;
   };
 }>();
+
+/**
+ * `tada`, whose documents also turn into their text wherever a test sends them raw
+ * (`JSON.stringify({ query: VERIFY })` for a hand-made body, a template string): without this,
+ * such a body would carry the document's syntax tree, and the server would refuse it for that
+ * (BAD_REQUEST) whatever the test meant to send.
+ */
+export const graphql: typeof tada = Object.assign(
+  ((...args: Parameters<typeof tada>) => sentAsText(tada(...args))) as typeof tada,
+  tada,
+);
+
+function sentAsText<T extends object>(document: T): T {
+  const text = () => documentText(document as unknown as Document);
+  Object.defineProperty(document, 'toJSON', { value: text, enumerable: false });
+  Object.defineProperty(document, 'toString', { value: text, enumerable: false });
+  return document;
+}
 
 export type { ResultOf, VariablesOf } from 'gql.tada';
 
