@@ -36,11 +36,12 @@
  */
 import { spawn, type ChildProcess, type Serializable } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { freshDatabase } from './fresh-database.js';
+import { writeResults } from './results-file.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const VERIFIES = Number(process.env.VERIFIES ?? 400);
@@ -893,12 +894,7 @@ async function main() {
     for (const run of feedRuns)
       line(`heartbeat flood, ${run.variant.name}`, run.under, run.idleBefore);
     line('dashboard aliases', underDashboards, idleSeeded);
-    const dir = path.join(import.meta.dirname, 'results');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(
-      path.join(dir, `isolation-${LABEL}.json`),
-      JSON.stringify(result, null, 2) + '\n',
-    );
+    await writeResults(`isolation-${LABEL}.json`, result);
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await sql.end();

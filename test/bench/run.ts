@@ -14,12 +14,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { freshDatabase } from './fresh-database.js';
+import { writeResults } from './results-file.js';
 import { localTable, localVerifierBench, type LocalFigures } from './local-verifier.js';
 import { RATE_CLASSES } from '../../src/limits/rate-limits.js';
 
@@ -476,12 +477,17 @@ async function main() {
     const failures = rows.filter((r) => r.errors > 0 || r.non2xx > 0);
     if (failures.length > 0)
       process.stdout.write(`\nWARNING: errors in ${failures.map((f) => f.name).join(', ')}\n`);
-    const dir = path.join(ROOT, 'test/bench/results');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(
-      path.join(dir, 'latest.json'),
-      `${JSON.stringify({ at: new Date().toISOString(), machine, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, rows, local, scale, soak }, null, 2)}\n`,
-    );
+    await writeResults('latest.json', {
+      at: new Date().toISOString(),
+      machine,
+      connections: CONNECTIONS,
+      seconds: SECONDS,
+      rounds: ROUNDS,
+      rows,
+      local,
+      scale,
+      soak,
+    });
   } finally {
     ours.kill('SIGTERM');
     second?.kill('SIGTERM');

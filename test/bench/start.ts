@@ -15,11 +15,12 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freshDatabase } from './fresh-database.js';
+import { writeResults } from './results-file.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 5);
@@ -185,23 +186,14 @@ async function main() {
   for (const r of rows) {
     process.stdout.write(`| ${r.scenario} | ${r.medianMs} | ${r.maxMs} | ${r.medianCpuMs} |\n`);
   }
-  const dir = path.join(import.meta.dirname, 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    path.join(dir, 'start.json'),
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        node: process.version,
-        cores: os.cpus().length,
-        loadBefore,
-        loadAfter,
-        rows,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  await writeResults('start.json', {
+    date: new Date().toISOString(),
+    node: process.version,
+    cores: os.cpus().length,
+    loadBefore,
+    loadAfter,
+    rows,
+  });
 }
 
 main().catch((error: unknown) => {
