@@ -2,12 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
 import {
   createYoga,
   maskError as yogaMaskError,
-  useReadinessCheck,
   type MaskError,
   type Plugin,
   type YogaServerInstance,
@@ -25,8 +23,8 @@ import { useErrorContract } from './http/error-contract.js';
 import { useInputGuard } from './graphql/input-guard.js';
 import { findServiceError, yogaLogging } from './observability/errors.js';
 import {
-  httpDurationHistogram,
   useMetricsEndpoint,
+  useRequestHistogram,
   type MetricsExposure,
 } from './http/metrics-endpoint.js';
 import { RequestLogs } from './observability/request-log.js';
@@ -250,44 +248,20 @@ function documentLimitPlugins(options: AppOptions, logger: Services['logger']) {
   ];
 }
 
-/** Prometheus metrics of requests: one histogram per operation, the envelop phases off. */
-function prometheusPlugin(services: Services) {
-  return usePrometheus({
-    registry: services.metrics.registry,
-    // Served by useMetricsEndpoint (token, own port).
-    endpoint: false,
-    // Requests and their latency per operation, from one histogram: the envelop phase
-    // metrics walk every document again and cost more than a whole trivial request.
-    metrics: {
-      graphql_yoga_http_duration: httpDurationHistogram(services.metrics.registry, schema),
-      graphql_envelop_deprecated_field: false,
-      graphql_envelop_request: false,
-      graphql_envelop_request_duration: false,
-      graphql_envelop_request_time_summary: false,
-      graphql_envelop_phase_parse: false,
-      graphql_envelop_phase_validate: false,
-      graphql_envelop_phase_context: false,
-      graphql_envelop_phase_execute: false,
-      graphql_envelop_phase_subscribe: false,
-      graphql_envelop_error_result: false,
-      graphql_envelop_schema_change: false,
+/**
+ * `/ready`: 200 when the database answers a ping within 2 s, else 503 (no body either way). Yoga's
+ * `useReadinessCheck` says the same, but matches every request's URL against a URLPattern.
+ */
+function readinessPlugin(services: Services): Plugin {
+  return {
+    onRequest({ url, fetchAPI, endResponse }) {
+      if (url.pathname !== '/ready') return;
+      return withTimeout(services.ping(), 2_000).then(
+        () => endResponse(new fetchAPI.Response(null, { status: 200 })),
+        () => endResponse(new fetchAPI.Response(null, { status: 503 })),
+      );
     },
-  });
-}
-
-/** `/ready`: whether the database answers a ping within 2 s. */
-function readinessPlugin(services: Services) {
-  return useReadinessCheck({
-    endpoint: '/ready',
-    check: async () => {
-      try {
-        await withTimeout(services.ping(), 2_000);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-  });
+  };
 }
 
 /**
@@ -321,7 +295,7 @@ export function createApp(services: Services, options: AppOptions): App {
           userAgent: request?.headers.get('user-agent') ?? req?.headers['user-agent'] ?? null,
           ip: requestIp(req, request, options.trustProxyHops ?? 0),
         },
-        requestLogs.loggerFor(request),
+        () => requestLogs.loggerFor(request),
         subscriptionTransport,
       );
     },
@@ -339,7 +313,7 @@ export function createApp(services: Services, options: AppOptions): App {
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
       ...documentLimitPlugins(options, logger),
       useInputGuard(),
-      prometheusPlugin(services),
+      useRequestHistogram(services.metrics.registry, schema),
       readinessPlugin(services),
     ],
   });

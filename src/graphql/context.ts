@@ -142,8 +142,11 @@ export interface Context {
   readonly loaders: Loaders;
   /** The calling client as the request shows it; a backend may pass its end user's instead. */
   readonly requestDevice: Device;
-  /** The request's logger: its lines carry the request's id (`reqId`), as its request line does. */
-  readonly log: Logger;
+  /**
+   * The request's logger: its lines carry the request's id (`reqId`), as its request line does.
+   * Made on first use (a pino child costs more than a trivial request needs).
+   */
+  readonly log: () => Logger;
   /** Over WebSocket: the socket's backpressure, for subscriptions (none over HTTP). */
   readonly subscriptionTransport?: SubscriptionTransport;
 }
@@ -178,16 +181,17 @@ export function createContext(
   services: Services,
   authorization: string | null | undefined,
   requestDevice: Device,
-  log: Logger,
+  makeLog: () => Logger,
   subscriptionTransport?: SubscriptionTransport,
 ): Context {
   let callerPromise: Promise<Caller> | undefined;
+  let log: Logger | undefined;
   const resolved: { caller?: Caller } = {};
   const context: Context = {
     services,
     resolved,
     requestDevice,
-    log,
+    log: () => (log ??= makeLog()),
     subscriptionTransport,
     caller: () => {
       callerPromise ??= services.authenticate(bearerKey(authorization)).then((caller) => {

@@ -47,10 +47,11 @@ export class RequestLogs {
    * duration: never headers, bodies, tokens, keys or session data. It also notes which request
    * each execution error belongs to, before Yoga masks and logs it (see `yogaLogging`).
    */
-  plugin(): Plugin<{ log?: Logger }> {
-    const note = (errors: readonly GraphQLError[] | undefined, log: Logger | undefined) => {
-      if (!errors || !log) return;
-      for (const error of errors) this.#errors.set(error, log);
+  plugin(): Plugin<{ log?: () => Logger }> {
+    const note = (errors: readonly GraphQLError[] | undefined, log: (() => Logger) | undefined) => {
+      if (!errors || errors.length === 0 || !log) return;
+      const logger = log();
+      for (const error of errors) this.#errors.set(error, logger);
     };
     return {
       onRequest: ({ request }) => {
@@ -73,7 +74,7 @@ export class RequestLogs {
             note(result.errors, args.contextValue.log),
           ),
         onSubscribeError: ({ error }) => {
-          const log = args.contextValue.log;
+          const log = args.contextValue.log?.();
           if (log && typeof error === 'object' && error !== null) this.#errors.set(error, log);
         },
       }),
