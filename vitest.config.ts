@@ -14,6 +14,7 @@ const UNIT = [
   'test/config.test.ts',
   'test/console-build.test.ts',
   'test/contract.test.ts',
+  'test/doc-comments.test.ts',
   'test/docs.test.ts',
   'test/import-cycles.test.ts',
   'test/function-lengths.test.ts',

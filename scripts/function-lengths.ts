@@ -27,7 +27,8 @@ export interface FunctionLength {
   lines: number;
 }
 
-function sourceFiles(dir: string): string[] {
+/** The TypeScript files under `dir`, recursively, declaration files (`.d.ts`) left out. */
+export function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) return sourceFiles(full);

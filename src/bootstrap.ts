@@ -97,6 +97,11 @@ export async function checkSecretFingerprint(
   throw new SecretMismatchError(context.generated, context.dataDir);
 }
 
+/**
+ * What `authenticate` checks an admin key against: the hash of `ADMIN_KEY` when the configuration
+ * sets it (the keys the server generated are then refused); otherwise none, and the generated
+ * keys stored in the database decide. The key itself is not kept.
+ */
 export function adminKeySource(config: Config): AdminKeySource {
   return { configuredHash: config.adminKey ? hashSecret(config.adminKey) : undefined };
 }

@@ -14,6 +14,10 @@ function findRoot(from: string): string {
   }
 }
 
+/**
+ * The project's root directory, absolute (see `findRoot`). Found once, when this module loads:
+ * with no `package.json` above it, the import throws.
+ */
 export const PROJECT_ROOT = findRoot(import.meta.dirname);
 
 /** The migrations, as `npm run db:generate` writes them. */

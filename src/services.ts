@@ -95,6 +95,10 @@ export const UNLIMITED: RateLimitOptions = {
   refreshesPerSession: 1e9,
 };
 
+/**
+ * What {@link startServices} needs beside the database: main.ts fills it from the configuration,
+ * the tests with their own values. An absent option takes the default it names.
+ */
 export interface ServiceOptions {
   readonly sessionSecret: string;
   /** Token key ids, newest first (default: one, `k1`). */

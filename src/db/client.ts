@@ -63,6 +63,11 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/**
+ * How {@link openDatabase} opens the database: Postgres (postgres.js) when `databaseUrl` is given,
+ * else PGlite in `dataDir`. An absent option takes the default it names; one marked PGlite only is
+ * ignored on Postgres.
+ */
 export interface OpenDatabaseOptions {
   /** Postgres URL; when absent, PGlite is used. */
   readonly databaseUrl?: string | undefined;

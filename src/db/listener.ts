@@ -12,6 +12,10 @@ interface Channel {
   readonly onListen: () => void;
 }
 
+/**
+ * What a {@link NotificationListener} listens on and how it proves that notifications reach it.
+ * client.ts makes one for Postgres only (PGlite, in this process, listens with its own `listen`).
+ */
 export interface NotificationListenerOptions {
   /** The connection that listens: a direct one, never a transaction-mode pooler. */
   readonly url: string;

@@ -20,10 +20,14 @@ import path from 'node:path';
  * `DATA_DIR` starts from a copy of it instead of running PGlite's initdb and every migration,
  * the larger part of a first start on the embedded database. It has no template databases
  * (PGlite serves one database; scripts/build.mjs drops them): half as many files to copy.
- * `pgdata/` is the data directory,
- * `pglite-version` the PGlite version that made it (a copy is taken only by the same version).
+ * This is the name of its data directory, `pgdata/`; {@link TEMPLATE_VERSION_FILE} says which
+ * PGlite made it.
  */
 export const TEMPLATE_DATA = 'pgdata';
+/**
+ * The template's file that holds the version of PGlite that made it: {@link copyPgliteTemplate}
+ * copies the template only when the installed PGlite is that same version.
+ */
 export const TEMPLATE_VERSION_FILE = 'pglite-version';
 
 /** The version of the PGlite package this process loads, or undefined if it cannot be read. */

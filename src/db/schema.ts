@@ -259,10 +259,18 @@ export const sessionEvents = pgTable(
  */
 export const sessionEventCounters = scopeCounters('session_event_counters');
 
+/** A product as read from `products`: its tag, name and environments. */
 export type ProductRow = typeof products.$inferSelect;
+/** An API key as read from `api_keys`: its hash and shown prefix, never the key itself. */
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+/** A session config as read from `session_configs`, deleted ones included (`deletedAt` set). */
 export type SessionConfigRow = typeof sessionConfigs.$inferSelect;
+/** A session as read from `sessions`: its data still sealed (`dataEnc`), no token. */
 export type SessionRow = typeof sessions.$inferSelect;
+/**
+ * A session event as read from `session_events`; `seq`, its API id, is null until the sequencer
+ * draws it.
+ */
 export type SessionEventRow = typeof sessionEvents.$inferSelect;
 
 /**
@@ -363,7 +371,9 @@ export const sessionRevocationWatermarks = pgTable(
   (t) => [primaryKey({ columns: [t.productId, t.env, t.tag] })],
 );
 
+/** A user of a tag as read from `session_users`: first and last seen, sessions started. */
 export type SessionUserRow = typeof sessionUsers.$inferSelect;
+/** An activity log entry as read from `activity_log`; `seq` is its API id. */
 export type ActivityRow = typeof activityLog.$inferSelect;
 
 /**
@@ -476,6 +486,9 @@ export const webhookAttempts = pgTable(
   (t) => [index('webhook_attempts_delivery_idx').on(t.deliveryId, t.id)],
 );
 
+/** A webhook endpoint as read from `webhook_endpoints`: its signing secrets sealed. */
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
+/** One event for one endpoint as read from `webhook_deliveries`, with its delivery state. */
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+/** One HTTP attempt of a delivery as read from `webhook_attempts`. */
 export type WebhookAttemptRow = typeof webhookAttempts.$inferSelect;

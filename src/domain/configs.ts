@@ -24,6 +24,10 @@ export const holdsTag = (scope: Scope, tag: string) =>
     isNull(sessionConfigs.deletedAt),
   );
 
+/**
+ * The unit of a config's `expiry`: `SECONDS` to `WEEKS` ({@link PERIOD_SECONDS} gives each in
+ * seconds).
+ */
 export type ExpiryPeriod = SessionConfigRow['period'];
 
 /** Seconds in one unit of each period. */
@@ -61,6 +65,11 @@ export function tokenLifetimeSeconds(config: Pick<SessionConfigRow, 'expiry' | '
   return config.expiry * PERIOD_SECONDS[config.period];
 }
 
+/**
+ * A new session config as the caller gives it, unchecked: the create operation checks each part
+ * (tag, texts, schema, selector, lifetimes, limits) and refuses the first bad one as BAD_USER_INPUT
+ * on its field. `refreshExpiresIn` and `idleTimeout` are in seconds.
+ */
 export interface SessionConfigInput {
   readonly name: string;
   readonly tag: string;
@@ -121,6 +130,11 @@ async function lockSessionConfig(
   return rows[0];
 }
 
+/**
+ * A whole config as {@link checkConfig} checks it, for create and update alike (on update, the
+ * current config with the patch applied). Lifetimes are in seconds, except `expiry`, which counts
+ * `period`s.
+ */
 export interface CheckedConfig {
   name: string;
   tag: string;

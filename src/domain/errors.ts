@@ -32,6 +32,10 @@ function notFound(message: string): ServiceError {
   return new ServiceError('NOT_FOUND', message);
 }
 
+/**
+ * FORBIDDEN: the caller is known but may not do this (another env's config; a product-wide config
+ * without the admin key). The message says who may.
+ */
 export function forbidden(message: string): ServiceError {
   return new ServiceError('FORBIDDEN', message);
 }

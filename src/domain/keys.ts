@@ -18,6 +18,10 @@ const KEY_RANDOM_BYTES = 32;
 const PREFIX_RANDOM_CHARS = 6;
 const MAX_BEARER_LENGTH = 256;
 
+/**
+ * A secret key (`sk_<env>_...`) manages sessions from a backend; a publishable key (`pk_<env>_...`)
+ * is for browsers, and the session management API refuses it.
+ */
 export type ApiKeyKind = 'secret' | 'publishable';
 
 /** Where the admin key comes from: the operator's `ADMIN_KEY`, or keys the server generated. */
@@ -133,14 +137,24 @@ export async function resolveScope(
   return { productId: product.id, productTag: product.tag, env: requested.env };
 }
 
+/**
+ * The product with this tag, or undefined. A tag longer than any tag can be (64 characters) is not
+ * looked up.
+ */
 export async function findProductByTag(db: Database, tag: string): Promise<ProductRow | undefined> {
   if (tag.length > 64) return undefined;
   const rows = await db.select().from(products).where(eq(products.tag, tag));
   return rows[0];
 }
 
+/** The environments a product gets when its creation names none. */
 export const DEFAULT_ENVS = ['dev', 'snd', 'prd'] as const;
 
+/**
+ * A new product as the admin key gives it, unchecked: {@link createProduct} checks the tag, the
+ * name and the environments (1 to {@link MAX_ENVS_PER_PRODUCT}, no duplicate; absent:
+ * {@link DEFAULT_ENVS}).
+ */
 export interface CreateProductInput {
   readonly tag: string;
   readonly name: string;
@@ -178,6 +192,7 @@ export async function createProduct(db: Database, input: CreateProductInput): Pr
   return row;
 }
 
+/** Every product, oldest first, in one list (not paged): the admin key's `products` query. */
 export async function listProducts(db: Database): Promise<ProductRow[]> {
   return db.select().from(products).orderBy(asc(products.createdAt), asc(products.id));
 }
@@ -195,6 +210,10 @@ export async function listApiKeysOfProducts(
     .orderBy(asc(apiKeys.createdAt), asc(apiKeys.id));
 }
 
+/**
+ * A new key as the admin key asks for it: the product's tag, one of its environments, the kind, and
+ * a name to tell keys apart.
+ */
 export interface CreateApiKeyInput {
   readonly product: string;
   readonly env: string;

@@ -10,7 +10,9 @@ import { cursorInstant } from './validation.js';
  * each part themselves and refuse anything else as BAD_USER_INPUT on `after`.
  */
 
+/** The largest `first` a list takes; more is BAD_USER_INPUT. */
 export const MAX_PAGE_SIZE = 100;
+/** The page size when `first` is not given. */
 export const DEFAULT_PAGE_SIZE = 20;
 /**
  * The longest cursor read. The longest the API writes is a user's: an instant and an identifier
@@ -67,6 +69,10 @@ export function counter(
   return async () => Number((await db.select({ n: count() }).from(table).where(where))[0]?.n ?? 0);
 }
 
+/**
+ * The cursor of a row from its sort key's parts: base64url of their JSON array, read back by
+ * {@link decodeCursor}.
+ */
 export function encodeCursor(parts: readonly string[]): string {
   return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url');
 }

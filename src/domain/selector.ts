@@ -2,6 +2,10 @@ import { badInput } from './errors.js';
 
 /** `$Session{a}{b}...`: each segment a key of the session data. */
 const SELECTOR_PATTERN = /^\$Session(\{[^{}]{1,64}\}){1,8}$/;
+/**
+ * The longest selector read, in characters: more than the pattern allows (8 keys of 64), checked
+ * first so that a long input never reaches the pattern.
+ */
 export const MAX_SELECTOR_LENGTH = 600;
 
 /** Parses a selector such as `$Session{details}{username}` into its path, or throws BAD_USER_INPUT. */

@@ -12,6 +12,10 @@ import { deleteInBatches, inBatches } from './batches.js';
 import { eventsFor, recordEvents, type EventSubject } from './events.js';
 import { idleRanOutAt, notEnded, refreshRanOutAt } from './liveness.js';
 
+/**
+ * How {@link sweepOnce} works: the retention periods, in seconds, and the batch size. The sweeper
+ * (src/workers/sweeper.ts) passes it, from the configuration.
+ */
 export interface SweepOptions {
   /** Ended (revoked or expired) sessions are deleted this long after they ended. */
   readonly retentionSeconds: number;
@@ -25,6 +29,7 @@ export interface SweepOptions {
   readonly rollupRetentionSeconds?: number;
 }
 
+/** What one pass of {@link sweepOnce} did, in rows. */
 export interface SweepResult {
   /** Sessions found over (refresh token expired, or idle too long), with an EXPIRED event each. */
   expired: number;

@@ -20,10 +20,18 @@ export function checkSessionId(value: string, field = 'sessionId'): string {
 
 /** Tags of products and session configs: lower-case, URL- and key-safe, 1 to 64 characters. */
 export const TAG_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/**
+ * The longest tag, in characters, as {@link TAG_PATTERN} allows: the events filter refuses a longer
+ * `tag` by it.
+ */
 export const MAX_TAG_LENGTH = 64;
 /** Environment names appear inside keys (`sk_<env>_...`), so they have no underscore. */
 export const ENV_PATTERN = /^[a-z][a-z0-9-]{0,15}$/;
 
+/**
+ * `value` when it is a tag ({@link TAG_PATTERN}); otherwise BAD_USER_INPUT on `field`, saying what
+ * a tag may be.
+ */
 export function checkTag(field: string, value: string): string {
   if (!TAG_PATTERN.test(value)) {
     throw badInput(
@@ -55,6 +63,10 @@ export function checkWholeNumber(
   return value;
 }
 
+/**
+ * `value`, untrimmed, when it has 1 to `max` characters; otherwise BAD_USER_INPUT on `field`. For
+ * identifiers and other values kept as given (texts a person writes go through {@link checkText}).
+ */
 export function checkLength(field: string, value: string, max: number): string {
   if (value.length === 0) throw badInput(field, 'must not be empty');
   if (value.length > max) throw badInput(field, `must be at most ${max} characters`);

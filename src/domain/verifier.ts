@@ -29,6 +29,10 @@ export interface VerifierKey {
   readonly verificationKey: Record<string, unknown>;
 }
 
+/**
+ * What a local verifier needs to check tokens itself ({@link verifierKeySet}): the claims it must
+ * find (`iss`, `aud`), the clock skew it may accept, the oldest token it may judge, and the keys.
+ */
 export interface VerifierKeySet {
   readonly issuer: string;
   readonly audience: string;
@@ -122,6 +126,10 @@ export interface VerifierEntry {
   readonly changedAt: Date | null;
 }
 
+/**
+ * One page of {@link verifierSnapshotPage}: the sessions a local verifier must not judge from a
+ * token alone, by session id.
+ */
 export interface VerifierSnapshotPage {
   /**
    * The newest event id when this page was read (null: no event yet). Follow the feed after the

@@ -130,6 +130,11 @@ async function batchedByGroup<K, V>(
   return keys.map((key) => answers.get(groupOf(key))?.get(itemOf(key)));
 }
 
+/**
+ * What every resolver gets, one per HTTP request or per WebSocket operation
+ * ({@link createContext}): the process's services, the caller, and what belongs to this request
+ * alone (its loaders, device and logger).
+ */
 export interface Context {
   readonly services: Services;
   /** Who is calling; authenticated on first use, once per request. */
@@ -177,6 +182,11 @@ export function authorizationParam(
   return undefined;
 }
 
+/**
+ * The context of one request, made by app.ts for Yoga. `authorization` is the `Authorization`
+ * header, or over WebSocket the connection parameter of that name; the key in it is authenticated
+ * on first use, once per request.
+ */
 export function createContext(
   services: Services,
   authorization: string | null | undefined,

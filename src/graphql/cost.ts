@@ -217,11 +217,15 @@ export function costLimitError(cost: number): GraphQLError {
   );
 }
 
-/** Longest stored texts, in characters: the domain's checks. */
+/** Units of a name (product, API key, session config), at its longest: {@link MAX_NAME_CHARS}. */
 export const NAME_COST = textCost(MAX_NAME_CHARS);
+/** Units of a session config's description, at its longest: {@link MAX_DESCRIPTION_CHARS}. */
 export const DESCRIPTION_COST = textCost(MAX_DESCRIPTION_CHARS);
+/** Units of a session config's selector, at its longest: {@link MAX_SELECTOR_LENGTH}. */
 export const SELECTOR_COST = textCost(MAX_SELECTOR_LENGTH);
+/** Units of a stored User-Agent, at its longest: {@link MAX_USER_AGENT_LENGTH}. */
 export const USER_AGENT_COST = textCost(MAX_USER_AGENT_LENGTH);
+/** Units of an identifier (a user), at its longest: {@link MAX_IDENTIFIER_LENGTH}. */
 export const IDENTIFIER_COST = textCost(MAX_IDENTIFIER_LENGTH);
 /** Cursors: base64url of a few values, an identifier at most (decoders read MAX_CURSOR_LENGTH). */
 export const CURSOR_COST = Math.ceil(MAX_CURSOR_LENGTH / COST.unitBytes);

@@ -41,6 +41,10 @@ export const seqIdField = (
   description: string,
 ) => t.id({ description, resolve: (row) => String(row.seq) });
 
+/**
+ * The `SessionEvent` type: a `session_events` row as the two event subscriptions send it, its id
+ * the scope's number (`seq`). session-controls.ts adds `actor`.
+ */
 export const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').implement({
   description:
     'Something that happened to a session. Ids increase in commit order within a product and env.',

@@ -104,6 +104,10 @@ const OperationStatus = describedEnum('OperationStatus', 'How an operation ended
   FAILURE: 'It failed; `errorCode` says why.',
 });
 
+/**
+ * The `ActivityEntry` type: one `activity_log` row, its id the scope's number (`seq`).
+ * session-controls.ts adds `actor`.
+ */
 export const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').implement({
   description:
     'One operation in the activity log (successful verifies, and failed verifies and refreshes, are counted in the dashboard, not logged).',

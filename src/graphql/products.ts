@@ -20,6 +20,10 @@ const ApiKeyKind = builder.enumType('ApiKeyKind', {
   } as const,
 });
 
+/**
+ * The `ApiKey` type: a stored key, never its secret part (shown once, by `createApiKey`). Only the
+ * admin key reaches it.
+ */
 export const ApiKey = builder.objectRef<ApiKeyRow>('ApiKey').implement({
   description: 'An API key of one product and environment. Its secret part is never shown again.',
   fields: (t) => ({
@@ -46,6 +50,10 @@ export const ApiKey = builder.objectRef<ApiKeyRow>('ApiKey').implement({
   }),
 });
 
+/**
+ * The `Product` type, for the admin key: its tag, name, environments and keys (the keys batched
+ * across products).
+ */
 export const Product = builder.objectRef<ProductRow>('Product').implement({
   description: 'A product: the tenant that owns session configs, sessions and keys.',
   fields: (t) => ({

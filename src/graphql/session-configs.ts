@@ -23,6 +23,10 @@ export interface ConfigView {
   readonly env: string;
 }
 
+/**
+ * The `ExpiryPeriod` enum: the unit of a config's `expiry`, its values the domain's own
+ * (`PERIOD_SECONDS` gives each in seconds).
+ */
 export const ExpiryPeriod = describedEnum(
   'ExpiryPeriod',
   'The unit of a session config’s `expiry`.',
@@ -35,6 +39,10 @@ export const ExpiryPeriod = describedEnum(
   },
 );
 
+/**
+ * The `SessionConfig` type: a config as one environment sees it (its live-session count is that
+ * env's, batched per env).
+ */
 export const SessionConfig = builder.objectRef<ConfigView>('SessionConfig').implement({
   description:
     'A session type of the product (Ductape’s session config): what a session holds and how long it lives.',

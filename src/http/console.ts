@@ -105,6 +105,10 @@ export async function loadConsole(dir: string = CONSOLE_BUILD_DIR): Promise<Cons
   return { index, assets };
 }
 
+/**
+ * Which pages {@link createStaticPages} serves and how it tells a request from this machine: app.ts
+ * fills it from its own options.
+ */
 export interface StaticPagesOptions {
   /** Serve the console at /console. */
   readonly console: boolean;
@@ -119,6 +123,7 @@ export interface StaticPagesOptions {
   readonly consoleDir?: string;
 }
 
+/** The served pages: a Yoga plugin that answers their requests, and a warm-up. */
 export interface StaticPages {
   readonly plugin: Plugin;
   /** Reads and compresses everything now rather than on first request (called after listen). */

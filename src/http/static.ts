@@ -24,7 +24,15 @@ export interface StaticAsset {
   readonly cacheControl: string;
 }
 
+/**
+ * `Cache-Control` of a file whose name carries its content's hash (the console's assets): kept a
+ * year, never revalidated.
+ */
 export const CACHE_IMMUTABLE = 'public, max-age=31536000, immutable';
+/**
+ * `Cache-Control` of a page whose name stays (the console's index, GraphiQL): kept, but revalidated
+ * with its ETag on every use.
+ */
 export const CACHE_REVALIDATE = 'no-cache';
 
 /** Compresses `body` with brotli and gzip, off the event loop (zlib's thread pool). */

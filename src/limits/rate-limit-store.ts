@@ -3,6 +3,10 @@ import type { DatabaseHandle } from '../db/client.js';
 import { FleetCounters } from '../workers/fleet-counters.js';
 import type { RateLimitStore } from './rate-limits.js';
 
+/**
+ * A rate limit store opened by {@link openRateLimitStore}, with what main.ts needs to wait for it
+ * at start and close it at shutdown.
+ */
 export interface OpenedRateLimitStore {
   readonly store: RateLimitStore;
   /**

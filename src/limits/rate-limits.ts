@@ -23,8 +23,13 @@ export const RATE_CLASSES = [
   'admin',
   'subscribe',
 ] as const;
+/** One of {@link RATE_CLASSES}: the limit an operation counts against. */
 export type RateClass = (typeof RATE_CLASSES)[number];
 
+/**
+ * The limits, from the configuration (`RATE_LIMIT_*`): one window for every limit; per class, the
+ * calls allowed in it per key and per client IP; and the rotations one session may make in it.
+ */
 export interface RateLimitOptions {
   /** Length of the window every limit counts in, in seconds. */
   readonly windowSeconds: number;

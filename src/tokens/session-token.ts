@@ -19,6 +19,10 @@ import {
 } from '../contract/token.js';
 import type { Keyring } from './keyring.js';
 
+/**
+ * The `iss` of every token this service mints, required of every token it reads; local verifiers
+ * are told it too.
+ */
 export const ISSUER = 'session-service';
 const KEY_ALGORITHM = 'A256KW';
 const CONTENT_ALGORITHM = 'A256GCM';
@@ -76,6 +80,10 @@ export interface TokenScope {
   readonly env: string;
 }
 
+/**
+ * The `aud` of a token of this scope, `<productId>:<env>`: a token is refused in any other product
+ * or env.
+ */
 export const audienceOf = (scope: TokenScope) => `${scope.productId}:${scope.env}`;
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);

@@ -41,6 +41,10 @@ export interface BusHooks {
   readonly onDelivered?: (event: SessionEventRow) => void;
 }
 
+/**
+ * What one subscription asks of {@link EventBus.subscribe}: which events, from which id, for which
+ * key, and the transport's backpressure.
+ */
 export interface SubscribeOptions {
   readonly filter: EventFilter;
   /** Replay the scope's events after this id first, then continue live. */

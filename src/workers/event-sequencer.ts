@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/client.js';
 import { SEQUENCE_BATCH, sequencePendingEvents } from '../domain/events.js';
 
+/** How an {@link EventSequencer} times its sweeps, in ms. */
 export interface SequencerOptions {
   /** Sweep this often even when nothing was written here (another instance may have died). */
   readonly pollMs: number;
@@ -13,6 +14,10 @@ export interface SequencerOptions {
   readonly settleMs: number;
 }
 
+/**
+ * The timing every instance runs with (no configuration sets another): a sweep every half second at
+ * least, and sweeps for a quarter of a second after each write of this process.
+ */
 export const DEFAULT_SEQUENCER_OPTIONS: SequencerOptions = { pollMs: 500, settleMs: 250 };
 
 /** First wait before looking again for a commit that has not landed; doubles each empty sweep. */

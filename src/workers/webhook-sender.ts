@@ -11,6 +11,10 @@ export const RESPONSE_BODY_LIMIT = 4_096;
 /** Why an attempt failed, as a bounded label (metrics) and words (the attempt log). */
 export type FailureReason = 'timeout' | 'address_refused' | 'connection' | 'http_status';
 
+/**
+ * How one attempt went, as the attempt log and the metrics record it: `succeeded` on a 2xx only;
+ * `responseCode` null when no answer came; `latencyMs` from the call to the answer or the failure.
+ */
 export interface SendResult {
   readonly succeeded: boolean;
   readonly responseCode: number | null;

@@ -8,6 +8,11 @@ import { EXPIRE_OPERATION } from './operations.js';
 
 export type { Grouping };
 
+/**
+ * One period of a dashboard (an hour, day, week or month in UTC, by `groupBy`), from `start`: its
+ * counts summed from the hourly rollups, its sessions from active.ts. A period with neither
+ * operations nor live or revoked sessions is left out.
+ */
 export interface DashboardPeriod {
   readonly start: Date;
   readonly sessionsCreated: number;
@@ -25,6 +30,11 @@ export interface DashboardPeriod {
   readonly averageDurationMs: number | null;
 }
 
+/**
+ * What {@link sessionDashboard} answers for a tag over [from, to): the totals, then the periods,
+ * oldest first. The user counts are as of now, whatever the range (active: seen in the last 24
+ * hours); the rates and the average duration are null when no operation was counted.
+ */
 export interface Dashboard {
   readonly from: Date;
   readonly to: Date;
@@ -43,6 +53,10 @@ export interface Dashboard {
   readonly periods: DashboardPeriod[];
 }
 
+/**
+ * The longest range a dashboard covers, in days: a longer one is BAD_USER_INPUT on `to`. The cost
+ * model weighs a dashboard by it (graphql/cost.ts).
+ */
 export const MAX_DASHBOARD_RANGE_DAYS = 800;
 
 /**

@@ -5,6 +5,10 @@ import { ownedBy, type Scope } from '../callers.js';
 import { instantCursor, instantKeysetPage, type InstantKeyset, type Page } from '../paging.js';
 import type { Operation } from './operations.js';
 
+/**
+ * What `activityLog` narrows the log to; null or absent leaves a part open. `since` and `until` are
+ * inclusive; `first` and `after` page as every list does (paging.ts).
+ */
 export interface ActivityFilter {
   readonly tag?: string | null;
   readonly operation?: Operation | null;

@@ -17,6 +17,9 @@ export const OPERATIONS = [
   'mark_fresh',
   'set_device_name',
 ] as const;
+/**
+ * One of {@link OPERATIONS}: the `operation` of an activity log entry and the label of its metrics.
+ */
 export type Operation = (typeof OPERATIONS)[number];
 
 /** What the sweep counts: sessions that ran out (not an API operation, so not in the log). */

@@ -31,6 +31,10 @@ const exactInstant = (column: typeof sessionUsers.lastSeenAt) =>
   sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 const EXACT_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
+/**
+ * How {@link listSessionUsers} sorts: by last seen, newest first (the default) or oldest first;
+ * ties by identifier.
+ */
 export type UserOrder = 'LAST_SEEN_DESC' | 'LAST_SEEN_ASC';
 
 /** Everyone who has had a session of a tag, by last seen (keyset pagination). */

@@ -26,6 +26,10 @@ import type {
   StartSessionInput,
 } from './types.js';
 
+/**
+ * The longest User-Agent kept, in characters: a longer one given is BAD_USER_INPUT; one taken from
+ * the request is cut to it.
+ */
 export const MAX_USER_AGENT_LENGTH = 512;
 
 /**

@@ -40,6 +40,9 @@ export type SessionRecord = SessionRow & {
 /** Loads session rows by id; batched by the caller (DataLoader), `undefined` for a missing one. */
 export type SessionLoader = (id: string) => Promise<SessionRecord | undefined>;
 
+/**
+ * The client a session is used from, as stored with it: its User-Agent and IP, null when unknown.
+ */
 export interface Device {
   readonly userAgent?: string | null;
   readonly ip?: string | null;
@@ -54,6 +57,11 @@ export interface DeviceInput extends Device {
   readonly fromRequest?: boolean | null;
 }
 
+/**
+ * A session to start, as the caller gives it, unchecked. Without `identifier`, the config's
+ * selector picks it out of `data`; `expiresIn` (seconds) or `expiresAt` replaces the config's token
+ * lifetime, not both.
+ */
 export interface StartSessionInput {
   readonly tag: string;
   readonly data?: unknown;
@@ -78,6 +86,10 @@ export interface SessionTokens {
   readonly actor?: string | null;
 }
 
+/**
+ * What verify answers for a valid session token: the session as it stands now (its current data,
+ * not the data at minting) and its row, for the fields that read more of it.
+ */
 export interface VerifiedSession {
   readonly sessionId: string;
   readonly tag: string;
@@ -93,4 +105,8 @@ export interface VerifiedSession {
   readonly actor: string | null;
 }
 
+/**
+ * Where a session stands (`sessionStatus` decides): usable or refreshable, over for good, or
+ * revoked.
+ */
 export type SessionStatus = 'ACTIVE' | 'EXPIRED' | 'REVOKED';

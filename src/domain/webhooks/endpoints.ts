@@ -31,6 +31,10 @@ export interface WebhookDeps {
   readonly settings: WebhookSettings;
 }
 
+/**
+ * An endpoint as the caller gives it, unchecked: all of it to create one (`url` required), or the
+ * parts to change in an update (absent or null: left as it is).
+ */
 export interface EndpointInput {
   readonly url?: string | null;
   readonly description?: string | null;

@@ -45,6 +45,10 @@ const SessionTokens = builder.objectRef<TokensWithSession>('SessionTokens').impl
   }),
 });
 
+/**
+ * The `DeviceInput` input of start and refresh: the end user's client as the calling backend saw it
+ * (`normalizeDevice` checks it).
+ */
 export const DeviceInput = builder.inputType('DeviceInput', {
   description:
     'Your end user’s client, as your backend saw it when it starts or refreshes a session on the user’s behalf. A part left out is not taken from this request (your backend’s own User-Agent and IP) unless `fromRequest` asks for it.',

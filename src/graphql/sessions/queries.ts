@@ -62,6 +62,10 @@ async function verifyCall(
   );
 }
 
+/**
+ * The `VerifiedSession` type: what `verifySession` answers for a valid token, the data decrypted.
+ * session-controls.ts adds `authenticatedAt` and `actor`.
+ */
 export const VerifiedSession = builder
   .objectRef<VerifiedSessionShape>('VerifiedSession')
   .implement({

@@ -38,6 +38,11 @@ const Device = builder.objectRef<DeviceShape>('Device').implement({
   fields: deviceFields,
 });
 
+/**
+ * The `Session` type: a `sessions` row, its data decrypted only when asked for, its config batched
+ * across a page. session-controls.ts adds `env`, `authenticatedAt`, `actor` and the device's name
+ * and history.
+ */
 export const Session = builder.objectRef<SessionRow>('Session').implement({
   description: 'One started session of a user (identifier) under a session type (tag).',
   fields: (t) => ({

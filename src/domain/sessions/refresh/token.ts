@@ -2,7 +2,14 @@
 import { hashSecret, randomSecret } from '../../../tokens/secrets.js';
 import type { SessionTokens } from '../types.js';
 
+/**
+ * What every refresh token starts with, telling it apart from the other secrets the service hands
+ * out.
+ */
 export const REFRESH_TOKEN_PREFIX = 'rt_';
+/**
+ * The length of every refresh token, in characters: the prefix and 32 random bytes in base64url.
+ */
 export const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43; // 32 random bytes, base64url
 
 /** Shaped like a refresh token this service issues (anything else matches nothing). */
@@ -10,6 +17,9 @@ export function isRefreshTokenShaped(token: string): boolean {
   return token.length === REFRESH_TOKEN_LENGTH && token.startsWith(REFRESH_TOKEN_PREFIX);
 }
 
+/**
+ * A new refresh token: {@link REFRESH_TOKEN_PREFIX} and 256 random bits. Stored only as its hash.
+ */
 export function newRefreshToken(): string {
   return `${REFRESH_TOKEN_PREFIX}${randomSecret(32)}`;
 }
@@ -29,6 +39,11 @@ export interface PresentedToken {
   readonly hash: string;
 }
 
+/**
+ * What an exchange answers: a new pair, or why not. `expired` with `idle_timeout` is told apart
+ * (the user is told why); `reused` is a rotated token presented after the grace window, and the
+ * session is revoked for it. `refreshSession` turns each refusal into its error.
+ */
 export type RefreshOutcome =
   | { readonly kind: 'ok'; readonly tokens: SessionTokens }
   | { readonly kind: 'expired'; readonly reason?: 'idle_timeout' }
