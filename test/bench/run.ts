@@ -8,6 +8,7 @@
  *   npm run bench                 # the table (about two minutes)
  *   npm run bench -- --scale      # also verify and list at 1 k and at 1 M stored sessions
  *   npm run bench -- --soak       # 10 minutes of verify load; RSS at start and end
+ *   npm run bench -- --sweep      # also start and refresh at 1, 16 and 64 clients (BENCH_SWEEP)
  *
  * Postgres: BENCH_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/bench; that database is
  * dropped and created anew on every run.
@@ -116,10 +117,15 @@ function cpuUsOf(pid: number): number {
   }
 }
 
-async function load(url: string, scenario: Scenario, seconds: number): Promise<autocannon.Result> {
+async function load(
+  url: string,
+  scenario: Scenario,
+  seconds: number,
+  connections = CONNECTIONS,
+): Promise<autocannon.Result> {
   return autocannon({
     url,
-    connections: CONNECTIONS,
+    connections,
     duration: seconds,
     headers: { 'content-type': 'application/json', ...scenario.headers },
     requests: scenario.requests,
@@ -412,6 +418,39 @@ async function main() {
         );
       }
     }
+    // Start and refresh at 1, 16 and 64 clients: what batching and contention do to the
+    // Postgres CPU and the WAL a write costs, as the load grows.
+    const sweep: { scenario: string; clients: number; row: Row }[] = [];
+    if (args.has('--sweep')) {
+      const counts = (process.env.BENCH_SWEEP ?? '1,16,64').split(',').map(Number);
+      for (const clients of counts) {
+        for (const scenario of scenarios.filter((s) => /^(start|refresh)Session/.test(s.name))) {
+          const before = await costNow(scenario);
+          const result = await load(ourUrl, scenario, SECONDS, clients);
+          const after = await costNow(scenario);
+          const n = result.requests.total;
+          sweep.push({
+            scenario: scenario.name,
+            clients,
+            row: {
+              name: `${scenario.name} × ${clients}`,
+              reqPerSec: Math.round(n / result.duration),
+              p50: result.latency.p50,
+              p99: result.latency.p99,
+              errors: result.errors,
+              non2xx: result.non2xx,
+              nodeUsPerOp: Math.round((after.nodeUs - before.nodeUs) / n),
+              pgUsPerOp: Math.round((after.pgUs - before.pgUs) / n),
+              statementsPerOp: Math.round(((after.statements - before.statements) / n) * 100) / 100,
+              walBytesPerOp: Math.round((after.walBytes - before.walBytes) / n),
+            },
+          });
+          process.stderr.write(
+            `sweep ${scenario.name} at ${clients} clients: ${Math.round(n / result.duration)} req/s\n`,
+          );
+        }
+      }
+    }
     const rows: Row[] = scenarios
       .filter((s) => results.has(s.name))
       .map((s) => {
@@ -472,6 +511,16 @@ async function main() {
     process.stdout.write(
       `\n${machine}; ${CONNECTIONS} connections, ${ROUNDS} × ${SECONDS} s each, interleaved\n\n${table}\n`,
     );
+    if (sweep.length > 0) {
+      process.stdout.write(
+        `\n| scenario × clients | req/s | p99 ms | Node µs/op | PG µs/op | statements/op | WAL bytes/op |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n${sweep
+          .map(
+            ({ row: r }) =>
+              `| ${r.name} | ${r.reqPerSec} | ${r.p99} | ${r.nodeUsPerOp} | ${r.pgUsPerOp} | ${r.statementsPerOp} | ${r.walBytesPerOp} |`,
+          )
+          .join('\n')}\n`,
+      );
+    }
     if (refreshFailures > 0)
       process.stdout.write(`\nWARNING: ${refreshFailures} refreshes answered an error\n`);
     const failures = rows.filter((r) => r.errors > 0 || r.non2xx > 0);
@@ -484,6 +533,7 @@ async function main() {
       seconds: SECONDS,
       rounds: ROUNDS,
       rows,
+      sweep: sweep.length > 0 ? sweep.map((s) => s.row) : undefined,
       local,
       scale,
       soak,
