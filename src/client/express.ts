@@ -13,8 +13,10 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import {
-  applyResultWith,
+  admitWith,
   failureBody,
+  resultApplier,
+  type ApplyResult,
   type AuthFailure,
   type AuthSession,
   type RequestLike,
@@ -123,19 +125,17 @@ export function sessionMiddleware(auth: SessionAuth, options: ExpressSessionOpti
   const required = options.required ?? true;
   return (req: ExpressRequestLike, res: ExpressResponseLike, next: (error?: unknown) => void) => {
     auth.authenticate(requestOf(req)).then(
-      (result) => {
-        if (result.ok) {
-          appendSetCookie(res, result.setCookie);
-          res.locals.session = result.session;
-          return next();
-        }
-        if (!required && result.status === 401) {
-          appendSetCookie(res, result.setCookie);
-          res.locals.session = null;
-          return next();
-        }
-        sendFailure(res, result);
-      },
+      (result) =>
+        admitWith(
+          result,
+          required,
+          (session, setCookie) => {
+            appendSetCookie(res, setCookie);
+            res.locals.session = session;
+            next();
+          },
+          (failure) => sendFailure(res, failure),
+        ),
       (error: unknown) => next(error),
     );
   };
@@ -152,13 +152,7 @@ export function sessionMiddleware(auth: SessionAuth, options: ExpressSessionOpti
  * });
  * ```
  */
-export function applyResult<T extends { readonly ok: boolean; readonly setCookie: string[] }>(
-  res: ExpressResponseLike,
-  result: T,
-): result is Extract<T, { readonly ok: true }> {
-  return applyResultWith(
-    result,
-    (setCookie) => appendSetCookie(res, setCookie),
-    (failure) => sendFailure(res, failure),
-  );
-}
+export const applyResult: ApplyResult<ExpressResponseLike> = resultApplier(
+  appendSetCookie,
+  sendFailure,
+);

@@ -18,8 +18,10 @@ import type {
   preHandlerAsyncHookHandler,
 } from 'fastify';
 import {
-  applyResultWith,
+  admitWith,
   failureBody,
+  resultApplier,
+  type ApplyResult,
   type AuthFailure,
   type AuthSession,
   type RequestLike,
@@ -81,17 +83,15 @@ export function sessionHook(
   const required = options.required ?? true;
   return async function (request, reply) {
     const result = await auth.authenticate(requestOf(request));
-    if (result.ok) {
-      appendSetCookie(reply, result.setCookie);
-      request.authSession = result.session;
-      return;
-    }
-    if (!required && result.status === 401) {
-      appendSetCookie(reply, result.setCookie);
-      request.authSession = null;
-      return;
-    }
-    return sendFailure(reply, result);
+    return admitWith(
+      result,
+      required,
+      (session, setCookie) => {
+        appendSetCookie(reply, setCookie);
+        request.authSession = session;
+      },
+      (failure) => sendFailure(reply, failure),
+    );
   };
 }
 
@@ -116,13 +116,4 @@ export const sessionPlugin: FastifyPluginAsync<FastifySessionOptions & { auth: S
  * success its Set-Cookie values (true: answer as you like), on failure the failure (false: the
  * reply is sent).
  */
-export function applyResult<T extends { readonly ok: boolean; readonly setCookie: string[] }>(
-  reply: FastifyReply,
-  result: T,
-): result is Extract<T, { readonly ok: true }> {
-  return applyResultWith(
-    result,
-    (setCookie) => appendSetCookie(reply, setCookie),
-    (failure) => sendFailure(reply, failure),
-  );
-}
+export const applyResult: ApplyResult<FastifyReply> = resultApplier(appendSetCookie, sendFailure);

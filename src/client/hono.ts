@@ -14,6 +14,7 @@
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import {
+  admitWith,
   failureBody,
   type AuthFailure,
   type AuthSession,
@@ -74,13 +75,16 @@ export function sessionMiddleware(
   const required = options.required ?? true;
   return async (c, next) => {
     const result = await auth.authenticate(c.req.raw);
-    if (result.ok || (!required && result.status === 401)) {
-      c.set('session', result.ok ? result.session : null);
-      await next();
-      appendToResponse(c, result.setCookie);
-      return;
-    }
-    return failureOf(c, result);
+    return admitWith(
+      result,
+      required,
+      async (session, setCookie): Promise<Response | void> => {
+        c.set('session', session);
+        await next();
+        appendToResponse(c, setCookie);
+      },
+      async (failure) => failureOf(c, failure),
+    );
   };
 }
 

@@ -22,6 +22,7 @@
  * ```
  */
 import {
+  admitWith,
   failureResponse,
   withSetCookie,
   type AuthFailure,
@@ -56,6 +57,15 @@ async function failureAnswer(
 /** A route handler's second argument (`{ params }`), with the session. */
 export type WithSession<TContext, TSession> = TContext & { readonly session: TSession };
 
+/** A route handler that gets the session (null with `required: false` and no session). */
+type SessionHandler<TContext, TSession> = (
+  request: Request,
+  context: WithSession<TContext, TSession>,
+) => Response | Promise<Response>;
+
+/** The route handler `withSession` makes, as Next.js calls it. */
+type RouteHandler<TContext> = (request: Request, context?: TContext) => Promise<Response>;
+
 /**
  * Wraps an App Router route handler: the request is authenticated first (a refreshed pair's
  * Set-Cookie values are added to the handler's response), and the handler gets the session in
@@ -63,40 +73,34 @@ export type WithSession<TContext, TSession> = TContext & { readonly session: TSe
  */
 export function withSession<TContext = unknown, TData = SessionData>(
   auth: SessionAuth,
-  handler: (
-    request: Request,
-    context: WithSession<TContext, AuthSession<TData>>,
-  ) => Response | Promise<Response>,
+  handler: SessionHandler<TContext, AuthSession<TData>>,
   options?: NextSessionOptions & { readonly required?: true },
-): (request: Request, context?: TContext) => Promise<Response>;
+): RouteHandler<TContext>;
 export function withSession<TContext = unknown, TData = SessionData>(
   auth: SessionAuth,
-  handler: (
-    request: Request,
-    context: WithSession<TContext, AuthSession<TData> | null>,
-  ) => Response | Promise<Response>,
+  handler: SessionHandler<TContext, AuthSession<TData> | null>,
   options: NextSessionOptions & { readonly required: false },
-): (request: Request, context?: TContext) => Promise<Response>;
+): RouteHandler<TContext>;
 export function withSession<TContext = unknown, TData = SessionData>(
   auth: SessionAuth,
-  handler: (
-    request: Request,
-    context: WithSession<TContext, AuthSession<TData> | null>,
-  ) => Response | Promise<Response>,
+  handler: SessionHandler<TContext, AuthSession<TData> | null>,
   options: NextSessionOptions = {},
-): (request: Request, context?: TContext) => Promise<Response> {
+): RouteHandler<TContext> {
   const required = options.required ?? true;
   return async (request, context) => {
     const result = await auth.authenticate<TData>(request);
-    if (!result.ok && (required || result.status !== 401)) {
-      return failureAnswer(options, request, result);
-    }
-    const session = result.ok ? result.session : null;
-    const response = await handler(request, { ...(context as object), session } as WithSession<
-      TContext,
-      AuthSession<TData> | null
-    >);
-    return withSetCookie(response, result.setCookie);
+    return admitWith(
+      result,
+      required,
+      async (session, setCookie) => {
+        const response = await handler(request, {
+          ...(context as object),
+          session,
+        } as WithSession<TContext, AuthSession<TData> | null>);
+        return withSetCookie(response, setCookie);
+      },
+      (failure) => failureAnswer(options, request, failure),
+    );
   };
 }
 

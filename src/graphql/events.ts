@@ -53,11 +53,7 @@ export const SessionEvent = builder.objectRef<SessionEventRow>('SessionEvent').i
       t,
       'Its number in the product and env, in commit order (counts only this product’s events): pass the last id you received as `after` to resume without gap or duplicate.',
     ),
-    type: t.field({
-      type: SessionEventTypeEnum,
-      description: 'What happened.',
-      resolve: (e) => e.type,
-    }),
+    type: t.expose('type', { type: SessionEventTypeEnum, description: 'What happened.' }),
     sessionId: t.exposeID('sessionId', { description: 'The session it happened to.' }),
     tag: t.exposeString('tag', { description: 'The session type.' }),
     identifier: t.exposeString('identifier', {

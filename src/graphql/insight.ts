@@ -121,11 +121,7 @@ export const ActivityEntry = builder.objectRef<ActivityRow>('ActivityEntry').imp
       description: 'What was done.',
       resolve: (a) => a.operation as (typeof OPERATIONS)[number],
     }),
-    status: t.field({
-      type: OperationStatus,
-      description: 'How it ended.',
-      resolve: (a) => a.status,
-    }),
+    status: t.expose('status', { type: OperationStatus, description: 'How it ended.' }),
     errorCode: t.exposeString('errorCode', {
       nullable: true,
       description: 'The error code of a failure.',
@@ -194,11 +190,7 @@ const SessionDashboard = builder.objectRef<Dashboard>('SessionDashboard').implem
   fields: (t) => ({
     from: dateTimeField(t, 'from', 'Start of the range.'),
     to: dateTimeField(t, 'to', 'End of the range (excluded).'),
-    groupBy: t.field({
-      type: Grouping,
-      description: 'The period length.',
-      resolve: (d) => d.groupBy,
-    }),
+    groupBy: t.expose('groupBy', { type: Grouping, description: 'The period length.' }),
     totalUsers: t.exposeInt('totalUsers', {
       description: 'Everyone who has had a session of the tag.',
     }),

@@ -28,11 +28,7 @@ export const ApiKey = builder.objectRef<ApiKeyRow>('ApiKey').implement({
   description: 'An API key of one product and environment. Its secret part is never shown again.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'Pass to revokeApiKey.' }),
-    kind: t.field({
-      type: ApiKeyKind,
-      description: 'Secret or publishable.',
-      resolve: (k) => k.kind,
-    }),
+    kind: t.expose('kind', { type: ApiKeyKind, description: 'Secret or publishable.' }),
     name: t.exposeString('name', {
       description: 'The name given at creation, to tell keys apart.',
       complexity: NAME_COST,

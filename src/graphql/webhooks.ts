@@ -178,11 +178,7 @@ const WebhookEndpointWithSecret = builder
   .implement({
     description: 'An endpoint with its signing secret: shown in this answer only.',
     fields: (t) => ({
-      endpoint: t.field({
-        type: WebhookEndpoint,
-        description: 'The endpoint.',
-        resolve: (r) => r.endpoint,
-      }),
+      endpoint: t.expose('endpoint', { type: WebhookEndpoint, description: 'The endpoint.' }),
       secret: t.exposeString('secret', {
         description:
           'The signing secret (`whsec_…`), for `new Webhook(secret)` of the `standardwebhooks` library. Store it now: it is never shown again.',
@@ -226,7 +222,13 @@ const UpdateWebhookEndpointInput = builder.inputType('UpdateWebhookEndpointInput
   }),
 });
 
-const idArg = { description: 'The endpoint’s id.' } as const;
+/** The arguments that name one endpoint of the caller's product and env. */
+const endpointArgs = {
+  ...scopeArgs,
+  ...builder.args((t) => ({
+    id: t.id({ required: true, description: 'The endpoint’s id.' }),
+  })),
+};
 
 builder.queryFields((t) => ({
   webhookEndpoints: t.field({
@@ -240,7 +242,7 @@ builder.queryFields((t) => ({
     type: WebhookEndpoint,
     description:
       'One webhook endpoint of the caller’s product and env (NOT_FOUND for any other’s).',
-    args: { ...scopeArgs, id: t.arg.id({ required: true, ...idArg }) },
+    args: endpointArgs,
     resolve: async (_root, args, ctx) =>
       getEndpoint(ctx.services.db, await scopeOf(ctx, args), String(args.id)),
   }),
@@ -266,8 +268,7 @@ builder.mutationFields((t) => ({
     type: WebhookEndpoint,
     description: 'Changes an endpoint’s URL, description, event types, or enables/disables it.',
     args: {
-      ...scopeArgs,
-      id: t.arg.id({ required: true, ...idArg }),
+      ...endpointArgs,
       input: t.arg({
         type: UpdateWebhookEndpointInput,
         required: true,
@@ -281,7 +282,7 @@ builder.mutationFields((t) => ({
     type: WebhookEndpoint,
     description:
       'Stops delivering to an endpoint (`updateWebhookEndpoint` with `enabled: true` resumes).',
-    args: { ...scopeArgs, id: t.arg.id({ required: true, ...idArg }) },
+    args: endpointArgs,
     resolve: async (_root, args, ctx) =>
       updateEndpoint(ctx.services.webhooks, await scopeOf(ctx, args), String(args.id), {
         enabled: false,
@@ -289,7 +290,7 @@ builder.mutationFields((t) => ({
   }),
   deleteWebhookEndpoint: t.id({
     description: 'Deletes an endpoint with its deliveries; returns its id.',
-    args: { ...scopeArgs, id: t.arg.id({ required: true, ...idArg }) },
+    args: endpointArgs,
     resolve: async (_root, args, ctx) =>
       deleteEndpoint(ctx.services.db, await scopeOf(ctx, args), String(args.id)),
   }),
@@ -298,8 +299,7 @@ builder.mutationFields((t) => ({
     description:
       'Gives an endpoint a new signing secret (shown once). The previous one keeps signing beside it for `overlapSeconds`, so receivers switch without a gap.',
     args: {
-      ...scopeArgs,
-      id: t.arg.id({ required: true, ...idArg }),
+      ...endpointArgs,
       overlapSeconds: t.arg.int({
         description: 'How long the previous secret still signs (0 to 604800; default 86400).',
       }),

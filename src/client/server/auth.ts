@@ -640,18 +640,50 @@ export function withSetCookie(response: Response, setCookie: readonly string[]):
 }
 
 /**
- * The adapters' `applyResult` (internal: not exported from the package's entries): a success's
- * Set-Cookie values go to `accept` (true), a failure to `refuse` (false).
+ * An adapter's `applyResult`: a success's Set-Cookie values go on the response (true: answer as
+ * you like), a failure is answered (false: the response is sent).
  */
-export function applyResultWith<T extends { readonly ok: boolean; readonly setCookie: string[] }>(
+export type ApplyResult<TResponse> = <
+  T extends { readonly ok: boolean; readonly setCookie: string[] },
+>(
+  response: TResponse,
   result: T,
-  accept: (setCookie: string[]) => void,
-  refuse: (failure: AuthFailure) => void,
-): result is Extract<T, { readonly ok: true }> {
-  if (result.ok) {
-    accept(result.setCookie);
-    return true;
-  }
-  refuse(result as unknown as AuthFailure);
-  return false;
+) => result is Extract<T, { readonly ok: true }>;
+
+/**
+ * The adapters' `applyResult` (internal: not exported from the package's entries), made of the
+ * adapter's own ways to add Set-Cookie values to a response and to answer a failure.
+ */
+export function resultApplier<TResponse>(
+  appendSetCookie: (response: TResponse, values: readonly string[]) => void,
+  sendFailure: (response: TResponse, failure: AuthFailure) => unknown,
+): ApplyResult<TResponse> {
+  return <T extends { readonly ok: boolean; readonly setCookie: string[] }>(
+    response: TResponse,
+    result: T,
+  ): result is Extract<T, { readonly ok: true }> => {
+    if (result.ok) {
+      appendSetCookie(response, result.setCookie);
+      return true;
+    }
+    sendFailure(response, result as unknown as AuthFailure);
+    return false;
+  };
+}
+
+/**
+ * The adapters' middleware decision (internal: not exported from the package's entries): a
+ * success goes on to `admit` with its session, and so does a 401 when the session is not
+ * `required` (with session null); both with their Set-Cookie values. Any other failure (a 401
+ * when required, a 403 CSRF mismatch, a 503) goes to `refuse`.
+ */
+export function admitWith<TData, TAnswer>(
+  result: AuthResult<TData>,
+  required: boolean,
+  admit: (session: AuthSession<TData> | null, setCookie: string[]) => TAnswer,
+  refuse: (failure: AuthFailure) => TAnswer,
+): TAnswer {
+  if (result.ok) return admit(result.session, result.setCookie);
+  if (!required && result.status === 401) return admit(null, result.setCookie);
+  return refuse(result);
 }

@@ -91,11 +91,7 @@ export const VerifiedSession = builder
         'expiresAt',
         'When the session expires unless refreshed or extended.',
       ),
-      session: t.field({
-        type: Session,
-        description: 'The session row.',
-        resolve: (v) => v.session,
-      }),
+      session: t.expose('session', { type: Session, description: 'The session row.' }),
     }),
   });
 
