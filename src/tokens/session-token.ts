@@ -103,6 +103,14 @@ function registeredClaims<T extends SignJWT | EncryptJWT>(
   return jwt;
 }
 
+/** The claims a token is minted with: its issue time is now unless given. */
+export type ClaimsToMint = Omit<SessionTokenClaims, 'issuedAt'> & { issuedAt?: Date };
+
+/** The private claims of both formats: the session, its tag and its data. */
+function sessionClaims(claims: Pick<SessionTokenClaims, 'sessionId' | 'tag' | 'data'>) {
+  return { sid: claims.sessionId, tag: claims.tag, data: claims.data };
+}
+
 /**
  * Mints a session token: claims signed with the tag's Ed25519 key (a JWS), encrypted with its
  * AES key (a JWE, A256KW + A256GCM, `cty: "JWT"`), bound to scope and tag. A local verifier
@@ -111,7 +119,7 @@ function registeredClaims<T extends SignJWT | EncryptJWT>(
 export async function mintSessionToken(
   keyring: Keyring,
   scope: TokenScope,
-  claims: Omit<SessionTokenClaims, 'issuedAt'> & { issuedAt?: Date },
+  claims: ClaimsToMint,
 ): Promise<string> {
   const kid = keyring.currentKid;
   const keys = await keyring.signedKeys(scope.productId, scope.env, claims.tag, kid);
@@ -124,12 +132,10 @@ export async function mintSessionToken(
   if (claims.authenticatedAt !== undefined)
     extra.auth_time = claims.authenticatedAt.getTime() / 1000;
   if (claims.actor != null) extra.act = { sub: claims.actor };
-  const jws = new SignJWT({
-    sid: claims.sessionId,
-    tag: claims.tag,
-    data: claims.data,
-    ...extra,
-  }).setProtectedHeader({ alg: SIGNATURE_ALGORITHM, kid });
+  const jws = new SignJWT({ ...sessionClaims(claims), ...extra }).setProtectedHeader({
+    alg: SIGNATURE_ALGORITHM,
+    kid,
+  });
   const signed = await registeredClaims(jws, scope, claims).sign(keys.signingKey);
   return new CompactEncrypt(new TextEncoder().encode(signed))
     .setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid, cty: 'JWT' })
@@ -143,15 +149,15 @@ export async function mintSessionToken(
 export async function mintLegacySessionToken(
   keyring: Keyring,
   scope: TokenScope,
-  claims: Omit<SessionTokenClaims, 'issuedAt'> & { issuedAt?: Date },
+  claims: ClaimsToMint,
 ): Promise<string> {
   const kid = keyring.currentKid;
   const key = await keyring.tokenKey(scope.productId, scope.env, kid);
-  const jwe = new EncryptJWT({
-    sid: claims.sessionId,
-    tag: claims.tag,
-    data: claims.data,
-  }).setProtectedHeader({ alg: KEY_ALGORITHM, enc: CONTENT_ALGORITHM, kid });
+  const jwe = new EncryptJWT(sessionClaims(claims)).setProtectedHeader({
+    alg: KEY_ALGORITHM,
+    enc: CONTENT_ALGORITHM,
+    kid,
+  });
   return registeredClaims(jwe, scope, claims).encrypt(key);
 }
 
