@@ -156,16 +156,10 @@ export const sessions = pgTable(
       .default(sql`'[]'::jsonb`),
   },
   (t) => [
-    // A user's active sessions, newest first (list, revoke all, counts).
-    index('sessions_owner_idx').on(
-      t.productId,
-      t.env,
-      t.tag,
-      t.identifier,
-      t.createdAt.desc(),
-      t.id.desc(),
-    ),
-    // One user's sessions across every tag of the env (sign out everywhere).
+    // One user's sessions, newest first: across every tag of the env (sign out everywhere), and
+    // of one tag (list, revoke all, the per-identifier cap, counts), the tag checked on the rows
+    // it finds (a user has few tags). A second index led by the tag cost every start and every
+    // refresh one more index entry (migration 0012).
     index('sessions_identifier_idx').on(
       t.productId,
       t.env,
@@ -246,8 +240,14 @@ export const sessionEvents = pgTable(
     index('session_events_pending_idx')
       .on(t.id)
       .where(sql`${t.seq} is null`),
-    index('session_events_session_idx').on(t.sessionId, t.id),
-    index('session_events_at_idx').on(t.at),
+    // The verifier's change feed reads, per session, when its data last changed: only those
+    // events are indexed (STARTED and REFRESHED, most of the table, never enter it).
+    index('session_events_session_changes_idx')
+      .on(t.sessionId, t.at)
+      .where(sql`${t.type} in ('DATA_UPDATED', 'EXTENDED')`),
+    // The sweep's pruning by age: `at` grows with the table, so a BRIN index (a few pages,
+    // nothing written per row) finds the old ones (migration 0012).
+    index('session_events_at_brin_idx').using('brin', t.at),
   ],
 );
 
