@@ -501,6 +501,14 @@ describe('the sweep', () => {
 
     // Not for isolation (the product is this test's own) but for volume: on Postgres the
     // database outlives the run, and 100,000 events per run need not pile up in it.
-    await execute(t, sql`delete from products where id = ${productId}::uuid`);
+    // (Sessions, their events and users name their product without a foreign key: deleted
+    // each, and the refresh tokens with their sessions.)
+    for (const table of ['session_events', 'sessions', 'session_users', 'products']) {
+      const column = table === 'products' ? 'id' : 'product_id';
+      await execute(
+        t,
+        sql`delete from ${sql.identifier(table)} where ${sql.identifier(column)} = ${productId}::uuid`,
+      );
+    }
   }, 240_000);
 });
