@@ -45,6 +45,26 @@ export function operationLabel(
   return root?.getFields()[name] ? name : 'other';
 }
 
+/** Labels worked out, per parsed document and operation name (the document's own, once). */
+const operationLabels = new WeakMap<DocumentNode, Map<string, string>>();
+
+function cachedOperationLabel(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | undefined,
+): string {
+  let labels = operationLabels.get(document);
+  if (!labels) operationLabels.set(document, (labels = new Map()));
+  const key = operationName ?? '';
+  let label = labels.get(key);
+  if (label === undefined) {
+    label = operationLabel(schema, document, operationName);
+    // Operation names are the client's: a document keeps a few labels, never one per name sent.
+    if (labels.size < 16) labels.set(key, label);
+  }
+  return label;
+}
+
 /** The route label: one of the server's routes, or `other`. */
 export function routeLabel(url: string): string {
   const path = new URL(url).pathname;
@@ -76,7 +96,7 @@ export function httpDurationHistogram(registry: Registry, schema: GraphQLSchema)
     fillLabelsFn: (params, { request, response }) => ({
       route: routeLabel(request.url),
       operation: params.document
-        ? operationLabel(schema, params.document, params.operationName)
+        ? cachedOperationLabel(schema, params.document, params.operationName)
         : 'invalid',
       operationType: params.operationType ?? 'unknown',
       method: ['GET', 'POST'].includes(request.method) ? request.method : 'other',
