@@ -12,7 +12,20 @@ export interface Scope {
   readonly env: string | null;
 }
 
+import trusted from '../../src/graphql/trusted-documents.json';
+
 const STORAGE_KEY = 'session-console:scope';
+
+/** Trusted-document ids by text: the console's documents (documents.ts) are among them. */
+const documentIds = new Map(Object.entries(trusted).map(([id, text]) => [text, id]));
+
+/**
+ * A document's trusted id (`documentId`), sent beside its text: a server in
+ * TRUSTED_DOCUMENTS=require mode runs only documents it knows.
+ */
+export function documentIdOf(query: string): string | undefined {
+  return documentIds.get(query);
+}
 
 export function loadScope(): Scope | null {
   try {
@@ -81,6 +94,7 @@ export async function gql<T>(
         authorization: `Bearer ${scope.key}`,
       },
       body: JSON.stringify({
+        documentId: documentIdOf(query),
         query,
         variables: { ...variables, product: scope.product, env: scope.env },
       }),
@@ -110,5 +124,4 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export const SCOPE_VARS = '$product: String, $env: String';
-export const SCOPE_ARGS = 'product: $product, env: $env';
+export { SCOPE_ARGS, SCOPE_VARS } from './documents';
