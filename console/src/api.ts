@@ -12,19 +12,32 @@ export interface Scope {
   readonly env: string | null;
 }
 
-import trusted from '../../src/graphql/trusted-documents.json';
-
 const STORAGE_KEY = 'session-console:scope';
 
-/** Trusted-document ids by text: the console's documents (documents.ts) are among them. */
-const documentIds = new Map(Object.entries(trusted).map(([id, text]) => [text, id]));
+/** Trusted-document ids worked out, by text: the console's documents (documents.ts), a fixed set. */
+const documentIds = new Map<string, Promise<string | undefined>>();
+
+async function sha256Id(text: string): Promise<string | undefined> {
+  // WebCrypto is there in a secure context (HTTPS, localhost); elsewhere the text goes alone,
+  // which a TRUSTED_DOCUMENTS=require server still runs (it is a trusted text).
+  if (!globalThis.crypto?.subtle) return undefined;
+  const hash = new Uint8Array(
+    await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)),
+  );
+  return `sha256:${Array.from(hash, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
 
 /**
- * A document's trusted id (`documentId`), sent beside its text: a server in
- * TRUSTED_DOCUMENTS=require mode runs only documents it knows.
+ * A document's trusted id (`documentId`, the SHA-256 of its text), sent beside its text: the
+ * server's manifest (src/graphql/trusted-documents.json) holds the console's documents.
  */
-export function documentIdOf(query: string): string | undefined {
-  return documentIds.get(query);
+export function documentIdOf(query: string): Promise<string | undefined> {
+  let id = documentIds.get(query);
+  if (id === undefined) {
+    id = sha256Id(query).catch(() => undefined);
+    documentIds.set(query, id);
+  }
+  return id;
 }
 
 export function loadScope(): Scope | null {
@@ -94,7 +107,7 @@ export async function gql<T>(
         authorization: `Bearer ${scope.key}`,
       },
       body: JSON.stringify({
-        documentId: documentIdOf(query),
+        documentId: await documentIdOf(query),
         query,
         variables: { ...variables, product: scope.product, env: scope.env },
       }),

@@ -59,6 +59,7 @@ export function startFeed(
       retry();
       return;
     }
+    const documentId = await documentIdOf(FEED_SUBSCRIPTION);
     if (stopped) return;
     const socket = createClient({
       url,
@@ -77,7 +78,7 @@ export function startFeed(
     onStatus('connecting');
     // graphql-ws sends the payload as it is: the trusted-document id beside the text.
     const payload = {
-      documentId: documentIdOf(FEED_SUBSCRIPTION),
+      documentId,
       query: FEED_SUBSCRIPTION,
       variables: { after: String(lastId), product: scope.product, env: scope.env },
     };
