@@ -21,6 +21,11 @@ import { createStaticPages, isPageRequest } from './http/console.js';
 import { useResponseLimit } from './http/response-limit.js';
 import { useErrorContract } from './http/error-contract.js';
 import { useInputGuard } from './graphql/input-guard.js';
+import {
+  TrustedDocuments,
+  useTrustedDocuments,
+  type TrustedDocumentsMode,
+} from './graphql/trusted-documents.js';
 import { findServiceError, yogaLogging } from './observability/errors.js';
 import {
   useMetricsEndpoint,
@@ -67,6 +72,24 @@ export interface AppOptions {
    * slowed by it) rather than on their first request.
    */
   readonly precompressAfter?: PromiseLike<unknown>;
+  /**
+   * Trusted documents (TRUSTED_DOCUMENTS, src/graphql/trusted-documents.ts): `off`, `allow`
+   * (default) or `require`; over HTTP, SSE and WebSocket alike.
+   */
+  readonly trustedDocuments?: TrustedDocumentsMode;
+}
+
+/** How an app resolves a request's `documentId` and `query` (its mode and manifest). */
+export interface DocumentResolver {
+  readonly mode: TrustedDocumentsMode;
+  readonly documents: TrustedDocuments;
+}
+
+const resolvers = new WeakMap<object, DocumentResolver>();
+
+/** The trusted documents of an app made by {@link createApp}: for graphql-ws (src/server.ts). */
+export function documentResolverOf(app: App): DocumentResolver {
+  return resolvers.get(app) ?? { mode: 'allow', documents: new TrustedDocuments() };
 }
 
 /** Limits on an operation's shape, checked before anything executes. */
@@ -272,7 +295,11 @@ export function createApp(services: Services, options: AppOptions): App {
   const logger = services.logger;
   const requestLogs = new RequestLogs(logger);
   const staticPages = staticPagesOf(logger, options);
-  return createYoga<ServerContext, Context>({
+  const trusted: DocumentResolver = {
+    mode: options.trustedDocuments ?? 'allow',
+    documents: new TrustedDocuments(),
+  };
+  const app = createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
@@ -304,6 +331,8 @@ export function createApp(services: Services, options: AppOptions): App {
     // Content-Length before anything is read instead.
     maxRequestBodySize: false,
     batching: false,
+    // Read (and removed) by useTrustedDocuments before Yoga checks the parameters.
+    extraParamNames: ['documentId'],
     plugins: [
       requestLogs.plugin(),
       staticPages.plugin,
@@ -311,12 +340,15 @@ export function createApp(services: Services, options: AppOptions): App {
       useMetricsEndpoint(services.metrics.registry, options.metrics ?? { onMainPort: true }),
       useBodyLimit(options.bodyLimitBytes ?? 131_072),
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
+      useTrustedDocuments(trusted.mode, trusted.documents),
       ...documentLimitPlugins(options, logger),
       useInputGuard(),
       useRequestHistogram(services.metrics.registry, schema),
       readinessPlugin(services),
     ],
   });
+  resolvers.set(app, trusted);
+  return app;
 }
 
 /** `promise`, or a rejection after `ms` (the readiness ping must not hang `/ready`). */

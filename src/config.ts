@@ -4,6 +4,7 @@ import {
   DEFAULT_MAX_CONFIGS_PER_PRODUCT,
 } from './domain/validation.js';
 import type { WebhookSettings } from './domain/webhooks/settings.js';
+import { TRUSTED_DOCUMENTS_MODES, type TrustedDocumentsMode } from './graphql/trusted-documents.js';
 import { RATE_CLASSES, type RateClass } from './limits/rate-limits.js';
 
 /**
@@ -56,6 +57,12 @@ export interface Config {
   readonly introspection: boolean;
   /** Suggest field names in validation errors (default: on, except in production). */
   readonly fieldSuggestions: boolean;
+  /**
+   * Trusted documents (persisted operations): `off` ignores document ids, `allow` (default) runs
+   * a known `documentId` from the server's own text and any other document too, `require` runs
+   * only the trusted documents (src/graphql/trusted-documents.ts).
+   */
+  readonly trustedDocuments: TrustedDocumentsMode;
   /**
    * Reverse proxies in front of the server whose `X-Forwarded-For` is trusted: the client IP
    * (for rate limits and device records) is the address that many hops from the right.
@@ -314,6 +321,12 @@ const envSchema = z.object({
   CONSOLE: flag(),
   GRAPHQL_INTROSPECTION: flag(),
   GRAPHQL_FIELD_SUGGESTIONS: flag(),
+  TRUSTED_DOCUMENTS: z.preprocess(
+    emptyToUndefined,
+    z
+      .enum(TRUSTED_DOCUMENTS_MODES, { error: 'expected one of off, allow, require' })
+      .default('allow'),
+  ),
   TOKEN_KEY_IDS: z.preprocess(
     emptyToUndefined,
     z
@@ -504,6 +517,7 @@ function configFrom(e: Env): Config {
     console: onOutsideProduction(e.CONSOLE, production),
     introspection: onOutsideProduction(e.GRAPHQL_INTROSPECTION, production),
     fieldSuggestions: onOutsideProduction(e.GRAPHQL_FIELD_SUGGESTIONS, production),
+    trustedDocuments: e.TRUSTED_DOCUMENTS,
     tokenKeyIds: Object.freeze(e.TOKEN_KEY_IDS.split(',')),
     websocket: websocketLimits(e),
     subscriptions: {

@@ -226,6 +226,7 @@ function configuredApp(
     precompressAfter: listening,
     introspection: config.introspection,
     fieldSuggestions: config.fieldSuggestions,
+    trustedDocuments: config.trustedDocuments,
     bodyLimitBytes: config.bodyLimitBytes,
     maxResponseBytes: config.maxResponseBytes,
     trustProxyHops: config.trustProxyHops,

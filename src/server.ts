@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { GraphQLError, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocket, WebSocketServer } from 'ws';
-import { requestIp, type App } from './app.js';
+import { documentResolverOf, requestIp, type App } from './app.js';
 import { loadConfig, type WebSocketLimits } from './config.js';
 import type { SubscriptionTransport } from './workers/event-bus.js';
 import { authorizationParam, bearerKey } from './graphql/context.js';
@@ -242,6 +242,20 @@ function socketTransport(
   };
 }
 
+/**
+ * The text a graphql-ws subscribe message runs: its `documentId` and `query` resolved as over
+ * HTTP (src/graphql/trusted-documents.ts), or the refusal. graphql-ws requires a `query`
+ * string: an empty one sent with a `documentId` is none.
+ */
+function trustedQuery(
+  app: App,
+  payload: { query: string; documentId?: unknown },
+): string | GraphQLError {
+  const { mode, documents } = documentResolverOf(app);
+  if (mode === 'off' || (mode === 'allow' && payload.documentId == null)) return payload.query;
+  return documents.resolve(mode, payload.documentId, payload.query) ?? payload.query;
+}
+
 /** Serves GraphQL over WebSocket (graphql-ws) on `wss`, through the app's envelop. */
 function serveGraphqlWs(
   wss: WebSocketServer,
@@ -280,9 +294,11 @@ function serveGraphqlWs(
         });
         // A refused operation (syntax, limits, validation) ends that subscription only, not the
         // connection and the client's other subscriptions with it.
+        const query = trustedQuery(app, payload);
+        if (query instanceof GraphQLError) return [query];
         let document: DocumentNode;
         try {
-          document = enveloped.parse(payload.query);
+          document = enveloped.parse(query);
           const errors = enveloped.validate(enveloped.schema, document);
           if (errors.length > 0) return errors;
         } catch (error) {

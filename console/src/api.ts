@@ -14,6 +14,32 @@ export interface Scope {
 
 const STORAGE_KEY = 'session-console:scope';
 
+/** Trusted-document ids worked out, by text: the console's documents (documents.ts), a fixed set. */
+const documentIds = new Map<string, Promise<string | undefined>>();
+
+async function sha256Id(text: string): Promise<string | undefined> {
+  // WebCrypto is there in a secure context (HTTPS, localhost); elsewhere the text goes alone,
+  // which a TRUSTED_DOCUMENTS=require server still runs (it is a trusted text).
+  if (!globalThis.crypto?.subtle) return undefined;
+  const hash = new Uint8Array(
+    await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)),
+  );
+  return `sha256:${Array.from(hash, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+/**
+ * A document's trusted id (`documentId`, the SHA-256 of its text), sent beside its text: the
+ * server's manifest (src/graphql/trusted-documents.json) holds the console's documents.
+ */
+export function documentIdOf(query: string): Promise<string | undefined> {
+  let id = documentIds.get(query);
+  if (id === undefined) {
+    id = sha256Id(query).catch(() => undefined);
+    documentIds.set(query, id);
+  }
+  return id;
+}
+
 export function loadScope(): Scope | null {
   try {
     const raw = sessionStorage.getItem(STORAGE_KEY);
@@ -81,6 +107,7 @@ export async function gql<T>(
         authorization: `Bearer ${scope.key}`,
       },
       body: JSON.stringify({
+        documentId: await documentIdOf(query),
         query,
         variables: { ...variables, product: scope.product, env: scope.env },
       }),
@@ -110,5 +137,4 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export const SCOPE_VARS = '$product: String, $env: String';
-export const SCOPE_ARGS = 'product: $product, env: $env';
+export { SCOPE_ARGS, SCOPE_VARS } from './documents';

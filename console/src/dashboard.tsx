@@ -1,7 +1,8 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { gql, messageOf, SCOPE_ARGS, SCOPE_VARS, type Scope } from './api';
+import { gql, messageOf, type Scope } from './api';
 import { TagSelect } from './pages';
+import { DASHBOARD_QUERY } from './documents';
 
 type Grouping = 'HOUR' | 'DAY' | 'WEEK' | 'MONTH';
 
@@ -177,17 +178,12 @@ export function DashboardPage({ scope }: { scope: Scope }) {
     const to = step(periodStart(new Date(), grouping), grouping, 1);
     const from = step(to, grouping, -SPAN[grouping]);
     try {
-      const result = await gql<{ sessionDashboard: Dashboard }>(
-        scope,
-        `query Dashboard($tag: String!, $from: DateTime!, $to: DateTime!, $groupBy: DashboardGrouping!, ${SCOPE_VARS}) {
-          sessionDashboard(tag: $tag, from: $from, to: $to, groupBy: $groupBy, ${SCOPE_ARGS}) {
-            totalUsers activeUsers totalSessions activeSessions revokedSessions expiredSessions
-            errorRate averageDurationMs
-            periods { start sessionsCreated sessionsExpired activeSessions sessionsRevoked starts verifies refreshes revokes successes failures }
-          }
-        }`,
-        { tag, from: from.toISOString(), to: to.toISOString(), groupBy: grouping },
-      );
+      const result = await gql<{ sessionDashboard: Dashboard }>(scope, DASHBOARD_QUERY, {
+        tag,
+        from: from.toISOString(),
+        to: to.toISOString(),
+        groupBy: grouping,
+      });
       // An answer to an older request (another tag or grouping) is dropped.
       if (call !== latest.current) return;
       setData({

@@ -1,5 +1,6 @@
 import { createClient, type Client } from 'graphql-ws';
-import { gql, SCOPE_ARGS, SCOPE_VARS, type Scope } from './api';
+import { documentIdOf, gql, type Scope } from './api';
+import { FEED_SUBSCRIPTION, LATEST_QUERY } from './documents';
 
 export interface SessionEvent {
   readonly id: string;
@@ -16,10 +17,6 @@ export type FeedStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
 /** How many past events the feed shows when it opens. */
 export const FEED_BACKLOG = 50;
-
-const SUBSCRIPTION = `subscription Feed($after: ID, ${SCOPE_VARS}) {
-  sessionEvents(after: $after, ${SCOPE_ARGS}) { id type sessionId tag identifier reason actor at }
-}`;
 
 /**
  * The live feed of session events over graphql-ws. It starts a little before the latest event
@@ -54,10 +51,7 @@ export function startFeed(
     if (stopped) return;
     try {
       if (lastId === null) {
-        const data = await gql<{ latestSessionEventId: string | null }>(
-          scope,
-          `query Latest(${SCOPE_VARS}) { latestSessionEventId(${SCOPE_ARGS}) }`,
-        );
+        const data = await gql<{ latestSessionEventId: string | null }>(scope, LATEST_QUERY);
         const latest = BigInt(data.latestSessionEventId ?? '0');
         lastId = latest > BigInt(FEED_BACKLOG) ? latest - BigInt(FEED_BACKLOG) : 0n;
       }
@@ -65,6 +59,7 @@ export function startFeed(
       retry();
       return;
     }
+    const documentId = await documentIdOf(FEED_SUBSCRIPTION);
     if (stopped) return;
     const socket = createClient({
       url,
@@ -81,28 +76,28 @@ export function startFeed(
     });
     client = socket;
     onStatus('connecting');
-    socket.subscribe<{ sessionEvents: SessionEvent }>(
-      {
-        query: SUBSCRIPTION,
-        variables: { after: String(lastId), product: scope.product, env: scope.env },
+    // graphql-ws sends the payload as it is: the trusted-document id beside the text.
+    const payload = {
+      documentId,
+      query: FEED_SUBSCRIPTION,
+      variables: { after: String(lastId), product: scope.product, env: scope.env },
+    };
+    socket.subscribe<{ sessionEvents: SessionEvent }>(payload, {
+      next: (result) => {
+        const event = result.data?.sessionEvents;
+        if (!event) return;
+        const id = BigInt(event.id);
+        if (lastId !== null && id <= lastId) return;
+        lastId = id;
+        onEvent(event);
       },
-      {
-        next: (result) => {
-          const event = result.data?.sessionEvents;
-          if (!event) return;
-          const id = BigInt(event.id);
-          if (lastId !== null && id <= lastId) return;
-          lastId = id;
-          onEvent(event);
-        },
-        error: () => {
-          if (client === socket) retry();
-        },
-        complete: () => {
-          if (client === socket) retry();
-        },
+      error: () => {
+        if (client === socket) retry();
       },
-    );
+      complete: () => {
+        if (client === socket) retry();
+      },
+    });
   };
 
   void open();

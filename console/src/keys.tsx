@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { gql, type Scope } from './api';
 import { formatTime } from './format';
 import { ErrorNote, SecretOnce, useConfirm } from './ui';
+import { KEYS_QUERY, CREATE_KEY_MUTATION, REVOKE_KEY_MUTATION } from './documents';
 
 interface ApiKey {
   id: string;
@@ -36,7 +37,7 @@ export function KeysPage({ scope }: { scope: Scope }) {
     try {
       const data = await gql<{ products: { tag: string; envs: string[]; apiKeys: ApiKey[] }[] }>(
         scope,
-        `query Keys { products { tag envs apiKeys { id name kind env prefix createdAt revokedAt } } }`,
+        KEYS_QUERY,
       );
       const product = data.products.find((p) => p.tag === scope.product);
       setKeys(
@@ -69,9 +70,7 @@ export function KeysPage({ scope }: { scope: Scope }) {
     try {
       const data = await gql<{ createApiKey: { key: string; apiKey: ApiKey } }>(
         scope,
-        `mutation CreateKey($input: CreateApiKeyInput!) {
-          createApiKey(input: $input) { key apiKey { id name kind env prefix createdAt revokedAt } }
-        }`,
+        CREATE_KEY_MUTATION,
         { input: { product: scope.product, env, kind, name } },
       );
       setCreated(data.createApiKey);
@@ -94,7 +93,7 @@ export function KeysPage({ scope }: { scope: Scope }) {
     )
       return;
     try {
-      await gql(scope, `mutation RevokeKey($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }`, {
+      await gql(scope, REVOKE_KEY_MUTATION, {
         id: key.id,
       });
       setNotice(`Key “${key.name}” revoked.`);

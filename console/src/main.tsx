@@ -10,6 +10,7 @@ import { NotBeforePage } from './notbefore';
 import { ActivityPage, ConfigsPage, UsersPage } from './pages';
 import { UserPage } from './user';
 import { WebhookPage, WebhooksPage } from './webhooks';
+import { PRODUCTS_QUERY, CHECK_QUERY } from './documents';
 
 /** The page named by the hash (`#/users/<tag>/<identifier>`); nothing of it reaches the server. */
 function useRoute(): string[] {
@@ -53,7 +54,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (scope: Scope) => void }) {
       if (admin && products === null) {
         const data = await gql<{ products: { tag: string; envs: string[] }[] }>(
           { key: trimmed, product: null, env: null },
-          'query Products { products { tag envs } }',
+          PRODUCTS_QUERY,
         );
         setProducts(data.products);
         setProduct(data.products[0]?.tag ?? '');
@@ -65,10 +66,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (scope: Scope) => void }) {
         ? { key: trimmed, admin, product, env }
         : { key: trimmed, admin, product: null, env: null };
       // Checks the key and, for a secret key, that it may read configs (a publishable key may not).
-      await gql(
-        scope,
-        'query Check($product: String, $env: String) { sessionConfigs(product: $product, env: $env) { tag } }',
-      );
+      await gql(scope, CHECK_QUERY);
       onSignedIn(scope);
     } catch (caught) {
       setError(

@@ -1,8 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
-import { gql, SCOPE_ARGS, SCOPE_VARS, type Scope } from './api';
+import { gql, type Scope } from './api';
 import { formatTime } from './format';
 import { TagSelect } from './pages';
 import { ErrorNote, useConfirm } from './ui';
+import { NOT_BEFORE_QUERY, SET_NOT_BEFORE_MUTATION } from './documents';
 
 interface NotBefore {
   tag: string | null;
@@ -25,10 +26,7 @@ export function NotBeforePage({ scope }: { scope: Scope }) {
 
   const load = async () => {
     try {
-      const data = await gql<{ notBeforeRevocations: NotBefore[] }>(
-        scope,
-        `query NotBefore(${SCOPE_VARS}) { notBeforeRevocations(${SCOPE_ARGS}) { tag notBefore count } }`,
-      );
+      const data = await gql<{ notBeforeRevocations: NotBefore[] }>(scope, NOT_BEFORE_QUERY);
       setMarks(data.notBeforeRevocations);
     } catch (caught) {
       setError(caught);
@@ -54,9 +52,7 @@ export function NotBeforePage({ scope }: { scope: Scope }) {
     try {
       const data = await gql<{ revokeSessionsStartedBefore: NotBefore }>(
         scope,
-        `mutation SetNotBefore($tag: String, $before: DateTime, ${SCOPE_VARS}) {
-          revokeSessionsStartedBefore(tag: $tag, before: $before, ${SCOPE_ARGS}) { tag notBefore count }
-        }`,
+        SET_NOT_BEFORE_MUTATION,
         { tag: tag || null, before: before ? new Date(before).toISOString() : null },
       );
       const mark = data.revokeSessionsStartedBefore;

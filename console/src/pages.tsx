@@ -1,7 +1,16 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, gql, messageOf, SCOPE_ARGS, SCOPE_VARS, type Scope } from './api';
+import { ApiError, gql, messageOf, type Scope } from './api';
 import { formatTime } from './format';
+import {
+  CONFIGS_QUERY,
+  UPDATE_CONFIG_MUTATION,
+  CREATE_CONFIG_MUTATION,
+  USERS_QUERY,
+  FIND_USER_QUERY,
+  ACTIVITY_QUERY,
+  PAGE,
+} from './documents';
 
 // ---------------------------------------------------------------- shared pieces
 
@@ -21,18 +30,12 @@ interface ConfigRow {
   updatedAt: string;
 }
 
-const CONFIG_FIELDS =
-  'tag name description selector expiry period refreshExpiresIn idleTimeout maxSessionsPerIdentifier schema env activeSessionCount updatedAt';
-
 /** The configs of the signed-in product and env, reloaded on demand. */
 export function useConfigs(scope: Scope) {
   const [configs, setConfigs] = useState<ConfigRow[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const reload = () =>
-    gql<{ sessionConfigs: ConfigRow[] }>(
-      scope,
-      `query Configs(${SCOPE_VARS}) { sessionConfigs(${SCOPE_ARGS}) { ${CONFIG_FIELDS} } }`,
-    ).then(
+    gql<{ sessionConfigs: ConfigRow[] }>(scope, CONFIGS_QUERY).then(
       (data) => {
         setConfigs(data.sessionConfigs);
         setError(null);
@@ -189,21 +192,9 @@ function ConfigEditor({
     setBusy(true);
     try {
       if (editing) {
-        await gql(
-          scope,
-          `mutation UpdateConfig($tag: String!, $input: UpdateSessionConfigInput!, ${SCOPE_VARS}) {
-            updateSessionConfig(tag: $tag, input: $input, ${SCOPE_ARGS}) { tag }
-          }`,
-          { tag: editing.tag, input },
-        );
+        await gql(scope, UPDATE_CONFIG_MUTATION, { tag: editing.tag, input });
       } else {
-        await gql(
-          scope,
-          `mutation CreateConfig($input: CreateSessionConfigInput!, ${SCOPE_VARS}) {
-            createSessionConfig(input: $input, ${SCOPE_ARGS}) { tag }
-          }`,
-          { input },
-        );
+        await gql(scope, CREATE_CONFIG_MUTATION, { input });
       }
       onDone();
     } catch (caught) {
@@ -358,9 +349,6 @@ export interface UserRow {
   activeSessions: number;
 }
 
-export const USER_FIELDS = 'identifier firstSeenAt lastSeenAt totalSessions activeSessions';
-const PAGE = 50;
-
 export function UsersPage({ scope, tag: initialTag }: { scope: Scope; tag?: string }) {
   const [tag, setTag] = useState(initialTag ?? '');
   const [rows, setRows] = useState<UserRow[]>([]);
@@ -381,15 +369,7 @@ export function UsersPage({ scope, tag: initialTag }: { scope: Scope; tag?: stri
           edges: { node: UserRow }[];
           pageInfo: { hasNextPage: boolean; endCursor: string | null };
         };
-      }>(
-        scope,
-        `query Users($tag: String!, $first: Int, $after: String, ${SCOPE_VARS}) {
-          sessionUsers(tag: $tag, first: $first, after: $after, orderBy: LAST_SEEN_DESC, ${SCOPE_ARGS}) {
-            totalCount edges { node { ${USER_FIELDS} } } pageInfo { hasNextPage endCursor }
-          }
-        }`,
-        { tag, first: PAGE, after },
-      );
+      }>(scope, USERS_QUERY, { tag, first: PAGE, after });
       // An answer to an older request (another tag) is dropped.
       if (call !== latest.current) return;
       const page = data.sessionUsers.edges.map((e) => e.node);
@@ -413,13 +393,10 @@ export function UsersPage({ scope, tag: initialTag }: { scope: Scope; tag?: stri
     const identifier = search.trim();
     if (!identifier || !tag) return;
     try {
-      const data = await gql<{ sessionUser: UserRow | null }>(
-        scope,
-        `query FindUser($tag: String!, $identifier: String!, ${SCOPE_VARS}) {
-          sessionUser(tag: $tag, identifier: $identifier, ${SCOPE_ARGS}) { ${USER_FIELDS} }
-        }`,
-        { tag, identifier },
-      );
+      const data = await gql<{ sessionUser: UserRow | null }>(scope, FIND_USER_QUERY, {
+        tag,
+        identifier,
+      });
       setFound(data.sessionUser);
       setError(null);
     } catch (caught) {
@@ -553,26 +530,14 @@ export function ActivityPage({ scope }: { scope: Scope }) {
           edges: { node: ActivityRow }[];
           pageInfo: { hasNextPage: boolean; endCursor: string | null };
         };
-      }>(
-        scope,
-        `query Activity($tag: String, $operation: SessionOperation, $status: OperationStatus,
-            $since: DateTime, $until: DateTime, $after: String, ${SCOPE_VARS}) {
-          activityLog(tag: $tag, operation: $operation, status: $status, since: $since,
-              until: $until, first: ${PAGE}, after: $after, ${SCOPE_ARGS}) {
-            totalCount
-            edges { node { id at operation status errorCode tag sessionId identifier durationMs actor } }
-            pageInfo { hasNextPage endCursor }
-          }
-        }`,
-        {
-          tag: tag || null,
-          operation: operation || null,
-          status: status || null,
-          since: toInstant(since),
-          until: toInstant(until),
-          after,
-        },
-      );
+      }>(scope, ACTIVITY_QUERY, {
+        tag: tag || null,
+        operation: operation || null,
+        status: status || null,
+        since: toInstant(since),
+        until: toInstant(until),
+        after,
+      });
       // An answer to an older request (other filters) is dropped.
       if (call !== latest.current) return;
       const page = data.activityLog.edges.map((e) => e.node);
@@ -676,3 +641,5 @@ export function ActivityPage({ scope }: { scope: Scope }) {
     </section>
   );
 }
+
+export { USER_FIELDS } from './documents';

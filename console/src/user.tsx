@@ -1,8 +1,15 @@
 import { useEffect, useState } from 'preact/hooks';
-import { gql, SCOPE_ARGS, SCOPE_VARS, type Scope } from './api';
+import { gql, type Scope } from './api';
 import { describeDevice, formatTime } from './format';
-import { USER_FIELDS, type UserRow } from './pages';
+import type { UserRow } from './pages';
 import { ErrorNote, useConfirm } from './ui';
+import {
+  USER_SESSIONS_QUERY,
+  REVOKE_ONE_MUTATION,
+  REVOKE_ALL_MUTATION,
+  SIGN_OUT_EVERYWHERE_MUTATION,
+  NAME_DEVICE_MUTATION,
+} from './documents';
 
 interface PastDevice {
   userAgent: string | null;
@@ -23,9 +30,6 @@ interface SessionRow {
   device: { userAgent: string | null; ip: string | null };
   deviceHistory: PastDevice[];
 }
-
-const SESSION_FIELDS = `id status createdAt lastActiveAt expiresAt revokedAt revokeReason actor
-  deviceName device { userAgent ip } deviceHistory { userAgent ip until }`;
 
 /** The API's limit on a device name. */
 const MAX_DEVICE_NAME = 64;
@@ -119,16 +123,7 @@ export function UserPage({
     try {
       const data = await gql<{
         sessionUser: (UserRow & { sessions: { edges: { node: SessionRow }[] } }) | null;
-      }>(
-        scope,
-        `query UserSessions($tag: String!, $identifier: String!, ${SCOPE_VARS}) {
-          sessionUser(tag: $tag, identifier: $identifier, ${SCOPE_ARGS}) {
-            ${USER_FIELDS}
-            sessions(first: 100) { edges { node { ${SESSION_FIELDS} } } }
-          }
-        }`,
-        { tag, identifier },
-      );
+      }>(scope, USER_SESSIONS_QUERY, { tag, identifier });
       const found = data.sessionUser;
       setUser(found ? { ...found, sessions: found.sessions.edges.map((e) => e.node) } : null);
       setError(null);
@@ -153,13 +148,7 @@ export function UserPage({
   };
   const revokeOne = (id: string) =>
     act(`Revoke session ${id}? Its tokens stop working at once.`, async () => {
-      await gql(
-        scope,
-        `mutation RevokeOne($tag: String!, $sessionId: ID!, ${SCOPE_VARS}) {
-          revokeSession(tag: $tag, sessionId: $sessionId, ${SCOPE_ARGS}) { id status }
-        }`,
-        { tag, sessionId: id },
-      );
+      await gql(scope, REVOKE_ONE_MUTATION, { tag, sessionId: id });
       return `Session ${id} revoked.`;
     });
   const revokeAll = (keep: string | null) =>
@@ -170,9 +159,7 @@ export function UserPage({
       async () => {
         const data = await gql<{ revokeAllSessions: { count: number } }>(
           scope,
-          `mutation RevokeAll($tag: String!, $identifier: String!, $excludeSessionId: ID, ${SCOPE_VARS}) {
-            revokeAllSessions(tag: $tag, identifier: $identifier, excludeSessionId: $excludeSessionId, ${SCOPE_ARGS}) { count }
-          }`,
+          REVOKE_ALL_MUTATION,
           { tag, identifier, excludeSessionId: keep },
         );
         const n = data.revokeAllSessions.count;
@@ -187,9 +174,7 @@ export function UserPage({
       async () => {
         const data = await gql<{ revokeUserSessions: { count: number } }>(
           scope,
-          `mutation SignOutEverywhere($identifier: String!, ${SCOPE_VARS}) {
-            revokeUserSessions(identifier: $identifier, ${SCOPE_ARGS}) { count }
-          }`,
+          SIGN_OUT_EVERYWHERE_MUTATION,
           { identifier },
         );
         const n = data.revokeUserSessions.count;
@@ -198,13 +183,7 @@ export function UserPage({
     );
   const rename = async (id: string, name: string | null) => {
     try {
-      await gql(
-        scope,
-        `mutation NameDevice($tag: String!, $sessionId: ID!, $name: String, ${SCOPE_VARS}) {
-          setSessionDeviceName(tag: $tag, sessionId: $sessionId, name: $name, ${SCOPE_ARGS}) { id deviceName }
-        }`,
-        { tag, sessionId: id, name },
-      );
+      await gql(scope, NAME_DEVICE_MUTATION, { tag, sessionId: id, name });
       setNotice(name ? `Device of ${id} named “${name}”.` : `Device name of ${id} cleared.`);
       setError(null);
       await load();

@@ -1,7 +1,17 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { gql, SCOPE_ARGS, SCOPE_VARS, type Scope } from './api';
+import { gql, type Scope } from './api';
 import { formatTime } from './format';
 import { ErrorNote, EVENT_TYPES, SecretOnce, useConfirm } from './ui';
+import {
+  CREATE_ENDPOINT_MUTATION,
+  ENDPOINTS_QUERY,
+  ENDPOINT_QUERY,
+  ENABLE_ENDPOINT_MUTATION,
+  DISABLE_ENDPOINT_MUTATION,
+  ROTATE_SECRET_MUTATION,
+  REDELIVER_MUTATION,
+  DELETE_ENDPOINT_MUTATION,
+} from './documents';
 
 interface Endpoint {
   id: string;
@@ -40,11 +50,6 @@ interface Delivery {
   lastError: string | null;
   attemptLog: Attempt[];
 }
-
-const ENDPOINT_FIELDS =
-  'id url description eventTypes enabled disabledAt disabledReason failureRun previousSecretExpiresAt createdAt updatedAt';
-const DELIVERY_FIELDS = `id messageId eventId eventType status attempts createdAt deliveredAt nextAttemptAt
-  lastResponseCode lastError attemptLog { at succeeded responseCode latencyMs error nextAttemptAt }`;
 
 /** Deliveries shown per page (the API's default). */
 const DELIVERY_PAGE = 20;
@@ -112,19 +117,13 @@ function NewEndpoint({
     try {
       const data = await gql<{
         createWebhookEndpoint: { secret: string; endpoint: Endpoint };
-      }>(
-        scope,
-        `mutation CreateEndpoint($input: CreateWebhookEndpointInput!, ${SCOPE_VARS}) {
-          createWebhookEndpoint(input: $input, ${SCOPE_ARGS}) { secret endpoint { ${ENDPOINT_FIELDS} } }
-        }`,
-        {
-          input: {
-            url: url.trim(),
-            description: description || null,
-            eventTypes: types.length > 0 ? types : null,
-          },
+      }>(scope, CREATE_ENDPOINT_MUTATION, {
+        input: {
+          url: url.trim(),
+          description: description || null,
+          eventTypes: types.length > 0 ? types : null,
         },
-      );
+      });
       setError(null);
       onCreated(data.createWebhookEndpoint.secret, data.createWebhookEndpoint.endpoint);
     } catch (caught) {
@@ -179,10 +178,7 @@ export function WebhooksPage({ scope }: { scope: Scope }) {
   const [error, setError] = useState<unknown>(null);
   const load = async () => {
     try {
-      const data = await gql<{ webhookEndpoints: Endpoint[] }>(
-        scope,
-        `query Endpoints(${SCOPE_VARS}) { webhookEndpoints(${SCOPE_ARGS}) { ${ENDPOINT_FIELDS} } }`,
-      );
+      const data = await gql<{ webhookEndpoints: Endpoint[] }>(scope, ENDPOINTS_QUERY);
       setEndpoints(data.webhookEndpoints);
       setError(null);
     } catch (caught) {
@@ -306,12 +302,7 @@ export function WebhookPage({ scope, id }: { scope: Scope; id: string }) {
     try {
       const data = await gql<{ webhookEndpoint: Endpoint & { deliveries: Delivery[] } }>(
         scope,
-        `query Endpoint($id: ID!, $first: Int, $status: WebhookDeliveryStatus, ${SCOPE_VARS}) {
-          webhookEndpoint(id: $id, ${SCOPE_ARGS}) {
-            ${ENDPOINT_FIELDS}
-            deliveries(first: $first, status: $status) { ${DELIVERY_FIELDS} }
-          }
-        }`,
+        ENDPOINT_QUERY,
         { id, first: Math.min(shownCount.current + 1, 100), status: status || null },
       );
       const { deliveries: list, ...rest } = data.webhookEndpoint;
@@ -348,22 +339,10 @@ export function WebhookPage({ scope, id }: { scope: Scope; id: string }) {
         : `Disable ${endpoint?.url}? Its events wait (kept for the event retention) and go out once it is enabled again.`,
       async () => {
         if (enabled) {
-          await gql(
-            scope,
-            `mutation EnableEndpoint($id: ID!, ${SCOPE_VARS}) {
-              updateWebhookEndpoint(id: $id, input: { enabled: true }, ${SCOPE_ARGS}) { id enabled }
-            }`,
-            { id },
-          );
+          await gql(scope, ENABLE_ENDPOINT_MUTATION, { id });
           return 'Endpoint enabled: delivery resumes where it stopped.';
         }
-        await gql(
-          scope,
-          `mutation DisableEndpoint($id: ID!, ${SCOPE_VARS}) {
-            disableWebhookEndpoint(id: $id, ${SCOPE_ARGS}) { id enabled }
-          }`,
-          { id },
-        );
+        await gql(scope, DISABLE_ENDPOINT_MUTATION, { id });
         return 'Endpoint disabled.';
       },
     );
@@ -374,9 +353,7 @@ export function WebhookPage({ scope, id }: { scope: Scope; id: string }) {
       async () => {
         const data = await gql<{ rotateWebhookSecret: { secret: string } }>(
           scope,
-          `mutation RotateSecret($id: ID!, $overlapSeconds: Int, ${SCOPE_VARS}) {
-            rotateWebhookSecret(id: $id, overlapSeconds: $overlapSeconds, ${SCOPE_ARGS}) { secret endpoint { id } }
-          }`,
+          ROTATE_SECRET_MUTATION,
           { id, overlapSeconds: seconds },
         );
         setSecret(data.rotateWebhookSecret.secret);
@@ -388,23 +365,13 @@ export function WebhookPage({ scope, id }: { scope: Scope; id: string }) {
     act(
       `Send event ${delivery.eventId} (${delivery.eventType}) to ${endpoint?.url} again now, with the same webhook-id?`,
       async () => {
-        await gql(
-          scope,
-          `mutation Redeliver($deliveryId: ID!, ${SCOPE_VARS}) {
-            redeliverWebhook(deliveryId: $deliveryId, ${SCOPE_ARGS}) { id status }
-          }`,
-          { deliveryId: delivery.id },
-        );
+        await gql(scope, REDELIVER_MUTATION, { deliveryId: delivery.id });
         return `Event ${delivery.eventId} queued for delivery again.`;
       },
     );
   const remove = () =>
     act(`Delete ${endpoint?.url} with its deliveries? This cannot be undone.`, async () => {
-      await gql(
-        scope,
-        `mutation DeleteEndpoint($id: ID!, ${SCOPE_VARS}) { deleteWebhookEndpoint(id: $id, ${SCOPE_ARGS}) }`,
-        { id },
-      );
+      await gql(scope, DELETE_ENDPOINT_MUTATION, { id });
       location.hash = webhookHref();
       return 'Endpoint deleted.';
     });

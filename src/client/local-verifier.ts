@@ -134,14 +134,14 @@ export interface LocalVerifier {
   close(): Promise<void>;
 }
 
-const KEYS = `query VerifierKeys($tags: [String!]!) {
+export const KEYS = `query VerifierKeys($tags: [String!]!) {
   verifierKeys(tags: $tags) {
     issuer audience clockToleranceSeconds maxTokenAgeSeconds
     keys { tag kid current encryptionKey { kty k alg kid } verificationKey { kty crv x alg use kid } }
   }
 }`;
 
-const SNAPSHOT = `query VerifierSnapshot($tags: [String!]!, $after: String) {
+export const SNAPSHOT = `query VerifierSnapshot($tags: [String!]!, $after: String) {
   verifierSnapshot(tags: $tags, first: 1000, after: $after) {
     position endCursor hasNextPage
     entries { sessionId tag state tokensValidUntil changedAt }
@@ -149,7 +149,7 @@ const SNAPSHOT = `query VerifierSnapshot($tags: [String!]!, $after: String) {
 }`;
 
 // `id: position`: the shared subscription transport resumes after the last `id` it received.
-const FEED = `subscription VerifierFeed($tags: [String!]!, $after: ID!, $heartbeatMs: Int) {
+export const FEED = `subscription VerifierFeed($tags: [String!]!, $after: ID!, $heartbeatMs: Int) {
   verifierFeed(tags: $tags, after: $after, heartbeatMs: $heartbeatMs) {
     id: position at
     entry { sessionId tag state tokensValidUntil changedAt }

@@ -1,4 +1,5 @@
 import { createClient, type Client, type ClientOptions } from 'graphql-ws';
+import { documentIdOf } from './document-id.js';
 import { SessionServiceError, type GraphQLErrorPayload } from './errors.js';
 import { timeoutOf, urlsOf, webSocketUrlsOf } from './transport.js';
 import type { SessionEvent } from './types.js';
@@ -168,14 +169,21 @@ function subscribeOn(
     stop();
     subscribeOptions.onError?.(error);
   };
+  // The trusted-document id beside the text (src/client/document-id.ts): graphql-ws servers
+  // from before trusted documents ignore it.
+  let documentId: string | undefined;
   const payload = {
     query,
+    get documentId() {
+      return documentId;
+    },
     get variables() {
       return { ...variables, after: lastEventId ?? null };
     },
   };
-  client.then(
-    (ws) => {
+  Promise.all([client, documentIdOf(query)]).then(
+    ([ws, id]) => {
+      documentId = id;
       if (stopped) return;
       dispose = ws.subscribe<Record<string, SessionEvent>>(payload, {
         next: (result) => {

@@ -1,3 +1,4 @@
+import { documentIdOf, refusedDocumentId } from './document-id.js';
 import { badUserInput } from './ductape.js';
 import { SessionServiceError, type GraphQLErrorPayload } from './errors.js';
 
@@ -112,27 +113,13 @@ class NoAnswer {
   ) {}
 }
 
-/**
- * GraphQL over HTTP: a POST of JSON to the endpoint, the key in the Authorization header. Each
- * attempt has `timeoutMs` for the whole answer (SERVICE_UNAVAILABLE past it). With several
- * URLs, a call starts at the last one that answered; a query moves to the next on a connection
- * failure or a timeout, a mutation only when its connection was never made (it may otherwise
- * have been applied).
- */
-export function httpTransport(options: {
-  readonly url: string | readonly string[];
-  readonly key: string;
-  readonly fetch?: typeof fetch;
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly timeoutMs?: number;
-}): Request {
-  const urls = urlsOf(options.url, 'url');
-  const timeoutMs = timeoutOf(options.timeoutMs);
-  const fetchImpl = options.fetch ?? globalThis.fetch;
-  /** Where the next call starts: the last URL that answered. */
-  let preferred = 0;
-
-  const attempt = async (
+/** One HTTP attempt at one URL: the whole answer within `timeoutMs`, or a {@link NoAnswer}. */
+function attemptOf(
+  fetchImpl: typeof fetch,
+  options: { readonly key: string; readonly headers?: Readonly<Record<string, string>> },
+  timeoutMs: number,
+) {
+  return async (
     url: string,
     body: string,
     callerSignal: AbortSignal | undefined,
@@ -180,22 +167,48 @@ export function httpTransport(options: {
       );
     }
   };
+}
 
-  return async function request<T>(
-    query: string,
-    variables?: Record<string, unknown>,
-    callOptions: CallOptions = {},
-  ) {
-    const mutation = /^\s*mutation\b/.test(query);
-    const body = JSON.stringify({ query, variables });
-    let answer: { response: Response; text: string } | undefined;
+/**
+ * GraphQL over HTTP: a POST of JSON to the endpoint, the key in the Authorization header. Each
+ * attempt has `timeoutMs` for the whole answer (SERVICE_UNAVAILABLE past it). With several
+ * URLs, a call starts at the last one that answered; a query moves to the next on a connection
+ * failure or a timeout, a mutation only when its connection was never made (it may otherwise
+ * have been applied). Each operation carries its trusted-document id (`documentId`) beside its
+ * text; a server from before trusted documents refuses the parameter, and is then sent the text
+ * alone (src/client/document-id.ts).
+ */
+export function httpTransport(options: {
+  readonly url: string | readonly string[];
+  readonly key: string;
+  readonly fetch?: typeof fetch;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+}): Request {
+  const urls = urlsOf(options.url, 'url');
+  const timeoutMs = timeoutOf(options.timeoutMs);
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  /** Where the next call starts: the last URL that answered. */
+  let preferred = 0;
+  /** Set once a server refused `documentId` (one from before trusted documents). */
+  let sendIds = true;
+
+  const attempt = attemptOf(fetchImpl, options, timeoutMs);
+
+  /** One request's body to the first URL that answers (see above), or the failures thrown. */
+  const send = async (
+    body: string,
+    mutation: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<{ response: Response; text: string }> => {
     const failures: SessionServiceError[] = [];
     const first = preferred;
-    for (let i = 0; i < urls.length && !answer; i++) {
+    for (let i = 0; i < urls.length; i++) {
       const index = (first + i) % urls.length;
       try {
-        answer = await attempt(urls[index]!, body, callOptions.signal);
+        const answer = await attempt(urls[index]!, body, signal);
         preferred = index;
+        return answer;
       } catch (error) {
         if (!(error instanceof NoAnswer)) throw error;
         failures.push(error.error);
@@ -204,16 +217,36 @@ export function httpTransport(options: {
         if (mutation && error.mayHaveArrived) break;
       }
     }
-    if (!answer) {
-      const last = failures[failures.length - 1]!;
-      if (failures.length === 1) throw last;
-      throw new SessionServiceError(
-        last.code,
-        `No session service answered: ${failures.map((f) => f.message).join(' ')}`,
-        { cause: last.cause },
-      );
+    const last = failures[failures.length - 1]!;
+    if (failures.length === 1) throw last;
+    throw new SessionServiceError(
+      last.code,
+      `No session service answered: ${failures.map((f) => f.message).join(' ')}`,
+      { cause: last.cause },
+    );
+  };
+
+  return async function request<T>(
+    query: string,
+    variables?: Record<string, unknown>,
+    callOptions: CallOptions = {},
+  ) {
+    const mutation = /^\s*mutation\b/.test(query);
+    const documentId = sendIds ? await documentIdOf(query) : undefined;
+    let { response, text } = await send(
+      JSON.stringify({ documentId, query, variables }),
+      mutation,
+      callOptions.signal,
+    );
+    if (documentId !== undefined && refusedDocumentId(response.status, text)) {
+      // Refused before anything ran: the same request without the id, and none from now on.
+      sendIds = false;
+      ({ response, text } = await send(
+        JSON.stringify({ query, variables }),
+        mutation,
+        callOptions.signal,
+      ));
     }
-    const { response, text } = answer;
     let parsed: { data?: unknown; errors?: GraphQLErrorPayload[] } | undefined;
     try {
       parsed = JSON.parse(text) as typeof parsed;

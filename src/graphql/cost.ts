@@ -145,9 +145,13 @@ export function operationCost(
   }
   const values = variableValues ?? {};
   // An absent variable (its default applies) and a null one are told apart.
-  const key = `${operationName ?? ''}\u0000${JSON.stringify(
-    known.names.map((name) => (Object.hasOwn(values, name) ? [values[name]] : [])),
-  )}`;
+  // A document whose cost reads no variable (a verify, say) needs no serialization of them.
+  const key =
+    known.names.length === 0
+      ? (operationName ?? '')
+      : `${operationName ?? ''}\u0000${JSON.stringify(
+          known.names.map((name) => (Object.hasOwn(values, name) ? [values[name]] : [])),
+        )}`;
   const cached = known.byKey.get(key);
   if (cached !== undefined) return cached;
   const cost = walkCost(context, schema, document, values, operationName);

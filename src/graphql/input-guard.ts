@@ -73,11 +73,8 @@ function checkLiteral(node: ValueNode, path: string, depth: number): Refusal | u
   }
 }
 
-/** The first problem in an operation's literal arguments and its variables. */
-export function findUnstorableInput(
-  document: DocumentNode,
-  variables: Readonly<Record<string, unknown>> | null | undefined,
-): Refusal | undefined {
+/** The first problem in a document's literal arguments, if any: it depends on the document only. */
+function findUnstorableLiteral(document: DocumentNode): Refusal | undefined {
   let found: Refusal | undefined;
   visit(document, {
     Argument(node) {
@@ -85,12 +82,32 @@ export function findUnstorableInput(
       return found ? false : undefined;
     },
   });
-  if (found) return found;
+  return found;
+}
+
+/**
+ * Literal refusals worked out, per parsed document (null: none). Yoga's parser cache hands out
+ * the same object for the same text, and a trusted document is always the same text: its
+ * literals are walked once, not once per request.
+ */
+const literalRefusals = new WeakMap<DocumentNode, Refusal | null>();
+
+/** The first problem in an operation's literal arguments and its variables. */
+export function findUnstorableInput(
+  document: DocumentNode,
+  variables: Readonly<Record<string, unknown>> | null | undefined,
+): Refusal | undefined {
+  let literal = literalRefusals.get(document);
+  if (literal === undefined) {
+    literal = findUnstorableLiteral(document) ?? null;
+    literalRefusals.set(document, literal);
+  }
+  if (literal) return literal;
   for (const [name, value] of Object.entries(variables ?? {})) {
-    found = checkValue(value, segment(name), 0);
+    const found = checkValue(value, segment(name), 0);
     if (found) return found;
   }
-  return found;
+  return undefined;
 }
 
 function refusal(found: Refusal): { errors: GraphQLError[] } {

@@ -24,6 +24,8 @@ import { freshDatabase } from './fresh-database.js';
 import { writeResults } from './results-file.js';
 import { localTable, localVerifierBench, type LocalFigures } from './local-verifier.js';
 import { RATE_CLASSES } from '../../src/limits/rate-limits.js';
+import { VERIFY as CLIENT_VERIFY } from '../../src/client/documents.js';
+import { documentId } from '../../scripts/trusted-documents.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const args = new Set(process.argv.slice(2));
@@ -309,6 +311,17 @@ async function main() {
           },
         ],
       },
+      // The client package's verify, as it sends it (its id and its text; the server runs its
+      // own copy by id), and by its id alone (a trusted document, nothing to read but the id).
+      clientVerify('verifySession, client document, id + text', auth, () => ({
+        documentId: documentId(CLIENT_VERIFY),
+        query: CLIENT_VERIFY,
+        variables: { tag: 'user-session', token: started[verifyCursor++ % started.length]!.token },
+      })),
+      clientVerify('verifySession, client document, id only', auth, () => ({
+        documentId: documentId(CLIENT_VERIFY),
+        variables: { tag: 'user-session', token: started[verifyCursor++ % started.length]!.token },
+      })),
       {
         name: 'startSession',
         target: 'ours',
@@ -547,6 +560,22 @@ async function main() {
 }
 
 /** Verifies of a token picked at random among the seeded sessions. */
+/** A scenario of verifies whose body `body` makes, one per request. */
+function clientVerify(
+  name: string,
+  headers: Record<string, string>,
+  body: () => Record<string, unknown>,
+): Scenario {
+  return {
+    name,
+    target: 'ours',
+    headers,
+    requests: [
+      { method: 'POST', setupRequest: (req) => ({ ...req, body: JSON.stringify(body()) }) },
+    ],
+  };
+}
+
 function randomVerify(name: string, key: string, started: { token: string }[]): Scenario {
   return {
     name,
