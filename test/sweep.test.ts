@@ -397,6 +397,7 @@ describe('the sweep', () => {
     },
   );
 
+  // A liveness bound, not a timing claim: on a busy machine the insert alone took 60 s.
   it('sweeps 100,000 expired sessions while verify traffic runs: every verify answers and no live session is touched', async ({
     t,
   }) => {
@@ -497,5 +498,5 @@ describe('the sweep', () => {
     // Not for isolation (the product is this test's own) but for volume: on Postgres the
     // database outlives the run, and 100,000 events per run need not pile up in it.
     await execute(t, sql`delete from products where id = ${productId}::uuid`);
-  }, 240_000);
+  }, 600_000);
 });
