@@ -118,7 +118,7 @@ describe('the server process', { timeout: 180_000 }, () => {
     });
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);
-  }, 300_000);
+  }, 600_000);
 
   it('shuts down on SIGTERM after finishing requests in flight, and exits 0', async () => {
     const adminKey = `ak_${'k'.repeat(40)}`;

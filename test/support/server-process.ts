@@ -114,8 +114,9 @@ export async function startServerProcess(
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`server did not start:\n${out}\n${err}`)),
-      // A liveness bound, generous: on a loaded 2-core machine a start can take tens of seconds.
-      120_000,
+      // A liveness bound, generous: on a loaded 2-core machine a start can take tens of seconds,
+      // and a first embedded start through tsx (initdb, every migration) over 2 minutes.
+      240_000,
     );
     const check = () => {
       const match = /Graph(?:iQL|QL) at (http:\/\/localhost:\d+\/graphql)/.exec(out);
