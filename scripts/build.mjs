@@ -66,10 +66,15 @@ async function makePgliteTemplate(dir) {
   writeFileSync(path.join(dir, 'pglite-version'), `${pkg.version}\n`);
 }
 
-export async function build() {
+/**
+ * Builds into `target` (`dist/` unless told otherwise; the tests build into a cache of their own,
+ * test/support/server-build.ts). A build found from `target` finds the project's files from the
+ * nearest package.json above it (src/paths.ts), so `target` lies inside the project.
+ */
+export async function build(target = DIST) {
   const { build: esbuild } = await import('esbuild');
   // Built beside, then moved into place: a start never sees half a build.
-  const staging = path.join(ROOT, `.dist-${process.pid}`);
+  const staging = path.join(path.dirname(target), `.dist-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   try {
     await esbuild({
@@ -93,13 +98,14 @@ export async function build() {
       logLevel: 'warning',
     });
     await makePgliteTemplate(path.join(staging, 'pglite-template'));
-    rmSync(DIST, { recursive: true, force: true });
-    renameSync(staging, DIST);
+    rmSync(target, { recursive: true, force: true });
+    renameSync(staging, target);
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  await build();
+  // `node scripts/build.mjs [directory]`: into dist/, or into the directory given.
+  await build(process.argv[2] ? path.resolve(process.argv[2]) : DIST);
 }

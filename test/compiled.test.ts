@@ -105,7 +105,7 @@ describe('the compiled server (npm run build, node dist/main.js)', () => {
     const dataDir = tempDir();
     const server = await startServerProcess(
       { DATA_DIR: dataDir, SWEEP_INTERVAL_SECONDS: '0' },
-      'compiled',
+      'dist',
     );
     expect(server.stdout()).toMatch(/"database":"pglite"/);
     expect(existsSync(path.join(dataDir, 'pgdata', 'PG_VERSION'))).toBe(true);
@@ -119,7 +119,7 @@ describe('the compiled server (npm run build, node dist/main.js)', () => {
       try {
         const server = await startServerProcess(
           { DATA_DIR: tempDir(), SWEEP_INTERVAL_SECONDS: '0', DATABASE_URL: database.url },
-          'compiled',
+          'dist',
         );
         expect(server.stdout()).toMatch(/"database":"postgres"/);
         await servesAll(server);

@@ -87,9 +87,11 @@ const databaseEnv = (): Record<string, string> => ({
 // Each test spawns server processes (a start is seconds on a busy 2-core machine, more on a new
 // embedded database): a liveness bound of 3 minutes a test, not a timing claim.
 describe('the server process', { timeout: 180_000 }, () => {
+  // From the sources through tsx, as `npm run dev` starts it (the other tests run the build): a
+  // first embedded start there has no PGlite template, so it runs initdb and every migration.
   it('on a first embedded start prints GraphiQL, the admin key and a working demo key, once; they persist', async () => {
     const dataDir = tempDir();
-    const first = await startServerProcess({ DATA_DIR: dataDir });
+    const first = await startServerProcess({ DATA_DIR: dataDir }, 'source');
     const adminKey = /Admin key \(shown once, store it now\): (ak_\S+)/.exec(first.stdout())?.[1];
     const demoKey = /secret key \(shown once\): (sk_dev_\S+)/.exec(first.stdout())?.[1];
     expect(adminKey).toBeDefined();
@@ -109,14 +111,14 @@ describe('the server process', { timeout: 180_000 }, () => {
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
 
-    const second = await startServerProcess({ DATA_DIR: dataDir });
+    const second = await startServerProcess({ DATA_DIR: dataDir }, 'source');
     expect(second.stdout()).not.toMatch(/ak_|sk_dev_/);
     expect(await post(second.url, demoKey!, '{ sessionConfigs { tag } }')).toEqual({
       data: { sessionConfigs: [{ tag: 'user-session' }] },
     });
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);
-  }, 300_000);
+  }, 600_000);
 
   it('shuts down on SIGTERM after finishing requests in flight, and exits 0', async () => {
     const adminKey = `ak_${'k'.repeat(40)}`;

@@ -402,6 +402,7 @@ describe('the sweep', () => {
     },
   );
 
+  // A liveness bound, not a timing claim: on a busy machine the insert alone took 60 s.
   it('sweeps 100,000 expired sessions while verify traffic runs: every verify answers and no live session is touched', async ({
     t,
   }) => {
@@ -510,5 +511,5 @@ describe('the sweep', () => {
         sql`delete from ${sql.identifier(table)} where ${sql.identifier(column)} = ${productId}::uuid`,
       );
     }
-  }, 240_000);
+  }, 600_000);
 });

@@ -2,8 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import path from 'node:path';
+import { inject } from 'vitest';
 import { TEST_DATABASE_URL } from './app.js';
 import { documentText, type Document } from './graphql.js';
+import { serverBuild } from './server-build.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -56,23 +58,44 @@ export interface ServerProcess {
 }
 
 /**
- * How a server process is run: from the sources through tsx (the default), or the build
- * (`node dist/main.js`, as `npm start` runs it; `npm run build` first). `TEST_SERVER=compiled`
- * runs every test's server processes from the build.
+ * How a server process is run: `compiled`, the default, from a build of the current sources
+ * (test/support/server-build.ts: made once, on the first ask, and kept until the sources change;
+ * as `npm start` runs the server, and a start costs a fraction of the CPU of one through tsx);
+ * `source`, from the sources through tsx, as `npm run dev` runs it (`TEST_SERVER=source` runs every
+ * test's server processes so); `dist`, the build `npm run build` wrote (test/compiled.test.ts).
  */
-export type ServerEntry = 'source' | 'compiled';
+export type ServerEntry = 'source' | 'compiled' | 'dist';
 
-const DEFAULT_ENTRY: ServerEntry = process.env.TEST_SERVER === 'compiled' ? 'compiled' : 'source';
+const DEFAULT_ENTRY: ServerEntry = process.env.TEST_SERVER === 'source' ? 'source' : 'compiled';
 
-const argvOf = (entry: ServerEntry) =>
-  entry === 'compiled' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+let compiledDir: Promise<string> | undefined;
+
+/** The directory of the build of the current sources, asked of the global set-up once per file. */
+function compiledBuild(): Promise<string> {
+  compiledDir ??= (async () => {
+    const url = inject('serverBuildUrl');
+    // Without the global set-up (a file run on its own config), this file builds it itself.
+    if (!url) return serverBuild();
+    const response = await fetch(url);
+    const text = await response.text();
+    if (!response.ok) throw new Error(text);
+    return text;
+  })();
+  return compiledDir;
+}
+
+async function argvOf(entry: ServerEntry): Promise<string[]> {
+  if (entry === 'source') return ['--import', 'tsx', 'src/main.ts'];
+  if (entry === 'dist') return ['dist/main.js'];
+  return [path.join(await compiledBuild(), 'main.js')];
+}
 
 /** Runs the server with exactly the given environment (plus PATH), from `entry`. */
 export async function startServerProcess(
   env: Record<string, string>,
   entry: ServerEntry = DEFAULT_ENTRY,
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, argvOf(entry), {
+  const child = spawn(process.execPath, await argvOf(entry), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -91,8 +114,9 @@ export async function startServerProcess(
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`server did not start:\n${out}\n${err}`)),
-      // A liveness bound, generous: on a loaded 2-core machine a start can take tens of seconds.
-      120_000,
+      // A liveness bound, generous: on a loaded 2-core machine a start can take tens of seconds,
+      // and a first embedded start through tsx (initdb, every migration) over 2 minutes.
+      240_000,
     );
     const check = () => {
       const match = /Graph(?:iQL|QL) at (http:\/\/localhost:\d+\/graphql)/.exec(out);
@@ -115,7 +139,7 @@ export async function runServerExpectingExit(
   env: Record<string, string>,
   entry: ServerEntry = DEFAULT_ENTRY,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, argvOf(entry), {
+  const child = spawn(process.execPath, await argvOf(entry), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
