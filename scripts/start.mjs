@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
 /** What the build is made from: a change to any of them makes it stale. */
-const INPUTS = ['src', 'patches', 'package-lock.json', 'scripts/build.mjs'];
+// drizzle/: the build's embedded-database template is migrated from it.
+const INPUTS = ['src', 'drizzle', 'patches', 'package-lock.json', 'scripts/build.mjs'];
 
 /** The newest modification time (ms) of a file, or of any file under a directory. */
 function newest(file) {
