@@ -15,6 +15,7 @@ import manifest from './trusted-documents.json' with { type: 'json' };
  * - `require`: only trusted documents run, by id or by their exact text.
  */
 export type TrustedDocumentsMode = 'off' | 'allow' | 'require';
+/** The modes `TRUSTED_DOCUMENTS` accepts (src/config.ts checks the setting against them). */
 export const TRUSTED_DOCUMENTS_MODES = ['off', 'allow', 'require'] as const;
 
 /** The shape of an id: The Guild's and GraphQL-over-HTTP's `sha256:` persisted-document ids. */
