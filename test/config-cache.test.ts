@@ -56,6 +56,16 @@ async function startCode(t: TestApp, key: string, tag: string, data: unknown = U
   };
 }
 
+/**
+ * Waits until `b` has had every config change committed so far (the NOTIFY of a config just
+ * created through `a` among them): one notification of its own, sent after them, has come back on
+ * its listening connection, which receives them in commit order. Otherwise that NOTIFY, on its way
+ * while `b` starts a session, drops the entry `b` has just cached.
+ */
+async function createdNoticedBy(b: TestApp): Promise<void> {
+  await b.database.checkNotifications();
+}
+
 /** Waits until `b`'s cache no longer holds anything of the product (the NOTIFY arrived). */
 async function forgottenBy(t: TestApp, productId: string): Promise<void> {
   const until = Date.now() + 5_000;
@@ -95,6 +105,7 @@ describe('session config cache across two instances', () => {
     const key = product.secret.dev;
     const tag = await newConfig(a, key);
     const { productId } = await configIdsOf(a, product.tag, tag);
+    await createdNoticedBy(b);
     await start(b, key, tag); // b caches the config
     expect(b.services.sessionConfigs.holdsProduct(productId)).toBe(true);
     await ok(a.app, { key, query: REVOKE_ALL, variables: { tag, identifier: 'user-123' } });
@@ -150,6 +161,7 @@ describe('session config cache across two instances', () => {
     const key = product.secret.dev;
     const tag = await newConfig(a, key);
     const { configId, productId } = await configIdsOf(a, product.tag, tag);
+    await createdNoticedBy(b);
     await start(b, key, tag);
     expect(b.services.sessionConfigs.holdsProduct(productId)).toBe(true);
     await a.database.db.execute(
